@@ -1,0 +1,19 @@
+#pragma once
+// Each area of the host adds its subcommands to the one CLI11 app here; main() only
+// wires them up, so a new command never needs an edit outside its own area.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace bachlab::cli {
+
+/// A subcommand's work: runs after parsing, returns the process exit code.
+using Action = std::function<int()>;
+
+/// Sets the action run when `command` is chosen on the command line.
+void on_run(CLI::App* command, Action action);
+
+/// The subcommands, one function per area.
+void add_plugins_commands(CLI::App& app);  // plugins, check
+}  // namespace bachlab::cli

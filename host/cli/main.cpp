@@ -1,0 +1,51 @@
+// bachlab: classify breast-cancer histology photos and run, compare and tune experiments.
+#include "host/cli/commands.h"
+#include "host/plugins/registry.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <iostream>
+#include <map>
+
+namespace bachlab::cli {
+
+namespace {
+std::map<CLI::App*, Action>& actions() {
+  static std::map<CLI::App*, Action> table;
+  return table;
+}
+}  // namespace
+
+void on_run(CLI::App* command, Action action) { actions()[command] = std::move(action); }
+
+}  // namespace bachlab::cli
+
+int main(int argc, char** argv) {
+  using namespace bachlab;
+  CLI::App app{"bachlab: breast-cancer histology classification and deep-learning experiments"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version",
+                       std::string("bachlab ") + BACHLAB_VERSION + "\nLibTorch " + host::host_torch_version() +
+                           "\nplugin SDK ABI " + host::host_abi_version());
+  cli::add_plugins_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (CLI::App* command : app.get_subcommands()) {
+      auto it = cli::actions().find(command);
+      if (it != cli::actions().end()) return it->second();
+    }
+    std::cerr << "bachlab: no action for this command\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 3;
+  }
+}

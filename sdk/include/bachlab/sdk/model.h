@@ -1,0 +1,70 @@
+#pragma once
+/// \file model.h
+/// Model plugins build a network that maps a batch of images (N, C, H, W) to class logits.
+
+#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/plugin.h>
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bachlab::sdk {
+
+/// What the host tells a model about its data.
+struct ModelSpec {
+  /// Input channels (3 for RGB photos).
+  int64_t channels = 3;
+  /// Input height in pixels.
+  int64_t height = 224;
+  /// Input width in pixels.
+  int64_t width = 224;
+  /// Number of classes; the network returns this many logits per image.
+  int64_t num_classes = 4;
+};
+
+/// A named set of parameters that trains together (e.g. "backbone" and "head").
+struct ParameterGroup {
+  /// Name shown in logs and used by configs (e.g. "head").
+  std::string name;
+  /// The tensors of this group.
+  std::vector<torch::Tensor> parameters;
+  /// False for a frozen group: the optimizer never sees it.
+  bool trainable = true;
+  /// Multiplies the optimizer's learning rate for this group. Default: 1.
+  double lr_scale = 1.0;
+};
+
+/// The network a model plugin builds.
+class Network : public torch::nn::Module {
+ public:
+  /// Logits of shape (N, num_classes) for a batch of shape (N, C, H, W).
+  virtual torch::Tensor forward(torch::Tensor images) = 0;
+
+  /// Parameter groups. Default: one trainable group "all" with every parameter.
+  virtual std::vector<ParameterGroup> parameter_groups() {
+    return {ParameterGroup{"all", parameters(), true, 1.0}};
+  }
+
+  /// An extra term added to the loss (e.g. an L2 penalty on one layer). Default: none,
+  /// returned as an undefined tensor.
+  virtual torch::Tensor regularization() { return {}; }
+};
+
+/// The interface a model plugin's factory implements.
+class ModelPlugin {
+ public:
+  virtual ~ModelPlugin() = default;
+  /// Builds a freshly initialised network. Reads its settings from `params` (recording
+  /// problems there) and throws bachlab::Error for what params cannot express.
+  virtual std::shared_ptr<Network> create(const ModelSpec& spec, Params& params) const = 0;
+};
+
+template <>
+struct KindInterface<kind_tags::model> {
+  using type = ModelPlugin;
+};
+
+}  // namespace bachlab::sdk

@@ -1,0 +1,72 @@
+#pragma once
+/// \file value.h
+/// Typed parameter values as they come from TOML: bool, integer, float, string, or a
+/// list of those. Used by Params (plugin settings) and by the tuner's search space.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace bachlab::sdk {
+
+/// A single TOML scalar.
+using Scalar = std::variant<bool, int64_t, double, std::string>;
+
+/// A scalar or a list of scalars (TOML arrays of tables are not plugin params).
+using Value = std::variant<bool, int64_t, double, std::string, std::vector<Scalar>>;
+
+/// "bool", "integer", "float", "string" or "list": the words error messages use.
+inline const char* type_name(const Value& v) {
+  switch (v.index()) {
+    case 0: return "bool";
+    case 1: return "integer";
+    case 2: return "float";
+    case 3: return "string";
+    default: return "list";
+  }
+}
+
+/// A scalar as TOML would write it: true, 3, 0.001, "same".
+inline std::string to_string(const Scalar& s) {
+  struct {
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const {
+      // The shortest text that reads back as the same double, so 0.001 prints as 0.001.
+      char buffer[32];
+      for (int precision = 1; precision <= 17; ++precision) {
+        std::snprintf(buffer, sizeof buffer, "%.*g", precision, d);
+        if (std::strtod(buffer, nullptr) == d) break;
+      }
+      std::string text = buffer;
+      if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+      return text;
+    }
+    std::string operator()(const std::string& s) const { return "\"" + s + "\""; }
+  } visitor;
+  return std::visit(visitor, s);
+}
+
+/// A value as TOML would write it; lists as [a, b].
+inline std::string to_string(const Value& v) {
+  if (const auto* list = std::get_if<std::vector<Scalar>>(&v)) {
+    std::string text = "[";
+    for (size_t i = 0; i < list->size(); ++i) text += (i ? ", " : "") + to_string((*list)[i]);
+    return text + "]";
+  }
+  return std::visit(
+      [](const auto& x) -> std::string {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::vector<Scalar>>) {
+          return "";
+        } else {
+          return to_string(Scalar(x));
+        }
+      },
+      v);
+}
+
+}  // namespace bachlab::sdk
