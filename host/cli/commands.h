@@ -14,6 +14,9 @@ using Action = std::function<int()>;
 /// Sets the action run when `command` is chosen on the command line.
 void on_run(CLI::App* command, Action action);
 
-/// The subcommands, one function per area.
-void add_plugins_commands(CLI::App& app);  // plugins, check
+/// The subcommands, one function per area (each defined in that area's folder).
+void add_plugins_commands(CLI::App& app);  // plugins, check      (host/cli)
+void add_synth_commands(CLI::App& app);    // synth               (host/data/synth_command.cpp)
+void add_data_commands(CLI::App& app);     // explore             (host/data)
+void add_run_commands(CLI::App& app);      // run, eval, predict  (host/train)
 }  // namespace bachlab::cli

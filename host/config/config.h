@@ -1,0 +1,69 @@
+#pragma once
+// An experiment config: a TOML file, possibly extending another (`extends = "base.toml"`),
+// merged into one tree and handed out table by table as sdk::Params. Every area of the
+// host reads its own table through Params, exactly as plugins read theirs, so there is one
+// way to read and validate settings: typed getters with defaults and ranges, unknown keys
+// reported with a "did you mean", every problem of every table collected in one pass.
+
+#include <bachlab/sdk/params.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+class Config {
+ public:
+  /// Reads `path` and every file it extends (relative to the extending file). Syntax
+  /// errors, missing files and `extends` cycles throw Error naming file and line.
+  static Config load(const std::filesystem::path& path);
+
+  /// Parses TOML text as if read from `name` (for tests and for configs made in code).
+  static Config parse(const std::string& text, const std::string& name);
+
+  Config();
+  ~Config();
+  Config(Config&&) noexcept;
+  Config& operator=(Config&&) noexcept;
+
+  /// The file given to load(), as given.
+  const std::filesystem::path& path() const { return path_; }
+
+  /// The settings of table `name` ("data", "train", or dotted for nested tables such as
+  /// "tune.space.filters"): its scalars and arrays of scalars. An absent table gives empty
+  /// Params. The same object is returned on every call, so the keys asked of it add up.
+  sdk::Params& table(const std::string& name);
+
+  /// Each element of an array of tables (`[[augment]]`), in order, labelled
+  /// "[[augment]] #1" and so on. Absent: empty.
+  std::vector<sdk::Params>& array(const std::string& name);
+
+  /// Names of the child tables of `name` (e.g. the parameters under "tune.space"), in the
+  /// order they appear in the file. Marks `name` and its children as known.
+  std::vector<std::string> subtables(const std::string& name);
+
+  /// True if the merged config has a table or array of tables called `name`.
+  bool contains(const std::string& name) const;
+
+  /// Every problem: those recorded in the Params handed out, plus tables that no reader
+  /// asked for (with a "did you mean" against the tables that were asked for). Call after
+  /// every reader has run.
+  std::vector<std::string> problems() const;
+
+  /// Throws one Error listing problems(), if there are any.
+  void check() const;
+
+  /// The merged config as TOML text: what a run folder saves as config.toml, so the run
+  /// can be repeated from that file alone.
+  std::string resolved_toml() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::filesystem::path path_;
+};
+
+}  // namespace bachlab::host
