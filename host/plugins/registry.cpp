@@ -92,8 +92,11 @@ bool PluginRegistry::load(const fs::path& file) {
   auto library = std::make_shared<Library>();
   library->load(file, ec, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   if (ec) {
-    const char* detail = dlerror();
-    return reject("not a loadable shared library: " + std::string(detail ? detail : ec.message()));
+    const char* error_text = dlerror();
+    std::string detail = error_text ? error_text : ec.message();
+    // dlerror() repeats the path; the message already starts with it.
+    if (detail.rfind(where, 0) == 0) detail.erase(0, where.size());
+    return reject("not a loadable shared library: " + detail);
   }
   if (!library->has(BACHLAB_PLUGIN_ENTRY_NAME))
     return reject("no entry point \"" BACHLAB_PLUGIN_ENTRY_NAME

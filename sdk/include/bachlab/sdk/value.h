@@ -36,10 +36,13 @@ inline std::string to_string(const Scalar& s) {
     std::string operator()(bool b) const { return b ? "true" : "false"; }
     std::string operator()(int64_t i) const { return std::to_string(i); }
     std::string operator()(double d) const {
-      // The shortest text that reads back as the same double, so 0.001 prints as 0.001.
-      char buffer[32];
-      for (int precision = 1; precision <= 17; ++precision) {
-        std::snprintf(buffer, sizeof buffer, "%.*g", precision, d);
+      // The shortest text that reads back as the same double, so 0.001 prints as 0.001;
+      // plain decimals for everyday magnitudes, exponent form for tiny or huge ones.
+      char buffer[64];
+      const double magnitude = d < 0 ? -d : d;
+      const bool plain = magnitude == 0 || (magnitude >= 1e-5 && magnitude < 1e15);
+      for (int precision = 1; precision <= 20; ++precision) {
+        std::snprintf(buffer, sizeof buffer, plain ? "%.*f" : "%.*g", precision, d);
         if (std::strtod(buffer, nullptr) == d) break;
       }
       std::string text = buffer;

@@ -1,0 +1,356 @@
+#include "host/config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+using sdk::Origin;
+using sdk::Params;
+
+namespace {
+
+// Our own tree of the merged config. toml++ does not keep source positions when nodes are
+// copied, and merging `extends` chains needs copies, so each file is converted into this
+// tree once, with every value's file and line, and the trees are merged.
+struct Table {
+  struct Entry {
+    sdk::Value value;
+    Origin origin;
+  };
+  Origin origin;
+  std::map<std::string, Entry> values;
+  std::map<std::string, Table> tables;
+  std::map<std::string, std::vector<Table>> arrays;
+};
+
+Origin origin_of(const toml::node& node, const std::string& file) {
+  return Origin{file, static_cast<int>(node.source().begin.line)};
+}
+
+std::string join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
+
+// Converts one scalar; returns false (with a problem recorded) for dates and nested arrays.
+bool to_scalar(const toml::node& node, sdk::Scalar& out) {
+  if (auto v = node.as_string()) return out = v->get(), true;
+  if (auto v = node.as_integer()) return out = v->get(), true;
+  if (auto v = node.as_floating_point()) return out = v->get(), true;
+  if (auto v = node.as_boolean()) return out = v->get(), true;
+  return false;
+}
+
+void convert(const toml::table& in, Table& out, const std::string& name, const std::string& file,
+             std::vector<std::string>& problems) {
+  for (auto&& [key, node] : in) {
+    const std::string k(key.str());
+    const std::string full = join(name, k);
+    Origin origin = origin_of(node, file);
+    if (auto* table = node.as_table()) {
+      Table& child = out.tables[k];
+      child.origin = origin;
+      convert(*table, child, full, file, problems);
+    } else if (auto* array = node.as_array()) {
+      if (!array->empty() && array->is_array_of_tables()) {
+        auto& list = out.arrays[k];
+        for (auto&& element : *array) {
+          list.emplace_back();
+          list.back().origin = origin_of(element, file);
+          convert(*element.as_table(), list.back(), full, file, problems);
+        }
+        continue;
+      }
+      std::vector<sdk::Scalar> items;
+      for (auto&& element : *array) {
+        sdk::Scalar scalar;
+        if (!to_scalar(element, scalar)) {
+          problems.push_back(origin.prefix() + full +
+                             ": lists may hold only strings, numbers and booleans (found a nested list, table or date)");
+          break;
+        }
+        items.push_back(std::move(scalar));
+      }
+      out.values[k] = {std::move(items), origin};
+    } else {
+      sdk::Scalar scalar;
+      if (!to_scalar(node, scalar)) {
+        problems.push_back(origin.prefix() + full + ": dates and times are not supported; write a string");
+        continue;
+      }
+      sdk::Value value = std::visit([](auto&& s) -> sdk::Value { return s; }, scalar);
+      out.values[k] = {std::move(value), origin};
+    }
+  }
+}
+
+// Overlays `child` on `base`: values replace, tables merge, arrays of tables replace.
+void merge(Table& base, Table&& child) {
+  base.origin = child.origin;
+  for (auto& [key, entry] : child.values) base.values[key] = std::move(entry);
+  for (auto& [key, table] : child.tables) {
+    auto it = base.tables.find(key);
+    if (it == base.tables.end()) {
+      base.tables.emplace(key, std::move(table));
+    } else {
+      merge(it->second, std::move(table));
+    }
+  }
+  for (auto& [key, list] : child.arrays) base.arrays[key] = std::move(list);
+}
+
+Table parse_text(const std::string& text, const std::string& file) {
+  toml::table parsed;
+  try {
+    parsed = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    throw Error(Origin{file, static_cast<int>(e.source().begin.line)}.prefix() + "TOML syntax error: " +
+                std::string(e.description()));
+  }
+  Table root;
+  root.origin = Origin{file, 0};
+  std::vector<std::string> problems;
+  convert(parsed, root, "", file, problems);
+  if (!problems.empty()) {
+    std::string message;
+    for (const auto& p : problems) message += (message.empty() ? "" : "\n") + p;
+    throw Error(message);
+  }
+  return root;
+}
+
+Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
+  std::error_code ec;
+  fs::path canonical = fs::weakly_canonical(path, ec);
+  for (const auto& seen : chain) {
+    if (seen == canonical) {
+      std::string cycle;
+      for (const auto& p : chain) cycle += p.string() + " -> ";
+      throw Error(path.string() + ": extends cycle: " + cycle + canonical.string());
+    }
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot read config file (" + (fs::exists(path) ? "permission denied" : "no such file") + ")");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  Table table = parse_text(buffer.str(), path.string());
+
+  auto extends = table.values.find("extends");
+  if (extends == table.values.end()) return table;
+  const auto* base_name = std::get_if<std::string>(&extends->second.value);
+  if (!base_name)
+    throw Error(extends->second.origin.prefix() + "extends must be a string naming a config file (was " +
+                sdk::type_name(extends->second.value) + " " + sdk::to_string(extends->second.value) + ")");
+  fs::path base_path = fs::path(*base_name).is_absolute() ? fs::path(*base_name) : path.parent_path() / *base_name;
+  if (!fs::exists(base_path))
+    throw Error(extends->second.origin.prefix() + "extends names " + base_path.string() + ", which does not exist");
+  chain.push_back(canonical);
+  Table merged = load_file(base_path, chain);
+  chain.pop_back();
+  merge(merged, std::move(table));
+  merged.values.erase("extends");
+  merged.origin = Origin{path.string(), 0};
+  return merged;
+}
+
+// Finds the table at a dotted path, or null.
+const Table* find_table(const Table& root, const std::string& name) {
+  if (name.empty()) return &root;
+  const Table* current = &root;
+  std::stringstream stream(name);
+  std::string part;
+  while (std::getline(stream, part, '.')) {
+    auto it = current->tables.find(part);
+    if (it == current->tables.end()) return nullptr;
+    current = &it->second;
+  }
+  return current;
+}
+
+Params to_params(const Table* table, const std::string& label, const Origin& fallback) {
+  Params params(label, table ? table->origin : fallback);
+  if (table)
+    for (const auto& [key, entry] : table->values) params.set(key, entry.value, entry.origin);
+  return params;
+}
+
+void to_toml(const Table& in, toml::table& out) {
+  for (const auto& [key, entry] : in.values) {
+    auto scalar_node = [](const sdk::Scalar& s, toml::array& array) {
+      std::visit([&](auto&& v) { array.push_back(v); }, s);
+    };
+    if (const auto* list = std::get_if<std::vector<sdk::Scalar>>(&entry.value)) {
+      toml::array array;
+      for (const auto& s : *list) scalar_node(s, array);
+      out.insert_or_assign(key, std::move(array));
+    } else {
+      std::visit(
+          [&](auto&& v) {
+            if constexpr (!std::is_same_v<std::decay_t<decltype(v)>, std::vector<sdk::Scalar>>)
+              out.insert_or_assign(key, v);
+          },
+          entry.value);
+    }
+  }
+  for (const auto& [key, table] : in.tables) {
+    toml::table child;
+    to_toml(table, child);
+    out.insert_or_assign(key, std::move(child));
+  }
+  for (const auto& [key, list] : in.arrays) {
+    toml::array array;
+    for (const auto& table : list) {
+      toml::table child;
+      to_toml(table, child);
+      array.push_back(std::move(child));
+    }
+    out.insert_or_assign(key, std::move(array));
+  }
+}
+
+}  // namespace
+
+struct Config::Impl {
+  Table root;
+  std::map<std::string, Params> tables;
+  std::map<std::string, std::vector<Params>> arrays;
+  std::set<std::string> known;  // tables some reader asked for, present or not
+};
+
+Config::Config() : impl_(std::make_unique<Impl>()) {}
+Config::~Config() = default;
+Config::Config(Config&&) noexcept = default;
+Config& Config::operator=(Config&&) noexcept = default;
+
+Config Config::load(const fs::path& path) {
+  Config config;
+  std::vector<fs::path> chain;
+  config.impl_->root = load_file(path, chain);
+  config.path_ = path;
+  return config;
+}
+
+Config Config::parse(const std::string& text, const std::string& name) {
+  Config config;
+  config.impl_->root = parse_text(text, name);
+  if (config.impl_->root.values.count("extends"))
+    throw Error(name + ": extends is only supported for config files (use Config::load)");
+  config.path_ = name;
+  return config;
+}
+
+Params& Config::table(const std::string& name) {
+  impl_->known.insert(name);
+  auto it = impl_->tables.find(name);
+  if (it != impl_->tables.end()) return it->second;
+  Params params = to_params(find_table(impl_->root, name), "[" + name + "]", Origin{path_.string(), 0});
+  return impl_->tables.emplace(name, std::move(params)).first->second;
+}
+
+std::vector<Params>& Config::array(const std::string& name) {
+  impl_->known.insert(name);
+  auto it = impl_->arrays.find(name);
+  if (it != impl_->arrays.end()) return it->second;
+  std::vector<Params> list;
+  auto dot = name.rfind('.');
+  const Table* parent = find_table(impl_->root, dot == std::string::npos ? "" : name.substr(0, dot));
+  const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+  if (parent) {
+    auto found = parent->arrays.find(leaf);
+    if (found != parent->arrays.end()) {
+      for (size_t i = 0; i < found->second.size(); ++i)
+        list.push_back(to_params(&found->second[i], "[[" + name + "]] #" + std::to_string(i + 1), {}));
+    }
+  }
+  return impl_->arrays.emplace(name, std::move(list)).first->second;
+}
+
+std::vector<std::string> Config::subtables(const std::string& name) {
+  impl_->known.insert(name);
+  const Table* table = find_table(impl_->root, name);
+  if (!table) return {};
+  std::vector<std::pair<std::string, Origin>> children;
+  for (const auto& [key, child] : table->tables) {
+    children.emplace_back(key, child.origin);
+    impl_->known.insert(join(name, key));
+  }
+  // toml++ keeps keys sorted; the user's order is the order of lines (files of an extends
+  // chain keep their own line numbers, which is good enough for ordering dimensions).
+  std::stable_sort(children.begin(), children.end(),
+                   [](const auto& a, const auto& b) { return a.second.line < b.second.line; });
+  std::vector<std::string> names;
+  for (const auto& [key, origin] : children) names.push_back(key);
+  return names;
+}
+
+bool Config::contains(const std::string& name) const {
+  if (find_table(impl_->root, name)) return true;
+  auto dot = name.rfind('.');
+  const Table* parent = find_table(impl_->root, dot == std::string::npos ? "" : name.substr(0, dot));
+  return parent && parent->arrays.count(dot == std::string::npos ? name : name.substr(dot + 1));
+}
+
+std::vector<std::string> Config::problems() const {
+  std::vector<std::string> out;
+  std::vector<std::string> known(impl_->known.begin(), impl_->known.end());
+
+  for (const auto& [key, entry] : impl_->root.values) {
+    std::string hint = sdk::closest_match(key, known);
+    out.push_back(entry.origin.prefix() + "unknown top-level key \"" + key + "\"" +
+                  (hint.empty() ? "; settings belong in a table such as [train]"
+                                : "; did you mean the table [" + hint + "]?"));
+  }
+  // Walks every table and array of tables, reporting those no reader asked for.
+  std::function<void(const Table&, const std::string&)> walk = [&](const Table& table, const std::string& name) {
+    for (const auto& [key, child] : table.tables) {
+      std::string full = join(name, key);
+      if (!impl_->known.count(full)) {
+        std::string hint = sdk::closest_match(full, known);
+        out.push_back(child.origin.prefix() + "unknown table [" + full + "]" +
+                      (hint.empty() ? "" : "; did you mean [" + hint + "]?"));
+        continue;
+      }
+      walk(child, full);
+    }
+    for (const auto& [key, list] : table.arrays) {
+      std::string full = join(name, key);
+      if (!impl_->known.count(full)) {
+        std::string hint = sdk::closest_match(full, known);
+        out.push_back(list.front().origin.prefix() + "unknown array of tables [[" + full + "]]" +
+                      (hint.empty() ? "" : "; did you mean [[" + hint + "]]?"));
+      }
+    }
+  };
+  walk(impl_->root, "");
+
+  for (const auto& [name, params] : impl_->tables)
+    for (auto& problem : params.problems()) out.push_back(problem);
+  for (const auto& [name, list] : impl_->arrays)
+    for (const auto& params : list)
+      for (auto& problem : params.problems()) out.push_back(problem);
+  return out;
+}
+
+void Config::check() const {
+  auto all = problems();
+  if (all.empty()) return;
+  std::string message = std::to_string(all.size()) + (all.size() == 1 ? " problem" : " problems") + " in " +
+                        path_.string() + ":";
+  for (const auto& line : all) message += "\n  " + line;
+  throw Error(message);
+}
+
+std::string Config::resolved_toml() const {
+  toml::table out;
+  to_toml(impl_->root, out);
+  std::stringstream stream;
+  stream << "# Fully resolved config (every `extends` merged); runs as is with `bachlab run`.\n" << out << "\n";
+  return stream.str();
+}
+
+}  // namespace bachlab::host

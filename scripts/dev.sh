@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine:
+#   scripts/dev.sh setup   install missing Debian packages, configure and build (release)
+#   scripts/dev.sh demo    setup, then run the quick-start experiment on the built-in synthetic data
+#   scripts/dev.sh test    setup, then run the whole test suite with ctest
+# Installing needs root (or sudo); every step is idempotent and says what it does.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PRESET="${BACHLAB_PRESET:-release}"
+BUILD_DIR="build/${PRESET}"
+JOBS="${BACHLAB_JOBS:-$(nproc)}"
+
+# Build and test dependencies, all from Debian 12's archive.
+PACKAGES=(
+  cmake g++ ninja-build ccache pkg-config
+  libtorch-dev libopencv-dev libtiff-dev libboost-dev libtomlplusplus-dev libcli11-dev
+  nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libbenchmark-dev
+)
+
+install_missing() {
+  local missing=()
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#PACKAGES[@]} Debian packages already installed"
+    return
+  fi
+  echo "setup: installing ${#missing[@]} missing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  echo "setup: configuring (${PRESET}) and building in ${BUILD_DIR} with ${JOBS} jobs"
+  cmake --preset "${PRESET}" >/dev/null
+  cmake --build --preset "${PRESET}" -j "${JOBS}"
+}
+
+command="${1:-}"
+case "$command" in
+  setup)
+    install_missing
+    build
+    ;;
+  demo)
+    install_missing
+    build
+    "./${BUILD_DIR}/bachlab" plugins
+    ;;
+  test)
+    install_missing
+    build
+    ctest --preset "${PRESET}" -j "${JOBS}" --timeout 900
+    ;;
+  *)
+    echo "usage: scripts/dev.sh setup|demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,174 @@
+// Config loading: extends chains, merging, and the messages a user reads for bad input.
+#include "host/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace bachlab::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("bachlab_config_test_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  fs::path write(const std::string& name, const std::string& text) {
+    fs::path path = dir / name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::string message_of(const std::function<void()>& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  }
+
+  fs::path dir;
+};
+
+TEST_F(ConfigTest, ExtendsMergesTablesAndChildWins) {
+  write("base.toml",
+        "[train]\nepochs = 10\nbatch_size = 32\n\n[model]\nplugin = \"model2\"\nfilters = 32\n\n"
+        "[[augment]]\nplugin = \"flip\"\n");
+  auto child = write("child.toml",
+                     "extends = \"base.toml\"\n[train]\nepochs = 3\n[model]\nplugin = \"model4a\"\n"
+                     "[[augment]]\nplugin = \"color\"\n[[augment]]\nplugin = \"stain\"\n");
+  Config config = Config::load(child);
+  auto& train = config.table("train");
+  EXPECT_EQ(train.get_int("epochs", 0), 3);
+  EXPECT_EQ(train.get_int("batch_size", 0), 32);
+  auto& model = config.table("model");
+  EXPECT_EQ(model.get_string("plugin", ""), "model4a");
+  EXPECT_EQ(model.get_int("filters", 0), 32);
+  auto& augment = config.array("augment");
+  ASSERT_EQ(augment.size(), 2u) << "an array of tables is replaced, not appended to";
+  EXPECT_EQ(augment[0].get_string("plugin", ""), "color");
+  EXPECT_EQ(augment[1].get_string("plugin", ""), "stain");
+  EXPECT_TRUE(config.problems().empty());
+}
+
+TEST_F(ConfigTest, ProblemsNameTheFileThatWroteTheValue) {
+  write("base.toml", "[train]\n\nepochs = \"many\"\n");
+  auto child = write("child.toml", "extends = \"base.toml\"\n[train]\nbatch_size = 0\n");
+  Config config = Config::load(child);
+  auto& train = config.table("train");
+  train.get_int("epochs", 10, {1, 100000});
+  train.get_int("batch_size", 32, {1, 4096});
+  EXPECT_EQ(message_of([&] { config.check(); }),
+            "2 problems in " + child.string() + ":\n" +
+                "  " + (dir / "base.toml").string() + ":3: [train] epochs must be an integer (was string \"many\")\n" +
+                "  " + child.string() + ":3: [train] batch_size must be in 1..4096 (was 0)");
+}
+
+TEST_F(ConfigTest, AllProblemsInOnePassWithSuggestions) {
+  auto path = write("exp.toml",
+                    "typo_top = 1\n"
+                    "[trian]\nepochs = 3\n"
+                    "[model]\nplugin = \"model4a\"\n"
+                    "[train]\nepohcs = 5\ndevice = \"gpu\"\n");
+  Config config = Config::load(path);
+  auto& train = config.table("train");
+  train.get_int("epochs", 10);
+  train.get_string("device", "cpu", {"cpu", "cuda"});
+  config.table("model").get_string("plugin", "");
+  const std::string f = path.string();
+  EXPECT_EQ(message_of([&] { config.check(); }),
+            "4 problems in " + f + ":\n" +
+                "  " + f + ":1: unknown top-level key \"typo_top\"; settings belong in a table such as [train]\n" +
+                "  " + f + ":2: unknown table [trian]; did you mean [train]?\n" +
+                "  " + f + ":9: [train] device must be one of \"cpu\", \"cuda\" (was \"gpu\")\n" +
+                "  " + f + ":8: [train] unknown key \"epohcs\"; did you mean \"epochs\"?");
+}
+
+TEST_F(ConfigTest, SyntaxErrorNamesFileAndLine) {
+  auto path = write("broken.toml", "[train]\nepochs = 3\nbatch_size = = 4\n");
+  std::string message = message_of([&] { Config::load(path); });
+  EXPECT_EQ(message.rfind(path.string() + ":3: TOML syntax error: ", 0), 0u) << message;
+}
+
+TEST_F(ConfigTest, MissingFileAndMissingBase) {
+  EXPECT_EQ(message_of([&] { Config::load(dir / "nope.toml"); }),
+            (dir / "nope.toml").string() + ": cannot read config file (no such file)");
+  auto child = write("child.toml", "\nextends = \"base.toml\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(child); }),
+            child.string() + ":2: extends names " + (dir / "base.toml").string() + ", which does not exist");
+}
+
+TEST_F(ConfigTest, ExtendsCycleIsAnError) {
+  write("a.toml", "extends = \"b.toml\"\n");
+  write("b.toml", "extends = \"a.toml\"\n");
+  std::string message = message_of([&] { Config::load(dir / "a.toml"); });
+  EXPECT_NE(message.find(": extends cycle: "), std::string::npos) << message;
+}
+
+TEST_F(ConfigTest, ExtendsMustBeAString) {
+  auto path = write("a.toml", "extends = 3\n");
+  EXPECT_EQ(message_of([&] { Config::load(path); }),
+            path.string() + ":1: extends must be a string naming a config file (was integer 3)");
+}
+
+TEST_F(ConfigTest, DatesAreRejectedWithTheKey) {
+  auto path = write("a.toml", "[experiment]\nwhen = 2024-01-01\n");
+  EXPECT_EQ(message_of([&] { Config::load(path); }),
+            path.string() + ":2: experiment.when: dates and times are not supported; write a string");
+}
+
+TEST_F(ConfigTest, PathsAreRelativeToTheFileThatWroteThem) {
+  fs::create_directories(dir / "sub");
+  write("base.toml", "[data]\nroot = \"photos\"\n");
+  auto child = write("sub/child.toml", "extends = \"../base.toml\"\n");
+  Config config = Config::load(child);
+  EXPECT_EQ(fs::path(config.table("data").get_path("root", "")).lexically_normal(), (dir / "photos").lexically_normal());
+}
+
+TEST_F(ConfigTest, SubtablesKeepFileOrderAndInlineTablesAreTables) {
+  auto path = write("tune.toml",
+                    "[tune.space.zeta]\ntype = \"int\"\n[tune.space.alpha]\ntype = \"bool\"\n"
+                    "[data]\nsplit = { train = 0.8, val = 0.1, test = 0.1 }\n");
+  Config config = Config::load(path);
+  EXPECT_EQ(config.subtables("tune.space"), (std::vector<std::string>{"zeta", "alpha"}));
+  EXPECT_DOUBLE_EQ(config.table("data.split").get_float("train", 0), 0.8);
+  EXPECT_TRUE(config.contains("tune.space.alpha"));
+  EXPECT_FALSE(config.contains("tune.space.beta"));
+}
+
+TEST_F(ConfigTest, ResolvedTomlRunsAsIs) {
+  write("base.toml", "[train]\nepochs = 10\nlr_list = [0.001, 0.01]\n[[augment]]\nplugin = \"flip\"\n");
+  auto child = write("child.toml", "extends = \"base.toml\"\n[train]\nepochs = 4\nname = \"a \\\"quoted\\\" name\"\n");
+  Config original = Config::load(child);
+  auto resolved = write("resolved.toml", original.resolved_toml());
+  Config again = Config::load(resolved);
+  auto& train = again.table("train");
+  EXPECT_EQ(train.get_int("epochs", 0), 4);
+  EXPECT_EQ(train.get_string("name", ""), "a \"quoted\" name");
+  EXPECT_EQ(train.get_float_list("lr_list", {}), (std::vector<double>{0.001, 0.01}));
+  ASSERT_EQ(again.array("augment").size(), 1u);
+  EXPECT_EQ(again.array("augment")[0].get_string("plugin", ""), "flip");
+}
+
+TEST_F(ConfigTest, ArrayElementsAreLabelledByPosition) {
+  auto path = write("a.toml", "[[augment]]\nplugin = \"flip\"\n[[augment]]\nplugin = \"color\"\nbrightnes = 0.1\n");
+  Config config = Config::load(path);
+  for (auto& element : config.array("augment")) {
+    element.get_string("plugin", "");
+    element.get_float("brightness", 0);
+  }
+  ASSERT_EQ(config.problems().size(), 1u);
+  EXPECT_EQ(config.problems()[0],
+            path.string() + ":5: [[augment]] #2 unknown key \"brightnes\"; did you mean \"brightness\"?");
+}
+
+}  // namespace
+}  // namespace bachlab::host

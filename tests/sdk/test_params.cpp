@@ -1,0 +1,87 @@
+// sdk::Params and value formatting: what plugin authors rely on and users read.
+#include <bachlab/sdk/params.h>
+
+#include <gtest/gtest.h>
+
+namespace bachlab::sdk {
+namespace {
+
+TEST(Value, FormatsAsTomlWouldWriteIt) {
+  EXPECT_EQ(to_string(Value(0.001)), "0.001");
+  EXPECT_EQ(to_string(Value(10.0)), "10.0");
+  EXPECT_EQ(to_string(Value(1e-12)), "1e-12");
+  EXPECT_EQ(to_string(Value(int64_t{-3})), "-3");
+  EXPECT_EQ(to_string(Value(true)), "true");
+  EXPECT_EQ(to_string(Value(std::string("same"))), "\"same\"");
+  EXPECT_EQ(to_string(Value(std::vector<Scalar>{int64_t{3}, std::string("x")})), "[3, \"x\"]");
+}
+
+TEST(ClosestMatch, SuggestsOnlyNearMisses) {
+  EXPECT_EQ(closest_match("epohcs", {"epochs", "batch_size"}), "epochs");
+  EXPECT_EQ(closest_match("learning_rate", {"lr", "epochs"}), "");
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+}
+
+TEST(Params, DefaultsWhenAbsentAndNoProblems) {
+  Params params("[model]");
+  EXPECT_EQ(params.get_int("filters", 64, {32, 256}), 64);
+  EXPECT_DOUBLE_EQ(params.get_float("dropout", 0.5), 0.5);
+  EXPECT_TRUE(params.problems().empty());
+}
+
+TEST(Params, IntegersAreAcceptedAsFloatsButNotTheReverse) {
+  Params params("[optimizer]");
+  params.set("lr", int64_t{1});
+  params.set("filters", 32.0, {"m.toml", 2});
+  EXPECT_DOUBLE_EQ(params.get_float("lr", 0.1), 1.0);
+  EXPECT_EQ(params.get_int("filters", 7), 7);
+  EXPECT_EQ(params.problems(), (std::vector<std::string>{"m.toml:2: [optimizer] filters must be an integer (was float 32.0)"}));
+}
+
+TEST(Params, ChoicesListTheOptionsAndSuggest) {
+  Params params("[model]");
+  params.set("padding", std::string("sme"), {"m.toml", 4});
+  EXPECT_EQ(params.get_string("padding", "same", {"same", "valid"}), "same");
+  EXPECT_EQ(params.problems(),
+            (std::vector<std::string>{"m.toml:4: [model] padding must be one of \"same\", \"valid\" (was \"sme\"); did you mean \"same\"?"}));
+}
+
+TEST(Params, ListsAreCheckedElementByElement) {
+  Params params("[augment]");
+  params.set("sizes", std::vector<Scalar>{int64_t{3}, int64_t{99}}, {"a.toml", 1});
+  EXPECT_EQ(params.get_int_list("sizes", {1}, {1, 11}), (std::vector<int64_t>{1}));
+  EXPECT_EQ(params.problems(), (std::vector<std::string>{"a.toml:1: [augment] sizes must be in 1..11 (was [3, 99])"}));
+}
+
+TEST(Params, UnknownKeysWithoutACloseMatchListTheKnownOnes) {
+  Params params("[optimizer]");
+  params.set("learning_rate", 0.1, {"o.toml", 3});
+  params.get_float("lr", 0.001);
+  params.get_float("weight_decay", 0.0);
+  EXPECT_EQ(params.problems(), (std::vector<std::string>{
+                                   "o.toml:3: [optimizer] unknown key \"learning_rate\"; known keys: lr, weight_decay"}));
+}
+
+TEST(Params, CheckThrowsEveryProblemAtOnce) {
+  Params params("[t]");
+  params.set("a", std::string("x"), {"t.toml", 1});
+  params.set("b", int64_t{-1}, {"t.toml", 2});
+  params.get_bool("a", false);
+  params.get_int("b", 0, {0, {}});
+  try {
+    params.check();
+    FAIL() << "check() must throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "t.toml:1: [t] a must be true or false (was string \"x\")\nt.toml:2: [t] b must be >= 0 (was -1)");
+  }
+}
+
+TEST(Params, FailRecordsAPluginRuleAtTheKey) {
+  Params params("[model]");
+  params.set("kernel_size", int64_t{11}, {"m.toml", 9});
+  params.fail("kernel_size", "is too large for a 32x32 input");
+  EXPECT_EQ(params.problems(), (std::vector<std::string>{"m.toml:9: [model] kernel_size is too large for a 32x32 input"}));
+}
+
+}  // namespace
+}  // namespace bachlab::sdk
