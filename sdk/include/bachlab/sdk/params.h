@@ -205,6 +205,7 @@ class Params {
 
   /// Records a plugin-specific rule violation for `key` (e.g. two settings that clash).
   void fail(const std::string& key, const std::string& message) {
+    asked_.insert(key);
     const Entry* entry = find(key);
     add_error(entry ? entry->origin : origin_, key + " " + message);
   }
