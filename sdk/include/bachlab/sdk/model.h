@@ -51,6 +51,25 @@ class Network : public torch::nn::Module {
   /// An extra term added to the loss (e.g. an L2 penalty on one layer). Default: none,
   /// returned as an undefined tensor.
   virtual torch::Tensor regularization() { return {}; }
+
+  /// Transfer learning: true if this network is a frozen feature extractor followed by a
+  /// trainable head, so that the host may compute each image's features once, cache them,
+  /// and train only the head. Then forward(x) must equal head(extract_features(x)).
+  virtual bool has_frozen_features() const { return false; }
+
+  /// The frozen extractor's output for a batch; called in eval mode, without gradients.
+  virtual torch::Tensor extract_features(torch::Tensor images) {
+    throw Error("this model has no frozen feature extractor (extract_features called)");
+  }
+
+  /// The trainable head applied to features from extract_features().
+  virtual torch::Tensor head(torch::Tensor features) {
+    throw Error("this model has no frozen feature extractor (head called)");
+  }
+
+  /// Identifies the extractor's weights (e.g. the weights file's path, size and mtime) so
+  /// that cached features are invalidated when the weights change.
+  virtual std::string features_cache_key() const { return ""; }
 };
 
 /// The interface a model plugin's factory implements.
