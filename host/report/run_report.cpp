@@ -1,0 +1,366 @@
+#include "host/report/run_report.h"
+
+#include "host/report/atomic_file.h"
+#include "host/report/plots.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <ctime>
+#include <limits>
+#include <sstream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+json number(double v) { return std::isfinite(v) ? json(v) : json(); }
+double number(const json& j) { return j.is_null() ? kNaN : j.get<double>(); }
+
+std::string cell(double v, const char* format = "{:.4f}") {
+  return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : std::string("-");
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string duration(double seconds) {
+  if (!std::isfinite(seconds)) return "-";
+  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  return fmt::format("{}h{:02d}m", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) % 3600) / 60);
+}
+
+std::vector<double> column(const std::vector<EpochRecord>& history, double EpochMetrics::*field, bool val) {
+  std::vector<double> out;
+  for (const auto& r : history) out.push_back((val ? r.val : r.train).*field);
+  return out;
+}
+
+const cv::Scalar kTrainColor(180, 119, 31);  // the blue and orange of matplotlib's defaults
+const cv::Scalar kValColor(14, 127, 255);
+
+}  // namespace
+
+const SplitResult* RunSummary::split(const std::string& name) const {
+  for (const auto& s : splits)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+json to_json(const SplitMetrics& m, const std::vector<std::string>& classes) {
+  json per_class = json::object();
+  json auroc = json::object();
+  for (size_t c = 0; c < m.per_class.size(); ++c) {
+    const std::string name = c < classes.size() ? classes[c] : std::to_string(c);
+    per_class[name] = {{"precision", m.per_class[c].precision},
+                       {"recall", m.per_class[c].recall},
+                       {"f1", m.per_class[c].f1},
+                       {"support", m.per_class[c].support}};
+    auroc[name] = number(c < m.auroc_per_class.size() ? m.auroc_per_class[c] : kNaN);
+  }
+  return {{"loss", number(m.loss)},
+          {"accuracy", number(m.accuracy)},
+          {"auroc_micro", number(m.auroc_micro)},
+          {"auroc_macro", number(m.auroc_macro)},
+          {"auroc_per_class", auroc},
+          {"f1_macro", number(m.f1_macro)},
+          {"per_class", per_class},
+          {"confusion", m.confusion}};
+}
+
+SplitMetrics split_metrics_from_json(const json& j, const std::vector<std::string>& classes) {
+  SplitMetrics m;
+  m.loss = number(j.at("loss"));
+  m.accuracy = number(j.at("accuracy"));
+  m.auroc_micro = number(j.at("auroc_micro"));
+  m.auroc_macro = number(j.at("auroc_macro"));
+  m.f1_macro = number(j.at("f1_macro"));
+  m.confusion = j.at("confusion").get<std::vector<std::vector<int64_t>>>();
+  for (const auto& name : classes) {
+    m.auroc_per_class.push_back(number(j.at("auroc_per_class").at(name)));
+    const json& s = j.at("per_class").at(name);
+    m.per_class.push_back({s.at("precision").get<double>(), s.at("recall").get<double>(), s.at("f1").get<double>(),
+                           s.at("support").get<int64_t>()});
+  }
+  return m;
+}
+
+json to_json(const RunSummary& s) {
+  json params = json::array();
+  for (const auto& [key, value] : s.params) params.push_back({key, value});
+  json history = json::array();
+  for (const auto& r : s.history)
+    history.push_back({{"epoch", r.epoch},
+                       {"lr", r.lr},
+                       {"train_loss", number(r.train.loss)},
+                       {"train_accuracy", number(r.train.accuracy)},
+                       {"train_auroc_micro", number(r.train.auroc_micro)},
+                       {"train_auroc_macro", number(r.train.auroc_macro)},
+                       {"val_loss", number(r.val.loss)},
+                       {"val_accuracy", number(r.val.accuracy)},
+                       {"val_auroc_micro", number(r.val.auroc_micro)},
+                       {"val_auroc_macro", number(r.val.auroc_macro)},
+                       {"seconds", r.seconds}});
+  json splits = json::object();
+  for (const auto& split : s.splits) {
+    splits[split.name] = to_json(split.metrics, s.classes);
+    splits[split.name]["size"] = split.size;
+  }
+  return {{"experiment", s.experiment},
+          {"description", s.description},
+          {"config_file", s.config_file},
+          {"run_dir", s.run_dir},
+          {"started", s.started},
+          {"seed", s.seed},
+          {"threads", s.threads},
+          {"classes", s.classes},
+          {"params", params},
+          {"monitor", s.monitor},
+          {"best_epoch", s.best_epoch},
+          {"stopped_early", s.stopped_early},
+          {"weights", s.weights},
+          {"seconds", s.seconds},
+          {"auroc_note",
+           "auroc_micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
+           "auroc_macro: mean of one-vs-rest AUROC over the classes present"},
+          {"splits", splits},
+          {"history", history}};
+}
+
+RunSummary run_summary_from_json(const json& j, const fs::path& file) {
+  try {
+    RunSummary s;
+    s.experiment = j.at("experiment").get<std::string>();
+    s.description = j.at("description").get<std::string>();
+    s.config_file = j.at("config_file").get<std::string>();
+    s.run_dir = j.at("run_dir").get<std::string>();
+    s.started = j.at("started").get<std::string>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.threads = j.at("threads").get<int64_t>();
+    s.classes = j.at("classes").get<std::vector<std::string>>();
+    for (const auto& p : j.at("params")) s.params.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
+    s.monitor = j.at("monitor").get<std::string>();
+    s.best_epoch = j.at("best_epoch").get<int64_t>();
+    s.stopped_early = j.at("stopped_early").get<bool>();
+    s.weights = j.at("weights").get<std::string>();
+    s.seconds = j.at("seconds").get<double>();
+    for (const char* name : {"train", "val", "test"}) {
+      if (!j.at("splits").contains(name)) continue;
+      const json& split = j.at("splits").at(name);
+      s.splits.push_back({name, split.at("size").get<int64_t>(), split_metrics_from_json(split, s.classes)});
+    }
+    for (const auto& r : j.at("history")) {
+      EpochRecord e;
+      e.epoch = r.at("epoch").get<int64_t>();
+      e.lr = r.at("lr").get<double>();
+      e.train = {number(r.at("train_loss")), number(r.at("train_accuracy")), number(r.at("train_auroc_micro")),
+                 number(r.at("train_auroc_macro"))};
+      e.val = {number(r.at("val_loss")), number(r.at("val_accuracy")), number(r.at("val_auroc_micro")),
+               number(r.at("val_auroc_macro"))};
+      e.seconds = r.at("seconds").get<double>();
+      s.history.push_back(e);
+    }
+    return s;
+  } catch (const json::exception& e) {
+    throw Error(file.string() + ": not a metrics.json written by bachlab run (" + std::string(e.what()) +
+                "); re-create it with `bachlab eval RUN_DIR`");
+  }
+}
+
+fs::path create_run_folder(const fs::path& output, const std::string& experiment) {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  const fs::path parent = output / experiment;
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec)
+    throw Error(parent.string() + ": cannot create the run folder (" + ec.message() +
+                "); set [experiment] output to a writable folder");
+  for (int n = 1;; ++n) {
+    fs::path candidate = parent / (n == 1 ? std::string(stamp) : fmt::format("{}-{}", stamp, n));
+    // create_directory is atomic: two runs started in the same second get different folders.
+    if (fs::create_directory(candidate, ec)) return candidate;
+    if (ec) throw Error(candidate.string() + ": cannot create the run folder (" + ec.message() + ")");
+  }
+}
+
+std::string format_history_csv(const std::vector<EpochRecord>& history) {
+  auto v = [](double x) { return std::isfinite(x) ? fmt::format("{:.17g}", x) : std::string(); };
+  std::string out =
+      "epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,val_loss,val_accuracy,"
+      "val_auroc_micro,val_auroc_macro,seconds\n";
+  for (const auto& r : history)
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.3f}\n", r.epoch, v(r.lr), v(r.train.loss), v(r.train.accuracy),
+                       v(r.train.auroc_micro), v(r.train.auroc_macro), v(r.val.loss), v(r.val.accuracy),
+                       v(r.val.auroc_micro), v(r.val.auroc_macro), r.seconds);
+  return out;
+}
+
+std::string base64_encode(const std::string& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int shift : {18, 12, 6, 0}) out += table[(n >> shift) & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t n = uint8_t(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
+    out += table[(n >> 18) & 63];
+    out += table[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? table[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string format_report_html(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
+  std::ostringstream h;
+  auto image = [&](const char* file, const char* alt) {
+    fs::path path = run_dir / file;
+    if (!fs::exists(path)) return;
+    h << "<img alt=\"" << alt << "\" src=\"data:image/png;base64," << base64_encode(read_file(path)) << "\">\n";
+  };
+  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(s.experiment)
+    << " - bachlab run</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1700px}"
+       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+       "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:49%;margin:2px}"
+       "pre{background:#f7f7f7;padding:1em;overflow:auto}</style></head><body>\n";
+  h << "<h1>" << html_escape(s.experiment) << "</h1>\n";
+  if (!s.description.empty()) h << "<p>" << html_escape(s.description) << "</p>\n";
+  h << "<p>Run folder <code>" << html_escape(s.run_dir) << "</code>, started " << html_escape(s.started)
+    << ", config <code>" << html_escape(s.config_file) << "</code>, seed " << s.seed << ", " << s.threads
+    << " threads, training time " << duration(s.seconds) << ". " << s.history.size() << " epochs"
+    << (s.stopped_early ? " (stopped early)" : "") << "; final metrics use the "
+    << (s.weights == "best" ? "best epoch's (" + std::to_string(s.best_epoch) + ", by " + s.monitor + ")"
+                            : std::string("last epoch's"))
+    << " weights.</p>\n";
+
+  h << "<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n";
+  for (const auto& [key, value] : s.params)
+    h << "<tr><td>" << html_escape(key) << "</td><td>" << html_escape(value) << "</td></tr>\n";
+  h << "</table>\n";
+
+  h << "<h2>Final metrics</h2>\n<p>AUROC micro: one ROC curve over the one-hot matrix (Keras' AUC, the study's "
+       "\"Test AUROC\"). AUROC macro: the mean of one-vs-rest AUROC over the classes present.</p>\n"
+       "<table><tr><th>split</th><th>images</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
+       "<th>AUROC macro</th><th>F1 macro</th></tr>\n";
+  for (const auto& split : s.splits)
+    h << "<tr><td>" << split.name << "</td><td>" << split.size << "</td><td>" << cell(split.metrics.loss) << "</td><td>"
+      << cell(split.metrics.accuracy) << "</td><td>" << cell(split.metrics.auroc_micro) << "</td><td>"
+      << cell(split.metrics.auroc_macro) << "</td><td>" << cell(split.metrics.f1_macro) << "</td></tr>\n";
+  h << "</table>\n";
+
+  if (const SplitResult* test = s.split("test")) {
+    h << "<h2>Test split per class</h2>\n<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+         "<th>AUROC (one-vs-rest)</th><th>images</th></tr>\n";
+    for (size_t c = 0; c < test->metrics.per_class.size(); ++c) {
+      const auto& pc = test->metrics.per_class[c];
+      h << "<tr><td>" << html_escape(c < s.classes.size() ? s.classes[c] : std::to_string(c)) << "</td><td>"
+        << cell(pc.precision) << "</td><td>" << cell(pc.recall) << "</td><td>" << cell(pc.f1) << "</td><td>"
+        << cell(test->metrics.auroc_per_class[c]) << "</td><td>" << pc.support << "</td></tr>\n";
+    }
+    h << "</table>\n";
+  }
+
+  h << "<h2>Learning curves</h2>\n";
+  image("loss.png", "loss per epoch");
+  image("accuracy.png", "accuracy per epoch");
+  h << "<h2>Confusion matrix (test)</h2>\n";
+  image("confusion_matrix.png", "confusion matrix of the test split");
+
+  h << "<h2>History</h2>\n<table><tr><th>epoch</th><th>lr</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
+       "<th>val loss</th><th>val accuracy</th><th>val AUROC micro</th><th>seconds</th></tr>\n";
+  for (const auto& r : s.history)
+    h << "<tr><td>" << r.epoch << "</td><td>" << cell(r.lr, "{:.3g}") << "</td><td>" << cell(r.train.loss) << "</td><td>"
+      << cell(r.train.accuracy) << "</td><td>" << cell(r.train.auroc_micro) << "</td><td>" << cell(r.val.loss)
+      << "</td><td>" << cell(r.val.accuracy) << "</td><td>" << cell(r.val.auroc_micro) << "</td><td>"
+      << cell(r.seconds, "{:.1f}") << "</td></tr>\n";
+  h << "</table>\n";
+  h << "<h2>Resolved config</h2>\n<pre>" << html_escape(config_toml) << "</pre>\n</body></html>\n";
+  return h.str();
+}
+
+void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
+  write_file_atomic(run_dir / "history.csv", format_history_csv(s.history));
+  write_file_atomic(run_dir / "metrics.json", to_json(s).dump(2) + "\n");
+  write_png_atomic(run_dir / "loss.png",
+                   draw_learning_curve(s.experiment + ": loss", "loss",
+                                       {{"training", column(s.history, &EpochMetrics::loss, false), kTrainColor},
+                                        {"validation", column(s.history, &EpochMetrics::loss, true), kValColor}}));
+  write_png_atomic(run_dir / "accuracy.png",
+                   draw_learning_curve(s.experiment + ": categorical accuracy", "accuracy",
+                                       {{"training", column(s.history, &EpochMetrics::accuracy, false), kTrainColor},
+                                        {"validation", column(s.history, &EpochMetrics::accuracy, true), kValColor}}));
+  if (const SplitResult* test = s.split("test"))
+    write_png_atomic(run_dir / "confusion_matrix.png",
+                     draw_confusion_matrix(test->metrics.confusion, s.classes, s.experiment + ": test split"));
+  write_file_atomic(run_dir / "report.html", format_report_html(run_dir, s, config_toml));
+}
+
+std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"experiment", "params", "train acc", "val acc", "test acc", "test AUROC micro", "test AUROC macro",
+                  "epochs", "time"});
+  for (const auto& r : runs) {
+    std::string params;
+    for (const auto& [key, value] : r.params) params += (params.empty() ? "" : ", ") + key + "=" + value;
+    auto acc = [&](const char* name) {
+      const SplitResult* s = r.split(name);
+      return s ? cell(s->metrics.accuracy, "{:.3f}") : std::string("-");
+    };
+    const SplitResult* test = r.split("test");
+    rows.push_back({r.experiment, params, acc("train"), acc("val"), acc("test"),
+                    test ? cell(test->metrics.auroc_micro, "{:.3f}") : "-",
+                    test ? cell(test->metrics.auroc_macro, "{:.3f}") : "-", std::to_string(r.history.size()),
+                    duration(r.seconds)});
+  }
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string line = markdown ? "|" : "";
+    for (size_t c = 0; c < rows[i].size(); ++c) {
+      const bool left = c < 2;
+      std::string padded = left ? fmt::format("{:<{}}", rows[i][c], width[c]) : fmt::format("{:>{}}", rows[i][c], width[c]);
+      line += markdown ? " " + padded + " |" : (c ? "  " : "") + padded;
+    }
+    out += line + "\n";
+    if (i == 0 && markdown) {
+      std::string rule = "|";
+      for (size_t c = 0; c < width.size(); ++c)
+        rule += (c < 2 ? ":" + std::string(width[c] + 1, '-') : std::string(width[c] + 1, '-') + ":") + "|";
+      out += rule + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,89 @@
+#pragma once
+// What a finished (or re-evaluated) run leaves in its folder, runs/<experiment>/<timestamp>/:
+//   config.toml          the resolved config (written by the runner)
+//   split.csv            file lists of train/val/test (written by the runner)
+//   history.csv          one row per epoch: lr, train/val loss, accuracy, AUROC micro/macro
+//   metrics.json         the summary below, final metrics of every split
+//   loss.png accuracy.png  learning curves, training against validation, as the study drew them
+//   confusion_matrix.png the test split's confusion matrix
+//   report.html          all of the above on one page, images inline
+//   checkpoints/         best.pt and last.pt (written by the trainer)
+// Every file is written to a temporary name and renamed.
+
+#include "host/eval/metrics.h"
+#include "host/train/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bachlab::host {
+
+/// Final metrics of one split and how many images it had.
+struct SplitResult {
+  std::string name;  ///< "train", "val" or "test"
+  int64_t size = 0;
+  SplitMetrics metrics;
+};
+
+/// Everything metrics.json and report.html say about a run.
+struct RunSummary {
+  std::string experiment;
+  std::string description;
+  std::string config_file;  ///< The config the run was started from.
+  std::string run_dir;
+  std::string started;      ///< Local time the run folder was made, "YYYY-mm-dd HH:MM:SS".
+  uint64_t seed = 0;
+  int64_t threads = 0;
+  std::vector<std::string> classes;
+  /// Settings worth comparing across runs, in display order (model, optimizer, lr, ...).
+  std::vector<std::pair<std::string, std::string>> params;
+  std::vector<EpochRecord> history;
+  std::string monitor;
+  int64_t best_epoch = 0;
+  bool stopped_early = false;
+  /// Which weights the final metrics are of: "best" or "last".
+  std::string weights = "last";
+  /// train, val, test in that order (a part with no images is left out).
+  std::vector<SplitResult> splits;
+  /// Training seconds summed over every process that worked on the run.
+  double seconds = 0;
+
+  /// The split called `name`, or null.
+  const SplitResult* split(const std::string& name) const;
+};
+
+nlohmann::json to_json(const SplitMetrics& metrics, const std::vector<std::string>& classes);
+SplitMetrics split_metrics_from_json(const nlohmann::json& json, const std::vector<std::string>& classes);
+nlohmann::json to_json(const RunSummary& summary);
+/// Reads a metrics.json written by to_json; throws Error naming `file` if it does not fit.
+RunSummary run_summary_from_json(const nlohmann::json& json, const std::filesystem::path& file);
+
+/// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
+/// runs start in the same second).
+std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
+
+/// history.csv: epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,
+/// val_loss,val_accuracy,val_auroc_micro,val_auroc_macro,seconds (NaN as an empty cell).
+std::string format_history_csv(const std::vector<EpochRecord>& history);
+
+/// Writes history.csv, metrics.json, loss.png, accuracy.png, confusion_matrix.png and
+/// report.html into `run_dir`. `config_toml` is shown in the report.
+void write_run_report(const std::filesystem::path& run_dir, const RunSummary& summary,
+                      const std::string& config_toml);
+
+/// The HTML page alone (images inlined from the PNGs already in `run_dir`).
+std::string format_report_html(const std::filesystem::path& run_dir, const RunSummary& summary,
+                               const std::string& config_toml);
+
+/// The comparison table `bachlab run` ends with: experiment, key params, train/val/test
+/// accuracy, test AUROC (micro and macro) and time; "markdown" or "text" layout.
+std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown = false);
+
+/// RFC 4648 base64, for inlining images into report.html.
+std::string base64_encode(const std::string& bytes);
+
+}  // namespace bachlab::host

@@ -1,0 +1,84 @@
+#pragma once
+// The [train] table and its two sub-tables, read once through Params so that every
+// mistake is reported with file, line, rule and value:
+//
+//   [train]                        epochs, batch_size, threads, device, label_smoothing,
+//                                  restore_best
+//   [train.early_stopping]         monitor, patience, min_delta
+//   [train.schedule]               type = "none" | "step" | "cosine" | "plateau", and
+//                                  step_size, gamma (step); factor, patience, monitor
+//                                  (plateau); min_lr (cosine, plateau)
+
+#include <bachlab/sdk/params.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+class Config;
+
+/// The metrics a run can monitor (early stopping, best checkpoint, plateau schedule).
+const std::vector<std::string>& monitorable_metrics();
+
+/// True if larger values of `metric` are better (accuracy, AUROC), false for losses.
+bool larger_is_better(const std::string& metric);
+
+struct EarlyStoppingSettings {
+  /// Metric that decides the best epoch and early stopping. Default: "val_loss".
+  std::string monitor = "val_loss";
+  /// Epochs without an improvement of more than min_delta before stopping; 0 never stops.
+  /// Default: 0.
+  int64_t patience = 0;
+  /// Smallest change that counts as an improvement for patience. Default: 0.
+  double min_delta = 0.0;
+};
+
+struct ScheduleSettings {
+  /// "none", "step", "cosine" or "plateau". Default: "none".
+  std::string type = "none";
+  /// step: epochs between two multiplications by gamma. Default: 10.
+  int64_t step_size = 10;
+  /// step: factor applied every step_size epochs. Default: 0.1.
+  double gamma = 0.1;
+  /// plateau: factor applied when the monitored metric stalls. Default: 0.1.
+  double factor = 0.1;
+  /// plateau: epochs without improvement before the learning rate drops. Default: 5.
+  int64_t patience = 5;
+  /// plateau: the metric watched. Default: "val_loss".
+  std::string monitor = "val_loss";
+  /// cosine and plateau: the learning rate never goes below this. Default: 0.
+  double min_lr = 0.0;
+};
+
+struct TrainSettings {
+  /// Passes over the training split. Default: 20.
+  int64_t epochs = 20;
+  /// Images per optimizer step; the last batch of an epoch may be smaller. Default: 32.
+  int64_t batch_size = 32;
+  /// Intra-op threads; 0 uses every core. Numbers are reproducible for a fixed count.
+  /// Default: 0.
+  int64_t threads = 0;
+  /// "cpu" or "cuda" (only where LibTorch was built with CUDA). Default: "cpu".
+  std::string device = "cpu";
+  /// Cross-entropy label smoothing in [0, 1). Default: 0.
+  double label_smoothing = 0.0;
+  /// Test with the best epoch's weights (by early_stopping.monitor) instead of the last
+  /// epoch's. Default: true.
+  bool restore_best = true;
+  EarlyStoppingSettings early_stopping;
+  ScheduleSettings schedule;
+};
+
+/// Reads [train], [train.early_stopping] and [train.schedule] from `config`, recording
+/// every problem in their Params (reported later by Config::check()).
+TrainSettings read_train_settings(Config& config);
+
+/// The same from Params objects directly (what read_train_settings does per table).
+TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule);
+
+/// The thread count `threads` means on this machine (0 = every core).
+int64_t effective_threads(int64_t threads);
+
+}  // namespace bachlab::host

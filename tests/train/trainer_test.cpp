@@ -1,0 +1,263 @@
+// The trainer on tiny synthetic tensors with a test-only model plugin: it learns, it is
+// deterministic, a run interrupted anywhere resumes to bit-identical numbers, early
+// stopping and every schedule act as documented.
+#include "host/plugins/registry.h"
+#include "host/train/trainer.h"
+#include "tests/train/synthetic_tensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+namespace bachlab::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Interrupted {};
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new PluginRegistry();
+    registry_->scan({TRAIN_TEST_PLUGIN_DIR, BACHLAB_TEST_PLUGIN_DIR});
+  }
+  static void TearDownTestSuite() { delete registry_; }
+
+  void SetUp() override {
+    folder_ = fs::temp_directory_path() /
+              ("bachlab_trainer_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(folder_);
+    fs::create_directories(folder_);
+    train_ = testing::synthetic_tensors(24, 12, 1);
+    val_ = testing::synthetic_tensors(8, 12, 2);
+    test_ = testing::synthetic_tensors(10, 12, 3);
+  }
+  void TearDown() override { fs::remove_all(folder_); }
+
+  // What plan_experiment does for a real config: seed, build the model, then the optimizer.
+  TrainerParts parts(uint64_t seed, double lr, double dropout = 0.25) {
+    torch::manual_seed(seed);
+    sdk::Params model_params("[model]");
+    model_params.set("dropout", dropout);
+    sdk::ModelSpec spec{3, 12, 12, 4};
+    TrainerParts p;
+    p.model = registry_->create_model("tiny_cnn", spec, model_params);
+    sdk::Params optimizer_params("[optimizer]");
+    optimizer_params.set("lr", lr);
+    p.optimizer = registry_->create_optimizer("adam", {p.model->parameters()}, optimizer_params);
+    return p;
+  }
+
+  TrainSettings settings(int64_t epochs) {
+    TrainSettings s;
+    s.epochs = epochs;
+    s.batch_size = 16;
+    s.threads = 1;
+    return s;
+  }
+
+  static PluginRegistry* registry_;
+  fs::path folder_;
+  TensorSplit train_, val_, test_;
+};
+
+PluginRegistry* TrainerTest::registry_ = nullptr;
+
+void expect_same_history(const std::vector<EpochRecord>& a, const std::vector<EpochRecord>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  auto same = [](double x, double y) { return (std::isnan(x) && std::isnan(y)) || x == y; };
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE("epoch " + std::to_string(i + 1));
+    EXPECT_EQ(a[i].epoch, b[i].epoch);
+    EXPECT_EQ(a[i].lr, b[i].lr);
+    EXPECT_TRUE(same(a[i].train.loss, b[i].train.loss)) << a[i].train.loss << " vs " << b[i].train.loss;
+    EXPECT_TRUE(same(a[i].train.accuracy, b[i].train.accuracy));
+    EXPECT_TRUE(same(a[i].train.auroc_micro, b[i].train.auroc_micro));
+    EXPECT_TRUE(same(a[i].val.loss, b[i].val.loss)) << a[i].val.loss << " vs " << b[i].val.loss;
+    EXPECT_TRUE(same(a[i].val.accuracy, b[i].val.accuracy));
+    EXPECT_TRUE(same(a[i].val.auroc_macro, b[i].val.auroc_macro));
+  }
+}
+
+TEST_F(TrainerTest, LearnsBeyondChanceOnHeldOutData) {
+  Trainer untrained(parts(7, 0.01), settings(1), 7);
+  const double before = accuracy(untrained.predict(test_).probabilities, test_.labels);
+
+  Trainer trainer(parts(7, 0.01), settings(15), 7);
+  trainer.fit(train_, val_);
+  const double after = accuracy(trainer.predict(test_).probabilities, test_.labels);
+  // Four balanced classes: chance is 0.25.
+  EXPECT_GE(after, 0.6) << "untrained: " << before;
+  EXPECT_LT(before, 0.45) << "the task must not be solvable without training";
+}
+
+TEST_F(TrainerTest, SameSeedSameNumbers) {
+  Trainer a(parts(11, 0.01), settings(3), 11);
+  Trainer b(parts(11, 0.01), settings(3), 11);
+  auto history_a = a.fit(train_, val_).history;
+  auto history_b = b.fit(train_, val_).history;
+  expect_same_history(history_a, history_b);
+  EXPECT_TRUE(torch::equal(a.predict(test_).probabilities, b.predict(test_).probabilities));
+
+  Trainer c(parts(12, 0.01), settings(3), 12);
+  EXPECT_NE(c.fit(train_, val_).history.back().train.loss, history_a.back().train.loss);
+}
+
+TEST_F(TrainerTest, ResumeAfterAnInterruptionAnywhereEqualsAnUninterruptedRun) {
+  TrainSettings s = settings(5);
+  s.schedule.type = "plateau";  // its state must survive too
+  s.schedule.patience = 1;
+  s.schedule.factor = 0.5;
+  s.schedule.monitor = "val_accuracy";
+  s.early_stopping.patience = 10;
+
+  Trainer reference(parts(5, 0.01), s, 5);
+  reference.set_checkpoint_dir(folder_ / "reference");
+  auto expected = reference.fit(train_, val_);
+  const torch::Tensor expected_test = reference.predict(test_).probabilities;
+
+  // (epoch, batch) where the "kill" happens: first batch, mid-epoch, after the last batch.
+  const std::vector<std::pair<int64_t, int64_t>> kills = {{1, 0}, {3, 2}, {4, 5}};
+  for (auto [kill_epoch, kill_batch] : kills) {
+    SCOPED_TRACE("killed at epoch " + std::to_string(kill_epoch) + " batch " + std::to_string(kill_batch));
+    const fs::path dir = folder_ / ("run_" + std::to_string(kill_epoch) + "_" + std::to_string(kill_batch));
+    {
+      Trainer first(parts(5, 0.01), s, 5);
+      first.set_checkpoint_dir(dir);
+      first.set_batch_hook([&](int64_t epoch, int64_t batch) {
+        if (epoch == kill_epoch && batch == kill_batch) throw Interrupted{};
+      });
+      EXPECT_THROW(first.fit(train_, val_), Interrupted);
+    }
+    // A kill during a checkpoint write leaves a partial temp file; it must be ignored.
+    std::ofstream(dir / "last.pt.tmp") << "partial";
+
+    // A new process: the model is built from the seed again, then the checkpoint decides.
+    Trainer second(parts(5, 0.01), s, 5);
+    second.set_checkpoint_dir(dir);
+    EXPECT_EQ(second.resume(), kill_epoch > 1);
+    EXPECT_EQ(second.epochs_done(), kill_epoch - 1);
+    auto resumed = second.fit(train_, val_);
+    expect_same_history(resumed.history, expected.history);
+    EXPECT_EQ(resumed.best_epoch, expected.best_epoch);
+    EXPECT_TRUE(torch::equal(second.predict(test_).probabilities, expected_test));
+  }
+}
+
+TEST_F(TrainerTest, ResumeRejectsACheckpointOfAnotherModel) {
+  Trainer first(parts(5, 0.01), settings(1), 5);
+  first.set_checkpoint_dir(folder_);
+  first.fit(train_, val_);
+
+  torch::manual_seed(5);
+  sdk::Params model_params("[model]");
+  model_params.set("filters", int64_t{4});
+  TrainerParts other;
+  other.model = registry_->create_model("tiny_cnn", sdk::ModelSpec{3, 12, 12, 4}, model_params);
+  sdk::Params optimizer_params("[optimizer]");
+  other.optimizer = registry_->create_optimizer("adam", {other.model->parameters()}, optimizer_params);
+  Trainer second(other, settings(2), 5);
+  second.set_checkpoint_dir(folder_);
+  try {
+    second.resume();
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              (folder_ / "best.pt").string() +
+                  ": tensor \"conv.weight\" has shape [8, 3, 3, 3] in the checkpoint but [4, 3, 3, 3] in the model; "
+                  "the checkpoint belongs to a different model or config. Resume with the run folder that wrote "
+                  "it, or start a new run");
+  }
+}
+
+TEST_F(TrainerTest, EarlyStoppingStopsAfterPatienceEpochsWithoutImprovement) {
+  // A vanishing lr and no dropout: the training loss cannot improve by min_delta after epoch 1.
+  TrainSettings s = settings(10);
+  s.early_stopping.monitor = "train_loss";
+  s.early_stopping.patience = 2;
+  s.early_stopping.min_delta = 1e-3;
+  Trainer trainer(parts(3, 1e-12, 0.0), s, 3);
+  auto outcome = trainer.fit(train_, val_);
+  EXPECT_TRUE(outcome.stopped_early);
+  EXPECT_EQ(outcome.history.size(), 3u);
+
+  s.early_stopping.patience = 0;  // off
+  Trainer never(parts(3, 1e-12, 0.0), s, 3);
+  auto full = never.fit(train_, val_);
+  EXPECT_FALSE(full.stopped_early);
+  EXPECT_EQ(full.history.size(), 10u);
+}
+
+std::vector<double> learning_rates(const TrainOutcome& outcome) {
+  std::vector<double> out;
+  for (const auto& r : outcome.history) out.push_back(r.lr);
+  return out;
+}
+
+TEST_F(TrainerTest, StepScheduleMultipliesByGammaEveryStepSizeEpochs) {
+  TrainSettings s = settings(5);
+  s.schedule.type = "step";
+  s.schedule.step_size = 2;
+  s.schedule.gamma = 0.5;
+  Trainer trainer(parts(3, 0.008), s, 3);
+  auto lrs = learning_rates(trainer.fit(train_, {}));
+  std::vector<double> expected = {0.008, 0.008, 0.004, 0.004, 0.002};
+  ASSERT_EQ(lrs.size(), expected.size());
+  for (size_t i = 0; i < lrs.size(); ++i) EXPECT_DOUBLE_EQ(lrs[i], expected[i]) << "epoch " << i + 1;
+}
+
+TEST_F(TrainerTest, CosineScheduleFollowsHalfACosineDownToMinLr) {
+  TrainSettings s = settings(4);
+  s.schedule.type = "cosine";
+  s.schedule.min_lr = 0.001;
+  Trainer trainer(parts(3, 0.009), s, 3);
+  auto lrs = learning_rates(trainer.fit(train_, {}));
+  ASSERT_EQ(lrs.size(), 4u);
+  for (int e = 0; e < 4; ++e)
+    EXPECT_DOUBLE_EQ(lrs[e], 0.001 + 0.008 * 0.5 * (1 + std::cos(M_PI * e / 4.0))) << "epoch " << e + 1;
+}
+
+TEST_F(TrainerTest, PlateauScheduleDropsAfterPatienceEpochsWithoutImprovement) {
+  // Without a validation split val_loss is NaN, which never counts as an improvement.
+  TrainSettings s = settings(6);
+  s.schedule.type = "plateau";
+  s.schedule.patience = 2;
+  s.schedule.factor = 0.5;
+  s.schedule.min_lr = 0.0015;
+  Trainer trainer(parts(3, 0.008), s, 3);
+  auto lrs = learning_rates(trainer.fit(train_, {}));
+  std::vector<double> expected = {0.008, 0.008, 0.004, 0.004, 0.002, 0.002};
+  ASSERT_EQ(lrs.size(), expected.size());
+  for (size_t i = 0; i < lrs.size(); ++i) EXPECT_DOUBLE_EQ(lrs[i], expected[i]) << "epoch " << i + 1;
+
+  s.epochs = 8;  // 0.001 would be next, but min_lr holds it at 0.0015
+  Trainer floored(parts(3, 0.008), s, 3);
+  EXPECT_DOUBLE_EQ(learning_rates(floored.fit(train_, {})).back(), 0.0015);
+}
+
+TEST_F(TrainerTest, RestoreBestLeavesTheBestEpochsWeights) {
+  TrainSettings s = settings(4);
+  s.early_stopping.monitor = "val_accuracy";
+  Trainer trainer(parts(9, 0.05), s, 9);
+  auto outcome = trainer.fit(train_, val_);
+  ASSERT_GE(outcome.best_epoch, 1);
+  const double best = outcome.history[outcome.best_epoch - 1].val.accuracy;
+  EXPECT_EQ(outcome.best_value, best);
+  EXPECT_EQ(accuracy(trainer.predict(val_).probabilities, val_.labels), best);
+}
+
+TEST_F(TrainerTest, ProgressIsOnePlainLinePerEpochWhenNotATerminal) {
+  std::ostringstream out;
+  Trainer trainer(parts(3, 0.01), settings(2), 3);
+  trainer.set_progress(&out, false);
+  trainer.fit(train_, {});
+  const std::string text = out.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_EQ(text.rfind("epoch 1/2  loss ", 0), 0u) << text;
+}
+
+}  // namespace
+}  // namespace bachlab::host
