@@ -1,0 +1,137 @@
+#include "host/data/data_config.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <set>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Params has no string-list getter, and only a getter marks a key as read (an unread key
+// is reported as unknown). So the list is validated from its raw value first, while the
+// key still carries its file and line for messages, then read once through get_string on
+// a string stand-in, then put back. See the SDK request in docs/data.md.
+std::vector<std::string> read_string_list(sdk::Params& params, const std::string& key,
+                                          const std::vector<std::string>& fallback) {
+  if (!params.has(key)) {
+    params.get_string(key, "");
+    return fallback;
+  }
+  const sdk::Value raw = params.raw(key);
+  std::vector<std::string> out;
+  bool ok = false;
+  if (const auto* list = std::get_if<std::vector<sdk::Scalar>>(&raw)) {
+    ok = true;
+    for (const auto& item : *list) {
+      const auto* text = std::get_if<std::string>(&item);
+      if (!text) {
+        ok = false;
+        break;
+      }
+      out.push_back(*text);
+    }
+  }
+  if (!ok) {
+    params.fail(key, fmt::format("must be a list of strings, e.g. [\"Normal\", \"Benign\"] (was {} {})",
+                                 sdk::type_name(raw), sdk::to_string(raw)));
+    out = fallback;
+  } else if (out.size() < 2) {
+    params.fail(key, fmt::format("must name at least 2 classes (was {})", sdk::to_string(raw)));
+    out = fallback;
+  } else {
+    std::set<std::string> seen;
+    for (const auto& name : out) {
+      if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..") {
+        params.fail(key, fmt::format("must hold folder-safe class names (was \"{}\" in {})", name,
+                                     sdk::to_string(raw)));
+        out = fallback;
+        break;
+      }
+      if (!seen.insert(name).second) {
+        params.fail(key, fmt::format("must not name a class twice (\"{}\" appears more than once in {})", name,
+                                     sdk::to_string(raw)));
+        out = fallback;
+        break;
+      }
+    }
+  }
+  params.set(key, std::string());
+  params.get_string(key, "");
+  params.set(key, raw);
+  return out;
+}
+
+}  // namespace
+
+DataConfig::DataConfig() : classes(default_bach_classes()), cache_dir(default_cache_dir()) {}
+
+const std::vector<std::string>& default_bach_classes() {
+  static const std::vector<std::string> classes{"Normal", "Benign", "InSitu", "Invasive"};
+  return classes;
+}
+
+fs::path default_cache_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/') return fs::path(xdg) / "bachlab";
+  if (const char* home = std::getenv("HOME"); home && *home == '/') return fs::path(home) / ".cache" / "bachlab";
+  return fs::temp_directory_path() / "bachlab-cache";
+}
+
+DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Params& split, uint64_t experiment_seed) {
+  DataConfig out;
+  out.source = data.get_string("source", out.source, {"folder", "synthetic"});
+  const std::string root = data.get_path("root", "");
+  out.root = root;
+  if (out.source == "folder" && root.empty())
+    data.fail("root", "is required when source = \"folder\"; set it to the BACH folder (the one holding Photos/) "
+                      "or to a folder with one subfolder per class, or use source = \"synthetic\"");
+  out.layout = data.get_string("layout", out.layout, {"bach", "folders"});
+  out.classes = read_string_list(data, "classes", default_bach_classes());
+  out.image_size = int(data.get_int("image_size", out.image_size, {8, 4096}));
+  out.normalize = data.get_string("normalize", out.normalize, {"unit", "standardize"});
+  out.on_bad_image = data.get_string("on_bad_image", out.on_bad_image, {"error", "skip"});
+  if (std::string cache = data.get_path("cache_dir", ""); !cache.empty()) out.cache_dir = cache;
+  out.workers = int(data.get_int("workers", out.workers, {0, 1024}));
+
+  out.synthetic.per_class = int(synthetic.get_int("per_class", out.synthetic.per_class, {1, 100000}));
+  out.synthetic.width = int(synthetic.get_int("width", out.synthetic.width, {8, 16384}));
+  out.synthetic.height = int(synthetic.get_int("height", out.synthetic.height, {8, 16384}));
+  out.synthetic.seed = uint64_t(synthetic.get_int("seed", 0, {0, {}}));
+
+  out.split.folds = int(split.get_int("folds", 0, {0, 1000}));
+  if (out.split.folds == 1) split.fail("folds", "must be 0 (no k-fold) or at least 2 (was 1)");
+  const bool fractions_given = split.has("train") || split.has("val") || split.has("test");
+  out.split.train = split.get_float("train", out.split.train, {0.0, 1.0});
+  out.split.val = split.get_float("val", out.split.val, {0.0, 1.0});
+  out.split.test = split.get_float("test", out.split.test, {0.0, 1.0});
+  out.split.seed = uint64_t(split.get_int("seed", int64_t(experiment_seed & 0x7fffffffffffffffULL), {0, {}}));
+  if (out.split.folds >= 2 && fractions_given) {
+    split.fail(split.has("train") ? "train" : split.has("val") ? "val" : "test",
+               fmt::format("does not apply with folds = {} (each fold is held out once as validation, and there is "
+                           "no test part); remove train/val/test or set folds = 0",
+                           out.split.folds));
+  } else {
+    const double sum = out.split.train + out.split.val + out.split.test;
+    if (std::abs(sum - 1.0) > 1e-6) {
+      split.fail("train", fmt::format("+ val + test must sum to 1 (was {:.6g} + {:.6g} + {:.6g} = {:.6g}); adjust the "
+                                      "fractions",
+                                      out.split.train, out.split.val, out.split.test, sum));
+    } else if (out.split.train <= 0.0) {
+      split.fail("train", "must be above 0 (was 0.0); a model needs training images");
+    }
+  }
+  return out;
+}
+
+DataConfig read_data_config(Config& config, uint64_t experiment_seed) {
+  DataConfig out = read_data_config(config.table("data"), config.table("data.synthetic"), config.table("data.split"),
+                                    experiment_seed);
+  out.origin = config.path().string();
+  return out;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,91 @@
+#pragma once
+// The [data] table of an experiment: where the photos are, how they are laid out, how they
+// become tensors, and how they are split. Read once, validated once (see docs/data.md).
+
+#include "host/config/config.h"
+
+#include <bachlab/sdk/params.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+/// [data.synthetic]: the built-in generated set used when source = "synthetic".
+struct SyntheticDataOptions {
+  /// Images per class. Default: 20.
+  int per_class = 20;
+  /// Image size in pixels. Default: 256x192 (BACH's 4:3 at one eighth).
+  int width = 256;
+  int height = 192;
+  /// Generator seed. Default: 0.
+  uint64_t seed = 0;
+};
+
+/// [data.split]: how the photos are divided for training.
+struct SplitOptions {
+  /// Fractions per part, each in 0..1, summing to 1. Default: 0.7 / 0.15 / 0.15.
+  double train = 0.7;
+  double val = 0.15;
+  double test = 0.15;
+  /// Shuffle seed. Default: the experiment's seed.
+  uint64_t seed = 0;
+  /// 0 = one train/val/test split; k >= 2 = stratified k-fold, each fold held out once as
+  /// validation with no test part. Default: 0.
+  int folds = 0;
+};
+
+struct DataConfig {
+  /// "folder" (photos on disk under `root`) or "synthetic" (the built-in generated set).
+  /// Default: "folder".
+  std::string source = "folder";
+  /// Dataset folder, relative paths taken from the config file's folder. Required for
+  /// source = "folder".
+  std::filesystem::path root;
+  /// "bach" (<root>/Photos/<Class>/*.tif + microscopy_ground_truth.csv; root may also be
+  /// Photos/ itself) or "folders" (<root>/<class>/*). Default: "bach".
+  std::string layout = "bach";
+  /// Class names; a class's index is its position. Default: Normal, Benign, InSitu,
+  /// Invasive. Empty means "every subfolder, sorted" (only `bachlab explore --data` uses
+  /// that, for a folder whose classes nobody has named).
+  std::vector<std::string> classes;
+  /// Side of the square network input. Default: 224.
+  int image_size = 224;
+  /// "unit" ([0,1], as the study) or "standardize" (per-channel mean/std of the training
+  /// split). Default: "unit".
+  std::string normalize = "unit";
+  /// "error" (stop at bad images, listing all of them) or "skip" (leave them out and list
+  /// them in the run summary). Default: "error".
+  std::string on_bad_image = "error";
+  /// Where prepared tensors and the synthetic set are kept. Default: default_cache_dir().
+  std::filesystem::path cache_dir;
+  /// Decoding threads; 0 = every core. Default: 0.
+  int workers = 0;
+  SyntheticDataOptions synthetic;
+  SplitOptions split;
+  /// The config file the settings came from, for messages; empty when made in code.
+  std::string origin;
+
+  DataConfig();
+};
+
+/// Normal, Benign, InSitu, Invasive: BACH's classes in the study's label order.
+const std::vector<std::string>& default_bach_classes();
+
+/// $XDG_CACHE_HOME/bachlab, else ~/.cache/bachlab, else <temp>/bachlab-cache: a user
+/// folder rather than one beside the photos, because datasets are often read-only and
+/// shared, and the cache is keyed by absolute paths so datasets never collide in it.
+std::filesystem::path default_cache_dir();
+
+/// Reads [data], [data.synthetic] and [data.split]. Every problem is recorded in the
+/// tables' Params rather than thrown, so config.check() reports all of them at once; call
+/// it before using the result. `experiment_seed` is the split seed when [data.split] has none.
+DataConfig read_data_config(Config& config, uint64_t experiment_seed = 0);
+
+/// The same from the three tables directly (config-less callers and tests).
+DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Params& split,
+                            uint64_t experiment_seed = 0);
+
+}  // namespace bachlab::host

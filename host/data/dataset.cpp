@@ -1,0 +1,276 @@
+#include "host/data/dataset.h"
+
+#include "host/data/image_decode.h"
+#include "host/data/synth.h"
+
+#include <bachlab/sdk/error.h>
+#include <bachlab/sdk/params.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <system_error>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// More lines than this would bury the first problems; the count says how many are hidden.
+constexpr size_t kMaxListedProblems = 30;
+
+std::string join_classes(const std::vector<std::string>& classes) {
+  std::string out;
+  for (const auto& c : classes) out += (out.empty() ? "" : ", ") + c;
+  return out;
+}
+
+std::string trim(const std::string& text) {
+  const char* space = " \t\r\n";
+  size_t first = text.find_first_not_of(space);
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(space) - first + 1);
+}
+
+[[noreturn]] void throw_problems(const std::vector<std::string>& problems, const fs::path& where) {
+  if (problems.size() == 1) throw Error(problems.front());
+  std::string message = fmt::format("{} problems in dataset {}:", problems.size(), where.string());
+  for (size_t i = 0; i < problems.size() && i < kMaxListedProblems; ++i) message += "\n- " + problems[i];
+  if (problems.size() > kMaxListedProblems)
+    message += fmt::format("\n- ... and {} more", problems.size() - kMaxListedProblems);
+  throw Error(message);
+}
+
+// The image files of one class folder, sorted; problems and non-images are recorded.
+std::vector<fs::path> list_class_folder(const fs::path& dir, const std::string& class_name,
+                                        std::vector<std::string>& problems, std::vector<std::string>& skipped) {
+  std::error_code ec;
+  fs::file_status status = fs::status(dir, ec);
+  if (ec || !fs::exists(status)) {
+    problems.push_back(fmt::format("{}: class folder not found; create it with the photos of class \"{}\", or remove "
+                                   "\"{}\" from [data] classes",
+                                   dir.string(), class_name, class_name));
+    return {};
+  }
+  if (!fs::is_directory(status)) {
+    problems.push_back(fmt::format("{}: expected the folder of class \"{}\" but found a file; move it away",
+                                   dir.string(), class_name));
+    return {};
+  }
+  std::vector<fs::path> files;
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) {
+    problems.push_back(fmt::format("{}: cannot list the folder ({}); check its permissions", dir.string(), ec.message()));
+    return {};
+  }
+  for (; it != end; it.increment(ec)) {
+    const fs::path& path = it->path();
+    const std::string name = path.filename().string();
+    if (name.empty() || name.front() == '.') continue;  // .DS_Store and editors' files are not data
+    if (it->is_directory(ec)) continue;
+    if (!has_image_extension(path)) {
+      skipped.push_back(fmt::format("{}: not an image (extension \"{}\"); ignored", path.string(),
+                                    path.extension().string()));
+      continue;
+    }
+    files.push_back(path);
+  }
+  if (ec) {
+    problems.push_back(fmt::format("{}: cannot list the folder ({}); check its permissions", dir.string(), ec.message()));
+    return {};
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty())
+    problems.push_back(fmt::format("{}: class folder holds no photos (.tif, .tiff, .png, .jpg, .jpeg); add the photos "
+                                   "of class \"{}\" or remove \"{}\" from [data] classes",
+                                   dir.string(), class_name, class_name));
+  return files;
+}
+
+// Checks the BACH ground truth against the files found in the class folders: every row
+// must name a file that is in its label's folder, every file must have a row.
+void check_ground_truth(const fs::path& photos, const std::vector<std::string>& classes,
+                        const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems) {
+  const fs::path csv = photos / kBachGroundTruth;
+  std::error_code ec;
+  if (!fs::exists(csv, ec)) {
+    problems.push_back(fmt::format("{}: not found; the BACH layout needs it (rows <file>,<Class>); set [data] layout "
+                                   "= \"folders\" to take labels from the folder names instead",
+                                   csv.string()));
+    return;
+  }
+  std::ifstream in(csv);
+  if (!in) {
+    problems.push_back(fmt::format("{}: cannot open the file; check its permissions", csv.string()));
+    return;
+  }
+  // Which class folder(s) each file name was found in.
+  std::map<std::string, std::vector<size_t>> on_disk;
+  for (size_t c = 0; c < per_class.size(); ++c)
+    for (const auto& file : per_class[c]) on_disk[file.filename().string()].push_back(c);
+
+  std::map<std::pair<std::string, size_t>, int> listed;  // (file, class) -> CSV line
+  std::map<std::string, int> first_line;
+  std::string text;
+  for (int line = 1; std::getline(in, text); ++line) {
+    if (line == 1 && text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // spreadsheet BOM
+    text = trim(text);
+    if (text.empty()) continue;
+    const size_t comma = text.find(',');
+    const std::string file = comma == std::string::npos ? text : trim(text.substr(0, comma));
+    const std::string label = comma == std::string::npos ? "" : trim(text.substr(comma + 1));
+    if (comma == std::string::npos || file.empty() || label.empty() || label.find(',') != std::string::npos) {
+      problems.push_back(fmt::format("{}:{}: expected <file>,<Class> (was \"{}\")", csv.string(), line, text));
+      continue;
+    }
+    auto known = std::find(classes.begin(), classes.end(), label);
+    if (known == classes.end()) {
+      // A header row is allowed: the first line, naming no image file.
+      if (line == 1 && !has_image_extension(file)) continue;
+      std::string hint = sdk::closest_match(label, classes);
+      problems.push_back(fmt::format("{}:{}: unknown label \"{}\" for {}; expected one of {}{}", csv.string(), line,
+                                     label, file, join_classes(classes),
+                                     hint.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", hint)));
+      continue;
+    }
+    const size_t c = size_t(known - classes.begin());
+    if (auto seen = first_line.find(file); seen != first_line.end()) {
+      problems.push_back(fmt::format("{}:{}: {} is listed again (first at line {}); delete one of the rows",
+                                     csv.string(), line, file, seen->second));
+      continue;
+    }
+    first_line[file] = line;
+    auto found = on_disk.find(file);
+    const bool in_own_folder =
+        found != on_disk.end() && std::find(found->second.begin(), found->second.end(), c) != found->second.end();
+    if (in_own_folder) {
+      listed[{file, c}] = line;
+    } else if (found != on_disk.end()) {
+      problems.push_back(fmt::format("{}:{}: labels {} as {} but the file is in {}/; fix the row or move the file",
+                                     csv.string(), line, file, label, (photos / classes[found->second.front()]).string()));
+      listed[{file, found->second.front()}] = line;
+    } else {
+      problems.push_back(fmt::format("{}:{}: names {}, which is not in {}/; restore the file or delete the row",
+                                     csv.string(), line, file, (photos / label).string()));
+    }
+  }
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    for (const auto& file : per_class[c]) {
+      const std::string name = file.filename().string();
+      if (!listed.count({name, c}))
+        problems.push_back(fmt::format("{}: not listed in {}; add the row \"{},{}\" or remove the file",
+                                       file.string(), csv.string(), name, classes[c]));
+    }
+  }
+}
+
+Dataset discover_folder(const DataConfig& config, const fs::path& root) {
+  std::error_code ec;
+  fs::file_status status = fs::status(root, ec);
+  const std::string where = config.origin.empty() ? "" : fmt::format(" (from {})", config.origin);
+  if (ec || !fs::exists(status))
+    throw Error(fmt::format("{}: dataset folder not found{}; set [data] root to the BACH folder (the one holding "
+                            "Photos/) or to a folder with one subfolder per class",
+                            root.string(), where));
+  if (!fs::is_directory(status))
+    throw Error(fmt::format("{}: expected a dataset folder but found a file{}; set [data] root to the folder holding "
+                            "the photos",
+                            root.string(), where));
+
+  Dataset dataset;
+  fs::path photos = root;
+  if (config.layout == "bach" && fs::is_directory(root / "Photos", ec)) photos = root / "Photos";
+  dataset.root = photos;
+
+  dataset.classes = config.classes;
+  if (dataset.classes.empty()) {
+    fs::directory_iterator it(photos, ec), end;
+    if (ec) throw Error(fmt::format("{}: cannot list the folder ({}); check its permissions", photos.string(), ec.message()));
+    for (; it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && name.front() != '.' && it->is_directory(ec)) dataset.classes.push_back(name);
+    }
+    std::sort(dataset.classes.begin(), dataset.classes.end());
+    if (dataset.classes.size() < 2)
+      throw Error(fmt::format("{}: found {} class folder(s); a dataset needs one subfolder per class and at least 2 "
+                              "classes",
+                              photos.string(), dataset.classes.size()));
+  }
+
+  std::vector<std::string> problems;
+  std::vector<std::vector<fs::path>> per_class;
+  for (const auto& name : dataset.classes)
+    per_class.push_back(list_class_folder(photos / name, name, problems, dataset.skipped));
+  if (config.layout == "bach") check_ground_truth(photos, dataset.classes, per_class, problems);
+
+  const bool skip_bad = config.on_bad_image == "skip";
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    for (const auto& file : per_class[c]) {
+      try {
+        sniff_image_format(file);
+      } catch (const Error& e) {
+        (skip_bad ? dataset.skipped : problems).push_back(e.what());
+        continue;
+      }
+      dataset.files.push_back(file);
+      dataset.labels.push_back(int64_t(c));
+    }
+  }
+  if (!problems.empty()) throw_problems(problems, photos);
+  if (dataset.files.empty())
+    throw Error(fmt::format("{}: no usable photos: all {} files were skipped (first: {}); fix or replace the files",
+                            photos.string(), dataset.skipped.size(), dataset.skipped.front()));
+  return dataset;
+}
+
+}  // namespace
+
+fs::path synthetic_dataset_dir(const DataConfig& config) {
+  const auto& s = config.synthetic;
+  return config.cache_dir /
+         fmt::format("synthetic-v{}-{}x{}-{}per-class-seed{}", kSynthGeneratorVersion, s.width, s.height, s.per_class,
+                     s.seed);
+}
+
+Dataset discover_dataset(const DataConfig& config) {
+  if (config.source != "synthetic") return discover_folder(config, config.root);
+  if (config.classes != default_bach_classes())
+    throw Error(fmt::format("{}[data] classes must be the four BACH classes when source = \"synthetic\" (was {}); "
+                            "remove classes or use source = \"folder\"",
+                            config.origin.empty() ? "" : config.origin + ": ", join_classes(config.classes)));
+  SynthOptions options;
+  options.out = synthetic_dataset_dir(config);
+  options.per_class = config.synthetic.per_class;
+  options.width = config.synthetic.width;
+  options.height = config.synthetic.height;
+  options.seed = config.synthetic.seed;
+  options.workers = config.workers;
+  std::error_code ec;
+  fs::create_directories(config.cache_dir, ec);
+  if (ec)
+    throw Error(fmt::format("{}: cannot create the cache folder ({}); set [data] cache_dir to a writable folder",
+                            config.cache_dir.string(), ec.message()));
+  generate_synthetic_dataset(options);
+  DataConfig bach = config;
+  bach.layout = "bach";
+  return discover_folder(bach, options.out);
+}
+
+Dataset select(const Dataset& dataset, const std::vector<int64_t>& indices) {
+  Dataset out;
+  out.classes = dataset.classes;
+  out.skipped = dataset.skipped;
+  out.root = dataset.root;
+  for (int64_t i : indices) {
+    if (i < 0 || size_t(i) >= dataset.files.size())
+      throw Error(fmt::format("select: index {} is outside the dataset's {} files", i, dataset.files.size()));
+    out.files.push_back(dataset.files[size_t(i)]);
+    out.labels.push_back(dataset.labels[size_t(i)]);
+  }
+  return out;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,67 @@
+#pragma once
+// Decoding one photo into 8-bit RGB and shrinking it to the network's input, exactly as
+// training sees it. TIFFs go through libtiff strip by strip (or tile by tile), so any
+// compression libtiff was built with works and a broken file is reported, never printed
+// by libtiff or half-decoded; PNG and JPEG go through OpenCV. The content decides the
+// decoder only after it has been checked against the extension, so a mislabelled file is
+// an error that names it rather than a surprise later.
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+namespace bachlab::host {
+
+/// What a file's first bytes say it is.
+enum class ImageFormat { tiff, png, jpeg, unknown };
+
+/// "TIFF", "PNG", "JPEG" or "unknown": the words error messages use.
+const char* format_name(ImageFormat format);
+
+/// The format an extension promises (.tif/.tiff, .png, .jpg/.jpeg, any case); unknown
+/// for every other extension.
+ImageFormat format_from_extension(const std::filesystem::path& file);
+
+/// True for the extensions bachlab reads.
+bool has_image_extension(const std::filesystem::path& file);
+
+/// Reads the magic bytes. Throws Error if the file cannot be opened, is empty, or its
+/// content does not match its extension.
+ImageFormat sniff_image_format(const std::filesystem::path& file);
+
+/// What a photo is, as the exploration report shows it.
+struct ImageInfo {
+  int width = 0;
+  int height = 0;
+  ImageFormat format = ImageFormat::unknown;
+  /// Colour model and depth as stored, e.g. "RGB 8-bit", "RGBA 8-bit", "gray 16-bit".
+  std::string mode;
+  /// TIFF compression ("none", "LZW", "Deflate", "JPEG", ...); empty for PNG and JPEG.
+  std::string compression;
+};
+
+/// Decodes `file` into `rgb` (CV_8UC3, R,G,B order), reusing its buffer when the size
+/// matches so that a worker decoding many photos allocates once. Alpha is dropped, gray
+/// is expanded, 16-bit samples are scaled to 8 bits. Throws Error naming the file and the
+/// problem for every unreadable, truncated, corrupt or unsupported file.
+ImageInfo decode_image_rgb(const std::filesystem::path& file, cv::Mat& rgb);
+
+/// The same through OpenCV's imread for every format: the comparison the benchmark makes.
+ImageInfo decode_image_rgb_opencv(const std::filesystem::path& file, cv::Mat& rgb);
+
+/// 8-bit RGB (CV_8UC3), any supported format; throws Error.
+cv::Mat load_image_rgb(const std::filesystem::path& file);
+
+/// The training resize: `size` x `size`, INTER_AREA when either side shrinks (it averages
+/// every source pixel instead of sampling a few), INTER_LINEAR when both grow.
+void resize_square(const cv::Mat& rgb, int size, cv::Mat& out);
+
+/// Writes an RGB CV_8UC3 image of size S x S into `chw`, a contiguous uint8 (3,S,S) tensor.
+void copy_to_chw(const cv::Mat& rgb, torch::Tensor chw);
+
+/// One photo as training sees it: uint8 (3, size, size).
+torch::Tensor preprocess_image(const std::filesystem::path& file, int image_size);
+
+}  // namespace bachlab::host

@@ -1,0 +1,34 @@
+#pragma once
+// Stratified splits: every part keeps the class balance of the whole set, and the same
+// labels and seed give the same split on every machine (the shuffle is written out here
+// rather than left to std::shuffle, whose draws differ between standard libraries).
+
+#include "host/data/dataset.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace bachlab::host {
+
+/// Indices into a dataset, each part sorted ascending.
+struct Split {
+  std::vector<int64_t> train, val, test;
+};
+
+/// Per class, round(n * test) images go to test and round(n * val) to val (at least one
+/// stays in train), the rest to train. Fractions in 0..1 summing to 1; throws Error
+/// otherwise or for empty or negative labels.
+Split stratified_split(const std::vector<int64_t>& labels, double train, double val, double test, uint64_t seed);
+
+/// `folds` splits; in split k, fold k is `val` and the others are `train`; `test` is empty.
+/// Every class is dealt round-robin over the folds, so fold sizes differ by at most one
+/// and each class is spread evenly. Throws Error if folds < 2 or a class has fewer images
+/// than folds.
+std::vector<Split> stratified_kfold(const std::vector<int64_t>& labels, int folds, uint64_t seed);
+
+/// Writes the file lists of `split` (paths relative to the dataset root, with labels) to
+/// `file`: JSON for .json, CSV (part,file,label) for .csv. Temp file then rename.
+void write_split(const std::filesystem::path& file, const Dataset& dataset, const Split& split);
+
+}  // namespace bachlab::host

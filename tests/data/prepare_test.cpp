@@ -1,0 +1,225 @@
+// Preparation and its cache: the tensors match preprocess_image(), a second run loads
+// them without decoding, any change of a photo or a parameter rebuilds them, and a damaged
+// cache file is detected and rebuilt, never trusted.
+#include "host/data/image_decode.h"
+#include "host/data/prepare.h"
+#include "tests/data/fixtures.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace bachlab::host {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+class PrepareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::make_bach_dataset(dir_.path(), 3, 48, 36);
+    config_.root = dir_.path();
+    config_.cache_dir = dir_ / "cache";
+    config_.image_size = 16;
+    config_.workers = 2;
+    dataset_ = discover_dataset(config_);
+  }
+
+  // Replaces a photo's pixels but keeps its size and modification time, so only a decode
+  // could notice the change.
+  void replace_pixels_keeping_stat(const fs::path& file) {
+    const auto mtime = fs::last_write_time(file);
+    test::write_rgb_tiff(file, cv::Mat(36, 48, CV_8UC3, cv::Scalar(1, 2, 3)));
+    fs::last_write_time(file, mtime);
+  }
+
+  TempDir dir_;
+  DataConfig config_;
+  Dataset dataset_;
+};
+
+TEST_F(PrepareTest, TensorsMatchPreprocessImage) {
+  PreparedData prepared = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(prepared.from_cache);
+  EXPECT_EQ(prepared.cache_note, "no cache yet");
+  ASSERT_EQ(prepared.images.sizes(), (std::vector<int64_t>{12, 3, 16, 16}));
+  EXPECT_EQ(prepared.images.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(prepared.labels.scalar_type(), torch::kInt64);
+  EXPECT_TRUE(torch::equal(prepared.labels, torch::tensor(dataset_.labels)));
+  for (size_t i = 0; i < dataset_.files.size(); ++i)
+    EXPECT_TRUE(torch::equal(prepared.images[int64_t(i)], preprocess_image(dataset_.files[i], 16))) << i;
+  EXPECT_EQ(prepared.dataset.files, dataset_.files);
+  EXPECT_TRUE(fs::exists(prepared.cache_file));
+}
+
+TEST_F(PrepareTest, SecondRunLoadsFromTheCacheWithoutDecoding) {
+  PreparedData first = prepare_dataset(dataset_, config_);
+  // Pixels changed behind the cache's back: a decode would see them, the cache does not.
+  replace_pixels_keeping_stat(dataset_.files[0]);
+  // The new file may differ in size; keep it equal so the key cannot notice.
+  ASSERT_EQ(fs::file_size(dataset_.files[0]), fs::file_size(dataset_.files[1]));
+  PreparedData second = prepare_dataset(dataset_, config_);
+  EXPECT_TRUE(second.from_cache);
+  EXPECT_EQ(second.cache_note, "loaded from cache");
+  EXPECT_TRUE(torch::equal(first.images, second.images));
+  EXPECT_TRUE(torch::equal(first.labels, second.labels));
+  EXPECT_EQ(second.dataset.files, dataset_.files);
+}
+
+TEST_F(PrepareTest, ChangedPhotoInvalidatesTheCache) {
+  prepare_dataset(dataset_, config_);
+  const fs::path changed = dataset_.files[4];
+  test::write_rgb_tiff(changed, cv::Mat(36, 48, CV_8UC3, cv::Scalar(9, 9, 9)));
+  fs::last_write_time(changed, fs::last_write_time(changed) + std::chrono::seconds(5));
+  PreparedData again = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(again.from_cache);
+  EXPECT_EQ(again.cache_note,
+            "cache is stale: " + fs::absolute(changed).string() + " changed (size or modification time)");
+  EXPECT_EQ(again.images[4].max().item<int>(), 9);
+  EXPECT_TRUE(prepare_dataset(dataset_, config_).from_cache);
+}
+
+TEST_F(PrepareTest, ChangedParameterUsesAnotherCacheFile) {
+  PreparedData small = prepare_dataset(dataset_, config_);
+  config_.image_size = 8;
+  PreparedData smaller = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(smaller.from_cache);
+  EXPECT_NE(small.cache_file, smaller.cache_file);
+  EXPECT_EQ(smaller.images.size(2), 8);
+  config_.on_bad_image = "skip";
+  EXPECT_FALSE(prepare_dataset(dataset_, config_).from_cache);
+  config_.on_bad_image = "error";
+  config_.image_size = 16;
+  EXPECT_TRUE(prepare_dataset(dataset_, config_).from_cache);
+}
+
+TEST_F(PrepareTest, CorruptCacheIsDetectedAndRebuilt) {
+  PreparedData first = prepare_dataset(dataset_, config_);
+  std::string bytes = test::read_bytes(first.cache_file);
+  bytes[bytes.size() - 200] ^= 0x5a;  // inside the pixels
+  test::write_bytes(first.cache_file, bytes);
+  PreparedData second = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(second.from_cache);
+  EXPECT_THAT(second.cache_note, ::testing::MatchesRegex("cache was corrupt \\(checksum [0-9a-f]{8} expected, "
+                                                         "[0-9a-f]{8} found\\); rebuilt it"));
+  EXPECT_TRUE(torch::equal(first.images, second.images));
+  EXPECT_TRUE(prepare_dataset(dataset_, config_).from_cache);
+}
+
+TEST_F(PrepareTest, TruncatedOrForeignCacheIsRebuilt) {
+  PreparedData first = prepare_dataset(dataset_, config_);
+  const std::string bytes = test::read_bytes(first.cache_file);
+  test::write_bytes(first.cache_file, bytes.substr(0, bytes.size() / 2));
+  PreparedData cut = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(cut.from_cache);
+  EXPECT_EQ(cut.cache_note, "cache was corrupt (it is truncated); rebuilt it");
+
+  test::write_bytes(first.cache_file, "not a cache at all");
+  PreparedData foreign = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(foreign.from_cache);
+  EXPECT_EQ(foreign.cache_note, "cache was corrupt (it does not start with the bachlab cache header); rebuilt it");
+
+  test::write_bytes(first.cache_file, bytes + "extra");
+  PreparedData longer = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(longer.from_cache);
+  EXPECT_EQ(longer.cache_note, "cache was corrupt (its end marker is wrong); rebuilt it");
+  EXPECT_TRUE(torch::equal(first.images, longer.images));
+}
+
+TEST_F(PrepareTest, UndecodablePhotoStopsTheRunListingIt) {
+  const fs::path bad = dataset_.files[5];
+  const std::string bytes = test::read_bytes(bad);
+  test::write_bytes(bad, bytes.substr(0, bytes.size() / 2));
+  const std::string message = error_of([&] { prepare_dataset(dataset_, config_); });
+  EXPECT_THAT(message, ::testing::StartsWith("1 of 12 photos cannot be used:\n- " + bad.string() +
+                                             ": corrupt or truncated TIFF: "));
+  EXPECT_THAT(message, ::testing::EndsWith("\nfix or remove these files, or set [data] on_bad_image = \"skip\" to "
+                                           "leave them out"));
+}
+
+TEST_F(PrepareTest, UndecodablePhotoIsSkippedAndListedAlsoFromTheCache) {
+  const fs::path bad = dataset_.files[5];
+  const std::string bytes = test::read_bytes(bad);
+  test::write_bytes(bad, bytes.substr(0, bytes.size() / 2));
+  config_.on_bad_image = "skip";
+  for (bool cached : {false, true}) {
+    PreparedData prepared = prepare_dataset(dataset_, config_);
+    EXPECT_EQ(prepared.from_cache, cached);
+    EXPECT_EQ(prepared.images.size(0), 11);
+    EXPECT_EQ(prepared.dataset.files.size(), 11u);
+    EXPECT_EQ(std::count(prepared.dataset.files.begin(), prepared.dataset.files.end(), bad), 0);
+    ASSERT_EQ(prepared.dataset.skipped.size(), 1u);
+    EXPECT_THAT(prepared.dataset.skipped[0], ::testing::StartsWith(bad.string() + ": corrupt or truncated TIFF: "));
+    EXPECT_TRUE(torch::equal(prepared.labels, torch::tensor(prepared.dataset.labels)));
+  }
+}
+
+TEST_F(PrepareTest, UnwritableCacheStillPrepares) {
+  test::write_bytes(dir_ / "blocker", "a file where the cache folder should be");
+  config_.cache_dir = dir_ / "blocker";
+  PreparedData prepared = prepare_dataset(dataset_, config_);
+  EXPECT_FALSE(prepared.from_cache);
+  EXPECT_TRUE(prepared.cache_file.empty());
+  EXPECT_THAT(prepared.cache_note, ::testing::StartsWith("no cache yet; cache not written: cannot create "));
+  EXPECT_EQ(prepared.images.size(0), 12);
+}
+
+TEST(NormalizationTest, UnitLeavesPixelsInZeroToOne) {
+  DataConfig config;
+  torch::Tensor images = torch::tensor({0, 51, 255, 102}, torch::kUInt8).view({1, 1, 2, 2}).repeat({2, 3, 1, 1});
+  Normalization n = fit_normalization(images, config);
+  EXPECT_EQ(n.mean, (std::array<float, 3>{0.f, 0.f, 0.f}));
+  EXPECT_EQ(n.std, (std::array<float, 3>{1.f, 1.f, 1.f}));
+  torch::Tensor floats = to_float_batch(images, n);
+  EXPECT_EQ(floats.scalar_type(), torch::kFloat32);
+  EXPECT_FLOAT_EQ(floats[0][0][0][1].item<float>(), 0.2f);
+  EXPECT_FLOAT_EQ(floats[1][2][1][0].item<float>(), 1.0f);
+}
+
+TEST(NormalizationTest, StandardizeUsesExactPerChannelStatistics) {
+  DataConfig config;
+  config.normalize = "standardize";
+  torch::manual_seed(3);
+  torch::Tensor images = torch::randint(0, 256, {5, 3, 7, 9}, torch::kUInt8);
+  images.select(1, 2).fill_(77);  // a constant channel must not divide by zero
+  Normalization n = fit_normalization(images, config);
+  torch::Tensor unit = images.to(torch::kFloat64) / 255.0;
+  for (int c = 0; c < 2; ++c) {
+    torch::Tensor channel = unit.select(1, c);
+    EXPECT_NEAR(n.mean[size_t(c)], channel.mean().item<double>(), 1e-6);
+    EXPECT_NEAR(n.std[size_t(c)], channel.std(/*unbiased=*/false).item<double>(), 1e-6);
+  }
+  EXPECT_NEAR(n.mean[2], 77 / 255.0, 1e-6);
+  EXPECT_EQ(n.std[2], 1.f);
+  torch::Tensor standardized = to_float_batch(images, n);
+  EXPECT_NEAR(standardized.select(1, 0).mean().item<double>(), 0.0, 1e-5);
+  EXPECT_NEAR(standardized.select(1, 1).std(false).item<double>(), 1.0, 1e-4);
+}
+
+TEST(NormalizationTest, RejectsWrongTensors) {
+  DataConfig config;
+  config.normalize = "standardize";
+  EXPECT_EQ(error_of([&] { fit_normalization(torch::zeros({2, 3, 4, 4}), config); }),
+            "fit_normalization: expected uint8 images of shape (N, 3, H, W) (was Float [2, 3, 4, 4])");
+  EXPECT_EQ(error_of([&] { to_float_batch(torch::zeros({3, 4, 4}, torch::kUInt8), Normalization{}); }),
+            "to_float_batch: expected uint8 images of shape (N, 3, H, W) (was Byte [3, 4, 4])");
+}
+
+TEST(NormalizationTest, OneHotRows) {
+  torch::Tensor one_hot = one_hot_labels(torch::tensor({2, 0}, torch::kInt64), 4);
+  EXPECT_TRUE(torch::equal(one_hot, torch::tensor({{0.f, 0.f, 1.f, 0.f}, {1.f, 0.f, 0.f, 0.f}})));
+}
+
+}  // namespace
+}  // namespace bachlab::host
