@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
                        std::string("bachlab ") + BACHLAB_VERSION + "\nLibTorch " + host::host_torch_version() +
                            "\nplugin SDK ABI " + host::host_abi_version());
   cli::add_plugins_commands(app);
+  cli::add_bench_commands(app);
   cli::add_data_commands(app);
+  cli::add_run_commands(app);
+  cli::add_synth_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -36,10 +39,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    for (CLI::App* command : app.get_subcommands()) {
-      auto it = cli::actions().find(command);
-      if (it != cli::actions().end()) return it->second();
-    }
+    // The deepest chosen command acts: `bench compare` is compare's action, not bench's.
+    CLI::App* chosen = &app;
+    while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
+    auto it = cli::actions().find(chosen);
+    if (it != cli::actions().end()) return it->second();
     std::cerr << "bachlab: no action for this command\n";
     return 2;
   } catch (const Error& e) {

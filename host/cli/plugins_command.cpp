@@ -1,6 +1,8 @@
 // `bachlab plugins`: what was found where, and what was rejected and why.
 #include "host/cli/commands.h"
+#include "host/config/config.h"
 #include "host/plugins/registry.h"
+#include "host/train/experiment.h"
 
 #include <fmt/format.h>
 
@@ -20,6 +22,29 @@ void add_plugins_commands(CLI::App& app) {
     registry.scan(host::plugin_search_path(std::vector<std::filesystem::path>(extra_paths.begin(), extra_paths.end())));
     std::cout << host::format_plugin_listing(registry, kind);
     return 0;
+  });
+
+  auto* check = app.add_subcommand("check", "Validate configs and every plugin they name, without running anything");
+  static std::vector<std::string> configs;
+  check->add_option("CONFIG", configs, "Experiment config files (TOML)")->required()->check(CLI::ExistingFile);
+  on_run(check, [] {
+    int failed = 0;
+    for (const auto& file : configs) {
+      try {
+        host::Config config = host::Config::load(file);
+        host::PluginRegistry registry;
+        registry.scan(host::plugin_search_path(host::read_plugin_paths(config)));
+        host::ExperimentPlan plan = host::plan_experiment(config, registry);
+        std::cout << file << ": OK - " << plan.experiment.name << ": model " << plan.model_plugin << " ("
+                  << plan.trainable_parameters << " trainable, " << plan.frozen_parameters
+                  << " frozen parameters), optimizer " << plan.optimizer_plugin << ", "
+                  << plan.augmentation_plugins.size() << " augmentation(s)\n";
+      } catch (const Error& e) {
+        ++failed;
+        std::cout << e.what() << "\n";
+      }
+    }
+    return failed == 0 ? 0 : 1;
   });
 }
 

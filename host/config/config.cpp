@@ -333,6 +333,20 @@ std::vector<std::string> Config::problems() const {
   for (const auto& [name, list] : impl_->arrays)
     for (const auto& params : list)
       for (auto& problem : params.problems()) out.push_back(problem);
+  // In file and line order, as a user fixes them; problems without a line keep their place
+  // after those of their file.
+  auto location = [](const std::string& problem) {
+    auto colon = problem.find(':');
+    auto next = colon == std::string::npos ? std::string::npos : problem.find(':', colon + 1);
+    int line = 0;
+    if (next != std::string::npos) {
+      const std::string digits = problem.substr(colon + 1, next - colon - 1);
+      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos) line = std::stoi(digits);
+    }
+    return std::make_pair(line > 0 ? problem.substr(0, colon) : std::string("\xff"), line);
+  };
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const std::string& a, const std::string& b) { return location(a) < location(b); });
   return out;
 }
 

@@ -88,8 +88,8 @@ TEST_F(ConfigTest, AllProblemsInOnePassWithSuggestions) {
             "4 problems in " + f + ":\n" +
                 "  " + f + ":1: unknown top-level key \"typo_top\"; settings belong in a table such as [train]\n" +
                 "  " + f + ":2: unknown table [trian]; did you mean [train]?\n" +
-                "  " + f + ":8: [train] device must be one of \"cpu\", \"cuda\" (was \"gpu\"); did you mean \"cpu\"?\n" +
-                "  " + f + ":7: [train] unknown key \"epohcs\"; did you mean \"epochs\"?");
+                "  " + f + ":7: [train] unknown key \"epohcs\"; did you mean \"epochs\"?\n" +
+                "  " + f + ":8: [train] device must be one of \"cpu\", \"cuda\" (was \"gpu\"); did you mean \"cpu\"?");
 }
 
 TEST_F(ConfigTest, SyntaxErrorNamesFileAndLine) {
