@@ -1,0 +1,323 @@
+#include "host/tune/study_report.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+using sdk::Dimension;
+using sdk::TrialRecord;
+
+namespace {
+
+const cv::Scalar kBlack(0, 0, 0);
+const cv::Scalar kGrey(150, 150, 150);
+const cv::Scalar kGrid(225, 225, 225);
+const cv::Scalar kBlue(180, 110, 30);
+const cv::Scalar kOrange(20, 130, 240);
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+
+// Several workers rewrite these files after their trials; a temporary name per process
+// keeps two writers from mixing their bytes before the rename.
+void write_atomic(const fs::path& file, const std::string& content) {
+  fs::path temp = file;
+  temp += "." + std::to_string(getpid()) + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out)
+      throw Error(file.string() + ": cannot write (" + std::strerror(errno) +
+                  "); check that the study folder exists and is writable");
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.flush();
+    if (!out) throw Error(file.string() + ": writing failed (" + std::strerror(errno) + "); check free disk space");
+  }
+  std::error_code ec;
+  fs::rename(temp, file, ec);
+  if (ec) throw Error(file.string() + ": cannot replace with the new version (" + ec.message() + ")");
+}
+
+void write_png(const fs::path& file, const cv::Mat& image) {
+  std::vector<uchar> buffer;
+  if (!cv::imencode(".png", image, buffer)) throw Error(file.string() + ": OpenCV could not encode the PNG");
+  write_atomic(file, std::string(buffer.begin(), buffer.end()));
+}
+
+std::string csv_cell(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string scalar_cell(const sdk::Scalar& s) {
+  if (const auto* text = std::get_if<std::string>(&s)) return *text;
+  return sdk::to_string(s);
+}
+
+std::string number(double v) { return std::isfinite(v) ? sdk::to_string(sdk::Scalar(v)) : ""; }
+
+void put_text(cv::Mat& image, const std::string& s, cv::Point at, double scale, const cv::Scalar& color,
+              double align_x = 0.0) {
+  int baseline = 0;
+  cv::Size size = cv::getTextSize(s, kFont, scale, 1, &baseline);
+  cv::putText(image, s, {at.x - static_cast<int>(align_x * size.width), at.y}, kFont, scale, color, 1, cv::LINE_AA);
+}
+
+std::string tick_label(double v) {
+  char buffer[32];
+  const double m = std::fabs(v);
+  std::snprintf(buffer, sizeof buffer, (m != 0 && (m < 1e-2 || m >= 1e5)) ? "%.0e" : "%.3g", v);
+  return buffer;
+}
+
+// A plot frame: axes, grid and labels; maps data to pixels.
+struct Frame {
+  cv::Mat image;
+  cv::Rect plot;
+  double x_lo, x_hi, y_lo, y_hi;
+  bool x_log = false;
+
+  Frame(const std::string& title, const std::string& x_label, const std::string& y_label, double xl, double xh,
+        double yl, double yh, bool log_x)
+      : image(480, 800, CV_8UC3, cv::Scalar(255, 255, 255)), plot(80, 50, 800 - 80 - 30, 480 - 50 - 60),
+        x_lo(xl), x_hi(xh), y_lo(yl), y_hi(yh), x_log(log_x) {
+    if (y_hi - y_lo < 1e-12) y_lo -= 0.5, y_hi += 0.5;
+    const double pad = (y_hi - y_lo) * 0.05;
+    y_lo -= pad;
+    y_hi += pad;
+    for (int i = 0; i <= 5; ++i) {
+      const double v = y_lo + (y_hi - y_lo) * i / 5;
+      const int y = py(v);
+      cv::line(image, {plot.x, y}, {plot.x + plot.width, y}, kGrid, 1);
+      put_text(image, tick_label(v), {plot.x - 8, y + 5}, 0.45, kBlack, 1.0);
+    }
+    cv::rectangle(image, plot, kBlack, 1);
+    put_text(image, title, {image.cols / 2, 30}, 0.7, kBlack, 0.5);
+    put_text(image, x_label, {plot.x + plot.width / 2, image.rows - 12}, 0.55, kBlack, 0.5);
+    put_text(image, y_label, {8, 30}, 0.5, kBlack);
+  }
+
+  int px(double x) const {
+    double lo = x_lo, hi = x_hi, v = x;
+    if (x_log) lo = std::log(lo), hi = std::log(hi), v = std::log(v);
+    const double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+    return plot.x + 10 + static_cast<int>(t * (plot.width - 20));
+  }
+  int py(double y) const { return plot.y + plot.height - static_cast<int>((y - y_lo) / (y_hi - y_lo) * plot.height); }
+
+  void x_tick(double x, const std::string& label) {
+    const int at = px(x);
+    cv::line(image, {at, plot.y + plot.height}, {at, plot.y + plot.height + 5}, kBlack, 1);
+    put_text(image, label, {at, plot.y + plot.height + 22}, 0.45, kBlack, 0.5);
+  }
+};
+
+std::vector<const StoredTrial*> complete(const std::vector<StoredTrial>& trials) {
+  std::vector<const StoredTrial*> out;
+  for (const auto& t : trials)
+    if (t.record.state == TrialRecord::State::Complete && std::isfinite(t.record.score)) out.push_back(&t);
+  return out;
+}
+
+std::pair<double, double> objective_range(const std::vector<const StoredTrial*>& done) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto* t : done) lo = std::min(lo, t->objective), hi = std::max(hi, t->objective);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  return {lo, hi};
+}
+
+}  // namespace
+
+std::string format_trials_csv(const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                              const TuneSettings& settings) {
+  std::string out = "id,state";
+  for (const auto& d : space.dimensions) out += "," + csv_cell(d.name);
+  out += ",epochs,epochs_used,resume_from," + settings.objective + ",seconds,attempts,message\n";
+  for (const auto& t : trials) {
+    out += std::to_string(t.record.id) + "," + state_name(t.record.state);
+    for (const auto& d : space.dimensions) {
+      auto it = t.record.params.find(d.name);
+      out += "," + (it == t.record.params.end() ? std::string() : csv_cell(scalar_cell(it->second)));
+    }
+    out += fmt::format(",{},{},{},{},{:.2f},{},{}\n", t.record.epochs, t.epochs_used,
+                       t.record.resume_from >= 0 ? std::to_string(t.record.resume_from) : "",
+                       t.record.state == TrialRecord::State::Complete ? number(t.objective) : "", t.seconds,
+                       t.attempts, csv_cell(t.message));
+  }
+  return out;
+}
+
+nlohmann::json trials_json(const std::vector<StoredTrial>& trials, const TuneSettings& settings) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& t : trials) {
+    nlohmann::json params = nlohmann::json::object();
+    for (const auto& [name, value] : t.record.params) std::visit([&](auto&& v) { params[name] = v; }, value);
+    nlohmann::json row = {{"id", t.record.id},
+                          {"state", state_name(t.record.state)},
+                          {"params", params},
+                          {"epochs", t.record.epochs},
+                          {"epochs_used", t.epochs_used},
+                          {"seconds", t.seconds},
+                          {"attempts", t.attempts},
+                          {"started", t.started},
+                          {"finished", t.finished}};
+    row["resume_from"] = t.record.resume_from >= 0 ? nlohmann::json(t.record.resume_from) : nlohmann::json(nullptr);
+    row["objective"] = t.record.state == TrialRecord::State::Complete && std::isfinite(t.objective)
+                           ? nlohmann::json(t.objective)
+                           : nlohmann::json(nullptr);
+    if (!t.message.empty()) row["message"] = t.message;
+    list.push_back(std::move(row));
+  }
+  return {{"objective", settings.objective}, {"direction", settings.maximize ? "max" : "min"}, {"trials", list}};
+}
+
+std::vector<StoredTrial> top_trials(const std::vector<StoredTrial>& trials, int64_t k) {
+  auto done = complete(trials);
+  // Hyperband's short trials are not comparable with its long ones: rank the longest.
+  int64_t longest = 0;
+  for (const auto* t : done) longest = std::max(longest, t->record.epochs);
+  std::vector<const StoredTrial*> ranked;
+  for (const auto* t : done)
+    if (t->record.epochs == longest) ranked.push_back(t);
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const StoredTrial* a, const StoredTrial* b) { return a->record.score > b->record.score; });
+  std::vector<StoredTrial> out;
+  for (size_t i = 0; i < ranked.size() && static_cast<int64_t>(i) < k; ++i) out.push_back(*ranked[i]);
+  return out;
+}
+
+std::optional<StoredTrial> best_trial(const std::vector<StoredTrial>& trials) {
+  auto top = top_trials(trials, 1);
+  if (top.empty()) return std::nullopt;
+  return top.front();
+}
+
+cv::Mat draw_best_so_far(const std::vector<StoredTrial>& trials, const TuneSettings& settings) {
+  auto done = complete(trials);
+  auto [lo, hi] = objective_range(done);
+  const double last = trials.empty() ? 1.0 : static_cast<double>(trials.back().record.id);
+  Frame frame("Best " + settings.objective + " so far (" + (settings.maximize ? "max" : "min") + ")", "trial",
+              settings.objective, 0, std::max(1.0, last), lo, hi, false);
+  const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((last + 1) / 10)));
+  for (int64_t i = 0; i <= static_cast<int64_t>(last); i += step) frame.x_tick(static_cast<double>(i), std::to_string(i));
+  std::vector<cv::Point> line;
+  double best = NAN;
+  for (const auto& t : trials) {
+    if (t.record.state != TrialRecord::State::Complete || !std::isfinite(t.objective)) continue;
+    const cv::Point at(frame.px(static_cast<double>(t.record.id)), frame.py(t.objective));
+    cv::circle(frame.image, at, 3, kGrey, cv::FILLED, cv::LINE_AA);
+    if (!std::isfinite(best) || (settings.maximize ? t.objective > best : t.objective < best)) best = t.objective;
+    if (!line.empty()) line.emplace_back(at.x, line.back().y);
+    line.emplace_back(at.x, frame.py(best));
+  }
+  if (line.size() > 1) cv::polylines(frame.image, line, false, kBlue, 2, cv::LINE_AA);
+  put_text(frame.image, "- best so far", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 20}, 0.45, kBlue);
+  put_text(frame.image, "o each trial", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 40}, 0.45, kGrey);
+  return frame.image;
+}
+
+cv::Mat draw_objective_against(const std::vector<StoredTrial>& trials, const Dimension& d, const TuneSettings& settings) {
+  auto done = complete(trials);
+  auto [lo, hi] = objective_range(done);
+  const std::string title = settings.objective + " against " + d.name;
+  const bool numeric = d.type == Dimension::Type::Int || d.type == Dimension::Type::Float;
+  std::vector<sdk::Scalar> categories = d.choices;
+  if (d.type == Dimension::Type::Bool) categories = {false, true};
+  if (d.type == Dimension::Type::Fixed) categories = {d.fixed};
+  double x_lo = 0, x_hi = std::max<double>(1, static_cast<double>(categories.size()) - 1);
+  if (d.type == Dimension::Type::Int) x_lo = static_cast<double>(d.int_min), x_hi = static_cast<double>(d.int_max);
+  if (d.type == Dimension::Type::Float) x_lo = d.float_min, x_hi = d.float_max;
+  if (x_hi <= x_lo) x_hi = x_lo + 1;
+  Frame frame(title, d.name + (d.log ? " (log scale)" : ""), settings.objective, x_lo, x_hi, lo, hi,
+              d.type == Dimension::Type::Float && d.log);
+  if (numeric) {
+    for (int i = 0; i <= 5; ++i) {
+      double v = frame.x_log ? std::exp(std::log(x_lo) + (std::log(x_hi) - std::log(x_lo)) * i / 5)
+                             : x_lo + (x_hi - x_lo) * i / 5;
+      frame.x_tick(v, tick_label(v));
+    }
+  } else {
+    for (size_t c = 0; c < categories.size(); ++c) frame.x_tick(static_cast<double>(c), scalar_cell(categories[c]));
+  }
+  for (const auto* t : done) {
+    auto it = t->record.params.find(d.name);
+    if (it == t->record.params.end()) continue;
+    double x = 0;
+    if (numeric) {
+      if (const auto* i = std::get_if<int64_t>(&it->second)) x = static_cast<double>(*i);
+      else if (const auto* f = std::get_if<double>(&it->second)) x = *f;
+    } else {
+      auto found = std::find(categories.begin(), categories.end(), it->second);
+      if (found == categories.end()) continue;
+      x = static_cast<double>(found - categories.begin());
+    }
+    // A small deterministic spread keeps points of one category from hiding each other.
+    const int jitter = numeric ? 0 : static_cast<int>((t->record.id * 7919) % 21) - 10;
+    cv::circle(frame.image, {frame.px(x) + jitter, frame.py(t->objective)}, 4, kOrange, cv::FILLED, cv::LINE_AA);
+  }
+  return frame.image;
+}
+
+std::string objective_plot_name(const std::string& dimension) { return "objective_" + dimension + ".png"; }
+
+void write_study_outputs(const fs::path& folder, const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                         const TuneSettings& settings) {
+  write_atomic(folder / "trials.csv", format_trials_csv(trials, space, settings));
+  write_atomic(folder / "trials.json", trials_json(trials, settings).dump(2) + "\n");
+  write_png(folder / "best_so_far.png", draw_best_so_far(trials, settings));
+  for (const auto& d : space.dimensions)
+    if (d.type != Dimension::Type::Fixed)
+      write_png(folder / objective_plot_name(d.name), draw_objective_against(trials, d, settings));
+}
+
+std::string format_status(const fs::path& folder) {
+  const fs::path db = folder / "study.db";
+  if (!fs::exists(db))
+    throw Error(folder.string() + ": no study here (expected " + db.string() +
+                "); give the study folder, e.g. the [tune] folder of the config");
+  StudyStore store(db);
+  const auto trials = store.trials();
+  const std::string objective = store.get("objective").value_or("objective");
+  const bool maximize = store.get("direction").value_or("max") == "max";
+  const int64_t max_trials = std::stoll(store.get("max_trials").value_or("0"));
+  int64_t running = 0, done = 0, failed = 0;
+  for (const auto& t : trials) {
+    if (t.record.state == TrialRecord::State::Running) ++running;
+    if (t.record.state == TrialRecord::State::Complete) ++done;
+    if (t.record.state == TrialRecord::State::Failed) ++failed;
+  }
+  std::string out = fmt::format("study {}\n", folder.string());
+  out += fmt::format("tuner {}, objective {} ({}), up to {} trials\n", store.get("tuner").value_or("?"), objective,
+                     maximize ? "max" : "min", max_trials);
+  out += fmt::format("trials: {} complete, {} failed, {} running\n", done, failed, running);
+  if (auto finished = store.get("finished")) out += "finished " + *finished + " UTC\n";
+  if (auto best = best_trial(trials)) {
+    out += fmt::format("best: trial {} with {} = {}\n", best->record.id, objective, number(best->objective));
+    for (const auto& [name, value] : best->record.params) out += "  " + name + " = " + sdk::to_string(value) + "\n";
+  }
+  for (const auto& t : trials)
+    if (t.record.state == TrialRecord::State::Running)
+      out += fmt::format("running: trial {} ({} epochs) {}\n", t.record.id, t.record.epochs,
+                         t.owner.empty() ? "waiting to be redone" : "on " + t.owner + ", since " + t.started + " UTC");
+  for (const auto& t : trials)
+    if (t.record.state == TrialRecord::State::Failed)
+      out += fmt::format("failed: trial {}: {}\n", t.record.id, t.message);
+  return out;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,59 @@
+#pragma once
+// What a study leaves in its folder besides study.db, rewritten after every trial so a
+// running study can be watched (each file written to a temporary name, then renamed):
+//   trials.csv, trials.json     one row per trial: state, values, objective, epochs, time
+//   best_so_far.png             the best objective after each trial, with every trial's own
+//   objective_<parameter>.png   the objective against each tuned parameter
+// and `bachlab tune --status` prints format_status().
+
+#include "host/tune/study_store.h"
+#include "host/tune/tune_config.h"
+
+#include <bachlab/sdk/search_space.h>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+/// id,state,<each dimension>,epochs,epochs_used,resume_from,<objective>,seconds,attempts,message
+std::string format_trials_csv(const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                              const TuneSettings& settings);
+
+/// {"objective": ..., "direction": ..., "trials": [{id, state, params, objective, ...}]}
+nlohmann::json trials_json(const std::vector<StoredTrial>& trials, const TuneSettings& settings);
+
+/// The best complete trial (by oriented score; among Hyperband's, those that trained
+/// longest), or nullopt if none completed.
+std::optional<StoredTrial> best_trial(const std::vector<StoredTrial>& trials);
+
+/// Up to `k` best complete trials, best first, ranked as best_trial() does.
+std::vector<StoredTrial> top_trials(const std::vector<StoredTrial>& trials, int64_t k);
+
+/// Every trial's objective (dots, failed ones left out) and the best so far (a line), by trial id.
+cv::Mat draw_best_so_far(const std::vector<StoredTrial>& trials, const TuneSettings& settings);
+
+/// The objective of every complete trial against one dimension's value: a numeric axis
+/// for int and float (logarithmic for log floats), one column per value otherwise.
+cv::Mat draw_objective_against(const std::vector<StoredTrial>& trials, const sdk::Dimension& dimension,
+                               const TuneSettings& settings);
+
+/// objective_model.filters.png style file name for a dimension.
+std::string objective_plot_name(const std::string& dimension);
+
+/// Writes trials.csv, trials.json, best_so_far.png and one objective_<name>.png per
+/// tuned dimension into `folder`.
+void write_study_outputs(const std::filesystem::path& folder, const std::vector<StoredTrial>& trials,
+                         const sdk::SearchSpace& space, const TuneSettings& settings);
+
+/// Progress of the study in `folder`: trials by state, the best so far with its values,
+/// running trials with their workers, failures with their messages. Throws Error naming
+/// the folder if it holds no study.
+std::string format_status(const std::filesystem::path& folder);
+
+}  // namespace bachlab::host

@@ -1,0 +1,290 @@
+#include "host/tune/tune_config.h"
+
+#include "host/train/train_settings.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <set>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+using sdk::Dimension;
+using sdk::Params;
+using sdk::Scalar;
+
+namespace {
+
+const std::vector<std::string> kTypes = {"int", "float", "choice", "bool", "fixed"};
+
+std::string type_word(const Scalar& s) { return sdk::type_name(std::visit([](auto&& v) -> sdk::Value { return v; }, s)); }
+
+// The line a key was written on. Params keeps each key's origin but shows it only in its
+// messages, so a copy records a probe problem and the line is read from that message.
+sdk::Origin key_origin(const Params& params, const std::string& key) {
+  Params probe = params;
+  const auto before = probe.problems();
+  probe.fail(key, "");
+  for (const auto& message : probe.problems()) {
+    if (std::find(before.begin(), before.end(), message) != before.end()) continue;
+    const auto first = message.find(':');
+    const auto second = first == std::string::npos ? std::string::npos : message.find(':', first + 1);
+    if (second == std::string::npos) return {};
+    const std::string digits = message.substr(first + 1, second - first - 1);
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return {};
+    return sdk::Origin{message.substr(0, first), std::stoi(digits)};
+  }
+  return {};
+}
+
+int key_line(const Params& params, const std::string& key) { return key_origin(params, key).line; }
+
+// Marks a key as read whatever its type. Params has typed getters only, and none takes a
+// list of strings or booleans (a `values` list), so the value is swapped for a string just
+// long enough for get_string() to record the key, then put back with its origin.
+void mark_read(Params& params, const std::string& key) {
+  if (!params.has(key)) return;
+  const sdk::Value original = params.raw(key);
+  const sdk::Origin origin = key_origin(params, key);
+  params.set(key, std::string(), origin);
+  params.get_string(key, "");
+  params.set(key, original, origin);
+}
+
+
+
+// A list of scalars of one type, or a recorded problem.
+bool read_scalar_list(Params& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
+  mark_read(table, key);
+  if (!table.has(key)) {
+    table.fail(key, "is required; " + fix);
+    return false;
+  }
+  const auto* list = std::get_if<std::vector<Scalar>>(&table.raw(key));
+  if (!list) {
+    table.fail(key, "must be a list (was " + std::string(sdk::type_name(table.raw(key))) + " " +
+                        sdk::to_string(table.raw(key)) + "); " + fix);
+    return false;
+  }
+  if (list->empty()) {
+    table.fail(key, "must not be empty (was []); " + fix);
+    return false;
+  }
+  for (const auto& item : *list) {
+    if (item.index() != list->front().index()) {
+      table.fail(key, "must hold values of one type (found " + type_word(list->front()) + " " +
+                          sdk::to_string(list->front()) + " and " + type_word(item) + " " + sdk::to_string(item) +
+                          "); write every value as the same type");
+      return false;
+    }
+  }
+  for (size_t i = 0; i < list->size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if ((*list)[i] == (*list)[j]) {
+        table.fail(key, "lists " + sdk::to_string((*list)[i]) + " twice; list each value once");
+        return false;
+      }
+  out = *list;
+  return true;
+}
+
+// The values a dimension can take, for checking a condition against its parent.
+bool can_take(const Dimension& d, const Scalar& value) {
+  switch (d.type) {
+    case Dimension::Type::Int: {
+      const auto* v = std::get_if<int64_t>(&value);
+      return v && *v >= d.int_min && *v <= d.int_max && (*v - d.int_min) % d.int_step == 0;
+    }
+    case Dimension::Type::Float: {
+      const auto* v = std::get_if<double>(&value);
+      return v && *v >= d.float_min && *v <= d.float_max;
+    }
+    case Dimension::Type::Choice:
+      return std::find(d.choices.begin(), d.choices.end(), value) != d.choices.end();
+    case Dimension::Type::Bool:
+      return std::holds_alternative<bool>(value);
+    case Dimension::Type::Fixed:
+      return value == d.fixed;
+  }
+  return false;
+}
+
+void read_dimension(Config& config, const std::string& table_name, const std::string& name, Dimension& d,
+                    const std::vector<Dimension>& earlier) {
+  Params& t = config.table(table_name);
+  d.name = name;
+  const std::string type = t.get_string("type", "", kTypes);
+  if (type == "int") {
+    d.type = Dimension::Type::Int;
+    const bool has_bounds = t.has("min") && t.has("max");
+    d.int_min = t.get_int("min", 0);
+    d.int_max = t.get_int("max", 0);
+    d.int_step = t.get_int("step", 1, {1, {}});
+    if (!has_bounds) {
+      t.fail(t.has("min") ? "max" : "min", "is required for type = \"int\"; give min and max, e.g. min = 32, max = 256");
+    } else if (d.int_min > d.int_max) {
+      t.fail("min", "must not exceed max (was min " + std::to_string(d.int_min) + ", max " +
+                        std::to_string(d.int_max) + "); swap them");
+    }
+  } else if (type == "float") {
+    d.type = Dimension::Type::Float;
+    const bool has_bounds = t.has("min") && t.has("max");
+    d.float_min = t.get_float("min", 0);
+    d.float_max = t.get_float("max", 0);
+    d.log = t.get_bool("log", false);
+    if (!has_bounds) {
+      t.fail(t.has("min") ? "max" : "min",
+             "is required for type = \"float\"; give min and max, e.g. min = 1e-4, max = 1e-2");
+    } else if (!(d.float_min < d.float_max)) {
+      t.fail("min", "must be below max (was min " + sdk::to_string(Scalar(d.float_min)) + ", max " +
+                        sdk::to_string(Scalar(d.float_max)) + "); for a single value use type = \"fixed\"");
+    } else if (d.log && !(d.float_min > 0)) {
+      t.fail("min", "must be > 0 when log = true (was " + sdk::to_string(Scalar(d.float_min)) +
+                        "); use a positive min or log = false");
+    }
+  } else if (type == "choice") {
+    d.type = Dimension::Type::Choice;
+    read_scalar_list(t, "values", d.choices, "list the values to choose from, e.g. values = [3, 5, 11]");
+  } else if (type == "bool") {
+    d.type = Dimension::Type::Bool;
+  } else if (type == "fixed") {
+    d.type = Dimension::Type::Fixed;
+    if (!t.has("value")) {
+      t.fail("value", "is required for type = \"fixed\"; e.g. value = 0.5");
+    } else if (std::holds_alternative<std::vector<Scalar>>(t.raw("value"))) {
+      t.fail("value", "must be a single value (was a list " + sdk::to_string(t.raw("value")) + ")");
+    } else {
+      // Read through the getter of the value's own type, which marks the key as read.
+      const sdk::Value& raw = t.raw("value");
+      if (const auto* b = std::get_if<bool>(&raw)) d.fixed = t.get_bool("value", *b);
+      else if (const auto* i = std::get_if<int64_t>(&raw)) d.fixed = t.get_int("value", *i);
+      else if (const auto* f = std::get_if<double>(&raw)) d.fixed = t.get_float("value", *f);
+      else d.fixed = t.get_string("value", "");
+    }
+  } else if (!t.has("type")) {
+    t.fail("type", "is required: one of \"int\", \"float\", \"choice\", \"bool\", \"fixed\"");
+  }
+
+  if (!config.contains(table_name + ".when")) return;
+  Params& when = config.table(table_name + ".when");
+  d.parent = when.get_string("parent", "");
+  read_scalar_list(when, "values", d.parent_values,
+                   "list the parent's values that activate " + name + ", e.g. values = [\"sgd\"]");
+  if (d.parent.empty()) {
+    when.fail("parent", "is required: the dimension this one depends on, e.g. parent = \"optimizer.plugin\"");
+    return;
+  }
+  auto parent = std::find_if(earlier.begin(), earlier.end(), [&](const Dimension& e) { return e.name == d.parent; });
+  if (parent == earlier.end()) {
+    std::vector<std::string> names;
+    for (const auto& e : earlier) names.push_back(e.name);
+    std::string hint = sdk::closest_match(d.parent, names);
+    when.fail("parent", "names \"" + d.parent + "\", which is not a dimension listed before " + name +
+                            (hint.empty() ? "; list the parent's [tune.space.*] table first"
+                                          : "; did you mean \"" + hint + "\"?"));
+    return;
+  }
+  for (const auto& v : d.parent_values)
+    if (!can_take(*parent, v))
+      when.fail("values", "holds " + sdk::to_string(v) + ", which " + d.parent +
+                              " never takes; list only values of the parent's range");
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> split_parameter(const std::string& name) {
+  auto dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+TuneSettings read_tune_settings(Config& config) {
+  TuneSettings s;
+  Params& t = config.table("tune");
+  Params& experiment = config.table("experiment");
+  if (experiment.has("seed"))
+    if (const auto* seed = std::get_if<int64_t>(&experiment.raw("seed"))) s.seed = static_cast<uint64_t>(*seed);
+  s.tuner = t.get_string("tuner", s.tuner);
+  s.objective = t.get_string("objective", s.objective, monitorable_metrics());
+  const std::string direction =
+      t.get_string("direction", larger_is_better(s.objective) ? "max" : "min", {"max", "min"});
+  s.maximize = direction == "max";
+  s.max_trials = t.get_int("max_trials", s.max_trials, {1, 1000000});
+  s.epochs = t.get_int("epochs", s.epochs, {1, 1000000});
+  s.executions_per_trial = t.get_int("executions_per_trial", s.executions_per_trial, {1, 100});
+  s.seed = static_cast<uint64_t>(t.get_int("seed", static_cast<int64_t>(s.seed), {0, {}}));
+  s.max_consecutive_failures = t.get_int("max_consecutive_failures", s.max_consecutive_failures, {1, 1000000});
+  s.top_k = t.get_int("top_k", s.top_k, {0, 1000});
+  const fs::path config_dir = config.path().parent_path();
+  const std::string folder = t.get_path("folder", "");
+  s.folder = folder.empty() ? config_dir / "studies" / config.path().stem() : fs::path(folder);
+  return s;
+}
+
+sdk::Params& tuner_params(Config& config) { return config.table("tune.tuner"); }
+
+sdk::StudySettings study_settings(const TuneSettings& settings) {
+  sdk::StudySettings out;
+  out.max_trials = settings.max_trials;
+  out.epochs = settings.epochs;
+  out.seed = settings.seed;
+  return out;
+}
+
+sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins) {
+  struct Found {
+    std::string table, name;
+    sdk::Origin origin;
+  };
+  std::vector<Found> found;
+  // A table with `type` is a dimension; any other is a group of them (the experiment
+  // table the names address), so [tune.space.model.filters] tunes [model] filters.
+  std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& table,
+                                                                       const std::string& name) {
+    for (const auto& child : config.subtables(table)) {
+      const std::string child_table = table + "." + child;
+      const std::string child_name = name.empty() ? child : name + "." + child;
+      Params& params = config.table(child_table);
+      if (params.has("type")) {
+        sdk::Origin origin;
+        // The table's own line: Params knows only its entries', so the `type` line stands in.
+        origin.file = config.path().string();
+        found.push_back({child_table, child_name, origin});
+      } else if (child != "when") {
+        walk(child_table, child_name);
+      }
+    }
+  };
+  walk("tune.space", "");
+
+  // Order by the line of each `type` key: the order the user wrote the dimensions in.
+  std::vector<std::pair<int, size_t>> order;
+  for (size_t i = 0; i < found.size(); ++i) {
+    Params& params = config.table(found[i].table);
+    const int line = key_line(params, "type");
+    found[i].origin.line = line;
+    order.emplace_back(line, i);
+  }
+  std::stable_sort(order.begin(), order.end());
+
+  sdk::SearchSpace space;
+  for (const auto& [line, index] : order) {
+    const Found& f = found[index];
+    Dimension d;
+    read_dimension(config, f.table, f.name, d, space.dimensions);
+    auto [table, key] = split_parameter(f.name);
+    if (table.empty() || table == "tune" || table.rfind("tune.", 0) == 0)
+      config.table(f.table).fail("type", "belongs to a dimension named \"" + f.name +
+                                             "\", which addresses no experiment table; name it "
+                                             "[tune.space.<table>.<key>], e.g. [tune.space.model.filters]");
+    if (origins) (*origins)[f.name] = f.origin;
+    space.dimensions.push_back(std::move(d));
+  }
+  if (found.empty())
+    config.table("tune").fail("space", "has no dimensions: add at least one [tune.space.<table>.<key>] table "
+                                       "with a type, e.g. [tune.space.model.filters] type = \"int\"");
+  return space;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,365 @@
+// Studies without training: the trial is a known function, so these check the store and
+// the worker loop alone. A kill at any moment loses and repeats nothing; two workers never
+// run the same trial; a failed trial is recorded and skipped; the study stops after too
+// many failures in a row; the search space is read and validated from TOML.
+#include "host/config/config.h"
+#include "host/tune/study.h"
+#include "host/tune/study_report.h"
+#include "host/tune/study_store.h"
+#include "host/tune/tune_config.h"
+#include "tests/tune/tuner_harness.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace bachlab::host {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::as_number;
+
+struct Killed {};  // not a std::exception: escapes the worker loop as a kill would
+
+class StudyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    folder_ = fs::temp_directory_path() /
+              ("bachlab_study_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(folder_);
+    fs::create_directories(folder_);
+    space_.dimensions = {testing::float_dimension("f.x1", -5, 10), testing::float_dimension("f.x2", 0, 15)};
+    settings_.objective = "val_loss";
+    settings_.maximize = false;
+    settings_.max_trials = 10;
+    settings_.seed = 5;
+    settings_.max_consecutive_failures = 3;
+  }
+  void TearDown() override { fs::remove_all(folder_); }
+
+  std::shared_ptr<sdk::Tuner> tuner(const std::string& name = "random") {
+    return testing::make_tuner(name, space_, settings_.max_trials, settings_.seed);
+  }
+
+  static double objective(const sdk::Assignment& a) {
+    return testing::branin(as_number(a.at("f.x1")), as_number(a.at("f.x2")));
+  }
+
+  WorkerOptions quiet(const std::string& owner) {
+    WorkerOptions o;
+    o.owner = owner;
+    o.wait = std::chrono::milliseconds(5);
+    return o;
+  }
+
+  fs::path folder_;
+  sdk::SearchSpace space_;
+  TuneSettings settings_;
+};
+
+TEST_F(StudyTest, ResumeAfterAKillLosesAndRepeatsNothing) {
+  // The uninterrupted study, for reference.
+  std::vector<StoredTrial> reference;
+  {
+    StudyStore store(folder_ / "reference.db");
+    auto t = tuner();
+    run_worker(store, *t, settings_, folder_ / "reference",
+               [](const TrialRequest& r) { return TrialResult{objective(r.trial.params), r.trial.epochs}; },
+               quiet("reference"));
+    reference = store.trials();
+  }
+  ASSERT_EQ(reference.size(), 10u);
+
+  std::map<int64_t, int> runs;
+  std::map<int64_t, sdk::Assignment> first_values;
+  {
+    StudyStore store(folder_ / "study.db");
+    auto t = tuner();
+    EXPECT_THROW(run_worker(store, *t, settings_, folder_,
+                            [&](const TrialRequest& r) -> TrialResult {
+                              ++runs[r.trial.id];
+                              first_values[r.trial.id] = r.trial.params;
+                              if (r.trial.id == 6) throw Killed{};
+                              return {objective(r.trial.params), r.trial.epochs};
+                            },
+                            quiet("worker-that-dies")),
+                 Killed);
+  }
+  // The process is gone: a new one opens the store, hands the orphan back, and goes on.
+  StudyStore store(folder_ / "study.db");
+  {
+    auto before = store.trials();
+    ASSERT_EQ(before.size(), 7u);
+    EXPECT_EQ(before[6].record.state, sdk::TrialRecord::State::Running);
+    EXPECT_EQ(before[6].owner, "worker-that-dies");
+  }
+  EXPECT_EQ(store.release_orphans([](const std::string& owner) { return owner != "worker-that-dies"; }),
+            std::vector<int64_t>{6});
+  auto t = tuner();
+  std::vector<bool> retried;
+  run_worker(store, *t, settings_, folder_,
+             [&](const TrialRequest& r) {
+               ++runs[r.trial.id];
+               retried.push_back(r.retry);
+               if (r.trial.id == 6) EXPECT_EQ(r.trial.params, first_values[6]) << "the redone trial changed its values";
+               return TrialResult{objective(r.trial.params), r.trial.epochs};
+             },
+             quiet("second-worker"));
+  ASSERT_FALSE(retried.empty());
+  EXPECT_TRUE(retried.front()) << "the trial that was running must be redone first";
+
+  auto trials = store.trials();
+  ASSERT_EQ(trials.size(), reference.size());
+  for (size_t i = 0; i < trials.size(); ++i) {
+    EXPECT_EQ(trials[i].record.state, sdk::TrialRecord::State::Complete) << "trial " << i;
+    EXPECT_EQ(trials[i].record.params, reference[i].record.params) << "trial " << i << " differs from the uninterrupted study";
+    EXPECT_DOUBLE_EQ(trials[i].objective, reference[i].objective) << "trial " << i;
+    // Completed trials ran once; the one killed ran again, once.
+    EXPECT_EQ(runs[static_cast<int64_t>(i)], i == 6 ? 2 : 1) << "trial " << i;
+  }
+  EXPECT_EQ(trials[6].attempts, 2);
+}
+
+TEST_F(StudyTest, TwoWorkersNeverRunTheSameTrial) {
+  settings_.max_trials = 24;
+  { StudyStore create(folder_ / "study.db"); }
+  std::mutex mutex;
+  std::multiset<int64_t> ran;
+  std::map<std::string, int> per_worker;
+  std::atomic<int> running{0}, overlap{0};
+  auto worker = [&](const std::string& owner) {
+    // Each worker has its own connection and its own tuner, as a separate process would.
+    StudyStore store(folder_ / "study.db");
+    auto t = testing::make_tuner("bayesian", space_, settings_.max_trials, settings_.seed);
+    run_worker(store, *t, settings_, folder_,
+               [&](const TrialRequest& r) {
+                 if (++running > 1) ++overlap;
+                 std::this_thread::sleep_for(std::chrono::milliseconds(15));
+                 {
+                   std::lock_guard<std::mutex> lock(mutex);
+                   ran.insert(r.trial.id);
+                   ++per_worker[owner];
+                 }
+                 --running;
+                 return TrialResult{objective(r.trial.params), r.trial.epochs};
+               },
+               quiet(owner));
+  };
+  std::thread a(worker, "worker-a"), b(worker, "worker-b");
+  a.join();
+  b.join();
+
+  EXPECT_EQ(ran.size(), 24u);
+  for (int64_t id = 0; id < 24; ++id) EXPECT_EQ(ran.count(id), 1u) << "trial " << id;
+  EXPECT_GT(overlap.load(), 0) << "the workers never ran at the same time, so this test proved nothing";
+  EXPECT_GT(per_worker["worker-a"], 0);
+  EXPECT_GT(per_worker["worker-b"], 0);
+  StudyStore store(folder_ / "study.db");
+  std::set<sdk::Assignment> distinct;
+  for (const auto& t : store.trials()) {
+    EXPECT_EQ(t.record.state, sdk::TrialRecord::State::Complete);
+    distinct.insert(t.record.params);
+  }
+  EXPECT_EQ(distinct.size(), 24u) << "two workers were given the same values";
+}
+
+TEST_F(StudyTest, AFailedTrialIsRecordedWithItsMessageAndTheStudyGoesOn) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  auto summary = run_worker(store, *t, settings_, folder_,
+                            [](const TrialRequest& r) -> TrialResult {
+                              if (r.trial.id == 2) throw Error("out of memory while building the model");
+                              if (r.trial.id == 4) return {std::nan(""), 3};
+                              return {objective(r.trial.params), r.trial.epochs};
+                            },
+                            quiet("w"));
+  EXPECT_EQ(summary.completed, 8);
+  EXPECT_EQ(summary.failed, 2);
+  auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 10u);
+  EXPECT_EQ(trials[2].record.state, sdk::TrialRecord::State::Failed);
+  EXPECT_EQ(trials[2].message, "out of memory while building the model");
+  EXPECT_EQ(trials[4].record.state, sdk::TrialRecord::State::Failed);
+  EXPECT_EQ(trials[4].message,
+            "the objective val_loss was nan (the loss diverged; a smaller learning rate usually helps)");
+  EXPECT_EQ(trials[4].epochs_used, 3);
+  EXPECT_EQ(trials[3].record.state, sdk::TrialRecord::State::Complete);
+  // The best trial never is a failed one.
+  auto best = best_trial(trials);
+  ASSERT_TRUE(best.has_value());
+  EXPECT_NE(best->record.id, 2);
+  EXPECT_NE(best->record.id, 4);
+}
+
+TEST_F(StudyTest, TheStudyStopsAfterTooManyFailuresInARow) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  int calls = 0;
+  try {
+    run_worker(store, *t, settings_, folder_,
+               [&](const TrialRequest& r) -> TrialResult {
+                 ++calls;
+                 if (r.trial.id == 0) return {1.0, 1};
+                 throw Error("config.toml: [model] filters must be in 1..4096 (was 0)");
+               },
+               quiet("w"));
+    FAIL() << "expected the study to stop";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              folder_.string() +
+                  ": the study stopped: 3 trials failed in a row (max_consecutive_failures = 3); the last one failed "
+                  "with: trial 3: config.toml: [model] filters must be in 1..4096 (was 0)\n"
+                  "Fix the cause (or raise [tune] max_consecutive_failures), then continue with `bachlab tune CONFIG "
+                  "--resume`");
+  }
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(store.consecutive_failures(), 3);
+}
+
+TEST_F(StudyTest, OrphansOfLiveProcessesAreLeftAlone) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  auto claim = store.claim([&](const std::vector<sdk::TrialRecord>& h) { return t->ask(h); }, this_process_owner());
+  ASSERT_EQ(claim.kind, Claim::Kind::Run);
+  EXPECT_TRUE(owner_alive(this_process_owner()));
+  EXPECT_TRUE(store.release_orphans().empty()) << "this process is alive: its trial must not be handed out again";
+  // A pid that cannot exist on this host is dead.
+  const std::string owner = this_process_owner();
+  const std::string dead = owner.substr(0, owner.find(':')) + ":999999999:1";
+  EXPECT_FALSE(owner_alive(dead));
+}
+
+TEST_F(StudyTest, OutputsListEveryTrialAndPlotEveryDimension) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  run_worker(store, *t, settings_, folder_,
+             [](const TrialRequest& r) -> TrialResult {
+               if (r.trial.id == 1) throw Error("boom, \"quoted\"");
+               return {objective(r.trial.params), r.trial.epochs};
+             },
+             quiet("w"));
+  write_study_outputs(folder_, store.trials(), space_, settings_);
+  std::ifstream csv(folder_ / "trials.csv");
+  std::string header, first, second;
+  std::getline(csv, header);
+  std::getline(csv, first);
+  std::getline(csv, second);
+  EXPECT_EQ(header, "id,state,f.x1,f.x2,epochs,epochs_used,resume_from,val_loss,seconds,attempts,message");
+  EXPECT_EQ(second.substr(0, 9), "1,failed,");
+  EXPECT_NE(second.find(",\"boom, \"\"quoted\"\"\""), std::string::npos) << second;
+  auto json = nlohmann::json::parse(std::ifstream(folder_ / "trials.json"));
+  EXPECT_EQ(json["trials"].size(), 10u);
+  EXPECT_EQ(json["direction"], "min");
+  EXPECT_TRUE(json["trials"][1]["objective"].is_null());
+  EXPECT_EQ(json["trials"][1]["message"], "boom, \"quoted\"");
+  for (const char* file : {"best_so_far.png", "objective_f.x1.png", "objective_f.x2.png"})
+    EXPECT_GT(fs::file_size(folder_ / file), 1000u) << file;
+}
+
+// ---------------------------------------------------------------------------------------
+// The search space in TOML.
+
+std::string read_error(const std::string& toml) {
+  Config config = Config::parse(toml, "study.toml");
+  read_tune_settings(config);
+  read_search_space(config);
+  auto problems = config.problems();
+  std::string out;
+  for (const auto& p : problems) out += (out.empty() ? "" : "\n") + p;
+  return out;
+}
+
+TEST(SearchSpaceTest, TheStudysSpaceReadsInFileOrderWithConditions) {
+  Config config = Config::parse(R"(
+[tune]
+tuner = "bayesian"
+max_trials = 100
+epochs = 50
+
+[tune.space.optimizer.plugin]
+type = "choice"
+values = ["adam", "rmsprop", "sgd"]
+
+[tune.space.model.filters]
+type = "int"
+min = 32
+max = 256
+step = 32
+
+[tune.space.optimizer.lr]
+type = "float"
+min = 1e-4
+max = 1e-2
+log = true
+
+[tune.space.optimizer.momentum]
+type = "float"
+min = 0.0
+max = 0.9
+when = { parent = "optimizer.plugin", values = ["sgd"] }
+
+[tune.space.model.dropout]
+type = "fixed"
+value = 0.5
+
+[tune.space.optimizer.amsgrad]
+type = "bool"
+)",
+                                "study.toml");
+  auto settings = read_tune_settings(config);
+  auto space = read_search_space(config);
+  config.check();
+  EXPECT_EQ(settings.max_trials, 100);
+  EXPECT_EQ(settings.epochs, 50);
+  EXPECT_TRUE(settings.maximize);
+  EXPECT_EQ(settings.objective, "val_accuracy");
+  ASSERT_EQ(space.dimensions.size(), 6u);
+  std::vector<std::string> names;
+  for (const auto& d : space.dimensions) names.push_back(d.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"optimizer.plugin", "model.filters", "optimizer.lr", "optimizer.momentum",
+                                             "model.dropout", "optimizer.amsgrad"}));
+  EXPECT_EQ(space.dimensions[1].int_step, 32);
+  EXPECT_TRUE(space.dimensions[2].log);
+  EXPECT_EQ(space.dimensions[3].parent, "optimizer.plugin");
+  EXPECT_EQ(space.dimensions[3].parent_values, std::vector<sdk::Scalar>{std::string("sgd")});
+  EXPECT_EQ(space.dimensions[4].fixed, sdk::Scalar(0.5));
+  EXPECT_EQ(space.dimensions[5].type, sdk::Dimension::Type::Bool);
+}
+
+TEST(SearchSpaceTest, MistakesAreReportedWithFileLineAndKey) {
+  EXPECT_EQ(read_error("[tune.space.model.filters]\ntype = \"int\"\nmin = 256\nmax = 32\n"),
+            "study.toml:3: [tune.space.model.filters] min must not exceed max (was min 256, max 32); swap them");
+  EXPECT_EQ(read_error("[tune.space.model.kernel_size]\ntype = \"choice\"\nvalues = []\n"),
+            "study.toml:3: [tune.space.model.kernel_size] values must not be empty (was []); list the values to "
+            "choose from, e.g. values = [3, 5, 11]");
+  EXPECT_EQ(read_error("[tune.space.model.kernel_size]\ntype = \"choice\"\nvalues = [3, \"5\"]\n"),
+            "study.toml:3: [tune.space.model.kernel_size] values must hold values of one type (found integer 3 and "
+            "string \"5\"); write every value as the same type");
+  EXPECT_EQ(read_error("[tune.space.optimizer.lr]\ntype = \"float\"\nmin = 0.0\nmax = 0.1\nlog = true\n"),
+            "study.toml:3: [tune.space.optimizer.lr] min must be > 0 when log = true (was 0.0); use a positive min "
+            "or log = false");
+  EXPECT_EQ(read_error("[tune.space.model.filters]\ntype = \"int\"\nmin = 32\nmax = 256\nsteps = 32\n"),
+            "study.toml:5: [tune.space.model.filters] unknown key \"steps\"; did you mean \"step\"?");
+  EXPECT_EQ(read_error("[tune.space.model.filters]\ntype = \"integer\"\n"),
+            "study.toml:2: [tune.space.model.filters] type must be one of \"int\", \"float\", \"choice\", \"bool\", "
+            "\"fixed\" (was \"integer\")");
+  EXPECT_EQ(read_error("[tune.space.optimizer.momentum]\ntype = \"bool\"\n"
+                       "when = { parent = \"optimizer.plugin\", values = [\"sgd\"] }\n"),
+            "study.toml:3: [tune.space.optimizer.momentum.when] parent names \"optimizer.plugin\", which is not a "
+            "dimension listed before optimizer.momentum; list the parent's [tune.space.*] table first");
+  EXPECT_EQ(read_error("[tune.space.epochs]\ntype = \"bool\"\n"),
+            "study.toml:2: [tune.space.epochs] type belongs to a dimension named \"epochs\", which addresses no "
+            "experiment table; name it [tune.space.<table>.<key>], e.g. [tune.space.model.filters]");
+  EXPECT_EQ(read_error("[tune]\nobjective = \"val_acc\"\n[tune.space.model.a]\ntype = \"bool\"\n"),
+            "study.toml:2: [tune] objective must be one of \"val_loss\", \"val_accuracy\", \"val_auroc_micro\", "
+            "\"val_auroc_macro\", \"train_loss\", \"train_accuracy\", \"train_auroc_micro\", \"train_auroc_macro\" "
+            "(was \"val_acc\")");
+}
+
+}  // namespace
+}  // namespace bachlab::host
