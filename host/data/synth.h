@@ -1,0 +1,72 @@
+#pragma once
+// The built-in synthetic H&E dataset. The real BACH photos cannot be fetched here, so every
+// test, benchmark and the quick start run on tissue drawn procedurally: stain densities are
+// painted first (haematoxylin for nuclei, eosin for stroma and cytoplasm) and only then
+// turned into RGB with per-image random stain vectors, so colour varies alike in every
+// class and only the drawn structure tells the classes apart. See docs/synthetic-data.md.
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+/// What `bachlab synth` makes; written to OUT/synth.json so a rerun can recognise it.
+struct SynthOptions {
+  /// Dataset root to create; it must be missing, empty, or this same synthetic dataset.
+  std::filesystem::path out;
+  /// Images per class. Default: 100, as BACH.
+  int per_class = 100;
+  /// Image size in pixels. Default: 2048x1536, as BACH. Any size shows the same field of
+  /// tissue (about 860x645 um), only sampled more or less finely.
+  int width = 2048, height = 1536;
+  /// Everything is a function of (seed, class, index). Default: 0.
+  uint64_t seed = 0;
+  /// Drawing threads; 0 = all cores. Never changes the output.
+  int workers = 0;
+};
+
+/// Bumped whenever the drawing changes, so an old dataset is never mistaken for a new one.
+inline constexpr int kSynthGeneratorVersion = 1;
+
+/// The four BACH classes in label order: {"Normal", "Benign", "InSitu", "Invasive"}.
+const std::vector<std::string>& bach_classes();
+
+/// BACH's file name for image `index` (1-based) of class `class_index`: "n001.tif",
+/// "b001.tif", "is001.tif", "iv001.tif" (at least three digits).
+std::string synthetic_file_name(int class_index, int index);
+
+/// The seed generate_synthetic_dataset() passes to draw_synthetic_image() for image
+/// `index` (1-based) of class `class_index` in a dataset made with `dataset_seed`.
+uint64_t synthetic_image_seed(uint64_t dataset_seed, int class_index, int index);
+
+/// One drawn image (CV_8UC3, RGB order). Deterministic in its arguments. Throws Error for
+/// a class index outside 0..3 or a size outside 8..16384.
+cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed);
+
+/// An image with the ground truth of its structure, for tests and anyone measuring the
+/// generator: masks are CV_8UC1, 255 where a nucleus (of any cell) or a gland/duct lumen
+/// was drawn, at the image's size.
+struct SynthTissue {
+  cv::Mat image;
+  cv::Mat nuclei;
+  cv::Mat lumen;
+};
+
+/// draw_synthetic_image() with its masks; `image` is identical to that function's result.
+SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed);
+
+/// Parses the `--size` text "WIDTHxHEIGHT" (e.g. "2048x1536"); throws Error naming
+/// --size and the text found otherwise. The range is checked by the functions above.
+cv::Size parse_synth_size(const std::string& text);
+
+/// Writes OUT/Photos/<Class>/<prefix><NNN>.tif, OUT/Photos/microscopy_ground_truth.csv and
+/// OUT/synth.json, all in a hidden sibling folder renamed into place at the end. If OUT
+/// already holds this same dataset, does nothing and says so on stderr. Progress goes to
+/// stderr. Throws Error for bad options, a non-empty OUT, or a failed write.
+void generate_synthetic_dataset(const SynthOptions& options);
+
+}  // namespace bachlab::host

@@ -1,0 +1,430 @@
+// The synthetic dataset: what every other test, benchmark and the quick start stand on.
+#include "host/data/synth.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <tiffio.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
+
+namespace fs = std::filesystem;
+using bachlab::Error;
+using namespace bachlab::host;
+
+namespace {
+
+// A fresh folder per test, removed afterwards, so tests never see each other's files.
+class SynthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    root_ = fs::temp_directory_path() /
+            fmt::format("bachlab-synth-test-{}-{}-{}", ::getpid(),
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), counter++);
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  SynthOptions small(const std::string& name, uint64_t seed = 5) const {
+    SynthOptions options;
+    options.out = root_ / name;
+    options.per_class = 3;
+    options.width = 32;
+    options.height = 24;
+    options.seed = seed;
+    options.workers = 2;
+    return options;
+  }
+
+  fs::path root_;
+};
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::string> listing(const fs::path& root) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) names.push_back(fs::relative(entry.path(), root).string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
+}
+
+// Reads an 8-bit RGB TIFF with libtiff alone, checking the tags the dataset promises.
+cv::Mat read_tiff(const fs::path& path) {
+  TIFF* tif = TIFFOpen(path.c_str(), "r");
+  EXPECT_NE(tif, nullptr) << path;
+  if (!tif) return {};
+  uint32_t width = 0, height = 0, rows_per_strip = 0;
+  uint16_t samples = 0, bits = 0, photometric = 0, planar = 0, compression = 0;
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
+  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rows_per_strip);
+  EXPECT_EQ(samples, 3);
+  EXPECT_EQ(bits, 8);
+  EXPECT_EQ(photometric, PHOTOMETRIC_RGB);
+  EXPECT_EQ(planar, PLANARCONFIG_CONTIG);
+  EXPECT_TRUE(compression == COMPRESSION_ADOBE_DEFLATE || compression == COMPRESSION_LZW) << compression;
+  EXPECT_GE(rows_per_strip, 1u);
+  EXPECT_LE(rows_per_strip, height);
+  cv::Mat image(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
+  for (uint32_t y = 0; y < height; ++y) EXPECT_EQ(TIFFReadScanline(tif, image.ptr(static_cast<int>(y)), y, 0), 1);
+  TIFFClose(tif);
+  return image;
+}
+
+// Runs the `bachlab` program; returns its exit code and fills `err` with its stderr.
+int run_bachlab(const std::string& arguments, std::string& err, const fs::path& scratch) {
+  const fs::path stderr_file = scratch / "stderr.txt";
+  const std::string command =
+      fmt::format("'{}/bachlab' {} 2>'{}' >/dev/null", BACHLAB_BINARY_DIR, arguments, stderr_file.string());
+  const int status = std::system(command.c_str());
+  err = read_bytes(stderr_file);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST(SynthNames, ClassesAndFileNamesAreBachs) {
+  EXPECT_EQ(bach_classes(), (std::vector<std::string>{"Normal", "Benign", "InSitu", "Invasive"}));
+  EXPECT_EQ(synthetic_file_name(0, 1), "n001.tif");
+  EXPECT_EQ(synthetic_file_name(1, 42), "b042.tif");
+  EXPECT_EQ(synthetic_file_name(2, 100), "is100.tif");
+  EXPECT_EQ(synthetic_file_name(3, 7), "iv007.tif");
+  EXPECT_EQ(synthetic_file_name(3, 1000), "iv1000.tif");
+}
+
+TEST(SynthDraw, SameSeedSamePixelsOtherSeedOtherPixels) {
+  const cv::Mat a = draw_synthetic_image(2, 64, 48, 11);
+  ASSERT_EQ(a.type(), CV_8UC3);
+  ASSERT_EQ(a.cols, 64);
+  ASSERT_EQ(a.rows, 48);
+  EXPECT_TRUE(same_pixels(a, draw_synthetic_image(2, 64, 48, 11)));
+  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 64, 48, 12)));
+  // One seed must not draw every class on the same stroma.
+  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(3, 64, 48, 11)));
+  EXPECT_TRUE(same_pixels(draw_synthetic_tissue(2, 64, 48, 11).image, a));
+}
+
+TEST(SynthDraw, ImageSeedsDifferPerClassAndIndex) {
+  std::set<uint64_t> seeds;
+  for (int k = 0; k < 4; ++k)
+    for (int i = 1; i <= 50; ++i) seeds.insert(synthetic_image_seed(9, k, i));
+  EXPECT_EQ(seeds.size(), 200u);
+  EXPECT_EQ(synthetic_image_seed(9, 1, 3), synthetic_image_seed(9, 1, 3));
+  EXPECT_NE(synthetic_image_seed(9, 1, 3), synthetic_image_seed(10, 1, 3));
+}
+
+TEST(SynthDraw, EverySizeShowsTissue) {
+  for (const cv::Size size : {cv::Size(32, 32), cv::Size(224, 224), cv::Size(2048, 1536)}) {
+    const SynthTissue tissue = draw_synthetic_tissue(3, size.width, size.height, 4);
+    ASSERT_EQ(tissue.image.size(), size);
+    ASSERT_EQ(tissue.nuclei.size(), size);
+    cv::Scalar mean, sd;
+    cv::meanStdDev(tissue.image, mean, sd);
+    // Stained tissue: neither blank glass nor black, and with structure in it.
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_GT(mean[c], 60) << size;
+      EXPECT_LT(mean[c], 245) << size;
+      EXPECT_GT(sd[c], 5) << size;
+    }
+    if (size.width >= 224) EXPECT_GT(cv::countNonZero(tissue.nuclei), 0) << size;
+  }
+}
+
+TEST(SynthDraw, BadArgumentsAreNamed) {
+  EXPECT_EQ(error_of([] { draw_synthetic_image(4, 32, 32, 0); }),
+            "synth: class index must be 0..3 (Normal, Benign, InSitu, Invasive) (was 4)");
+  EXPECT_EQ(error_of([] { draw_synthetic_image(0, 4, 32, 0); }),
+            "synth: --size must be between 8x8 and 16384x16384 (was 4x32); give WIDTHxHEIGHT such as 2048x1536");
+}
+
+TEST(SynthSize, ParsesWidthByHeight) {
+  EXPECT_EQ(parse_synth_size("2048x1536"), cv::Size(2048, 1536));
+  EXPECT_EQ(parse_synth_size("224X224"), cv::Size(224, 224));
+  const std::string expected_tail = "; write the two numbers joined by an 'x'";
+  EXPECT_EQ(error_of([] { parse_synth_size("2048*1536"); }),
+            "synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '2048*1536')" + expected_tail);
+  for (const char* bad : {"", "x", "224", "224x", "x224", "-3x4", "22 x 33", "99999999999x2", "3x4x5"})
+    EXPECT_EQ(error_of([&] { parse_synth_size(bad); }),
+              fmt::format("synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '{}')", bad) + expected_tail)
+        << bad;
+}
+
+TEST_F(SynthTest, LayoutAndGroundTruthAreBachs) {
+  const SynthOptions options = small("set");
+  generate_synthetic_dataset(options);
+  std::vector<std::string> expected{"Photos", "Photos/Benign", "Photos/InSitu", "Photos/Invasive", "Photos/Normal",
+                                    "Photos/microscopy_ground_truth.csv", "synth.json"};
+  for (const auto& [folder, prefix] : std::vector<std::pair<std::string, std::string>>{
+           {"Normal", "n"}, {"Benign", "b"}, {"InSitu", "is"}, {"Invasive", "iv"}})
+    for (int i = 1; i <= 3; ++i) expected.push_back(fmt::format("Photos/{}/{}00{}.tif", folder, prefix, i));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(listing(options.out), expected);
+  EXPECT_EQ(read_bytes(options.out / "Photos" / "microscopy_ground_truth.csv"),
+            "n001.tif,Normal\nn002.tif,Normal\nn003.tif,Normal\n"
+            "b001.tif,Benign\nb002.tif,Benign\nb003.tif,Benign\n"
+            "is001.tif,InSitu\nis002.tif,InSitu\nis003.tif,InSitu\n"
+            "iv001.tif,Invasive\niv002.tif,Invasive\niv003.tif,Invasive\n");
+  const auto record = nlohmann::json::parse(read_bytes(options.out / "synth.json"));
+  EXPECT_EQ(record["generator"], "bachlab synth");
+  EXPECT_EQ(record["generator_version"], kSynthGeneratorVersion);
+  EXPECT_EQ(record["per_class"], 3);
+  EXPECT_EQ(record["width"], 32);
+  EXPECT_EQ(record["height"], 24);
+  EXPECT_EQ(record["seed"], 5);
+  EXPECT_EQ(record["images"], 12);
+  // Nothing left beside it: the partial folder was renamed into place.
+  EXPECT_EQ(listing(root_).front(), "set");
+  for (const auto& name : listing(root_)) EXPECT_EQ(name.rfind("set", 0), 0u) << name;
+}
+
+TEST_F(SynthTest, TiffsReadBackAsTheDrawnImages) {
+  SynthOptions options = small("set", 21);
+  options.width = 40;
+  options.height = 30;
+  options.per_class = 2;
+  generate_synthetic_dataset(options);
+  for (int k = 0; k < 4; ++k) {
+    for (int i = 1; i <= 2; ++i) {
+      const fs::path file = options.out / "Photos" / bach_classes()[k] / synthetic_file_name(k, i);
+      const cv::Mat read = read_tiff(file);
+      ASSERT_EQ(read.cols, 40) << file;
+      ASSERT_EQ(read.rows, 30) << file;
+      EXPECT_TRUE(same_pixels(read, draw_synthetic_image(k, 40, 30, synthetic_image_seed(21, k, i)))) << file;
+    }
+  }
+}
+
+TEST_F(SynthTest, WorkerCountNeverChangesAByte) {
+  SynthOptions one = small("one"), two = small("two");
+  one.workers = 1;
+  two.workers = 2;
+  generate_synthetic_dataset(one);
+  generate_synthetic_dataset(two);
+  ASSERT_EQ(listing(one.out), listing(two.out));
+  for (const auto& name : listing(one.out)) {
+    if (fs::is_directory(one.out / name)) continue;
+    EXPECT_EQ(read_bytes(one.out / name), read_bytes(two.out / name)) << name;
+  }
+}
+
+TEST_F(SynthTest, SameOptionsAgainDoNothingAndSaySo) {
+  const SynthOptions options = small("set");
+  generate_synthetic_dataset(options);
+  const auto written = fs::last_write_time(options.out / "Photos" / "Normal" / "n001.tif");
+  ::testing::internal::CaptureStderr();
+  generate_synthetic_dataset(options);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(said, fmt::format("synth: '{}' already holds this dataset (12 images, 32x24, seed 5); nothing to do\n",
+                              options.out.string()));
+  EXPECT_EQ(fs::last_write_time(options.out / "Photos" / "Normal" / "n001.tif"), written);
+}
+
+TEST_F(SynthTest, EmptyFolderIsFilled) {
+  const SynthOptions options = small("set");
+  fs::create_directories(options.out);
+  generate_synthetic_dataset(options);
+  EXPECT_TRUE(fs::exists(options.out / "Photos" / "Invasive" / "iv003.tif"));
+}
+
+TEST_F(SynthTest, RefusesAFolderWithOtherFiles) {
+  const SynthOptions options = small("set");
+  fs::create_directories(options.out);
+  std::ofstream(options.out / "notes.txt") << "mine\n";
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            fmt::format("synth: output folder '{}' already contains files (such as 'notes.txt') and is not a synthetic "
+                        "dataset; choose another --out or empty the folder",
+                        options.out.string()));
+  EXPECT_EQ(listing(options.out), (std::vector<std::string>{"notes.txt"}));
+  EXPECT_EQ(listing(root_), (std::vector<std::string>{"set", "set/notes.txt"}));
+}
+
+TEST_F(SynthTest, RefusesADatasetMadeWithOtherOptions) {
+  generate_synthetic_dataset(small("set", 5));
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(small("set", 6)); }),
+            fmt::format("synth: output folder '{}' holds a synthetic dataset made with other options (per-class 3, "
+                        "size 32x24, seed 5, generator version {}; asked for per-class 3, size 32x24, seed 6, "
+                        "generator version {}); choose another --out or remove the folder",
+                        (root_ / "set").string(), kSynthGeneratorVersion, kSynthGeneratorVersion));
+}
+
+TEST_F(SynthTest, RefusesADatasetWithAFileMissing) {
+  const SynthOptions options = small("set");
+  generate_synthetic_dataset(options);
+  fs::remove(options.out / "Photos" / "InSitu" / "is002.tif");
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            fmt::format("synth: output folder '{}' holds a synthetic dataset made with the same options but "
+                        "'Photos/InSitu/is002.tif' is missing; remove the folder and run again",
+                        options.out.string()));
+}
+
+TEST_F(SynthTest, RefusesAFileAsOutput) {
+  const SynthOptions options = small("file.tif");
+  std::ofstream(options.out) << "x";
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            fmt::format("synth: '{}' exists and is not a folder; choose another --out or remove the file",
+                        options.out.string()));
+}
+
+TEST_F(SynthTest, BadOptionsAreNamed) {
+  SynthOptions options = small("set");
+  options.per_class = 0;
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            "synth: --per-class must be between 1 and 99999 (was 0); give the number of images to draw for each class");
+  options = small("set");
+  options.workers = -1;
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            "synth: --workers must be 0 (all cores) or a positive thread count (was -1)");
+  options = small("set");
+  options.height = 20000;
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            "synth: --size must be between 8x8 and 16384x16384 (was 32x20000); give WIDTHxHEIGHT such as 2048x1536");
+  options = small("set");
+  options.out.clear();
+  EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
+            "synth: --out is empty; give the dataset folder to create, e.g. --out data/bach-synth");
+  EXPECT_TRUE(fs::is_empty(root_));
+}
+
+TEST_F(SynthTest, StalePartialFolderOfAKilledRunIsRemoved) {
+  // No process has pid 2^22+1 (Linux caps pids at 2^22), so this partial is stale.
+  const fs::path stale = root_ / ".set.synth-partial-4194305";
+  fs::create_directories(stale / "Photos" / "Normal");
+  generate_synthetic_dataset(small("set"));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_EQ(listing(root_).front(), "set");
+}
+
+// Colour must not give the class away: per-image mean RGB, 40 images a class.
+TEST(SynthClasses, MeanColourDoesNotSeparateClasses) {
+  constexpr int kImages = 40;
+  std::array<std::array<double, 3>, 4> mean{}, sd{};
+  for (int k = 0; k < 4; ++k) {
+    std::array<std::vector<double>, 3> values;
+    for (int i = 1; i <= kImages; ++i) {
+      const cv::Scalar m = cv::mean(draw_synthetic_image(k, 32, 24, synthetic_image_seed(77, k, i)));
+      for (int c = 0; c < 3; ++c) values[c].push_back(m[c]);
+    }
+    for (int c = 0; c < 3; ++c) {
+      cv::Scalar mu, sigma;
+      cv::meanStdDev(values[c], mu, sigma);
+      mean[k][c] = mu[0];
+      sd[k][c] = sigma[0];
+      // Stain and exposure really vary from image to image.
+      EXPECT_GT(sd[k][c], 8) << bach_classes()[k] << " channel " << c;
+    }
+  }
+  for (int a = 0; a < 4; ++a)
+    for (int b = a + 1; b < 4; ++b)
+      for (int c = 0; c < 3; ++c)
+        EXPECT_LT(std::abs(mean[a][c] - mean[b][c]), 0.75 * std::min(sd[a][c], sd[b][c]))
+            << bach_classes()[a] << " vs " << bach_classes()[b] << " channel " << c << ": " << mean[a][c] << " vs "
+            << mean[b][c];
+}
+
+// Structure must: carcinoma is crowded with larger nuclei (thicker blobs of haematoxylin,
+// measured by the distance transform so that touching rings of small nuclei stay thin),
+// benign glands have the most lumen, invasive none at all; and the masks match the pixels.
+TEST(SynthClasses, EachClassIsDrawnWithItsOwnStructure) {
+  constexpr int kImages = 16;
+  struct Stats {
+    double nucleus_fraction = 0, lumen_fraction = 0, thickness = 0;
+    int images_with_lumen = 0;
+  };
+  std::array<Stats, 4> stats;
+  for (int k = 0; k < 4; ++k) {
+    for (int i = 1; i <= kImages; ++i) {
+      const SynthTissue t = draw_synthetic_tissue(k, 512, 384, synthetic_image_seed(31, k, i));
+      const double pixels = static_cast<double>(t.nuclei.total());
+      const int nucleus_pixels = cv::countNonZero(t.nuclei), lumen = cv::countNonZero(t.lumen);
+      ASSERT_GT(nucleus_pixels, 100) << bach_classes()[k] << " #" << i;
+      stats[k].nucleus_fraction += nucleus_pixels / pixels / kImages;
+      stats[k].lumen_fraction += lumen / pixels / kImages;
+      stats[k].images_with_lumen += lumen > 0;
+      cv::Mat distance;
+      cv::distanceTransform(t.nuclei, distance, cv::DIST_L2, 3);
+      stats[k].thickness += cv::mean(distance, t.nuclei)[0] / kImages;
+
+      // Nuclei are where the haematoxylin is: darker and bluer than the rest; lumens are
+      // the brightest.
+      cv::Mat gray;
+      cv::cvtColor(t.image, gray, cv::COLOR_RGB2GRAY);
+      const cv::Mat rest = (t.nuclei == 0) & (t.lumen == 0);
+      EXPECT_LT(cv::mean(gray, t.nuclei)[0] + 20, cv::mean(gray, rest)[0]) << bach_classes()[k] << " #" << i;
+      const cv::Scalar in = cv::mean(t.image, t.nuclei), out = cv::mean(t.image, rest);
+      EXPECT_GT(in[2] / in[0], out[2] / out[0]) << bach_classes()[k] << " #" << i;
+      if (lumen > 20) EXPECT_GT(cv::mean(gray, t.lumen)[0], cv::mean(gray, rest)[0]) << bach_classes()[k] << " #" << i;
+    }
+  }
+  const auto& [normal, benign, in_situ, invasive] = stats;
+  for (const Stats* carcinoma : {&in_situ, &invasive}) {
+    for (const Stats* benign_like : {&normal, &benign}) {
+      EXPECT_GT(carcinoma->nucleus_fraction, 1.3 * benign_like->nucleus_fraction);
+      EXPECT_GT(carcinoma->thickness, 1.2 * benign_like->thickness);
+    }
+  }
+  EXPECT_GT(benign.nucleus_fraction, normal.nucleus_fraction);
+  EXPECT_GT(benign.lumen_fraction, 3 * normal.lumen_fraction);
+  EXPECT_GT(benign.lumen_fraction, 3 * in_situ.lumen_fraction);
+  EXPECT_EQ(normal.images_with_lumen, kImages);
+  EXPECT_EQ(benign.images_with_lumen, kImages);
+  EXPECT_EQ(invasive.images_with_lumen, 0);
+}
+
+// The command line, through the real program.
+TEST_F(SynthTest, CommandWritesTheDatasetAndNamesBadSizes) {
+  std::string err;
+  const fs::path out = root_ / "cli";
+  ASSERT_EQ(run_bachlab(fmt::format("synth --out '{}' --per-class 1 --size 24x16 --seed 3 --workers 1", out.string()), err,
+                        root_),
+            0)
+      << err;
+  const std::string said = fmt::format("synth: wrote 4 images (1 per class, 24x16, seed 3) to '{}' in ", out.string());
+  EXPECT_EQ(err.substr(0, said.size()), said);
+  EXPECT_TRUE(std::regex_match(err.substr(std::min(said.size(), err.size())), std::regex("[0-9]+\\.[0-9] s\n"))) << err;
+  EXPECT_TRUE(same_pixels(read_tiff(out / "Photos" / "InSitu" / "is001.tif"),
+                          draw_synthetic_image(2, 24, 16, synthetic_image_seed(3, 2, 1))));
+  EXPECT_EQ(run_bachlab(fmt::format("synth --out '{}' --size 24by16", (root_ / "other").string()), err, root_), 1);
+  EXPECT_EQ(err,
+            "error: synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '24by16'); write the two numbers "
+            "joined by an 'x'\n");
+  EXPECT_FALSE(fs::exists(root_ / "other"));
+}
