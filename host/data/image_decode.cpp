@@ -286,6 +286,22 @@ void decode_direct(const TiffReader& reader, const TiffLayout& layout, cv::Mat& 
   rows_per_strip = std::clamp<uint32_t>(rows_per_strip, 1, layout.height);
   const uint32_t strips_per_plane = (layout.height + rows_per_strip - 1) / rows_per_strip;
   const size_t row_bytes = size_t(layout.width) * pixel_bytes;
+  // 8-bit RGB in strips (every BACH photo) is already the output layout: libtiff decodes
+  // straight into the RGB buffer, sparing a copy of the whole photo.
+  if (!separate && layout.bits == 8 && layout.samples == 3 && !layout.gray() && rgb.isContinuous()) {
+    for (uint32_t s = 0; s < strips_per_plane; ++s) {
+      const uint32_t first_row = s * rows_per_strip;
+      const uint32_t rows = std::min(rows_per_strip, layout.height - first_row);
+      const tmsize_t want = tmsize_t(row_bytes * rows);
+      tmsize_t got = TIFFReadEncodedStrip(tif, s, rgb.ptr<uint8_t>(int(first_row)), want);
+      if (got < 0)
+        reader.fail(fmt::format("corrupt or truncated TIFF: strip {} (rows {}..{}) cannot be decoded", s, first_row,
+                                first_row + rows - 1));
+      if (got < want)
+        reader.fail(fmt::format("corrupt or truncated TIFF: strip {} holds {} bytes, {} expected", s, got, want));
+    }
+    return;
+  }
   std::vector<uint8_t> strip(row_bytes * rows_per_strip);
   for (uint32_t s = 0; s < strips_per_plane; ++s) {
     const uint32_t first_row = s * rows_per_strip;
