@@ -12,57 +12,28 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Params has no string-list getter, and only a getter marks a key as read (an unread key
-// is reported as unknown). So the list is validated from its raw value first, while the
-// key still carries its file and line for messages, then read once through get_string on
-// a string stand-in, then put back. See the SDK request in docs/data.md.
-std::vector<std::string> read_string_list(sdk::Params& params, const std::string& key,
-                                          const std::vector<std::string>& fallback) {
-  if (!params.has(key)) {
-    params.get_string(key, "");
+// The class list: strings (checked by Params), then the rules of a class list.
+std::vector<std::string> read_class_list(sdk::Params& params, const std::string& key,
+                                         const std::vector<std::string>& fallback) {
+  const size_t problems_before = params.problems().size();
+  std::vector<std::string> out = params.get_string_list(key, fallback);
+  if (!params.has(key) || params.problems().size() != problems_before) return out;
+  const std::string raw = sdk::to_string(params.raw(key));
+  if (out.size() < 2) {
+    params.fail(key, fmt::format("must name at least 2 classes (was {})", raw));
     return fallback;
   }
-  const sdk::Value raw = params.raw(key);
-  std::vector<std::string> out;
-  bool ok = false;
-  if (const auto* list = std::get_if<std::vector<sdk::Scalar>>(&raw)) {
-    ok = true;
-    for (const auto& item : *list) {
-      const auto* text = std::get_if<std::string>(&item);
-      if (!text) {
-        ok = false;
-        break;
-      }
-      out.push_back(*text);
+  std::set<std::string> seen;
+  for (const auto& name : out) {
+    if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..") {
+      params.fail(key, fmt::format("must hold folder-safe class names (was \"{}\" in {})", name, raw));
+      return fallback;
+    }
+    if (!seen.insert(name).second) {
+      params.fail(key, fmt::format("must not name a class twice (\"{}\" appears more than once in {})", name, raw));
+      return fallback;
     }
   }
-  if (!ok) {
-    params.fail(key, fmt::format("must be a list of strings, e.g. [\"Normal\", \"Benign\"] (was {} {})",
-                                 sdk::type_name(raw), sdk::to_string(raw)));
-    out = fallback;
-  } else if (out.size() < 2) {
-    params.fail(key, fmt::format("must name at least 2 classes (was {})", sdk::to_string(raw)));
-    out = fallback;
-  } else {
-    std::set<std::string> seen;
-    for (const auto& name : out) {
-      if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..") {
-        params.fail(key, fmt::format("must hold folder-safe class names (was \"{}\" in {})", name,
-                                     sdk::to_string(raw)));
-        out = fallback;
-        break;
-      }
-      if (!seen.insert(name).second) {
-        params.fail(key, fmt::format("must not name a class twice (\"{}\" appears more than once in {})", name,
-                                     sdk::to_string(raw)));
-        out = fallback;
-        break;
-      }
-    }
-  }
-  params.set(key, std::string());
-  params.get_string(key, "");
-  params.set(key, raw);
   return out;
 }
 
@@ -90,7 +61,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
     data.fail("root", "is required when source = \"folder\"; set it to the BACH folder (the one holding Photos/) "
                       "or to a folder with one subfolder per class, or use source = \"synthetic\"");
   out.layout = data.get_string("layout", out.layout, {"bach", "folders"});
-  out.classes = read_string_list(data, "classes", default_bach_classes());
+  out.classes = read_class_list(data, "classes", default_bach_classes());
   out.image_size = int(data.get_int("image_size", out.image_size, {8, 4096}));
   out.normalize = data.get_string("normalize", out.normalize, {"unit", "standardize"});
   out.on_bad_image = data.get_string("on_bad_image", out.on_bad_image, {"error", "skip"});

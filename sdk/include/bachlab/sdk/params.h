@@ -193,6 +193,22 @@ class Params {
     return out;
   }
 
+  /// A list of strings, `fallback` when absent.
+  std::vector<std::string> get_string_list(const std::string& key, std::vector<std::string> fallback) {
+    asked_.insert(key);
+    const Entry* entry = find(key);
+    if (!entry) return fallback;
+    const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
+    if (!list) return wrong_type(key, *entry, "a list of strings"), fallback;
+    std::vector<std::string> out;
+    for (const auto& item : *list) {
+      const auto* text = std::get_if<std::string>(&item);
+      if (!text) return wrong_type(key, *entry, "a list of strings"), fallback;
+      out.push_back(*text);
+    }
+    return out;
+  }
+
   /// A file path; a relative path is taken relative to the config file that wrote it,
   /// so a config works from any working directory.
   std::string get_path(const std::string& key, const std::string& fallback) {
