@@ -1,0 +1,235 @@
+#include "host/train/feature_cache.h"
+
+#include "host/config/config.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <sstream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Bumped whenever what a stored feature means changes, so older files are recomputed.
+constexpr int kFeatureFormat = 1;
+
+uint64_t fnv1a(const std::string& text) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
+  return hash;
+}
+
+// A 64-bit hash of raw bytes, eight at a time (FNV-1a byte by byte runs at a tenth of
+// the speed on 60 MB of pixels). Not cryptographic: a collision would also need an equal
+// shape and an equal rest of the key.
+uint64_t hash_bytes(const unsigned char* data, size_t size) {
+  uint64_t hash = 0x9E3779B97F4A7C15ULL ^ size;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, data + i, 8);
+    hash ^= word * 0xff51afd7ed558ccdULL;
+    hash = ((hash << 31) | (hash >> 33)) * 0x9E3779B97F4A7C15ULL;
+  }
+  for (; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
+  hash ^= hash >> 33;
+  hash *= 0xc4ceb9fe1a85ec53ULL;
+  return hash ^ (hash >> 33);
+}
+
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string out;
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? "x" : "") + std::to_string(sizes[i]);
+  return out;
+}
+
+// The first line where two keys differ, for "cache is stale: ...".
+std::string first_difference(const std::string& stored, const std::string& current) {
+  std::istringstream a(stored), b(current);
+  std::string left, right;
+  while (true) {
+    const bool more_a = bool(std::getline(a, left)), more_b = bool(std::getline(b, right));
+    if (!more_a && !more_b) return "its key differs";
+    if (left != right) return "\"" + left + "\" is now \"" + right + "\"";
+  }
+}
+
+torch::Tensor to_unit(const torch::Tensor& batch) {
+  if (batch.scalar_type() == torch::kUInt8) return batch.to(torch::kFloat32).div_(255.0);
+  return batch;
+}
+
+torch::Device device_of(sdk::Network& network) {
+  for (const auto& p : network.parameters()) return p.device();
+  return torch::kCPU;
+}
+
+}  // namespace
+
+FeatureCacheSettings read_feature_cache_settings(sdk::Params& table) {
+  FeatureCacheSettings settings;
+  settings.augmented_copies = table.get_int("augmented_copies", settings.augmented_copies, {0, 1000});
+  settings.disk = table.get_bool("disk", settings.disk);
+  return settings;
+}
+
+FeatureCacheSettings read_feature_cache_settings(Config& config) {
+  FeatureCacheSettings settings = read_feature_cache_settings(config.table("train.feature_cache"));
+  settings.origin = config.path().string();
+  return settings;
+}
+
+FeatureCache::FeatureCache(FeatureCacheSettings settings) : settings_(std::move(settings)) {}
+
+uint64_t FeatureCache::content_hash(const torch::Tensor& images) {
+  for (const auto& h : hashed_)
+    if (h.tensor.unsafeGetTensorImpl() == images.unsafeGetTensorImpl() && h.version == images._version()) return h.hash;
+  torch::Tensor bytes = images.to(torch::kCPU).contiguous();
+  const uint64_t hash =
+      hash_bytes(static_cast<const unsigned char*>(bytes.data_ptr()), bytes.numel() * bytes.element_size());
+  // Train, validation and test splits, a few of each at most: keep the list short.
+  if (hashed_.size() >= 8) hashed_.erase(hashed_.begin());
+  hashed_.push_back({images, images._version(), hash});
+  return hash;
+}
+
+std::string FeatureCache::key_for(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
+                                  int64_t copy) {
+  std::string extractor = network.features_cache_key();
+  // A model that does not identify its weights can only be cached for this very object.
+  if (extractor.empty()) extractor = fmt::format("unnamed network at {}", static_cast<const void*>(&network));
+  std::string key = fmt::format("bachlab features {}\ntorch {}\nextractor {}\nimages {} {} {:016x}\ntransform {}\n",
+                                kFeatureFormat, TORCH_VERSION, extractor, shape_text(images.sizes()),
+                                c10::toString(images.scalar_type()), content_hash(images), inputs.transform_key);
+  if (copy > 0)
+    key += fmt::format("copy {} seed {}\naugmentations {}\n", copy, inputs.seed, inputs.augmentations_key);
+  else
+    key += "copy 0\n";
+  return key;
+}
+
+fs::path FeatureCache::cache_file(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
+                                  int64_t copy) {
+  return settings_.folder / fmt::format("{:016x}.pt", fnv1a(key_for(network, images, inputs, copy)));
+}
+
+torch::Tensor FeatureCache::compute(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
+                                    int64_t copy) {
+  const bool was_training = network.is_training();
+  network.eval();
+  torch::NoGradGuard no_grad;
+  const torch::Device device = device_of(network);
+  // Copy k always draws the same numbers, whatever was cached before it.
+  torch::Generator generator =
+      at::make_generator<at::CPUGeneratorImpl>(inputs.seed ^ (0xA5A5A5A5ULL * static_cast<uint64_t>(copy + 1)));
+  const int64_t n = images.size(0);
+  const int64_t batch = std::max<int64_t>(1, inputs.batch_size);
+  std::vector<torch::Tensor> parts;
+  try {
+    for (int64_t start = 0; start < n; start += batch) {
+      torch::Tensor x = to_unit(images.slice(0, start, std::min(n, start + batch)));
+      if (copy > 0)
+        for (const auto& augmentation : inputs.augmentations) x = augmentation->apply(x, generator);
+      if (inputs.transform) x = inputs.transform(x);
+      parts.push_back(network.extract_features(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous());
+    }
+  } catch (...) {
+    network.train(was_training);
+    throw;
+  }
+  network.train(was_training);
+  ++stats_.computed;
+  stats_.images_computed += n;
+  return parts.empty() ? torch::empty({0, 0}) : torch::cat(parts);
+}
+
+torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
+                                     int64_t copy) {
+  if (!network.has_frozen_features())
+    throw Error("the feature cache needs a model with a frozen feature extractor (has_frozen_features() is false); "
+                "with mode = \"finetune\" every batch must go through the whole network, so train without the cache");
+  TORCH_CHECK(images.dim() == 4, "FeatureCache: images must be (N, C, H, W), got ", images.sizes());
+  const std::string key = key_for(network, images, inputs, copy);
+  if (auto it = memory_.find(key); it != memory_.end()) {
+    ++stats_.memory_hits;
+    last_note_ = "memory";
+    return it->second;
+  }
+
+  const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.features_cache_key().empty();
+  const fs::path file = settings_.folder / fmt::format("{:016x}.pt", fnv1a(key));
+  std::string why = "no cache yet";
+  if (use_disk && fs::exists(file)) {
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(file.string());
+      c10::IValue stored_key;
+      archive.read("key", stored_key);
+      if (stored_key.isString() && stored_key.toStringRef() == key) {
+        torch::Tensor stored;
+        archive.read("features", stored);
+        if (stored.dim() == 2 && stored.size(0) == images.size(0)) {
+          ++stats_.disk_hits;
+          last_note_ = "disk";
+          memory_[key] = stored;
+          return stored;
+        }
+        why = "cache was corrupt: " + file.string() + " holds features of shape " + shape_text(stored.sizes());
+      } else {
+        why = "cache is stale: " +
+              (stored_key.isString() ? first_difference(stored_key.toStringRef(), key) : std::string("no key"));
+      }
+    } catch (const c10::Error& e) {
+      why = "cache was corrupt: " + file.string() + " (" + e.what_without_backtrace() + ")";
+    }
+  }
+
+  torch::Tensor computed = compute(network, images, inputs, copy);
+  memory_[key] = computed;
+  last_note_ = "computed (" + why + ")";
+  if (use_disk) {
+    std::error_code ec;
+    fs::create_directories(settings_.folder, ec);
+    fs::path temp = file;
+    temp += ".tmp";
+    try {
+      if (ec) throw std::runtime_error(ec.message());
+      torch::serialize::OutputArchive archive;
+      archive.write("key", c10::IValue(key));
+      archive.write("features", computed);
+      archive.save_to(temp.string());
+      fs::rename(temp, file, ec);
+      if (ec) throw std::runtime_error(ec.message());
+    } catch (const std::exception& e) {
+      // The features are in memory; a read-only cache folder only costs the next run.
+      fs::remove(temp, ec);
+      last_note_ += "; not written: " + settings_.folder.string() + " (" + e.what() + ")";
+    }
+  }
+  return computed;
+}
+
+torch::Tensor FeatureCache::training_features(sdk::Network& network, const torch::Tensor& images,
+                                              const FeatureInputs& inputs, int64_t epoch) {
+  TORCH_CHECK(epoch >= 1, "FeatureCache::training_features: epochs count from 1, got ", epoch);
+  if (inputs.augmentations.empty()) return features(network, images, inputs, 0);
+  if (settings_.augmented_copies == 0) {
+    const std::string where = settings_.origin.empty() ? "" : settings_.origin + ": ";
+    throw Error(where + "[train.feature_cache] augmented_copies is 0, but " +
+                std::to_string(inputs.augmentations.size()) +
+                (inputs.augmentations.size() == 1 ? " augmentation is" : " augmentations are") +
+                " configured and the model's backbone is frozen (mode = \"frozen\"), so cached features would never "
+                "see an augmented image; set augmented_copies = 5 under [train.feature_cache] (each epoch then trains "
+                "on one of 5 augmented copies, each computed once), or set mode = \"finetune\" in [model] to augment "
+                "every batch afresh");
+  }
+  return features(network, images, inputs, (epoch - 1) % settings_.augmented_copies + 1);
+}
+
+}  // namespace bachlab::host
