@@ -420,6 +420,23 @@ void load_model(torch::nn::Module& model, torch::serialize::InputArchive& archiv
 
 }  // namespace
 
+void Trainer::load_weights(const fs::path& checkpoint) {
+  if (!fs::exists(checkpoint))
+    throw Error(checkpoint.string() + ": no such checkpoint; the run never finished an epoch. Resume it with "
+                "`bachlab run --resume RUN_DIR` or start a new run");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint.string());
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    load_model(*parts_.model, model_archive, checkpoint);
+    parts_.model->to(device_);
+  } catch (const c10::Error& e) {
+    throw Error(checkpoint.string() + ": cannot read this checkpoint (" + e.what_without_backtrace() +
+                "); it is damaged or was written by another version");
+  }
+}
+
 bool Trainer::resume() {
   if (checkpoint_dir_.empty()) return false;
   const fs::path last = checkpoint_dir_ / "last.pt";

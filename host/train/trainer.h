@@ -118,6 +118,10 @@ class Trainer {
   /// if there is no last.pt; throws Error if it cannot be read or does not fit the model.
   bool resume();
 
+  /// Loads only the model weights of a checkpoint (best.pt or last.pt), e.g. to evaluate
+  /// or predict with a finished run. Throws Error if it does not fit the model.
+  void load_weights(const std::filesystem::path& checkpoint);
+
   /// Trains until `epochs` or early stopping, continuing after a resume(). If
   /// restore_best is set, the model holds the best epoch's weights afterwards.
   TrainOutcome fit(const TensorSplit& train, const TensorSplit& val);
@@ -132,6 +136,9 @@ class Trainer {
   /// Epochs finished so far (after resume(), those of the checkpoint).
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<EpochRecord>& history() const { return history_; }
+  /// Epoch with the best monitored value so far (0: none) and whether training stopped early.
+  int64_t best_epoch() const { return best_epoch_; }
+  bool stopped_early() const { return stopped_early_; }
   const TrainSettings& settings() const { return settings_; }
   sdk::Network& model() { return *parts_.model; }
 

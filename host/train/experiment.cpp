@@ -1,0 +1,182 @@
+#include "host/train/experiment.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <sstream>
+#include <type_traits>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The SDK's Params has no string-list getter yet; where it has one, `paths` may be a list,
+// otherwise a single folder. Detected at compile time so this keeps building either way.
+template <typename P, typename = void>
+struct HasStringList : std::false_type {};
+template <typename P>
+struct HasStringList<P, std::void_t<decltype(std::declval<P&>().get_string_list(
+                            std::string(), std::vector<std::string>()))>> : std::true_type {};
+
+template <typename P>
+std::vector<std::string> plugin_folders(P& params) {
+  if constexpr (HasStringList<P>::value) {
+    if (params.has("paths") && std::holds_alternative<std::vector<sdk::Scalar>>(params.raw("paths")))
+      return params.get_string_list("paths", {});
+  }
+  std::string one = params.get_string("paths", "");
+  return one.empty() ? std::vector<std::string>{} : std::vector<std::string>{one};
+}
+
+int64_t count(const std::vector<torch::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  return n;
+}
+
+std::string format_number(double value) { return sdk::to_string(sdk::Scalar(value)); }
+
+}  // namespace
+
+std::vector<fs::path> read_plugin_paths(Config& config) {
+  std::vector<fs::path> out;
+  const fs::path base = config.path().parent_path();
+  for (const auto& folder : plugin_folders(config.table("plugins"))) {
+    fs::path path(folder);
+    out.push_back(path.is_absolute() || base.empty() ? path : base / path);
+  }
+  return out;
+}
+
+ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& config_path) {
+  ExperimentSettings s;
+  s.name = table.get_string("name", config_path.stem().string());
+  if (s.name.empty() || s.name.find_first_of("/\\") != std::string::npos || s.name == "." || s.name == "..")
+    table.fail("name", "must be a non-empty folder name without slashes (was \"" + s.name +
+                           "\"); it names the run folder");
+  s.description = table.get_string("description", "");
+  s.seed = static_cast<uint64_t>(table.get_int("seed", 42, {0, {}}));
+  s.output = fs::path(table.get_path("output", (config_path.parent_path() / "runs").string())).lexically_normal();
+  return s;
+}
+
+TrainerParts ExperimentPlan::trainer_parts() const { return TrainerParts{model, optimizer, augmentations, base_lrs}; }
+
+std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.emplace_back("model", model_plugin);
+  out.emplace_back("optimizer", optimizer_plugin);
+  out.emplace_back("lr", base_lrs.empty() ? "-" : format_number(base_lrs.front()));
+  std::string augment;
+  for (const auto& name : augmentation_plugins) augment += (augment.empty() ? "" : "+") + name;
+  out.emplace_back("augment", augment.empty() ? "none" : augment);
+  out.emplace_back("image_size", std::to_string(data.image_size));
+  out.emplace_back("batch_size", std::to_string(train.batch_size));
+  out.emplace_back("epochs", std::to_string(train.epochs));
+  if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
+  if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
+  if (train.early_stopping.patience > 0)
+    out.emplace_back("early_stopping", train.early_stopping.monitor + "/" + std::to_string(train.early_stopping.patience));
+  return out;
+}
+
+ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const PlanOverrides& overrides) {
+  ExperimentPlan plan;
+  // Plugin failures are collected rather than thrown, so that one run of `bachlab check`
+  // shows the mistakes of every table.
+  std::vector<std::string> failures;
+  auto attempt = [&](auto&& build) {
+    try {
+      build();
+    } catch (const Error& e) {
+      failures.push_back(e.what());
+    }
+  };
+
+  read_plugin_paths(config);
+  plan.experiment = read_experiment_settings(config.table("experiment"), config.path());
+  if (overrides.seed) plan.experiment.seed = *overrides.seed;
+  plan.train = read_train_settings(config);
+  if (overrides.epochs) plan.train.epochs = *overrides.epochs;
+  plan.data = read_data_config(config, plan.experiment.seed);
+
+  plan.spec.channels = 3;
+  plan.spec.height = plan.spec.width = plan.data.image_size;
+  plan.spec.num_classes = plan.data.classes.empty() ? 4 : static_cast<int64_t>(plan.data.classes.size());
+
+  sdk::Params& model_table = config.table("model");
+  plan.model_plugin = model_table.get_string("plugin", "");
+  if (plan.model_plugin.empty()) model_table.fail("plugin", "is required: name a model plugin, e.g. plugin = \"baseline\"");
+  std::vector<std::vector<torch::Tensor>> trainable;
+  std::vector<double> lr_scales;
+  if (!plan.model_plugin.empty()) {
+    attempt([&] {
+      torch::manual_seed(plan.experiment.seed);
+      plan.model = registry.create_model(plan.model_plugin, plan.spec, model_table);
+      for (auto& group : plan.model->parameter_groups()) {
+        if (!group.trainable) {
+          for (auto& p : group.parameters) p.set_requires_grad(false);
+          plan.frozen_parameters += count(group.parameters);
+          continue;
+        }
+        plan.trainable_parameters += count(group.parameters);
+        trainable.push_back(group.parameters);
+        lr_scales.push_back(group.lr_scale);
+      }
+      if (trainable.empty())
+        throw Error(config.path().string() + ": [model] plugin \"" + plan.model_plugin +
+                    "\" has no trainable parameter group; unfreeze at least one group in its settings");
+    });
+  }
+
+  sdk::Params& optimizer_table = config.table("optimizer");
+  plan.optimizer_plugin = optimizer_table.get_string("plugin", "adam");
+  attempt([&] {
+    // Without a model the optimizer is still built, on a stand-in tensor, so that its own
+    // settings get checked in the same pass.
+    auto groups = trainable.empty() ? std::vector<std::vector<torch::Tensor>>{{torch::zeros({1}, torch::requires_grad())}}
+                                    : trainable;
+    plan.optimizer = registry.create_optimizer(plan.optimizer_plugin, groups, optimizer_table);
+    if (trainable.empty()) {
+      plan.optimizer.reset();
+      return;
+    }
+    auto& param_groups = plan.optimizer->param_groups();
+    for (size_t g = 0; g < param_groups.size(); ++g) {
+      const double lr = param_groups[g].options().get_lr() * lr_scales[g];
+      param_groups[g].options().set_lr(lr);
+      plan.base_lrs.push_back(lr);
+    }
+  });
+
+  for (sdk::Params& table : config.array("augment")) {
+    std::string name = table.get_string("plugin", "");
+    if (name.empty()) {
+      table.fail("plugin", "is required: name an augmentation plugin, e.g. plugin = \"flip\"");
+      continue;
+    }
+    plan.augmentation_plugins.push_back(name);
+    attempt([&] { plan.augmentations.push_back(registry.create_augmentation(name, table)); });
+  }
+
+  std::vector<std::string> problems = config.problems();
+  for (const auto& failure : failures) {
+    std::istringstream lines(failure);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && std::find(problems.begin(), problems.end(), line) == problems.end())
+        problems.push_back(line);
+  }
+  if (!problems.empty()) {
+    std::string message = std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems") +
+                          " in " + config.path().string() + ":";
+    for (const auto& line : problems) message += "\n  " + line;
+    throw Error(message);
+  }
+  return plan;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,87 @@
+#pragma once
+// An experiment config turned into a plan: every table read and validated, every plugin
+// object built once (the model on the configured input shape), nothing trained. `bachlab
+// check` uses it to validate a config completely; `bachlab run` trains the plan.
+//
+//   [experiment]  name (default: the config file's stem), seed (42), output ("runs"),
+//                 description
+//   [train]       see train_settings.h
+//   [data]        see host/data/data_config.h
+//   [model]       plugin = "<model plugin>", then that plugin's settings
+//   [optimizer]   plugin = "<optimizer plugin>" (default "adam"), then its settings
+//   [[augment]]   plugin = "<augmentation plugin>", then its settings; applied in order
+//   [plugins]     paths = ["folder", ...]: more plugin folders, relative to the config
+
+#include "host/config/config.h"
+#include "host/data/data_config.h"
+#include "host/plugins/registry.h"
+#include "host/train/train_settings.h"
+#include "host/train/trainer.h"
+
+#include <bachlab/sdk/model.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bachlab::host {
+
+struct ExperimentSettings {
+  /// Names the run folder and the comparison row. Default: the config file's stem.
+  std::string name;
+  /// One line saying what the experiment tries. Default: "".
+  std::string description;
+  /// Seeds model initialisation, shuffling, augmentation, dropout and (unless
+  /// [data.split] seed says otherwise) the split. Default: 42.
+  uint64_t seed = 42;
+  /// Runs go to <output>/<name>/<timestamp>/; relative to the config file. Default: "runs".
+  std::filesystem::path output = "runs";
+};
+
+/// Command-line overrides applied on top of the config (`--epochs`, `--seed`).
+struct PlanOverrides {
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
+};
+
+/// The config, read and built.
+struct ExperimentPlan {
+  ExperimentSettings experiment;
+  TrainSettings train;
+  DataConfig data;
+  std::string model_plugin;
+  std::string optimizer_plugin;
+  std::vector<std::string> augmentation_plugins;
+  /// What the model was built for (3 x image_size x image_size, one logit per class).
+  sdk::ModelSpec spec;
+  std::shared_ptr<sdk::Network> model;
+  std::shared_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<std::shared_ptr<sdk::Augmentation>> augmentations;
+  /// lr * lr_scale of each optimizer param group (the trainable model groups, in order).
+  std::vector<double> base_lrs;
+  int64_t trainable_parameters = 0;
+  int64_t frozen_parameters = 0;
+
+  /// The objects the trainer needs.
+  TrainerParts trainer_parts() const;
+  /// The settings shown in comparison tables: model, optimizer, lr, augment, image size,
+  /// batch size, epochs, schedule, label smoothing (the last two only when used).
+  std::vector<std::pair<std::string, std::string>> key_params() const;
+};
+
+/// The plugin folders of `[plugins] paths`, relative ones taken from the config's folder.
+std::vector<std::filesystem::path> read_plugin_paths(Config& config);
+
+/// Reads [experiment]; `config_path` gives the default name.
+ExperimentSettings read_experiment_settings(sdk::Params& table, const std::filesystem::path& config_path);
+
+/// Reads every table, builds every plugin object, then checks the whole config. Throws
+/// one Error listing every problem found (config mistakes, unknown plugins, plugin
+/// errors), formatted as Config::check() does. Seeds LibTorch with the experiment seed
+/// before building the model, so the same seed gives the same initial weights.
+ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const PlanOverrides& overrides = {});
+
+}  // namespace bachlab::host

@@ -1,0 +1,130 @@
+// `bachlab run`, `bachlab eval` and `bachlab predict`.
+#include "host/cli/commands.h"
+#include "host/train/runner.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+namespace bachlab::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string metric(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("-"); }
+
+// The final metrics of a run as `bachlab eval` prints them.
+std::string format_evaluation(const host::RunSummary& s) {
+  std::string out = fmt::format("{} ({}), weights of the {} epoch\n", s.experiment, s.run_dir,
+                                s.weights == "best" ? "best (" + std::to_string(s.best_epoch) + ")" : "last");
+  out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", "split", "images", "loss", "accuracy",
+                     "AUROC micro", "AUROC macro", "F1 macro");
+  for (const auto& split : s.splits)
+    out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", split.name, split.size,
+                       metric(split.metrics.loss), metric(split.metrics.accuracy), metric(split.metrics.auroc_micro),
+                       metric(split.metrics.auroc_macro), metric(split.metrics.f1_macro));
+  if (const host::SplitResult* test = s.split("test")) {
+    out += fmt::format("\ntest split per class\n{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", "class", "precision",
+                       "recall", "F1", "AUROC", "images");
+    for (size_t c = 0; c < test->metrics.per_class.size(); ++c) {
+      const auto& pc = test->metrics.per_class[c];
+      out += fmt::format("{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", c < s.classes.size() ? s.classes[c] : "?",
+                         metric(pc.precision), metric(pc.recall), metric(pc.f1),
+                         metric(test->metrics.auroc_per_class[c]), pc.support);
+    }
+    out += "\nconfusion matrix (rows true, columns predicted)\n";
+    for (const auto& row : test->metrics.confusion) {
+      for (int64_t v : row) out += fmt::format("{:>6}", v);
+      out += "\n";
+    }
+  }
+  out += "AUROC micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
+         "AUROC macro: mean one-vs-rest AUROC\n";
+  return out;
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app) {
+  static std::vector<std::string> configs;
+  static std::string resume;
+  static bool resume_latest = false;
+  static int64_t epochs = 0;
+  static int64_t seed = -1;
+  static std::vector<std::string> plugin_paths;
+  static bool markdown = false;
+  auto* run = app.add_subcommand("run", "Train one or more experiments and compare them in a table");
+  run->add_option("config", configs, "Experiment config files (TOML)");
+  run->add_option("--resume", resume, "Continue the run in this folder from its last checkpoint");
+  run->add_flag("--resume-latest", resume_latest, "Continue the newest run of the config's experiment");
+  run->add_option("--epochs", epochs, "Train this many epochs instead of the config's")->check(CLI::Range(1, 100000));
+  run->add_option("--seed", seed, "Use this seed instead of the config's")->check(CLI::NonNegativeNumber);
+  run->add_option("--plugin-path", plugin_paths, "Also search this folder for plugins");
+  run->add_flag("--markdown", markdown, "Print the comparison table as Markdown (for docs/results.md)");
+  on_run(run, [] {
+    if (configs.empty() && resume.empty())
+      throw Error("bachlab run needs a config file (e.g. bachlab run configs/quickstart.toml), or --resume RUN_DIR");
+    if (!resume.empty() && configs.size() > 0)
+      throw Error("--resume RUN_DIR continues one run from its own saved config; drop the config file(s) "
+                  "or drop --resume");
+    if (resume_latest && configs.size() != 1)
+      throw Error(fmt::format("--resume-latest needs exactly one config file (got {})", configs.size()));
+    host::RunOptions options;
+    if (epochs > 0) options.overrides.epochs = epochs;
+    if (seed >= 0) options.overrides.seed = static_cast<uint64_t>(seed);
+    if (!resume.empty()) options.resume = fs::path(resume);
+    options.resume_latest = resume_latest;
+    options.progress = &std::cerr;
+    options.interactive = isatty(fileno(stderr));
+    for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
+
+    std::vector<host::RunSummary> summaries;
+    std::vector<std::string> failures;
+    const std::vector<std::string> targets = configs.empty() ? std::vector<std::string>{""} : configs;
+    for (const auto& config : targets) {
+      try {
+        summaries.push_back(host::run_experiment(config, options));
+      } catch (const Error& e) {
+        // One broken experiment must not throw away the others of a comparison.
+        if (targets.size() == 1) throw;
+        failures.push_back(config + ": " + e.what());
+        std::cerr << "error: " << failures.back() << "\n";
+      }
+    }
+    if (!summaries.empty()) std::cout << "\n" << host::format_comparison_table(summaries, markdown);
+    for (const auto& f : failures) std::cerr << "failed: " << f << "\n";
+    return failures.empty() ? 0 : 1;
+  });
+
+  static std::string eval_dir;
+  auto* eval = app.add_subcommand("eval", "Measure a saved run again on its own split and rewrite its report");
+  eval->add_option("run_dir", eval_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
+  on_run(eval, [] {
+    std::cout << format_evaluation(host::evaluate_run(eval_dir, &std::cerr));
+    return 0;
+  });
+
+  static std::string predict_dir;
+  static std::vector<std::string> images;
+  static std::string format = "table";
+  auto* predict = app.add_subcommand("predict", "Class probabilities of photos (TIFF, PNG, JPEG) from a saved run");
+  predict->add_option("run_dir", predict_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
+  predict->add_option("images", images, "Photos to classify")->required();
+  predict->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  on_run(predict, [] {
+    std::vector<std::string> classes;
+    std::vector<fs::path> files(images.begin(), images.end());
+    auto predictions = host::predict_images(predict_dir, files, &classes);
+    std::cout << host::format_predictions(predictions, classes, format);
+    return 0;
+  });
+}
+
+}  // namespace bachlab::cli

@@ -1,0 +1,70 @@
+#pragma once
+// Running an experiment end to end, and using a finished run again:
+//   run_experiment:  config -> plan -> data (prepared, split) -> trainer -> final metrics
+//                    on every split -> run folder (see host/report/run_report.h)
+//   evaluate_run:    rebuild a run's model from its folder and measure it again
+//   predict_images:  class probabilities for new photos, preprocessed as in training
+// A run folder holds run.json with what is needed to reopen it: the config file it was
+// started from (its relative paths are resolved against that file's folder), the
+// command-line overrides, and the normalization fitted on the training split.
+
+#include "host/data/prepare.h"
+#include "host/report/run_report.h"
+#include "host/train/experiment.h"
+
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+struct RunOptions {
+  PlanOverrides overrides;
+  /// Continue the run in this folder from its last checkpoint.
+  std::optional<std::filesystem::path> resume;
+  /// Continue the newest run of the config's experiment (error if there is none).
+  bool resume_latest = false;
+  /// Progress and log lines; null for none.
+  std::ostream* progress = nullptr;
+  /// Draw a redrawn progress bar (a terminal) rather than one line per epoch.
+  bool interactive = false;
+  /// Extra plugin folders (before the config's own).
+  std::vector<std::filesystem::path> plugin_paths;
+};
+
+/// Trains `config_file` (ignored when options.resume names a run folder) and writes its
+/// run folder. Returns the summary that metrics.json holds.
+RunSummary run_experiment(const std::filesystem::path& config_file, const RunOptions& options);
+
+/// The newest folder under <output>/<experiment>/ of `config_file` holding a checkpoint;
+/// throws Error naming the folder searched if there is none.
+std::filesystem::path latest_run(const std::filesystem::path& config_file);
+
+/// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
+/// metrics.json, the figures and report.html, and returns the summary.
+RunSummary evaluate_run(const std::filesystem::path& run_dir, std::ostream* progress = nullptr);
+
+/// One image's prediction.
+struct ImagePrediction {
+  std::string image;
+  std::string predicted;
+  std::vector<double> probabilities;  ///< One per class, in the run's class order.
+};
+
+/// Predictions of the run's final model for `images` (TIFF, PNG or JPEG), with the
+/// training preprocessing (resize to image_size, the run's normalization).
+std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir,
+                                            const std::vector<std::filesystem::path>& images,
+                                            std::vector<std::string>* classes = nullptr);
+
+/// `predictions` as "table", "csv" or "json".
+std::string format_predictions(const std::vector<ImagePrediction>& predictions,
+                               const std::vector<std::string>& classes, const std::string& format);
+
+/// The model's input from a [0,1] float batch under `normalization`; empty (no work) for
+/// unit statistics.
+BatchTransform normalization_transform(const Normalization& normalization);
+
+}  // namespace bachlab::host

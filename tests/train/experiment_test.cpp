@@ -1,0 +1,111 @@
+// plan_experiment: a config is validated completely in one pass, with every plugin built.
+#include "host/train/experiment.h"
+
+#include <gtest/gtest.h>
+
+namespace bachlab::host {
+namespace {
+
+class ExperimentTest : public ::testing::Test {
+ protected:
+  void SetUp() override { registry_.scan({TRAIN_TEST_PLUGIN_DIR, BACHLAB_TEST_PLUGIN_DIR}); }
+  PluginRegistry registry_;
+};
+
+TEST_F(ExperimentTest, BuildsEveryObjectOnTheConfiguredShape) {
+  Config config = Config::parse(R"([experiment]
+seed = 3
+[data]
+source = "synthetic"
+image_size = 20
+[model]
+plugin = "tiny_cnn"
+filters = 4
+[optimizer]
+plugin = "adam"
+lr = 0.01
+[train]
+epochs = 2
+)",
+                                "/configs/plan.toml");
+  ExperimentPlan plan = plan_experiment(config, registry_, PlanOverrides{5, std::nullopt});
+  EXPECT_EQ(plan.experiment.name, "plan");
+  EXPECT_EQ(plan.experiment.seed, 3u);
+  EXPECT_EQ(plan.experiment.output, "/configs/runs");
+  EXPECT_EQ(plan.train.epochs, 5);  // the override wins
+  EXPECT_EQ(plan.spec.height, 20);
+  EXPECT_EQ(plan.spec.num_classes, 4);
+  ASSERT_TRUE(plan.model && plan.optimizer);
+  EXPECT_EQ(plan.model->forward(torch::zeros({2, 3, 20, 20})).sizes(), (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(plan.base_lrs, std::vector<double>{0.01});
+  // conv 3*4*9+4, hidden 4*16+16, out 16*4+4
+  EXPECT_EQ(plan.trainable_parameters, 112 + 80 + 68);
+  auto params = plan.key_params();
+  ASSERT_GE(params.size(), 4u);
+  EXPECT_EQ(params[0], (std::pair<std::string, std::string>{"model", "tiny_cnn"}));
+  EXPECT_EQ(params[2], (std::pair<std::string, std::string>{"lr", "0.01"}));
+  EXPECT_EQ(params[3], (std::pair<std::string, std::string>{"augment", "none"}));
+}
+
+TEST_F(ExperimentTest, SameSeedSameInitialWeights) {
+  const std::string text = "[data]\nsource = \"synthetic\"\nimage_size = 12\n[model]\nplugin = \"tiny_cnn\"\n";
+  Config a = Config::parse(text, "a.toml");
+  Config b = Config::parse(text, "b.toml");
+  auto plan_a = plan_experiment(a, registry_);
+  auto plan_b = plan_experiment(b, registry_);
+  for (size_t i = 0; i < plan_a.model->parameters().size(); ++i)
+    EXPECT_TRUE(torch::equal(plan_a.model->parameters()[i], plan_b.model->parameters()[i]));
+}
+
+TEST_F(ExperimentTest, EveryProblemOfEveryTableInOneError) {
+  Config config = Config::parse(R"([experiment]
+name = "a/b"
+[data]
+source = "synthetic"
+image_size = 12
+[model]
+plugin = "tiny_cnn"
+filters = 0
+[optimizer]
+lr = -1.0
+[train]
+epochs = 0
+[[augment]]
+horizontal = true
+[tarin]
+epochs = 3
+)",
+                                "many.toml");
+  try {
+    plan_experiment(config, registry_);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "7 problems in many.toml:\n"
+              "  many.toml:15: unknown table [tarin]; did you mean [train]?\n"
+              "  many.toml:2: [experiment] name must be a non-empty folder name without slashes (was \"a/b\"); it "
+              "names the run folder\n"
+              "  many.toml:8: [model] filters must be in 1..256 (was 0)\n"
+              "  many.toml:10: [optimizer] lr must be in 1e-12..10.0 (was -1.0)\n"
+              "  many.toml:12: [train] epochs must be in 1..100000 (was 0)\n"
+              "  many.toml:13: [[augment]] #1 plugin is required: name an augmentation plugin, e.g. plugin = "
+              "\"flip\"\n"
+              "  many.toml:14: [[augment]] #1 unknown key \"horizontal\"; known keys: plugin");
+  }
+}
+
+TEST_F(ExperimentTest, AMissingModelPluginIsNamed) {
+  Config config = Config::parse("[data]\nsource = \"synthetic\"\n[model]\nfilters = 3\n", "nomodel.toml");
+  try {
+    plan_experiment(config, registry_);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nomodel.toml:3: [model] plugin is required: name a model plugin, e.g. "
+                                         "plugin = \"baseline\""),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bachlab::host

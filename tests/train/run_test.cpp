@@ -1,0 +1,186 @@
+// The whole path on a tiny synthetic dataset: run -> run folder -> eval -> predict, and a
+// run resumed in a new "process" (config re-read from the run folder) ending where an
+// uninterrupted run ends.
+#include "host/report/atomic_file.h"
+#include "host/train/runner.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <cstdlib>
+#include <fstream>
+
+namespace bachlab::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    folder_ = fs::temp_directory_path() /
+              ("bachlab_run_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(folder_);
+    fs::create_directories(folder_);
+    // The runner looks in the config's folders and BACHLAB_PLUGIN_PATH, like `bachlab` does.
+    setenv("BACHLAB_PLUGIN_PATH", (std::string(TRAIN_TEST_PLUGIN_DIR) + ":" + BACHLAB_TEST_PLUGIN_DIR).c_str(), 1);
+  }
+  void TearDown() override { fs::remove_all(folder_); }
+
+  // Shared by the suite's tests: the synthetic set is keyed by its options, so sharing
+  // only saves drawing it again and cannot make a test depend on another.
+  static fs::path cache_dir() { return fs::temp_directory_path() / "bachlab_run_test_cache"; }
+
+  fs::path write_config(const std::string& name, int epochs) {
+    const fs::path file = folder_ / (name + ".toml");
+    std::ofstream(file) << "[experiment]\nseed = 5\noutput = \"runs\"\n"
+                        << "[data]\nsource = \"synthetic\"\nimage_size = 16\nworkers = 1\ncache_dir = \""
+                        << cache_dir().string() << "\"\n"
+                        << "[data.synthetic]\nper_class = 10\nwidth = 48\nheight = 36\n"
+                        << "[data.split]\ntrain = 0.6\nval = 0.2\ntest = 0.2\n"
+                        << "[model]\nplugin = \"tiny_cnn\"\n"
+                        << "[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
+                        << "[train]\nepochs = " << epochs << "\nbatch_size = 8\nthreads = 1\n";
+    return file;
+  }
+
+  fs::path folder_;
+};
+
+TEST_F(RunTest, WritesTheWholeRunFolder) {
+  RunSummary s = run_experiment(write_config("tiny", 3), RunOptions{});
+  const fs::path dir = s.run_dir;
+  EXPECT_EQ(dir.parent_path(), folder_ / "runs" / "tiny");
+  for (const char* file : {"config.toml", "run.json", "split.csv", "history.csv", "metrics.json", "loss.png",
+                           "accuracy.png", "confusion_matrix.png", "report.html", "checkpoints/best.pt",
+                           "checkpoints/last.pt"})
+    EXPECT_TRUE(fs::exists(dir / file)) << file;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    EXPECT_NE(entry.path().extension(), ".tmp") << "left behind: " << entry.path();
+
+  EXPECT_EQ(s.history.size(), 3u);
+  ASSERT_EQ(s.splits.size(), 3u);
+  EXPECT_EQ(s.splits[0].size + s.splits[1].size + s.splits[2].size, 40);
+  EXPECT_EQ(s.split("test")->size, 8);
+
+  std::string history = read_file(dir / "history.csv");
+  EXPECT_EQ(history.substr(0, history.find('\n')),
+            "epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,val_loss,val_accuracy,"
+            "val_auroc_micro,val_auroc_macro,seconds");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 4);
+
+  auto metrics = nlohmann::json::parse(read_file(dir / "metrics.json"));
+  EXPECT_EQ(metrics["experiment"], "tiny");
+  EXPECT_EQ(metrics["splits"]["test"]["accuracy"].get<double>(), s.split("test")->metrics.accuracy);
+  EXPECT_EQ(metrics["splits"]["test"]["auroc_micro"].get<double>(), s.split("test")->metrics.auroc_micro);
+  EXPECT_EQ(metrics["classes"], (std::vector<std::string>{"Normal", "Benign", "InSitu", "Invasive"}));
+  RunSummary reread = run_summary_from_json(metrics, dir / "metrics.json");
+  EXPECT_EQ(reread.split("val")->metrics.confusion, s.split("val")->metrics.confusion);
+
+  cv::Mat loss = cv::imread((dir / "loss.png").string());
+  EXPECT_EQ(loss.cols, 800);
+  EXPECT_EQ(loss.rows, 480);
+  std::string html = read_file(dir / "report.html");
+  size_t images = 0;
+  for (size_t at = html.find("data:image/png;base64,"); at != std::string::npos;
+       at = html.find("data:image/png;base64,", at + 1))
+    ++images;
+  EXPECT_EQ(images, 3u);
+  EXPECT_NE(html.find("AUROC micro"), std::string::npos);
+
+  std::string split = read_file(dir / "split.csv");
+  EXPECT_EQ(std::count(split.begin(), split.end(), '\n'), 41);  // header + 40 photos
+}
+
+TEST_F(RunTest, ResumedRunEndsWithTheNumbersOfAnUninterruptedOne) {
+  RunSummary full = run_experiment(write_config("whole", 4), RunOptions{});
+
+  RunOptions first;
+  first.overrides.epochs = 2;  // stands for a run killed after its second epoch
+  RunSummary part = run_experiment(write_config("whole", 4), first);
+  RunOptions again;
+  again.resume = fs::path(part.run_dir);
+  again.overrides.epochs = 4;
+  RunSummary resumed = run_experiment("", again);
+
+  EXPECT_EQ(resumed.run_dir, part.run_dir);
+  ASSERT_EQ(resumed.history.size(), 4u);
+  for (size_t e = 0; e < 4; ++e) {
+    EXPECT_EQ(resumed.history[e].train.loss, full.history[e].train.loss) << "epoch " << e + 1;
+    EXPECT_EQ(resumed.history[e].val.loss, full.history[e].val.loss) << "epoch " << e + 1;
+  }
+  for (const char* split : {"train", "val", "test"}) {
+    EXPECT_EQ(resumed.split(split)->metrics.accuracy, full.split(split)->metrics.accuracy) << split;
+    EXPECT_EQ(resumed.split(split)->metrics.auroc_micro, full.split(split)->metrics.auroc_micro) << split;
+    EXPECT_EQ(resumed.split(split)->metrics.loss, full.split(split)->metrics.loss) << split;
+  }
+}
+
+TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {
+  RunSummary s = run_experiment(write_config("seeded", 1), RunOptions{});
+  RunOptions options;
+  options.resume = fs::path(s.run_dir);
+  options.overrides.seed = 6;
+  try {
+    run_experiment("", options);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), s.run_dir + ": --seed 6 differs from the seed the run started with; a resumed "
+                                                 "run keeps its seed. Drop --seed, or start a new run without --resume");
+  }
+  options.overrides.seed.reset();
+  options.resume = folder_;
+  try {
+    run_experiment("", options);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), folder_.string() +
+                                         ": not a run folder (it has no run.json); pass a folder made by `bachlab "
+                                         "run`, such as runs/<experiment>/<timestamp>");
+  }
+}
+
+TEST_F(RunTest, EvalReproducesTheRunsFinalNumbers) {
+  RunSummary s = run_experiment(write_config("again", 2), RunOptions{});
+  RunSummary e = evaluate_run(s.run_dir);
+  for (const char* split : {"train", "val", "test"}) {
+    EXPECT_EQ(e.split(split)->metrics.accuracy, s.split(split)->metrics.accuracy) << split;
+    EXPECT_EQ(e.split(split)->metrics.auroc_macro, s.split(split)->metrics.auroc_macro) << split;
+    EXPECT_EQ(e.split(split)->metrics.confusion, s.split(split)->metrics.confusion) << split;
+  }
+}
+
+TEST_F(RunTest, PredictPrintsOneRowPerImageInEachFormat) {
+  RunSummary s = run_experiment(write_config("predictor", 1), RunOptions{});
+  const fs::path png = folder_ / "photo.png";
+  const fs::path jpg = folder_ / "photo.jpg";
+  cv::Mat image(30, 40, CV_8UC3, cv::Scalar(200, 120, 180));
+  cv::imwrite(png.string(), image);
+  cv::imwrite(jpg.string(), image);
+  std::vector<std::string> classes;
+  auto predictions = predict_images(s.run_dir, {png, jpg}, &classes);
+  ASSERT_EQ(predictions.size(), 2u);
+  EXPECT_EQ(classes, (std::vector<std::string>{"Normal", "Benign", "InSitu", "Invasive"}));
+  for (const auto& p : predictions) {
+    double sum = 0;
+    for (double v : p.probabilities) sum += v;
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+
+  ImagePrediction fixed{"a,b.png", "Benign", {0.1, 0.6, 0.2, 0.1}};
+  EXPECT_EQ(format_predictions({fixed}, classes, "csv"),
+            "image,predicted,Normal,Benign,InSitu,Invasive\n\"a,b.png\",Benign,0.100000,0.600000,0.200000,0.100000\n");
+  EXPECT_EQ(format_predictions({fixed}, classes, "table"),
+            "image    predicted  Normal  Benign  InSitu  Invasive\n"
+            "a,b.png  Benign     0.1000  0.6000  0.2000    0.1000\n");
+  auto json = nlohmann::json::parse(format_predictions({fixed}, classes, "json"));
+  EXPECT_EQ(json[0]["image"], "a,b.png");
+  EXPECT_EQ(json[0]["predicted"], "Benign");
+  EXPECT_DOUBLE_EQ(json[0]["probabilities"]["InSitu"].get<double>(), 0.2);
+  EXPECT_THROW(format_predictions({fixed}, classes, "xml"), Error);
+}
+
+}  // namespace
+}  // namespace bachlab::host
