@@ -22,6 +22,7 @@ void add_bench_commands(CLI::App& app);    // bench, bench compare (host/cli)
 void add_synth_commands(CLI::App& app);    // synth               (host/data/synth_command.cpp)
 void add_data_commands(CLI::App& app);     // explore             (host/data)
 void add_run_commands(CLI::App& app);      // run, eval, predict  (host/train)
+void add_tune_commands(CLI::App& app);     // tune                (host/tune)
 /// The text of `bachlab bench compare`: one row per benchmark of either file.
 std::string compare_bench_results(const std::filesystem::path& before, const std::filesystem::path& after);
 }  // namespace bachlab::cli

@@ -222,7 +222,7 @@ TuneSettings read_tune_settings(Config& config) {
   return s;
 }
 
-sdk::Params& tuner_params(Config& config) { return config.table("tune.tuner"); }
+sdk::Params& tuner_params(Config& config) { return config.table("tune.options"); }
 
 sdk::StudySettings study_settings(const TuneSettings& settings) {
   sdk::StudySettings out;

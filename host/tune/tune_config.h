@@ -5,7 +5,7 @@
 //                   accuracies and AUROCs, "min" for losses), max_trials (10), epochs (10),
 //                   executions_per_trial (1), seed (the experiment's), max_consecutive_failures
 //                   (3), top_k (2), folder ("studies/<config stem>", relative to the config)
-//   [tune.tuner]    the tuner plugin's own settings (e.g. acquisition = "ucb")
+//   [tune.options]    the tuner plugin's own settings (e.g. acquisition = "ucb")
 //   [tune.space.<table>.<key>]   one table per tuned setting of the experiment, e.g.
 //                   [tune.space.model.filters] type = "int", min = 32, max = 256, step = 32
 //                   type = "int" (min, max, step = 1), "float" (min, max, log = false),
@@ -67,7 +67,7 @@ TuneSettings read_tune_settings(Config& config);
 /// dimension's location.
 sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins = nullptr);
 
-/// The tuner plugin's settings table, [tune.tuner].
+/// The tuner plugin's settings table, [tune.options].
 sdk::Params& tuner_params(Config& config);
 
 /// The StudySettings a tuner plugin is given.

@@ -51,7 +51,7 @@ inline sdk::Dimension choice_dimension(const std::string& name, std::vector<sdk:
 }
 
 inline std::shared_ptr<sdk::Tuner> make_tuner(const std::string& name, const sdk::SearchSpace& space,
-                                              int64_t max_trials, uint64_t seed, sdk::Params params = sdk::Params("[tune.tuner]"),
+                                              int64_t max_trials, uint64_t seed, sdk::Params params = sdk::Params("[tune.options]"),
                                               int64_t epochs = 10) {
   sdk::StudySettings settings;
   settings.max_trials = max_trials;

@@ -66,7 +66,7 @@ int64_t depth_of(const std::vector<sdk::TrialRecord>& history, int64_t id) {
 TEST(TunersTest, HyperbandBracketsMatchThePaperForMaxEpochs81Factor3) {
   sdk::SearchSpace space;
   space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-2, true)};
-  sdk::Params params("[tune.tuner]");
+  sdk::Params params("[tune.options]");
   params.set("max_epochs", int64_t{81});
   params.set("factor", int64_t{3});
   auto tuner = make_tuner("hyperband", space, 100000, 7, params);
@@ -127,7 +127,7 @@ TEST(TunersTest, HyperbandBracketsMatchThePaperForMaxEpochs81Factor3) {
 TEST(TunersTest, HyperbandWaitsForARungAndPromotesOthersMeanwhile) {
   sdk::SearchSpace space;
   space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-2, true)};
-  sdk::Params params("[tune.tuner]");
+  sdk::Params params("[tune.options]");
   params.set("max_epochs", int64_t{9});
   auto tuner = make_tuner("hyperband", space, 1000, 3, params);
   // R = 9: brackets s=2 (9 at 1 epoch), s=1 (5 at 3 epochs), s=0 (3 at 9 epochs).
@@ -224,7 +224,7 @@ TEST(TunersTest, NoTunerRepeatsAnAssignmentAndEachStopsWhenTheSpaceIsExhausted) 
   space.dimensions = {testing::int_dimension("model.kernel_size", 1, 5, 2),
                       testing::choice_dimension("model.padding", {std::string("same"), std::string("valid")})};
   for (const std::string name : {"random", "bayesian"}) {
-    sdk::Params params("[tune.tuner]");
+    sdk::Params params("[tune.options]");
     if (name == "bayesian") params.set("initial_points", int64_t{2});
     auto tuner = make_tuner(name, space, 50, 11, params);
     auto history = simulate(*tuner, [](const sdk::TrialRecord& t) {
@@ -270,7 +270,7 @@ TEST(TunersTest, AProposalDependsOnlyOnSeedAndHistory) {
 }
 
 TEST(TunersTest, BayesianSettingsAreValidated) {
-  sdk::Params params("[tune.tuner]");
+  sdk::Params params("[tune.options]");
   params.set("acquisition", std::string("pi"), sdk::Origin{"study.toml", 7});
   params.set("restart", int64_t{3}, sdk::Origin{"study.toml", 8});
   try {
@@ -278,8 +278,8 @@ TEST(TunersTest, BayesianSettingsAreValidated) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              "study.toml:7: [tune.tuner] acquisition must be one of \"ei\", \"ucb\" (was \"pi\"); did you mean \"ei\"?\n"
-              "study.toml:8: [tune.tuner] unknown key \"restart\"; did you mean \"restarts\"?");
+              "study.toml:7: [tune.options] acquisition must be one of \"ei\", \"ucb\" (was \"pi\"); did you mean \"ei\"?\n"
+              "study.toml:8: [tune.options] unknown key \"restart\"; did you mean \"restarts\"?");
   }
 }
 
