@@ -26,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -221,17 +222,18 @@ class Likelihood {
     for (size_t i = 0; i < n_; ++i) log_det += std::log(k(i, i));
     const double value = -0.5 * quad - log_det - 0.5 * static_cast<double>(n_) * kLog2Pi;
 
-    // K^-1 from the factor: invert L column by column, then K^-1 = L^-T L^-1.
-    Matrix inv_l(n_);
+    // K^-1 from the factor: invert L column by column, then K^-1 = L^-T L^-1. Column c of
+    // L^-1 is stored as row c of `inv_lt`, so both loops below walk memory in order.
+    Matrix inv_lt(n_);
     for (size_t c = 0; c < n_; ++c) {
-      std::vector<double> e(n_, 0.0);
-      e[c] = 1;
-      for (size_t i = c; i < n_; ++i) {
-        double s = e[i];
-        for (size_t m = c; m < i; ++m) s -= k(i, m) * e[m];
-        e[i] = s / k(i, i);
+      double* e = &inv_lt.a[c * n_];
+      e[c] = 1 / k(c, c);
+      for (size_t i = c + 1; i < n_; ++i) {
+        const double* ri = &k.a[i * n_];
+        double s = 0;
+        for (size_t m = c; m < i; ++m) s -= ri[m] * e[m];
+        e[i] = s / ri[i];
       }
-      for (size_t i = c; i < n_; ++i) inv_l(i, c) = e[i];
     }
     // W = alpha alpha^T - K^-1; only what the gradient needs is formed.
     gradient.assign(dims_ + 2, 0.0);
@@ -240,7 +242,9 @@ class Likelihood {
     for (size_t i = 0; i < n_; ++i) {
       for (size_t j = 0; j <= i; ++j) {
         double kinv = 0;
-        for (size_t m = i; m < n_; ++m) kinv += inv_l(m, i) * inv_l(m, j);
+        const double* ci = &inv_lt.a[i * n_];
+        const double* cj = &inv_lt.a[j * n_];
+        for (size_t m = i; m < n_; ++m) kinv += ci[m] * cj[m];
         const double w = alpha[i] * alpha[j] - kinv;
         if (i == j) {
           trace_w += w;
@@ -293,9 +297,9 @@ void clamp_to_bounds(std::vector<double>& v) {
 // iRprop-: sign-based steps that adapt per parameter; robust on the marginal likelihood's
 // badly scaled surface and needs no line search, so a fixed, small number of steps does.
 Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, common::Rng& rng, double& best_value) {
-  constexpr int kSteps = 30;
-  std::vector<double> best;
-  best_value = -std::numeric_limits<double>::infinity();
+  // Starting points are drawn before any thread starts, so the result does not depend on
+  // how the restarts are scheduled.
+  std::vector<Hyper> starts;
   for (int64_t restart = 0; restart < restarts; ++restart) {
     Hyper start;
     start.log_length.assign(dims, std::log(0.5));
@@ -306,7 +310,14 @@ Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, com
       start.log_signal = -1 + 2 * rng.uniform();
       start.log_noise = -10 + 8 * rng.uniform();
     }
-    std::vector<double> theta = pack(start), gradient, previous(theta.size(), 0.0), step(theta.size(), 0.2);
+    starts.push_back(std::move(start));
+  }
+  std::vector<std::pair<double, std::vector<double>>> results(starts.size());
+  auto climb = [&](size_t r) {
+    constexpr int kSteps = 30;
+    double best = -std::numeric_limits<double>::infinity();
+    std::vector<double> best_theta;
+    std::vector<double> theta = pack(starts[r]), gradient, previous(theta.size(), 0.0), step(theta.size(), 0.2);
     for (int s = 0; s < kSteps; ++s) {
       const double value = likelihood(unpack(theta), gradient);
       if (!std::isfinite(value)) {
@@ -314,9 +325,9 @@ Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, com
         theta.back() = std::min(theta.back() + 1, HyperBounds::noise_hi);
         continue;
       }
-      if (value > best_value) {
-        best_value = value;
-        best = theta;
+      if (value > best) {
+        best = value;
+        best_theta = theta;
       }
       for (size_t j = 0; j < theta.size(); ++j) {
         const double sign_change = gradient[j] * previous[j];
@@ -332,7 +343,18 @@ Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, com
       clamp_to_bounds(theta);
       previous = gradient;
     }
-  }
+    results[r] = {best, std::move(best_theta)};
+  };
+  // Restarts are independent: two of them at a time use both cores of a small machine.
+  std::vector<std::thread> threads;
+  for (size_t r = 1; r < starts.size(); r += 2) threads.emplace_back(climb, r);
+  for (size_t r = 0; r < starts.size(); r += 2) climb(r);
+  for (auto& t : threads) t.join();
+
+  best_value = -std::numeric_limits<double>::infinity();
+  std::vector<double> best;
+  for (auto& [value, theta] : results)
+    if (!theta.empty() && value > best_value) best_value = value, best = theta;
   if (best.empty()) {
     Hyper fallback;
     fallback.log_length.assign(dims, std::log(0.5));
