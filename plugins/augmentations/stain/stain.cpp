@@ -11,63 +11,18 @@
 // and pixels below 1e-6 as 1e-6). Deconvolution, jitter and recombination are one 3x3
 // matrix and offset per image, applied to the whole batch at once.
 #include <bachlab/sdk/augmentation.h>
+#include <bachlab/sdk/batch_ops.h>
 
 #include <cmath>
-#include <cstdio>
 #include <memory>
 #include <string>
 
 namespace {
 
+using bachlab::sdk::check_batch;
+using bachlab::sdk::check_unit_range;
+using bachlab::sdk::uniform;
 using bachlab::sdk::Params;
-
-// ---------------------------------------------------------------------------------------
-// Batch checks and random draws every augmentation plugin repeats, because plugins share
-// code only through the SDK; proposed for the SDK as <bachlab/sdk/augmentation_util.h>.
-// ---------------------------------------------------------------------------------------
-
-// Numbers are drawn as float32 on the generator's device and then moved, so the draws
-// depend only on the generator, never on the batch's dtype or device.
-[[maybe_unused]] torch::Tensor uniform(torch::Generator& generator, torch::IntArrayRef shape, double low, double high,
-                      const torch::Tensor& like) {
-  auto u = torch::rand(shape, generator, torch::TensorOptions().dtype(torch::kFloat).device(generator.device()));
-  return (u * (high - low) + low).to(like.options());
-}
-
-void check_batch(const torch::Tensor& batch, const std::string& plugin, int64_t channels = 0) {
-  auto shape = [&] {
-    std::string text;
-    for (int64_t d : batch.sizes()) text += (text.empty() ? "" : ", ") + std::to_string(d);
-    return "(" + text + ")";
-  };
-  if (!batch.defined() || batch.dim() != 4 || !batch.is_floating_point())
-    throw bachlab::Error("augmentation \"" + plugin + "\": expected a floating-point batch of shape (N, C, H, W), found " +
-                         (batch.defined() ? std::string(batch.is_floating_point() ? "a float" : "an integer") +
-                                                " tensor of shape " + shape()
-                                          : std::string("an undefined tensor")) +
-                         "; augmentations run on decoded image batches, before the model");
-  if (channels > 0 && batch.size(1) != channels)
-    throw bachlab::Error("augmentation \"" + plugin + "\": expected " + std::to_string(channels) +
-                         " (RGB) channels, found a batch of shape " + shape() +
-                         "; use it only with colour images");
-}
-
-// Colour operations assume unit-range RGB: a standardised batch would be clamped or its
-// logarithm taken, silently producing garbage, so it is refused instead.
-[[maybe_unused]] void check_unit_range(const torch::Tensor& batch, const std::string& plugin) {
-  constexpr double kSlack = 1e-3;
-  if (batch.numel() == 0) return;
-  auto extremes = torch::stack({batch.min(), batch.max()}).to(torch::kDouble).cpu();
-  double low = extremes[0].item<double>(), high = extremes[1].item<double>();
-  if (low < -kSlack || high > 1 + kSlack) {
-    char range[64];
-    std::snprintf(range, sizeof range, "[%.3g, %.3g]", low, high);
-    throw bachlab::Error("augmentation \"" + plugin + "\": expected pixel values in [0, 1], found values in " + range +
-                         "; it works on unit-range RGB images, so standardise after augmenting, not before");
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 
 /// The stain jitter's settings, as read from its [[augment]] table.
 struct StainOptions {
