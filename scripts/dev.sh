@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine:
 #   scripts/dev.sh setup   install missing Debian packages, configure and build (release)
-#   scripts/dev.sh demo    setup, then run the quick-start experiment on the built-in synthetic data
+#   scripts/dev.sh demo    setup, then list the plugins and run configs/quickstart.toml (Model 4A on
+#                          the built-in synthetic H&E data; the run folder goes to runs/quickstart/)
 #   scripts/dev.sh test    setup, then run the whole test suite with ctest
 # Installing needs root (or sudo); every step is idempotent and says what it does.
 set -euo pipefail
@@ -53,6 +54,7 @@ case "$command" in
     install_missing
     build
     "./${BUILD_DIR}/bachlab" plugins
+    "./${BUILD_DIR}/bachlab" run configs/quickstart.toml
     ;;
   test)
     install_missing

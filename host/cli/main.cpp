@@ -3,7 +3,9 @@
 #include "host/plugins/registry.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/params.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -34,6 +36,15 @@ int main(int argc, char** argv) {
   cli::add_run_commands(app);
   cli::add_synth_commands(app);
 
+  // CLI11 would only say "A subcommand is required" for a misspelt command.
+  std::vector<std::string> names;
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(command->get_name());
+  if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+    std::string hint = sdk::closest_match(argv[1], names);
+    std::cerr << "bachlab: unknown command \"" << argv[1] << "\""
+              << (hint.empty() ? "" : "; did you mean \"" + hint + "\"?") << " (see bachlab --help)\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

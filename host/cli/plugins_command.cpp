@@ -3,6 +3,7 @@
 #include "host/config/config.h"
 #include "host/plugins/registry.h"
 #include "host/train/experiment.h"
+#include "host/tune/trial_training.h"
 
 #include <fmt/format.h>
 
@@ -34,6 +35,13 @@ void add_plugins_commands(CLI::App& app) {
         host::Config config = host::Config::load(file);
         host::PluginRegistry registry;
         registry.scan(host::plugin_search_path(host::read_plugin_paths(config)));
+        if (config.contains("tune")) {
+          // A study config: its experiment part, its search space and its tuner together.
+          host::StudyConfig study = host::load_study_config(file, registry);
+          std::cout << file << ": OK - study with " << study.space.dimensions.size() << " dimensions, tuner "
+                    << study.settings.tuner << "\n";
+          continue;
+        }
         host::ExperimentPlan plan = host::plan_experiment(config, registry);
         std::cout << file << ": OK - " << plan.experiment.name << ": model " << plan.model_plugin << " ("
                   << plan.trainable_parameters << " trainable, " << plan.frozen_parameters
