@@ -13,6 +13,7 @@
 #include "host/data/synth.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/tuning.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -55,36 +56,19 @@ constexpr int kMinSide = 8;
 constexpr int kMaxSide = 16384;
 constexpr int kMaxPerClass = 99999;
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** with hand-written distributions: std::uniform_real_distribution and
-// std::normal_distribution differ between standard libraries, and the dataset must be the
-// same bytes wherever it is generated.
+// The SDK's portable xoshiro256** (sdk::Rng) with synth's own distributions on top:
+// std::uniform_real_distribution and std::normal_distribution differ between standard
+// libraries, and the dataset must be the same bytes wherever it is generated. These
+// distributions differ from sdk::Rng's (modulo range, 1 - u normal), and changing them
+// would change every synthetic image, so they stay here.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) {
-    for (auto& word : state_) word = splitmix64(seed);
-  }
+  explicit Rng(uint64_t seed) : bits_(seed) {}
 
-  uint64_t next() {
-    const uint64_t result = rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = rotl(state_[3], 45);
-    return result;
-  }
+  uint64_t next() { return bits_.next(); }
 
   /// [0, 1) with 53 random bits.
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double uniform() { return bits_.uniform(); }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Integer in [lo, hi].
   int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
@@ -96,8 +80,7 @@ class Rng {
   }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t state_[4];
+  sdk::Rng bits_;
 };
 
 // A smooth random field in [lo, hi]: a coarse grid of random values upsampled with cubic
@@ -711,11 +694,11 @@ void write_tiff(const fs::path& path, const cv::Mat& rgb, double pixel_microns) 
   TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT);
-  TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
-  // Horizontal differencing makes smooth tissue compress about a third better.
-  TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL);
+  // Uncompressed, as the real BACH photos are (about 9.4 MB at 2048x1536), so that decoding
+  // benchmarks on synthetic photos measure what real ones cost.
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
   // About 64 KiB of pixels per strip: small enough for readers to stream, large enough
-  // that the strip table and per-strip compressor restarts cost nothing.
+  // that the strip table costs nothing.
   TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, std::clamp<uint32_t>(65536 / (width * 3), 1, height));
   TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
   TIFFSetField(tif, TIFFTAG_XRESOLUTION, static_cast<float>(1e4 / pixel_microns));
@@ -872,9 +855,9 @@ std::string synthetic_file_name(int class_index, int index) {
 
 uint64_t synthetic_image_seed(uint64_t dataset_seed, int class_index, int index) {
   uint64_t state = dataset_seed;
-  uint64_t mixed = splitmix64(state);
+  uint64_t mixed = sdk::splitmix64(state);
   state = mixed ^ (static_cast<uint64_t>(class_index) << 32 | static_cast<uint32_t>(index));
-  return splitmix64(state);
+  return sdk::splitmix64(state);
 }
 
 cv::Size parse_synth_size(const std::string& text) {
