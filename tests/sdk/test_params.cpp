@@ -83,5 +83,31 @@ TEST(Params, FailRecordsAPluginRuleAtTheKey) {
   EXPECT_EQ(params.problems(), (std::vector<std::string>{"m.toml:9: [model] kernel_size is too large for a 32x32 input"}));
 }
 
+TEST(Params, OriginIsTheKeysOrTheTablesWhenAbsent) {
+  Params params("[tune.space.model.filters]", {"study.toml", 12});
+  params.set("type", std::string("int"), {"study.toml", 13});
+  EXPECT_EQ(params.origin("type").file, "study.toml");
+  EXPECT_EQ(params.origin("type").line, 13);
+  EXPECT_EQ(params.origin("min").file, "study.toml");
+  EXPECT_EQ(params.origin("min").line, 12);
+  EXPECT_EQ(Params().origin("min").prefix(), "");
+}
+
+TEST(Params, GetValueMarksTheKeyReadWhateverItsType) {
+  Params params("[tune.space.model.act]");
+  const Value values = std::vector<Scalar>{std::string("relu"), true};
+  params.set("values", values, {"study.toml", 4});
+  params.set("valeus", int64_t{3}, {"study.toml", 5});
+  const auto read = params.get_value("values");
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(*read, values);
+  EXPECT_FALSE(params.get_value("absent").has_value());
+  // The value is left as given and no type problem is recorded: the caller validates it.
+  EXPECT_EQ(params.raw("values"), values);
+  EXPECT_EQ(params.unknown_keys(), (std::vector<std::string>{"valeus"}));
+  EXPECT_EQ(params.problems(),
+            (std::vector<std::string>{"study.toml:5: [tune.space.model.act] unknown key \"valeus\"; did you mean \"values\"?"}));
+}
+
 }  // namespace
 }  // namespace bachlab::sdk

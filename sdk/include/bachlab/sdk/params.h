@@ -94,6 +94,23 @@ class Params {
   /// The raw value of a key the config gave; throws if absent.
   const Value& raw(const std::string& key) const { return entries_.at(key).value; }
 
+  /// Where `key` was written; the table's own origin when the config did not give it, so
+  /// a caller can point at the table a missing key belongs in.
+  Origin origin(const std::string& key) const {
+    const Entry* entry = find(key);
+    return entry ? entry->origin : origin_;
+  }
+
+  /// Marks `key` as read and returns its value whatever its type, nullopt if absent: for
+  /// settings no typed getter covers (a list of mixed scalars, a value whose type selects
+  /// how it is read), which the caller then validates itself.
+  std::optional<Value> get_value(const std::string& key) {
+    asked_.insert(key);
+    const Entry* entry = find(key);
+    if (!entry) return std::nullopt;
+    return entry->value;
+  }
+
   /// An integer, `fallback` when absent; out of range or wrong type is recorded as an error.
   int64_t get_int(const std::string& key, int64_t fallback, Range<int64_t> range = {}) {
     asked_.insert(key);
