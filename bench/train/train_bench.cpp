@@ -4,7 +4,8 @@
 //     Trainer::train_epoch (plus its per-batch metrics bookkeeping); BM_TrainerFit adds
 //     what fit() does per epoch on top (schedule, early-stopping state, checkpoint write).
 //  2. Training throughput in images/s of each model plugin at the study configs' size.
-// Threads are fixed to the machine's cores for every case, as a run's default.
+// Threads are the machine's cores for every case, as a run's default; times are wall-clock
+// (UseRealTime), since training runs on several threads.
 #include "host/plugins/registry.h"
 #include "host/train/trainer.h"
 
@@ -80,7 +81,7 @@ void BM_BareLoop(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kImages);
 }
-BENCHMARK(BM_BareLoop)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_BareLoop)->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
 
 void BM_TrainerEpoch(benchmark::State& state) {
   host::Trainer trainer(make_parts("model4a", kOverheadSize), settings(), 5);
@@ -90,7 +91,7 @@ void BM_TrainerEpoch(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(trainer.train_epoch(data, ++epoch).loss);
   state.SetItemsProcessed(state.iterations() * kImages);
 }
-BENCHMARK(BM_TrainerEpoch)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_TrainerEpoch)->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
 
 // fit() for three epochs: what a real run adds per epoch on top of train_epoch (the
 // learning-rate schedule, early-stopping bookkeeping, the atomic last.pt and best.pt
@@ -113,7 +114,7 @@ void BM_TrainerFit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kImages * kEpochs);
   fs::remove_all(dir);
 }
-BENCHMARK(BM_TrainerFit)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_TrainerFit)->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
 
 // Images per second of training (forward, backward, Adam step) per model plugin at the
 // study configs' 128x128.
@@ -127,12 +128,12 @@ void BM_ModelThroughput(benchmark::State& state, const std::string& model) {
   for (auto _ : state) benchmark::DoNotOptimize(trainer.train_epoch(data, ++epoch).loss);
   state.SetItemsProcessed(state.iterations() * 64);
 }
-BENCHMARK_CAPTURE(BM_ModelThroughput, baseline, std::string("baseline"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_ModelThroughput, model2, std::string("model2"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_ModelThroughput, model3a, std::string("model3a"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_ModelThroughput, model3b, std::string("model3b"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_ModelThroughput, model4a, std::string("model4a"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_ModelThroughput, model4b, std::string("model4b"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ModelThroughput, baseline, std::string("baseline"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ModelThroughput, model2, std::string("model2"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ModelThroughput, model3a, std::string("model3a"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ModelThroughput, model3b, std::string("model3b"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ModelThroughput, model4a, std::string("model4a"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ModelThroughput, model4b, std::string("model4b"))->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
