@@ -1,0 +1,100 @@
+// What the run folder's text files and the comparison table look like, exactly.
+#include "host/report/plots.h"
+#include "host/report/run_report.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+namespace bachlab::host {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+RunSummary summary(const std::string& name, double test_accuracy) {
+  RunSummary s;
+  s.experiment = name;
+  s.classes = {"A", "B"};
+  s.params = {{"model", "m"}, {"lr", "0.001"}};
+  s.history.resize(3);
+  s.seconds = 75;
+  SplitMetrics m;
+  m.accuracy = 0.5;
+  m.auroc_micro = 0.625;
+  m.auroc_macro = kNaN;
+  s.splits.push_back({"train", 10, m});
+  m.accuracy = test_accuracy;
+  s.splits.push_back({"test", 4, m});
+  return s;
+}
+
+TEST(RunReport, ComparisonTableAsTextAndMarkdown) {
+  std::vector<RunSummary> runs = {summary("one", 0.75), summary("second", 0.25)};
+  EXPECT_EQ(format_comparison_table(runs),
+            "experiment  params             train acc  val acc  test acc  test AUROC micro  test AUROC macro  "
+            "epochs   time\n"
+            "one         model=m, lr=0.001      0.500        -     0.750             0.625                 -       "
+            "3  1m15s\n"
+            "second      model=m, lr=0.001      0.500        -     0.250             0.625                 -       "
+            "3  1m15s\n");
+  EXPECT_EQ(format_comparison_table({runs[0]}, true),
+            "| experiment | params            | train acc | val acc | test acc | test AUROC micro | test AUROC macro | "
+            "epochs |  time |\n"
+            "|:-----------|:------------------|----------:|--------:|---------:|-----------------:|-----------------:|"
+            "-------:|------:|\n"
+            "| one        | model=m, lr=0.001 |     0.500 |       - |    0.750 |            0.625 |                - | "
+            "     3 | 1m15s |\n");
+}
+
+TEST(RunReport, HistoryCsvLeavesNaNCellsEmpty) {
+  EpochRecord r;
+  r.epoch = 1;
+  r.lr = 0.001;
+  r.train = {1.5, 0.25, 0.5, 0.5};
+  r.val = {kNaN, kNaN, kNaN, kNaN};
+  r.seconds = 2.5;
+  EXPECT_EQ(format_history_csv({r}),
+            "epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,val_loss,val_accuracy,"
+            "val_auroc_micro,val_auroc_macro,seconds\n"
+            "1,0.001,1.5,0.25,0.5,0.5,,,,,2.500\n");
+}
+
+TEST(RunReport, MetricsJsonRoundTripsWithNaNAsNull) {
+  RunSummary s = summary("trip", 0.75);
+  s.splits[1].metrics.confusion = {{1, 1}, {0, 2}};
+  s.splits[1].metrics.per_class = {{1.0, 0.5, 2.0 / 3, 2}, {2.0 / 3, 1.0, 0.8, 2}};
+  s.splits[1].metrics.auroc_per_class = {0.75, kNaN};
+  s.splits[0].metrics.per_class = s.splits[1].metrics.per_class;
+  s.splits[0].metrics.auroc_per_class = s.splits[1].metrics.auroc_per_class;
+  auto json = to_json(s);
+  EXPECT_TRUE(json["splits"]["test"]["auroc_macro"].is_null());
+  EXPECT_TRUE(json["splits"]["test"]["auroc_per_class"]["B"].is_null());
+  RunSummary back = run_summary_from_json(json, "metrics.json");
+  EXPECT_EQ(back.split("test")->metrics.confusion, s.split("test")->metrics.confusion);
+  EXPECT_TRUE(std::isnan(back.split("test")->metrics.auroc_macro));
+  EXPECT_EQ(back.split("test")->metrics.accuracy, 0.75);
+  EXPECT_EQ(back.params, s.params);
+}
+
+TEST(RunReport, AMetricsJsonOfAnotherShapeIsRejectedWithItsName) {
+  try {
+    run_summary_from_json(nlohmann::json::object(), "runs/x/metrics.json");
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("runs/x/metrics.json: not a metrics.json written by bachlab run (", 0), 0u)
+        << e.what();
+  }
+}
+
+TEST(RunReport, ConfusionMatrixImageHasOneCellPerPair) {
+  cv::Mat image = draw_confusion_matrix({{3, 1, 0}, {0, 4, 0}, {1, 0, 2}}, {"A", "B", "C"}, "t");
+  EXPECT_EQ(image.cols, 130 + 3 * 90 + 30);
+  EXPECT_EQ(image.rows, 80 + 3 * 90 + 80);
+  // The diagonal cell of a class predicted perfectly is the darkest shade.
+  cv::Vec3b full = image.at<cv::Vec3b>(80 + 90 + 5, 130 + 90 + 5);
+  EXPECT_EQ(full, cv::Vec3b(140, 60, 10));
+}
+
+}  // namespace
+}  // namespace bachlab::host
