@@ -14,7 +14,7 @@ JOBS="${BACHLAB_JOBS:-$(nproc)}"
 
 # Build and test dependencies, all from Debian 12's archive.
 PACKAGES=(
-  cmake g++ ninja-build ccache pkg-config
+  cmake g++ ninja-build pkg-config
   libtorch-dev libopencv-dev libtiff-dev libboost-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libbenchmark-dev
   # torchvision exports the ResNet50/VGG16 weights the transfer tests check against.
