@@ -3,8 +3,8 @@
 #include "host/train/train_settings.h"
 
 #include <algorithm>
-#include <cctype>
 #include <functional>
+#include <optional>
 #include <set>
 
 namespace bachlab::host {
@@ -20,51 +20,17 @@ const std::vector<std::string> kTypes = {"int", "float", "choice", "bool", "fixe
 
 std::string type_word(const Scalar& s) { return sdk::type_name(std::visit([](auto&& v) -> sdk::Value { return v; }, s)); }
 
-// The line a key was written on. Params keeps each key's origin but shows it only in its
-// messages, so a copy records a probe problem and the line is read from that message.
-sdk::Origin key_origin(const Params& params, const std::string& key) {
-  Params probe = params;
-  const auto before = probe.problems();
-  probe.fail(key, "");
-  for (const auto& message : probe.problems()) {
-    if (std::find(before.begin(), before.end(), message) != before.end()) continue;
-    const auto first = message.find(':');
-    const auto second = first == std::string::npos ? std::string::npos : message.find(':', first + 1);
-    if (second == std::string::npos) return {};
-    const std::string digits = message.substr(first + 1, second - first - 1);
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return {};
-    return sdk::Origin{message.substr(0, first), std::stoi(digits)};
-  }
-  return {};
-}
-
-int key_line(const Params& params, const std::string& key) { return key_origin(params, key).line; }
-
-// Marks a key as read whatever its type. Params has typed getters only, and none takes a
-// list of strings or booleans (a `values` list), so the value is swapped for a string just
-// long enough for get_string() to record the key, then put back with its origin.
-void mark_read(Params& params, const std::string& key) {
-  if (!params.has(key)) return;
-  const sdk::Value original = params.raw(key);
-  const sdk::Origin origin = key_origin(params, key);
-  params.set(key, std::string(), origin);
-  params.get_string(key, "");
-  params.set(key, original, origin);
-}
-
-
-
 // A list of scalars of one type, or a recorded problem.
 bool read_scalar_list(Params& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
-  mark_read(table, key);
-  if (!table.has(key)) {
+  const std::optional<sdk::Value> value = table.get_value(key);
+  if (!value) {
     table.fail(key, "is required; " + fix);
     return false;
   }
-  const auto* list = std::get_if<std::vector<Scalar>>(&table.raw(key));
+  const auto* list = std::get_if<std::vector<Scalar>>(&*value);
   if (!list) {
-    table.fail(key, "must be a list (was " + std::string(sdk::type_name(table.raw(key))) + " " +
-                        sdk::to_string(table.raw(key)) + "); " + fix);
+    table.fail(key, "must be a list (was " + std::string(sdk::type_name(*value)) + " " + sdk::to_string(*value) +
+                        "); " + fix);
     return false;
   }
   if (list->empty()) {
@@ -262,7 +228,7 @@ sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins) {
   std::vector<std::pair<int, size_t>> order;
   for (size_t i = 0; i < found.size(); ++i) {
     Params& params = config.table(found[i].table);
-    const int line = key_line(params, "type");
+    const int line = params.origin("type").line;
     found[i].origin.line = line;
     order.emplace_back(line, i);
   }

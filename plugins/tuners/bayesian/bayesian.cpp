@@ -15,9 +15,8 @@
 // parallel workers asking one after the other are steered away from each other's points
 // instead of all proposing the same optimum. Failed trials get the same value: the region
 // that made a trial fail (a learning rate that diverges) is a region to avoid.
-#include "plugins/tuners/common/tuner_space.h"
-
 #include <bachlab/sdk/tuner.h>
+#include <bachlab/sdk/tuning.h>
 
 #include <algorithm>
 #include <cmath>
@@ -34,7 +33,7 @@ namespace {
 using bachlab::sdk::Assignment;
 using bachlab::sdk::Proposal;
 using bachlab::sdk::TrialRecord;
-namespace common = bachlab::tuner_common;
+namespace tuning = bachlab::sdk;
 
 constexpr double kSqrt5 = 2.23606797749979;
 constexpr double kLog2Pi = 1.8378770664093453;
@@ -296,7 +295,7 @@ void clamp_to_bounds(std::vector<double>& v) {
 
 // iRprop-: sign-based steps that adapt per parameter; robust on the marginal likelihood's
 // badly scaled surface and needs no line search, so a fixed, small number of steps does.
-Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, common::Rng& rng, double& best_value) {
+Hyper fit_hyper(const Likelihood& likelihood, size_t dims, int64_t restarts, tuning::Rng& rng, double& best_value) {
   // Starting points are drawn before any thread starts, so the result does not depend on
   // how the restarts are scheduled.
   std::vector<Hyper> starts;
@@ -375,9 +374,9 @@ class BayesianTuner : public bachlab::sdk::Tuner {
   Proposal ask(const std::vector<TrialRecord>& history) override {
     Proposal proposal;
     if (static_cast<int64_t>(history.size()) >= settings_.max_trials) return proposal;
-    const auto seen = common::seen_keys(history);
-    if (static_cast<double>(seen.size()) >= common::space_size(space_)) return proposal;
-    common::Rng rng(settings_.seed, history.size());
+    const auto seen = tuning::seen_keys(history);
+    if (static_cast<double>(seen.size()) >= tuning::space_size(space_)) return proposal;
+    tuning::Rng rng(settings_.seed, history.size());
 
     std::vector<const TrialRecord*> complete;
     for (const auto& t : history)
@@ -395,17 +394,17 @@ class BayesianTuner : public bachlab::sdk::Tuner {
   }
 
  private:
-  std::optional<Assignment> random_unseen(const std::set<std::string>& seen, common::Rng& rng) const {
+  std::optional<Assignment> random_unseen(const std::set<std::string>& seen, tuning::Rng& rng) const {
     for (int draw = 0; draw < 1000; ++draw) {
-      auto a = common::sample_assignment(space_, rng);
-      if (!seen.count(common::assignment_key(a))) return a;
+      auto a = tuning::sample_assignment(space_, rng);
+      if (!seen.count(tuning::assignment_key(a))) return a;
     }
     return std::nullopt;
   }
 
   std::optional<Assignment> model_based(const std::vector<TrialRecord>& history,
                                         const std::vector<const TrialRecord*>& complete,
-                                        const std::set<std::string>& seen, common::Rng& rng) const {
+                                        const std::set<std::string>& seen, tuning::Rng& rng) const {
     // Scores standardised, so the kernel's bounds and EI's xi mean the same on every objective.
     double mean = 0, worst = std::numeric_limits<double>::infinity();
     for (const auto* t : complete) {
@@ -453,8 +452,8 @@ class BayesianTuner : public bachlab::sdk::Tuner {
     std::vector<Scored> pool;
     std::set<std::string> pooled;
     for (int64_t c = 0; c < options_.candidates; ++c) {
-      auto a = common::sample_assignment(space_, rng);
-      auto key = common::assignment_key(a);
+      auto a = tuning::sample_assignment(space_, rng);
+      auto key = tuning::assignment_key(a);
       if (seen.count(key) || !pooled.insert(key).second) continue;
       pool.push_back({acquisition(a), std::move(a)});
     }
@@ -470,8 +469,8 @@ class BayesianTuner : public bachlab::sdk::Tuner {
       double scale = 0.1;
       for (int round = 0; round < 12; ++round) {
         bool moved = false;
-        for (auto& n : common::neighbours(space_, current.a, scale, rng)) {
-          if (seen.count(common::assignment_key(n))) continue;
+        for (auto& n : tuning::neighbours(space_, current.a, scale, rng)) {
+          if (seen.count(tuning::assignment_key(n))) continue;
           const double value = acquisition(n);
           if (value > current.value) {
             current = {value, std::move(n)};
@@ -489,7 +488,7 @@ class BayesianTuner : public bachlab::sdk::Tuner {
   bachlab::sdk::SearchSpace space_;
   bachlab::sdk::StudySettings settings_;
   BayesianOptions options_;
-  common::Encoder encoder_;
+  tuning::Encoder encoder_;
 };
 
 class BayesianPlugin : public bachlab::sdk::TunerPlugin {

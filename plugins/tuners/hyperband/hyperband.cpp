@@ -12,9 +12,8 @@
 // several brackets at once and a resumed study continues exactly where it stopped.
 // A rung promotes only once every trial of the rung before it has finished (Wait until
 // then); a failed trial is never promoted.
-#include "plugins/tuners/common/tuner_space.h"
-
 #include <bachlab/sdk/tuner.h>
+#include <bachlab/sdk/tuning.h>
 
 #include <algorithm>
 #include <cmath>
@@ -25,7 +24,7 @@ namespace {
 
 using bachlab::sdk::Proposal;
 using bachlab::sdk::TrialRecord;
-namespace common = bachlab::tuner_common;
+namespace tuning = bachlab::sdk;
 
 struct HyperbandOptions {
   /// R: epochs of the longest trials. Default: the study's epochs per trial.
@@ -95,17 +94,17 @@ class HyperbandTuner : public bachlab::sdk::Tuner {
     for (auto& bracket : brackets) {
       Rung& first = bracket.rungs.front();
       if (static_cast<int64_t>(first.members.size()) >= first.quota) continue;
-      common::Rng rng(settings_.seed, history.size());
-      const auto seen = common::seen_keys(history);
-      const bool exhausted = static_cast<double>(seen.size()) >= common::space_size(space_);
+      tuning::Rng rng(settings_.seed, history.size());
+      const auto seen = tuning::seen_keys(history);
+      const bool exhausted = static_cast<double>(seen.size()) >= tuning::space_size(space_);
       Proposal fresh;
       fresh.kind = Proposal::Kind::Run;
       fresh.epochs = first.epochs;
-      fresh.params = common::sample_assignment(space_, rng);
+      fresh.params = tuning::sample_assignment(space_, rng);
       // A small space may hold fewer configurations than a bracket wants; repeats are
       // then allowed rather than ending the study early.
-      for (int draw = 0; !exhausted && draw < 1000 && seen.count(common::assignment_key(fresh.params)); ++draw)
-        fresh.params = common::sample_assignment(space_, rng);
+      for (int draw = 0; !exhausted && draw < 1000 && seen.count(tuning::assignment_key(fresh.params)); ++draw)
+        fresh.params = tuning::sample_assignment(space_, rng);
       return fresh;
     }
     if (waiting) proposal.kind = Proposal::Kind::Wait;

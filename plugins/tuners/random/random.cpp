@@ -1,15 +1,14 @@
 // Random search: every trial an independent draw, uniform over each dimension's values
 // (int steps honoured, log-uniform where a float asks for it), never a repeat of an
 // assignment already in the study. The baseline every other tuner must beat.
-#include "plugins/tuners/common/tuner_space.h"
-
 #include <bachlab/sdk/tuner.h>
+#include <bachlab/sdk/tuning.h>
 
 namespace {
 
 using bachlab::sdk::Proposal;
 using bachlab::sdk::TrialRecord;
-namespace common = bachlab::tuner_common;
+namespace tuning = bachlab::sdk;
 
 // Draws before giving up on finding an assignment not tried yet; a space this close to
 // exhausted is better served by a grid.
@@ -23,12 +22,12 @@ class RandomTuner : public bachlab::sdk::Tuner {
   Proposal ask(const std::vector<TrialRecord>& history) override {
     Proposal proposal;
     if (static_cast<int64_t>(history.size()) >= settings_.max_trials) return proposal;
-    const auto seen = common::seen_keys(history);
-    if (static_cast<double>(seen.size()) >= common::space_size(space_)) return proposal;
-    common::Rng rng(settings_.seed, history.size());
+    const auto seen = tuning::seen_keys(history);
+    if (static_cast<double>(seen.size()) >= tuning::space_size(space_)) return proposal;
+    tuning::Rng rng(settings_.seed, history.size());
     for (int draw = 0; draw < kMaxDraws; ++draw) {
-      auto candidate = common::sample_assignment(space_, rng);
-      if (seen.count(common::assignment_key(candidate))) continue;
+      auto candidate = tuning::sample_assignment(space_, rng);
+      if (seen.count(tuning::assignment_key(candidate))) continue;
       proposal.kind = Proposal::Kind::Run;
       proposal.params = std::move(candidate);
       proposal.epochs = settings_.epochs;
