@@ -2,18 +2,18 @@
 
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
+#include "host/util/atomic_file.h"
+#include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -37,20 +37,6 @@ struct Block {
   std::string file;                             // picture file name in the output folder
   std::vector<uint8_t> png;                     // picture bytes for the HTML
 };
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string md_cell(const std::string& text) {
   std::string out;
@@ -136,7 +122,7 @@ std::vector<uint8_t> save_png(const fs::path& file, const cv::Mat& rgb) {
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
   std::vector<uint8_t> png;
   if (!cv::imencode(".png", bgr, png)) throw Error(fmt::format("{}: OpenCV could not encode the picture", file.string()));
-  write_file_atomically(file, std::string(png.begin(), png.end()));
+  write_file_atomic(file, std::string(png.begin(), png.end()));
   return png;
 }
 
@@ -251,48 +237,6 @@ struct ClassStats {
 };
 
 }  // namespace
-
-std::string base64_encode(const std::vector<uint8_t>& bytes) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = uint32_t(bytes[i]) << 16 | uint32_t(bytes[i + 1]) << 8 | bytes[i + 2];
-    out += alphabet[v >> 18];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (i < bytes.size()) {
-    const uint32_t v = uint32_t(bytes[i]) << 16 | (i + 1 < bytes.size() ? uint32_t(bytes[i + 1]) << 8 : 0);
-    out += alphabet[v >> 18];
-    out += alphabet[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-void write_file_atomically(const fs::path& file, const std::string& bytes) {
-  static std::atomic<int> counter{0};
-  const fs::path temp = file.string() + fmt::format(".tmp-{}-{}", getpid(), counter++);
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << bytes;
-    if (!out.flush())
-      throw Error(fmt::format("{}: cannot write the file; check that the folder exists, is writable and the disk has "
-                              "room",
-                              temp.string()));
-  }
-  std::error_code ec;
-  fs::rename(temp, file, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    fs::remove(temp, ec);
-    throw Error(fmt::format("{}: cannot write the file ({}); check that the folder is writable", file.string(), why));
-  }
-}
 
 ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& options) {
   if (dataset.files.empty()) throw Error("explore: the dataset has no photos");
@@ -540,8 +484,8 @@ ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& opt
   }
 
   const fs::path md = options.out / "report.md", html = options.out / "report.html";
-  write_file_atomically(md, render_markdown(blocks));
-  write_file_atomically(html, render_html(blocks));
+  write_file_atomic(md, render_markdown(blocks));
+  write_file_atomic(html, render_html(blocks));
   summary.files.push_back(md);
   summary.files.push_back(html);
   return summary;

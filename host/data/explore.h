@@ -5,6 +5,8 @@
 // one report in Markdown and in self-contained HTML.
 
 #include "host/data/dataset.h"
+// base64_encode, which the report uses for its inlined pictures, lives there now.
+#include "host/util/html.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -44,10 +46,5 @@ struct ExploreSummary {
 /// exploring. Throws Error if the output folder cannot be written or no photo decodes.
 ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& options);
 
-/// Base64 of `bytes` (RFC 4648, with padding), for pictures inlined in the HTML report.
-std::string base64_encode(const std::vector<uint8_t>& bytes);
-
-/// Writes `bytes` to a temp file beside `file`, then renames it into place.
-void write_file_atomically(const std::filesystem::path& file, const std::string& bytes);
 
 }  // namespace bachlab::host

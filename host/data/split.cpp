@@ -1,14 +1,14 @@
 #include "host/data/split.h"
 
+#include "host/util/atomic_file.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <random>
 
@@ -150,21 +150,7 @@ void write_split(const fs::path& file, const Dataset& dataset, const Split& spli
 
   std::error_code ec;
   if (file.has_parent_path()) fs::create_directories(file.parent_path(), ec);
-  const fs::path temp = file.string() + fmt::format(".tmp-{}", getpid());
-  {
-    std::ofstream out(temp, std::ios::binary);
-    out << text;
-    if (!out.flush())
-      throw Error(fmt::format("{}: cannot write the split file; check that the folder exists and is writable",
-                              temp.string()));
-  }
-  fs::rename(temp, file, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    fs::remove(temp, ec);
-    throw Error(fmt::format("{}: cannot write the split file ({}); check that the folder is writable", file.string(),
-                            why));
-  }
+  write_file_atomic(file, text);
 }
 
 }  // namespace bachlab::host

@@ -1,7 +1,8 @@
 #include "host/report/run_report.h"
 
-#include "host/report/atomic_file.h"
 #include "host/report/plots.h"
+#include "host/util/atomic_file.h"
+#include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -28,20 +29,6 @@ double number(const json& j) { return j.is_null() ? kNaN : j.get<double>(); }
 
 std::string cell(double v, const char* format = "{:.4f}") {
   return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : std::string("-");
-}
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 std::string duration(double seconds) {
@@ -217,26 +204,6 @@ std::string format_history_csv(const std::vector<EpochRecord>& history) {
     out += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.3f}\n", r.epoch, v(r.lr), v(r.train.loss), v(r.train.accuracy),
                        v(r.train.auroc_micro), v(r.train.auroc_macro), v(r.val.loss), v(r.val.accuracy),
                        v(r.val.auroc_micro), v(r.val.auroc_macro), r.seconds);
-  return out;
-}
-
-std::string base64_encode(const std::string& bytes) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out += table[(n >> shift) & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t n = uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += i + 1 < bytes.size() ? table[(n >> 6) & 63] : '=';
-    out += '=';
-  }
   return out;
 }
 

@@ -83,7 +83,4 @@ std::string format_report_html(const std::filesystem::path& run_dir, const RunSu
 /// accuracy, test AUROC (micro and macro) and time; "markdown" or "text" layout.
 std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown = false);
 
-/// RFC 4648 base64, for inlining images into report.html.
-std::string base64_encode(const std::string& bytes);
-
 }  // namespace bachlab::host

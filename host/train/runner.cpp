@@ -1,7 +1,7 @@
 #include "host/train/runner.h"
 
 #include "host/data/data.h"
-#include "host/report/atomic_file.h"
+#include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
 

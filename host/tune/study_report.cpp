@@ -1,18 +1,14 @@
 #include "host/tune/study_report.h"
 
+#include "host/util/atomic_file.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -31,31 +27,6 @@ const cv::Scalar kGrid(225, 225, 225);
 const cv::Scalar kBlue(180, 110, 30);
 const cv::Scalar kOrange(20, 130, 240);
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-
-// Several workers rewrite these files after their trials; a temporary name per process
-// keeps two writers from mixing their bytes before the rename.
-void write_atomic(const fs::path& file, const std::string& content) {
-  fs::path temp = file;
-  temp += "." + std::to_string(getpid()) + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw Error(file.string() + ": cannot write (" + std::strerror(errno) +
-                  "); check that the study folder exists and is writable");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) throw Error(file.string() + ": writing failed (" + std::strerror(errno) + "); check free disk space");
-  }
-  std::error_code ec;
-  fs::rename(temp, file, ec);
-  if (ec) throw Error(file.string() + ": cannot replace with the new version (" + ec.message() + ")");
-}
-
-void write_png(const fs::path& file, const cv::Mat& image) {
-  std::vector<uchar> buffer;
-  if (!cv::imencode(".png", image, buffer)) throw Error(file.string() + ": OpenCV could not encode the PNG");
-  write_atomic(file, std::string(buffer.begin(), buffer.end()));
-}
 
 std::string csv_cell(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
@@ -277,12 +248,12 @@ std::string objective_plot_name(const std::string& dimension) { return "objectiv
 
 void write_study_outputs(const fs::path& folder, const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
                          const TuneSettings& settings) {
-  write_atomic(folder / "trials.csv", format_trials_csv(trials, space, settings));
-  write_atomic(folder / "trials.json", trials_json(trials, settings).dump(2) + "\n");
-  write_png(folder / "best_so_far.png", draw_best_so_far(trials, settings));
+  write_file_atomic(folder / "trials.csv", format_trials_csv(trials, space, settings));
+  write_file_atomic(folder / "trials.json", trials_json(trials, settings).dump(2) + "\n");
+  write_png_atomic(folder / "best_so_far.png", draw_best_so_far(trials, settings));
   for (const auto& d : space.dimensions)
     if (d.type != Dimension::Type::Fixed)
-      write_png(folder / objective_plot_name(d.name), draw_objective_against(trials, d, settings));
+      write_png_atomic(folder / objective_plot_name(d.name), draw_objective_against(trials, d, settings));
 }
 
 std::string format_status(const fs::path& folder) {

@@ -1,6 +1,6 @@
 #include "host/tune/trial_training.h"
 
-#include "host/report/atomic_file.h"
+#include "host/util/atomic_file.h"
 #include "host/train/experiment.h"
 #include "host/train/runner.h"
 #include "host/tune/study_report.h"

@@ -1,7 +1,7 @@
 // The whole path on a tiny synthetic dataset: run -> run folder -> eval -> predict, and a
 // run resumed in a new "process" (config re-read from the run folder) ending where an
 // uninterrupted run ends.
-#include "host/report/atomic_file.h"
+#include "host/util/atomic_file.h"
 #include "host/train/runner.h"
 
 #include <gtest/gtest.h>

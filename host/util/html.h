@@ -1,0 +1,24 @@
+#pragma once
+// Text encodings the HTML reports (dataset exploration, run reports) share: escaping for
+// HTML and base64 for pictures inlined as data: URIs, so a report is one portable file.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bachlab::host {
+
+/// `text` with &, <, > and " replaced by their entities; safe in element text and in
+/// double-quoted attributes.
+std::string html_escape(std::string_view text);
+
+/// Base64 of `bytes` (RFC 4648, with padding).
+std::string base64_encode(std::string_view bytes);
+
+/// Base64 of `bytes` (RFC 4648, with padding).
+inline std::string base64_encode(const std::vector<uint8_t>& bytes) {
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+}  // namespace bachlab::host
