@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <set>
 
 namespace bachlab::host {
@@ -15,9 +16,13 @@ namespace {
 // The class list: strings (checked by Params), then the rules of a class list.
 std::vector<std::string> read_class_list(sdk::Params& params, const std::string& key,
                                          const std::vector<std::string>& fallback) {
-  const size_t problems_before = params.problems().size();
   std::vector<std::string> out = params.get_string_list(key, fallback);
-  if (!params.has(key) || params.problems().size() != problems_before) return out;
+  if (!params.has(key)) return out;
+  const auto* list = std::get_if<std::vector<sdk::Scalar>>(&params.raw(key));
+  const bool all_strings = list && std::all_of(list->begin(), list->end(), [](const sdk::Scalar& item) {
+                             return std::holds_alternative<std::string>(item);
+                           });
+  if (!all_strings) return out;  // Params has recorded the type problem
   const std::string raw = sdk::to_string(params.raw(key));
   if (out.size() < 2) {
     params.fail(key, fmt::format("must name at least 2 classes (was {})", raw));
