@@ -82,7 +82,6 @@ epochs = 3
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
               "7 problems in many.toml:\n"
-              "  many.toml:15: unknown table [tarin]; did you mean [train]?\n"
               "  many.toml:2: [experiment] name must be a non-empty folder name without slashes (was \"a/b\"); it "
               "names the run folder\n"
               "  many.toml:8: [model] filters must be in 1..256 (was 0)\n"
@@ -90,7 +89,8 @@ epochs = 3
               "  many.toml:12: [train] epochs must be in 1..100000 (was 0)\n"
               "  many.toml:13: [[augment]] #1 plugin is required: name an augmentation plugin, e.g. plugin = "
               "\"flip\"\n"
-              "  many.toml:14: [[augment]] #1 unknown key \"horizontal\"; known keys: plugin");
+              "  many.toml:14: [[augment]] #1 unknown key \"horizontal\"; known keys: plugin\n"
+              "  many.toml:15: unknown table [tarin]; did you mean [train]?");
   }
 }
 
