@@ -6,31 +6,12 @@
 
 #include <algorithm>
 #include <sstream>
-#include <type_traits>
 
 namespace bachlab::host {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// The SDK's Params has no string-list getter yet; where it has one, `paths` may be a list,
-// otherwise a single folder. Detected at compile time so this keeps building either way.
-template <typename P, typename = void>
-struct HasStringList : std::false_type {};
-template <typename P>
-struct HasStringList<P, std::void_t<decltype(std::declval<P&>().get_string_list(
-                            std::string(), std::vector<std::string>()))>> : std::true_type {};
-
-template <typename P>
-std::vector<std::string> plugin_folders(P& params) {
-  if constexpr (HasStringList<P>::value) {
-    if (params.has("paths") && std::holds_alternative<std::vector<sdk::Scalar>>(params.raw("paths")))
-      return params.get_string_list("paths", {});
-  }
-  std::string one = params.get_string("paths", "");
-  return one.empty() ? std::vector<std::string>{} : std::vector<std::string>{one};
-}
 
 int64_t count(const std::vector<torch::Tensor>& tensors) {
   int64_t n = 0;
@@ -43,9 +24,31 @@ std::string format_number(double value) { return sdk::to_string(sdk::Scalar(valu
 }  // namespace
 
 std::vector<fs::path> read_plugin_paths(Config& config) {
+  sdk::Params& table = config.table("plugins");
+  std::optional<sdk::Value> value = table.get_value("paths");
+  if (!value) return {};
+  std::vector<std::string> folders;
+  bool ok = true;
+  if (const auto* one = std::get_if<std::string>(&*value)) {
+    folders.push_back(*one);
+  } else if (const auto* list = std::get_if<std::vector<sdk::Scalar>>(&*value)) {
+    for (const auto& item : *list) {
+      const auto* folder = std::get_if<std::string>(&item);
+      if (!folder) ok = false;
+      else folders.push_back(*folder);
+    }
+  } else {
+    ok = false;
+  }
+  if (!ok) {
+    table.fail("paths", "must be a folder or a list of folders, as strings (was " + std::string(sdk::type_name(*value)) +
+                            " " + sdk::to_string(*value) + ")");
+    return {};
+  }
+  // Relative to the file that wrote the key, so an extended base config's folders work.
+  const fs::path base = fs::path(table.origin("paths").file).parent_path();
   std::vector<fs::path> out;
-  const fs::path base = config.path().parent_path();
-  for (const auto& folder : plugin_folders(config.table("plugins"))) {
+  for (const auto& folder : folders) {
     fs::path path(folder);
     out.push_back(path.is_absolute() || base.empty() ? path : base / path);
   }

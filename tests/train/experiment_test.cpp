@@ -109,3 +109,25 @@ TEST_F(ExperimentTest, AMissingModelPluginIsNamed) {
 
 }  // namespace
 }  // namespace bachlab::host
+
+namespace bachlab::host {
+namespace {
+
+TEST(PluginPaths, ListOrSingleFolderRelativeToTheConfig) {
+  Config list = Config::parse("[plugins]\npaths = [\"a\", \"/abs/b\"]\n", "/cfg/x.toml");
+  EXPECT_EQ(read_plugin_paths(list), (std::vector<std::filesystem::path>{"/cfg/a", "/abs/b"}));
+  EXPECT_TRUE(list.problems().empty());
+  Config one = Config::parse("[plugins]\npaths = \"c\"\n", "/cfg/y.toml");
+  EXPECT_EQ(read_plugin_paths(one), (std::vector<std::filesystem::path>{"/cfg/c"}));
+}
+
+TEST(PluginPaths, AnythingButFoldersIsRejected) {
+  Config config = Config::parse("[plugins]\npaths = [\"a\", 3]\n", "z.toml");
+  EXPECT_TRUE(read_plugin_paths(config).empty());
+  EXPECT_EQ(config.problems(), std::vector<std::string>{
+                                   "z.toml:2: [plugins] paths must be a folder or a list of folders, as strings (was "
+                                   "list [\"a\", 3])"});
+}
+
+}  // namespace
+}  // namespace bachlab::host
