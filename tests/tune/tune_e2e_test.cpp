@@ -8,8 +8,11 @@
 #include "host/tune/study.h"
 #include "host/tune/study_report.h"
 #include "host/tune/trial_training.h"
+#include "host/report/run_report.h"
+#include "host/util/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +36,20 @@ class TuneEndToEndTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(folder_); }
 
+  // One worker trains every trial of `study` in this process, two threads.
+  WorkerSummary train_study(StudyConfig& study, StudyStore& store) {
+    auto tuner = registry_.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),
+                                        study.tuner_params);
+    return run_worker(store, *tuner, study.settings, folder_, training_trial_function(study, options_));
+  }
+
+  TrainingTrialOptions options_ = [] {
+    TrainingTrialOptions options;
+    options.threads = 2;
+    options.plugin_paths = {BACHLAB_TEST_PLUGIN_DIR};
+    return options;
+  }();
+
   fs::path folder_;
   PluginRegistry registry_;
 };
@@ -42,12 +59,7 @@ TEST_F(TuneEndToEndTest, QuickStudyTrainsEveryTrialWritesItsOutputsAndRetrainsTh
   study.settings.folder = folder_;
   ASSERT_EQ(study.space.dimensions.size(), 7u);
   StudyStore store(folder_ / "study.db");
-  auto tuner = registry_.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),
-                                      study.tuner_params);
-  TrainingTrialOptions options;
-  options.threads = 2;
-  options.plugin_paths = {BACHLAB_TEST_PLUGIN_DIR};
-  auto summary = run_worker(store, *tuner, study.settings, folder_, training_trial_function(study, options));
+  auto summary = train_study(study, store);
   EXPECT_EQ(summary.completed + summary.failed, 6);
   EXPECT_GE(summary.completed, 4) << "most quick trials must train";
 
@@ -84,11 +96,61 @@ TEST_F(TuneEndToEndTest, QuickStudyTrainsEveryTrialWritesItsOutputsAndRetrainsTh
   EXPECT_EQ(plan.train.epochs, 2);
   EXPECT_EQ(sdk::to_string(config.table("model").raw("filters")), sdk::to_string(best->record.params.at("model.filters")));
 
-  auto runs = retrain_top_trials(study, trials, options);
+  auto runs = retrain_top_trials(study, trials, options_);
   ASSERT_EQ(runs.size(), 1u);
   ASSERT_NE(runs[0].split("test"), nullptr);
   EXPECT_GT(runs[0].split("test")->size, 0);
   EXPECT_EQ(runs[0].history.size(), 2u);
+}
+
+// Hyperband with real training: a promoted trial starts from a copy of its parent's run
+// folder and resumes its checkpoint, so its first epochs are the parent's own records
+// (wall-clock seconds included, which a retraining from epoch 0 could not reproduce) and
+// only the added epochs are counted as used.
+TEST_F(TuneEndToEndTest, HyperbandPromotionsContinueTheirParentsRunInsteadOfRetraining) {
+  const fs::path file = folder_ / "hyperband.toml";
+  std::ofstream(file) << "extends = \"" << (kQuickConfig.parent_path().parent_path() / "quickstart.toml").string()
+                      << "\"\n"
+                      << "[data]\nimage_size = 32\n[data.synthetic]\nper_class = 12\nwidth = 64\nheight = 48\n"
+                      << "[train]\nbatch_size = 16\n"
+                      << "[tune]\ntuner = \"hyperband\"\nmax_trials = 6\nepochs = 3\ntop_k = 1\n"
+                      << "[tune.options]\nmax_epochs = 3\nfactor = 3\n"
+                      << "[tune.space.model.filters]\ntype = \"int\"\nmin = 8\nmax = 32\nstep = 8\n"
+                      << "[tune.space.optimizer.lr]\ntype = \"float\"\nmin = 1e-4\nmax = 1e-2\nlog = true\n";
+  StudyConfig study = load_study_config(file, registry_);
+  study.settings.folder = folder_;
+  StudyStore store(folder_ / "study.db");
+  auto summary = train_study(study, store);
+  // max_epochs 3, factor 3: bracket s=1 runs three trials for 1 epoch and promotes the best
+  // to 3; bracket s=0 runs two trials for 3 epochs.
+  ASSERT_EQ(summary.completed, 6);
+
+  auto history_of = [&](int64_t id) {
+    const fs::path executions = trial_folder(folder_, id) / "execution-0";
+    for (const auto& entry : fs::directory_iterator(executions))
+      if (fs::exists(entry.path() / "metrics.json"))
+        return run_summary_from_json(nlohmann::json::parse(read_file(entry.path() / "metrics.json")),
+                                     entry.path() / "metrics.json")
+            .history;
+    ADD_FAILURE() << "no finished run in " << executions;
+    return std::vector<EpochRecord>{};
+  };
+  int promotions = 0;
+  for (const auto& t : store.trials()) {
+    if (t.record.resume_from < 0) continue;
+    ++promotions;
+    EXPECT_EQ(t.record.epochs, 3);
+    EXPECT_EQ(t.epochs_used, 2) << "a promotion counts only the epochs it added";
+    const auto parent = history_of(t.record.resume_from);
+    const auto child = history_of(t.record.id);
+    ASSERT_EQ(parent.size(), 1u);
+    ASSERT_EQ(child.size(), 3u);
+    EXPECT_EQ(child[0].train.loss, parent[0].train.loss);
+    EXPECT_EQ(child[0].val.accuracy, parent[0].val.accuracy);
+    EXPECT_EQ(child[0].seconds, parent[0].seconds) << "the parent's epoch was trained again";
+    EXPECT_NE(child[1].seconds, parent[0].seconds);
+  }
+  EXPECT_EQ(promotions, 1);
 }
 
 TEST_F(TuneEndToEndTest, AMisspeltDimensionIsReportedAtItsTableInTheStudyConfig) {
