@@ -16,6 +16,7 @@ bachlab="${BACHLAB:-$root/build/release/bachlab}"
 per_class="${PER_CLASS:-100}"
 out="${OUT:-$root/runs/study-synthetic}"
 results="$root/docs/results.md"
+images="$root/docs/images/results"
 experiments=(baseline baseline_aug model2 model3a model3b model3c model4a model4b model4c)
 
 if [ ! -x "$bachlab" ]; then
@@ -49,6 +50,7 @@ epochs_flag=()
 if [ -n "${EPOCHS:-}" ]; then epochs_flag=(--epochs "$EPOCHS"); fi
 
 table="$work/table.md"
+mkdir -p "$images"
 # The comparison table goes to stdout, progress to stderr.
 "$bachlab" run "${configs[@]}" "${epochs_flag[@]}" --markdown | tee "$table"
 
@@ -67,6 +69,23 @@ tmp="$results.tmp"
   echo "work they vary several-fold, so compare them loosely (bench/train measures throughput properly)."
   echo
   cat "$table"
+  echo
+  echo "## Learning curves"
+  echo
+  echo "Loss and accuracy per epoch, training against validation, as the study plotted them"
+  echo "(copied from each run folder's loss.png and accuracy.png; the full report is its report.html)."
+  for name in "${experiments[@]}"; do
+    run_dir="$(ls -d "$out/$name"/*/ 2>/dev/null | sort | tail -1)"
+    [ -n "$run_dir" ] || continue
+    for curve in loss accuracy confusion_matrix; do
+      cp "$run_dir/$curve.png" "$images/$name-$curve.png.tmp" && mv "$images/$name-$curve.png.tmp" "$images/$name-$curve.png"
+    done
+    echo
+    echo "### $name"
+    echo
+    echo "![$name loss](images/results/$name-loss.png) ![$name accuracy](images/results/$name-accuracy.png)"
+    echo "![$name confusion matrix](images/results/$name-confusion_matrix.png)"
+  done
 } >"$tmp"
 mv "$tmp" "$results"
 echo "run_study: wrote $results"
