@@ -55,6 +55,8 @@ const SplitResult* RunSummary::split(const std::string& name) const {
   return nullptr;
 }
 
+const SplitResult* RunSummary::held_out() const { return split("test") ? split("test") : split("val"); }
+
 json to_json(const SplitMetrics& m, const std::vector<std::string>& classes) {
   json per_class = json::object();
   json auroc = json::object();
@@ -131,6 +133,7 @@ json to_json(const RunSummary& s) {
           {"auroc_note",
            "auroc_micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
            "auroc_macro: mean of one-vs-rest AUROC over the classes present"},
+          {"fold_val_accuracy", s.fold_val_accuracy},
           {"splits", splits},
           {"history", history}};
 }
@@ -152,6 +155,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
     s.stopped_early = j.at("stopped_early").get<bool>();
     s.weights = j.at("weights").get<std::string>();
     s.seconds = j.at("seconds").get<double>();
+    if (j.contains("fold_val_accuracy")) s.fold_val_accuracy = j.at("fold_val_accuracy").get<std::vector<double>>();
     for (const char* name : {"train", "val", "test"}) {
       if (!j.at("splits").contains(name)) continue;
       const json& split = j.at("splits").at(name);
@@ -244,8 +248,17 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
       << cell(split.metrics.auroc_macro) << "</td><td>" << cell(split.metrics.f1_macro) << "</td></tr>\n";
   h << "</table>\n";
 
-  if (const SplitResult* test = s.split("test")) {
-    h << "<h2>Test split per class</h2>\n<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+  if (!s.fold_val_accuracy.empty()) {
+    h << "<p>" << s.fold_val_accuracy.size()
+      << "-fold cross-validation: each fold's model validated on the images it did not train on (folders fold-1, "
+         "fold-2, ...); the val row pools those out-of-fold predictions, and the curves are the folds' mean. "
+         "Validation accuracy per fold:";
+    for (double a : s.fold_val_accuracy) h << " " << cell(a, "{:.3f}");
+    h << ".</p>\n";
+  }
+
+  if (const SplitResult* test = s.held_out()) {
+    h << "<h2>" << (test->name == "test" ? "Test" : "Validation (out-of-fold)") << " split per class</h2>\n<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
          "<th>AUROC (one-vs-rest)</th><th>images</th></tr>\n";
     for (size_t c = 0; c < test->metrics.per_class.size(); ++c) {
       const auto& pc = test->metrics.per_class[c];
@@ -259,8 +272,10 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
   h << "<h2>Learning curves</h2>\n";
   image("loss.png", "loss per epoch");
   image("accuracy.png", "accuracy per epoch");
-  h << "<h2>Confusion matrix (test)</h2>\n";
-  image("confusion_matrix.png", "confusion matrix of the test split");
+  if (const SplitResult* shown = s.held_out()) {
+    h << "<h2>Confusion matrix (" << shown->name << ")</h2>\n";
+    image("confusion_matrix.png", "confusion matrix");
+  }
 
   h << "<h2>History</h2>\n<table><tr><th>epoch</th><th>lr</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
        "<th>val loss</th><th>val accuracy</th><th>val AUROC micro</th><th>seconds</th></tr>\n";
@@ -285,9 +300,10 @@ void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::s
                    draw_learning_curve(s.experiment + ": categorical accuracy", "accuracy",
                                        {{"training", column(s.history, &EpochMetrics::accuracy, false), kTrainColor},
                                         {"validation", column(s.history, &EpochMetrics::accuracy, true), kValColor}}));
-  if (const SplitResult* test = s.split("test"))
+  if (const SplitResult* shown = s.held_out())
     write_png_atomic(run_dir / "confusion_matrix.png",
-                     draw_confusion_matrix(test->metrics.confusion, s.classes, s.experiment + ": test split"));
+                     draw_confusion_matrix(shown->metrics.confusion, s.classes,
+                                           s.experiment + ": " + (shown->name == "test" ? "test split" : "out-of-fold")));
   write_file_atomic(run_dir / "report.html", format_report_html(run_dir, s, config_toml));
 }
 
@@ -298,9 +314,16 @@ std::string format_comparison_table(const std::vector<RunSummary>& runs, bool ma
   for (const auto& r : runs) {
     std::string params;
     for (const auto& [key, value] : r.params) params += (params.empty() ? "" : ", ") + key + "=" + value;
-    auto acc = [&](const char* name) {
+    auto acc = [&](const std::string& name) {
       const SplitResult* s = r.split(name);
-      return s ? cell(s->metrics.accuracy, "{:.3f}") : std::string("-");
+      if (!s) return std::string("-");
+      if (name != "val" || r.fold_val_accuracy.empty()) return cell(s->metrics.accuracy, "{:.3f}");
+      // Cross-validation: the pooled out-of-fold accuracy, +- the folds' standard deviation.
+      double mean = 0, square = 0;
+      for (double a : r.fold_val_accuracy) mean += a / static_cast<double>(r.fold_val_accuracy.size());
+      for (double a : r.fold_val_accuracy) square += (a - mean) * (a - mean);
+      const double sd = std::sqrt(square / static_cast<double>(std::max<size_t>(1, r.fold_val_accuracy.size() - 1)));
+      return cell(s->metrics.accuracy, "{:.3f}") + "±" + cell(sd, "{:.3f}");
     };
     const SplitResult* test = r.split("test");
     rows.push_back({r.experiment, params, acc("train"), acc("val"), acc("test"),

@@ -5,7 +5,7 @@
 //   history.csv          one row per epoch: lr, train/val loss, accuracy, AUROC micro/macro
 //   metrics.json         the summary below, final metrics of every split
 //   loss.png accuracy.png  learning curves, training against validation, as the study drew them
-//   confusion_matrix.png the test split's confusion matrix
+//   confusion_matrix.png the test split's confusion matrix (validation's, without a test part)
 //   report.html          all of the above on one page, images inline
 //   checkpoints/         best.pt and last.pt (written by the trainer)
 // Every file is written to a temporary name and renamed.
@@ -51,9 +51,15 @@ struct RunSummary {
   std::vector<SplitResult> splits;
   /// Training seconds summed over every process that worked on the run.
   double seconds = 0;
+  /// A k-fold cross-validation's validation accuracy of each fold (its "val" split is then
+  /// the folds' out-of-fold predictions pooled, and its history their mean); empty otherwise.
+  std::vector<double> fold_val_accuracy;
 
   /// The split called `name`, or null.
   const SplitResult* split(const std::string& name) const;
+  /// The split the final per-class metrics and confusion matrix are shown for: test, or
+  /// val when there is no test part (a cross-validation); null if neither.
+  const SplitResult* held_out() const;
 };
 
 nlohmann::json to_json(const SplitMetrics& metrics, const std::vector<std::string>& classes);

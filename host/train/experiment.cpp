@@ -80,6 +80,7 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   out.emplace_back("image_size", std::to_string(data.image_size));
   out.emplace_back("batch_size", std::to_string(train.batch_size));
   out.emplace_back("epochs", std::to_string(train.epochs));
+  if (data.split.folds > 0) out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold");
   if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
   if (train.early_stopping.patience > 0)

@@ -30,9 +30,9 @@ std::string format_evaluation(const host::RunSummary& s) {
     out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", split.name, split.size,
                        metric(split.metrics.loss), metric(split.metrics.accuracy), metric(split.metrics.auroc_micro),
                        metric(split.metrics.auroc_macro), metric(split.metrics.f1_macro));
-  if (const host::SplitResult* test = s.split("test")) {
-    out += fmt::format("\ntest split per class\n{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", "class", "precision",
-                       "recall", "F1", "AUROC", "images");
+  if (const host::SplitResult* test = s.held_out()) {
+    out += fmt::format("\n{} split per class\n{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", test->name, "class",
+                       "precision", "recall", "F1", "AUROC", "images");
     for (size_t c = 0; c < test->metrics.per_class.size(); ++c) {
       const auto& pc = test->metrics.per_class[c];
       out += fmt::format("{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", c < s.classes.size() ? s.classes[c] : "?",

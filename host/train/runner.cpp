@@ -25,6 +25,8 @@ struct RunFile {
   std::optional<uint64_t> seed;
   Normalization normalization;
   std::string started;
+  /// Set in the folder of one fold of a cross-validation (0-based); unset otherwise.
+  std::optional<int> fold;
 };
 
 void write_run_file(const fs::path& run_dir, const RunFile& run) {
@@ -34,6 +36,7 @@ void write_run_file(const fs::path& run_dir, const RunFile& run) {
   j["seed_override"] = run.seed ? nlohmann::ordered_json(*run.seed) : nlohmann::ordered_json();
   j["normalization"] = {{"mean", run.normalization.mean}, {"std", run.normalization.std}};
   j["started"] = run.started;
+  j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
   write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
 }
 
@@ -51,6 +54,7 @@ RunFile read_run_file(const fs::path& run_dir) {
     run.normalization.mean = j.at("normalization").at("mean").get<std::array<float, 3>>();
     run.normalization.std = j.at("normalization").at("std").get<std::array<float, 3>>();
     run.started = j.at("started").get<std::string>();
+    if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
     return run;
   } catch (const nlohmann::json::exception& e) {
     throw Error(file.string() + ": unreadable (" + std::string(e.what()) +
@@ -88,6 +92,13 @@ Opened open_config(Config config, const PlanOverrides& overrides, const std::vec
   return o;
 }
 
+// A validation split's predictions with its labels: what a cross-validation pools.
+struct ValPrediction {
+  torch::Tensor probabilities;
+  torch::Tensor labels;
+  double loss = 0;
+};
+
 struct SplitData {
   PreparedData prepared;
   Split split;
@@ -99,25 +110,29 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
   return {data.images.index_select(0, index), data.labels.index_select(0, index)};
 }
 
-SplitData load_data(const ExperimentPlan& plan, const std::string& config_file) {
-  if (plan.data.split.folds > 0)
-    throw Error(config_file + ": [data.split] folds = " + std::to_string(plan.data.split.folds) +
-                " asks for cross-validation, which `bachlab run` does not do; remove folds to train once on a "
-                "train/val/test split");
+// The images and the split of the run: train/val/test from the fractions, or for a fold of
+// a cross-validation that fold as validation and the others as training (no test part).
+SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) {
   SplitData d;
   d.prepared = prepare_dataset(discover_dataset(plan.data), plan.data);
   const torch::Tensor labels = d.prepared.labels.contiguous();
   std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
   const auto& s = plan.data.split;
-  d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
+  if (fold) {
+    d.split = stratified_kfold(list, s.folds, s.seed).at(static_cast<size_t>(*fold));
+  } else {
+    d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
+  }
   d.train = take(d.prepared, d.split.train);
   d.val = take(d.prepared, d.split.val);
   d.test = take(d.prepared, d.split.test);
   return d;
 }
 
+// The run's summary with the final metrics of every split; `val_out`, if given, receives the
+// validation split's predictions (a cross-validation pools them over its folds).
 RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::path& run_dir, Trainer& trainer,
-                     const SplitData& data, const std::vector<std::string>& classes) {
+                     const SplitData& data, const std::vector<std::string>& classes, ValPrediction* val_out) {
   RunSummary s;
   s.experiment = plan.experiment.name;
   s.description = plan.experiment.description;
@@ -139,6 +154,7 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
                                     {"test", &data.test}}) {
     if (split->size() == 0) continue;
     Prediction p = trainer.predict(*split);
+    if (val_out && split == &data.val) *val_out = {p.probabilities, split->labels, p.loss};
     s.splits.push_back({name, split->size(), compute_metrics(p.probabilities, split->labels, p.loss)});
   }
   return s;
@@ -175,6 +191,146 @@ fs::path latest_run(const fs::path& config_file) {
   });
 }
 
+namespace {
+
+// One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
+// timestamped one if empty - with config, split and run.json before the first epoch; a
+// resumed one continues from its last checkpoint.
+RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options,
+                     ValPrediction* val_out = nullptr) {
+  ExperimentPlan& plan = opened.plan;
+  auto log = [&](const std::string& line) {
+    if (options.progress) *options.progress << line << "\n" << std::flush;
+  };
+
+  SplitData data = load_data(plan, run.fold);
+  if (fresh) {
+    if (run_dir.empty()) {
+      run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    } else {
+      fs::create_directories(run_dir);
+    }
+    write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml());
+    write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
+    run.normalization = fit_normalization(data.train.images, plan.data);
+    write_run_file(run_dir, run);
+  }
+  log(fmt::format("{}{}: {} ({} trainable parameters), {} train / {} val / {} test images of {}x{}, run folder {}",
+                  plan.experiment.name,
+                  run.fold ? fmt::format(" fold {} of {}", *run.fold + 1, plan.data.split.folds) : std::string(),
+                  plan.model_plugin, plan.trainable_parameters, data.train.size(), data.val.size(), data.test.size(),
+                  plan.data.image_size, plan.data.image_size, run_dir.string()));
+
+  Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
+  trainer.set_checkpoint_dir(run_dir / "checkpoints");
+  trainer.set_progress(options.progress, options.interactive);
+  if (!fresh) {
+    if (trainer.resume()) {
+      log(fmt::format("resuming after epoch {} of {}", trainer.epochs_done(), plan.train.epochs));
+    } else {
+      log("no checkpoint yet: starting at epoch 1");
+    }
+  }
+  trainer.fit(data.train, data.val);
+
+  RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  write_run_report(run_dir, summary, opened.config.resolved_toml());
+  log("wrote " + (run_dir / "report.html").string());
+  return summary;
+}
+
+fs::path fold_folder(const fs::path& run_dir, int fold) { return run_dir / fmt::format("fold-{}", fold + 1); }
+
+// The summary of a cross-validation from its folds' summaries and validation predictions,
+// written as the run folder's report: the folds' out-of-fold predictions pooled (every image
+// predicted once, by the model that did not train on it) give the "val" metrics; the
+// history is the folds' mean per epoch.
+RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const std::vector<RunSummary>& folds,
+                              const std::vector<ValPrediction>& predictions, const std::string& config_toml) {
+  RunSummary base = folds.front();
+  base.run_dir = run_dir.string();
+  base.started = run.started;
+  base.history.clear();
+  base.splits.clear();
+  base.seconds = 0;
+  base.best_epoch = 0;
+  base.stopped_early = false;
+  size_t epochs = folds.front().history.size();
+  for (const auto& f : folds) {
+    epochs = std::min(epochs, f.history.size());
+    base.seconds += f.seconds;
+    base.stopped_early = base.stopped_early || f.stopped_early;
+    base.weights = f.weights;
+    base.fold_val_accuracy.push_back(f.split("val")->metrics.accuracy);
+  }
+  const auto n = static_cast<double>(folds.size());
+  for (size_t e = 0; e < epochs; ++e) {
+    EpochRecord mean;
+    mean.epoch = folds.front().history[e].epoch;
+    mean.lr = folds.front().history[e].lr;
+    for (const auto& f : folds) {
+      const EpochRecord& r = f.history[e];
+      for (auto [to, from] : {std::pair{&mean.train, &r.train}, std::pair{&mean.val, &r.val}}) {
+        to->loss += from->loss / n;
+        to->accuracy += from->accuracy / n;
+        to->auroc_micro += from->auroc_micro / n;
+        to->auroc_macro += from->auroc_macro / n;
+      }
+      mean.seconds += r.seconds;
+    }
+    base.history.push_back(mean);
+  }
+  std::vector<torch::Tensor> probabilities, labels;
+  double loss = 0;
+  int64_t images = 0;
+  for (const auto& p : predictions) {
+    probabilities.push_back(p.probabilities);
+    labels.push_back(p.labels);
+    loss += p.loss * static_cast<double>(p.labels.size(0));
+    images += p.labels.size(0);
+  }
+  base.splits.push_back({"val", images,
+                         compute_metrics(torch::cat(probabilities), torch::cat(labels), loss / static_cast<double>(images))});
+  write_run_report(run_dir, base, config_toml);
+  return base;
+}
+
+// k-fold cross-validation: fold k trains in <run>/fold-<k> (a complete run folder each, so
+// `bachlab eval` and `predict` take it), then the run folder itself gets the pooled
+// summary. A killed cross-validation resumes each fold where it stopped; finished folds
+// are only predicted again, not retrained.
+RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
+  const ExperimentPlan& plan = opened.plan;
+  const std::string config_toml = opened.config.resolved_toml();
+  if (fresh) {
+    run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    write_file_atomic(run_dir / "config.toml", config_toml);
+    write_run_file(run_dir, run);
+  }
+  std::vector<RunSummary> folds;
+  std::vector<ValPrediction> predictions;
+  for (int k = 0; k < plan.data.split.folds; ++k) {
+    const fs::path folder = fold_folder(run_dir, k);
+    const bool fold_fresh = !fs::exists(folder / "run.json");
+    RunFile fold_run = run;
+    fold_run.fold = k;
+    if (!fold_fresh) fold_run = read_run_file(folder);
+    // Each fold plans the experiment again: a model of its own, initialised from the seed.
+    Opened fold = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
+                              options.plugin_paths);
+    predictions.emplace_back();
+    folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
+  }
+  RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
+  if (options.progress)
+    *options.progress << fmt::format("{}: {}-fold cross-validation, out-of-fold accuracy {:.4f}; wrote {}\n",
+                                     plan.experiment.name, plan.data.split.folds, summary.split("val")->metrics.accuracy,
+                                     (run_dir / "report.html").string());
+  return summary;
+}
+
+}  // namespace
+
 RunSummary run_experiment(const fs::path& config_file, const RunOptions& options) {
   const bool resuming = options.resume.has_value() || options.resume_latest;
   RunFile run;
@@ -197,46 +353,28 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     run.started = now_text();
   }
   Opened opened = open_config(std::move(config), PlanOverrides{run.epochs, run.seed}, options.plugin_paths);
-  ExperimentPlan& plan = opened.plan;
-  auto log = [&](const std::string& line) {
-    if (options.progress) *options.progress << line << "\n" << std::flush;
-  };
-
-  SplitData data = load_data(plan, run.config_file);
-  if (!resuming) {
-    run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
-    write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml());
-    write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
-    run.normalization = fit_normalization(data.train.images, plan.data);
-    write_run_file(run_dir, run);
-  }
-  log(fmt::format("{}: {} ({} trainable parameters), {} train / {} val / {} test images of {}x{}, run folder {}",
-                  plan.experiment.name, plan.model_plugin, plan.trainable_parameters, data.train.size(),
-                  data.val.size(), data.test.size(), plan.data.image_size, plan.data.image_size, run_dir.string()));
-
-  Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
-  trainer.set_checkpoint_dir(run_dir / "checkpoints");
-  trainer.set_progress(options.progress, options.interactive);
-  if (resuming) {
-    if (trainer.resume()) {
-      log(fmt::format("resuming after epoch {} of {}", trainer.epochs_done(), plan.train.epochs));
-    } else {
-      log("no checkpoint yet: starting at epoch 1");
-    }
-  }
-  trainer.fit(data.train, data.val);
-
-  RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data));
-  write_run_report(run_dir, summary, opened.config.resolved_toml());
-  log("wrote " + (run_dir / "report.html").string());
-  return summary;
+  if (opened.plan.data.split.folds > 0 && !run.fold)
+    return cross_validate(std::move(opened), run, run_dir, !resuming, options);
+  return train_run(std::move(opened), run, run_dir, !resuming, options);
 }
 
-RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
+namespace {
+
+RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPrediction* val_out) {
   RunFile run = read_run_file(run_dir);
   Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
   ExperimentPlan& plan = opened.plan;
-  SplitData data = load_data(plan, run.config_file);
+  if (plan.data.split.folds > 0 && !run.fold) {
+    // A cross-validation: each fold again, then the pooled summary.
+    std::vector<RunSummary> folds;
+    std::vector<ValPrediction> predictions;
+    for (int k = 0; k < plan.data.split.folds; ++k) {
+      predictions.emplace_back();
+      folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back()));
+    }
+    return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml());
+  }
+  SplitData data = load_data(plan, run.fold);
 
   // The split is recomputed from the config; if the photos changed since the run, the
   // numbers would silently be of other images, so compare with the saved file lists.
@@ -258,9 +396,15 @@ RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
                 run_dir.string() + "`");
   if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
-  RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data));
+  RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
   write_run_report(run_dir, summary, opened.config.resolved_toml());
   return summary;
+}
+
+}  // namespace
+
+RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
+  return evaluate_one(run_dir, progress, nullptr);
 }
 
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
@@ -268,6 +412,10 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   RunFile run = read_run_file(run_dir);
   Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
   ExperimentPlan& plan = opened.plan;
+  if (plan.data.split.folds > 0 && !run.fold)
+    throw Error(run_dir.string() + ": a " + std::to_string(plan.data.split.folds) +
+                "-fold cross-validation has one model per fold; predict with one of them, e.g. `bachlab predict " +
+                fold_folder(run_dir, 0).string() + " IMAGE...`");
   std::vector<std::string> classes = plan.data.classes;
   const fs::path metrics = run_dir / "metrics.json";
   bool best = plan.train.restore_best;

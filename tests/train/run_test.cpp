@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 namespace bachlab::host {
 namespace {
@@ -33,13 +35,15 @@ class RunTest : public ::testing::Test {
   // only saves drawing it again and cannot make a test depend on another.
   static fs::path cache_dir() { return fs::temp_directory_path() / "bachlab_run_test_cache"; }
 
-  fs::path write_config(const std::string& name, int epochs) {
+  // `split`: the [data.split] table's settings.
+  fs::path write_config(const std::string& name, int epochs,
+                        const std::string& split = "train = 0.6\nval = 0.2\ntest = 0.2\n") {
     const fs::path file = folder_ / (name + ".toml");
     std::ofstream(file) << "[experiment]\nseed = 5\noutput = \"runs\"\n"
                         << "[data]\nsource = \"synthetic\"\nimage_size = 16\nworkers = 1\ncache_dir = \""
                         << cache_dir().string() << "\"\n"
                         << "[data.synthetic]\nper_class = 10\nwidth = 48\nheight = 36\n"
-                        << "[data.split]\ntrain = 0.6\nval = 0.2\ntest = 0.2\n"
+                        << "[data.split]\n" << split
                         << "[model]\nplugin = \"tiny_cnn\"\n"
                         << "[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
                         << "[train]\nepochs = " << epochs << "\nbatch_size = 8\nthreads = 1\n";
@@ -180,6 +184,73 @@ TEST_F(RunTest, PredictPrintsOneRowPerImageInEachFormat) {
   EXPECT_EQ(json[0]["predicted"], "Benign");
   EXPECT_DOUBLE_EQ(json[0]["probabilities"]["InSitu"].get<double>(), 0.2);
   EXPECT_THROW(format_predictions({fixed}, classes, "xml"), Error);
+}
+
+// k-fold cross-validation: each fold a complete run folder validating on its own fold; the
+// run's "val" is every image predicted once by the model that did not train on it, so its
+// accuracy is the folds' accuracies weighted by fold size. A killed cross-validation resumes
+// without retraining finished folds and ends with the same numbers; eval re-pools; predict
+// asks for one fold's model.
+TEST_F(RunTest, CrossValidationPoolsOutOfFoldPredictionsAndResumesFoldByFold) {
+  const fs::path config = write_config("cv", 2, "folds = 3\n");
+  RunSummary s = run_experiment(config, RunOptions{});
+  const fs::path dir = s.run_dir;
+  ASSERT_EQ(s.fold_val_accuracy.size(), 3u);
+  ASSERT_NE(s.split("val"), nullptr);
+  EXPECT_EQ(s.split("val")->size, 40);
+  EXPECT_EQ(s.split("test"), nullptr);
+  EXPECT_EQ(s.history.size(), 2u);
+
+  std::set<std::string> validated;
+  double correct = 0;
+  std::vector<double> fold_seconds;
+  for (int k = 1; k <= 3; ++k) {
+    const fs::path fold = dir / ("fold-" + std::to_string(k));
+    RunSummary f = run_summary_from_json(nlohmann::json::parse(read_file(fold / "metrics.json")), fold / "metrics.json");
+    EXPECT_EQ(f.split("val")->metrics.accuracy, s.fold_val_accuracy[size_t(k - 1)]);
+    correct += f.split("val")->metrics.accuracy * static_cast<double>(f.split("val")->size);
+    fold_seconds.push_back(f.history.front().seconds);
+    std::istringstream split(read_file(fold / "split.csv"));
+    for (std::string line; std::getline(split, line);)
+      if (line.rfind("val,", 0) == 0) EXPECT_TRUE(validated.insert(line).second) << line << " validated twice";
+  }
+  EXPECT_EQ(validated.size(), 40u) << "every image is validated exactly once";
+  EXPECT_NEAR(s.split("val")->metrics.accuracy, correct / 40.0, 1e-12);
+  auto metrics = nlohmann::json::parse(read_file(dir / "metrics.json"));
+  EXPECT_EQ(metrics["fold_val_accuracy"].get<std::vector<double>>(), s.fold_val_accuracy);
+  EXPECT_TRUE(fs::exists(dir / "confusion_matrix.png"));
+
+  // Killed during the third fold, before the pooled summary: resume.
+  fs::remove_all(dir / "fold-3" / "checkpoints");
+  fs::remove(dir / "fold-3" / "metrics.json");
+  fs::remove(dir / "metrics.json");
+  RunOptions resume;
+  resume.resume = dir;
+  RunSummary resumed = run_experiment(config, resume);
+  EXPECT_EQ(resumed.run_dir, s.run_dir);
+  EXPECT_EQ(resumed.fold_val_accuracy, s.fold_val_accuracy);
+  EXPECT_EQ(resumed.split("val")->metrics.confusion, s.split("val")->metrics.confusion);
+  EXPECT_EQ(resumed.split("val")->metrics.auroc_micro, s.split("val")->metrics.auroc_micro);
+  for (int k = 1; k <= 2; ++k) {
+    const fs::path file = dir / ("fold-" + std::to_string(k)) / "metrics.json";
+    EXPECT_EQ(run_summary_from_json(nlohmann::json::parse(read_file(file)), file).history.front().seconds,
+              fold_seconds[size_t(k - 1)])
+        << "fold " << k << " was trained again";
+  }
+
+  RunSummary evaluated = evaluate_run(dir);
+  EXPECT_EQ(evaluated.split("val")->metrics.accuracy, s.split("val")->metrics.accuracy);
+  EXPECT_EQ(evaluated.fold_val_accuracy, s.fold_val_accuracy);
+
+  try {
+    predict_images(dir, {dir / "x.png"});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), dir.string() +
+                                         ": a 3-fold cross-validation has one model per fold; predict with one of "
+                                         "them, e.g. `bachlab predict " +
+                                         (dir / "fold-1").string() + " IMAGE...`");
+  }
 }
 
 }  // namespace
