@@ -4,11 +4,14 @@
 # listed by the installed bachlab, then all four used at once: a run trains the generated
 # model with the generated optimizer and augmentation, and a study asks the generated tuner.
 # This is what docs/writing-plugins.md walks through.
-# Usage: test_new_plugin.sh BUILD_DIR
+# Usage: test_new_plugin.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build_dir="$1"
+source_dir="$2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=check_metrics.sh
+source "$(dirname "$0")/check_metrics.sh"
 bachlab="$work/prefix/bin/bachlab"
 kinds=(model augmentation optimizer tuner)
 
@@ -39,29 +42,13 @@ done
 
 # The plugins found through the config's [plugins] paths (relative to the config).
 export XDG_CACHE_HOME="$work/cache"  # the synthetic photos' cache, kept inside the test
-cat >"$work/experiment.toml" <<'TOML'
+# tinynet.toml's tiny synthetic data and training, with the three generated plugins.
+cat >"$work/experiment.toml" <<TOML
+extends = "$source_dir/examples/out_of_tree_plugin/tinynet.toml"
 [experiment]
-seed = 7
 output = "runs"
-[data]
-source = "synthetic"
-image_size = 16
-workers = 1
-[data.synthetic]
-per_class = 10
-width = 48
-height = 36
-[data.split]
-train = 0.6
-val = 0.2
-test = 0.2
-[train]
-epochs = 2
-batch_size = 8
-threads = 1
 [model]
 plugin = "my_model"
-filters = 8
 [optimizer]
 plugin = "my_optimizer"
 lr = 0.05
@@ -73,8 +60,7 @@ amount = 0.1
 paths = "build/plugins"
 TOML
 "$bachlab" run "$work/experiment.toml"
-find "$work/runs/experiment" -name metrics.json | grep -q . ||
-  { echo "FAIL: the run with the generated plugins wrote no metrics.json" >&2; exit 1; }
+check_metrics "$work/runs"
 
 cat >"$work/study.toml" <<'TOML'
 extends = "experiment.toml"

@@ -9,6 +9,8 @@ build_dir="$1"
 source_dir="$2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=check_metrics.sh
+source "$(dirname "$0")/check_metrics.sh"
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
 cmake -S "$source_dir/examples/out_of_tree_plugin" -B "$work/example" -G Ninja \
@@ -23,20 +25,6 @@ echo "$listing" | grep -F "$work/prefix/lib/bachlab/plugins" >/dev/null ||
   { echo "FAIL: the installed bachlab did not search its own plugin folder" >&2; exit 1; }
 "$work/prefix/bin/bachlab" plugins --kind optimizer | grep -E "^optimizer +adam " >/dev/null ||
   { echo "FAIL: the in-tree plugins were not installed" >&2; exit 1; }
-
-# metrics.json of the newest run under $1 must hold a finite test accuracy.
-check_metrics() {
-  local metrics
-  metrics="$(find "$1" -name metrics.json | sort | tail -n 1)"
-  [ -n "$metrics" ] || { echo "FAIL: no metrics.json under $1" >&2; exit 1; }
-  python3 - "$metrics" <<'PY'
-import json, math, sys
-accuracy = json.load(open(sys.argv[1]))["splits"]["test"]["accuracy"]
-if not isinstance(accuracy, (int, float)) or not math.isfinite(accuracy):
-    sys.exit(f"FAIL: {sys.argv[1]}: test accuracy is {accuracy!r}, expected a finite number")
-print(f"{sys.argv[1]}: test accuracy {accuracy}")
-PY
-}
 
 # The synthetic photos are cached; keep that cache inside the test's folder.
 export XDG_CACHE_HOME="$work/cache"
