@@ -64,13 +64,16 @@ struct TempFolder {
 
 fs::path plugin_templates_dir() {
   std::error_code ec;
-  const fs::path installed =
-      boost::dll::program_location(ec).parent_path() / BACHLAB_INSTALL_TEMPLATE_DIR_FROM_BIN;
-  if (!ec && fs::is_directory(installed, ec)) return fs::weakly_canonical(installed, ec);
-  const fs::path source = BACHLAB_SOURCE_TEMPLATE_DIR;
-  if (fs::is_directory(source, ec)) return source;
-  throw Error("no plugin templates found in " + installed.lexically_normal().string() + " (installed) or " +
-              source.string() + " (source tree); reinstall bachlab (cmake --install)");
+  const fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  // The plugin folder beside the program marks a build tree (as in default_plugin_dir()):
+  // it reads the source tree's templates, so edits to them need no install. An installed
+  // program reads only its own, so an install that lacks them fails here, not silently.
+  const fs::path dir = fs::is_directory(exe_dir / "plugins", ec) ? fs::path(BACHLAB_SOURCE_TEMPLATE_DIR)
+                                                                 : exe_dir / BACHLAB_INSTALL_TEMPLATE_DIR_FROM_BIN;
+  if (!fs::is_directory(dir, ec))
+    throw Error(dir.lexically_normal().string() +
+                ": plugin templates folder is missing; reinstall bachlab (cmake --install)");
+  return dir.lexically_normal();
 }
 
 void check_new_plugin_args(const std::string& kind, const std::string& name) {

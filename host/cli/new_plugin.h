@@ -7,9 +7,9 @@
 
 namespace bachlab::cli {
 
-/// The templates folder: share/bachlab/templates of the install the program runs from,
-/// else the source tree's sdk/templates (a build-tree program). Throws Error naming both
-/// places if neither exists.
+/// The templates folder: the source tree's sdk/templates for a build-tree program,
+/// share/bachlab/templates of the install for an installed one. Throws Error naming the
+/// folder if it is missing.
 std::filesystem::path plugin_templates_dir();
 
 /// Throws Error unless `kind` is model, augmentation, optimizer or tuner and `name` is a
