@@ -19,6 +19,7 @@ void on_run(CLI::App* command, Action action);
 /// The subcommands, one function per area (each defined in that area's folder).
 void add_plugins_commands(CLI::App& app);  // plugins, check      (host/cli)
 void add_bench_commands(CLI::App& app);    // bench, bench compare (host/cli)
+void add_new_plugin_commands(CLI::App& app);  // new-plugin          (host/cli)
 void add_synth_commands(CLI::App& app);    // synth               (host/data/synth_command.cpp)
 void add_data_commands(CLI::App& app);     // explore             (host/data)
 void add_run_commands(CLI::App& app);      // run, eval, predict  (host/train)

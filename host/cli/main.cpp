@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::add_plugins_commands(app);
   cli::add_tune_commands(app);
   cli::add_bench_commands(app);
+  cli::add_new_plugin_commands(app);
   cli::add_data_commands(app);
   cli::add_run_commands(app);
   cli::add_synth_commands(app);

@@ -82,4 +82,32 @@ TEST(Cli, UnknownCommandIsAUsageError) {
   EXPECT_EQ(r.output, "bachlab: unknown command \"tnue\"; did you mean \"tune\"? (see bachlab --help)\n");
 }
 
+TEST(Cli, NewPluginWritesAFolderAndRefusesBadNames) {
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_cli_new_plugin_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  Result made = run("new-plugin augmentation speckle --dir '" + dir.string() + "'");
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  EXPECT_EQ(made.output, "wrote " + (dir / "speckle").string() +
+                             "/: augmentation plugin \"speckle\" (speckle.cpp), CMakeLists.txt, test_speckle.cpp, "
+                             "README.md\nbuild and run it as " + (dir / "speckle" / "README.md").string() + " says\n");
+  Result again = run("new-plugin augmentation speckle --dir '" + dir.string() + "'");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.output, "error: " + (dir / "speckle").string() +
+                              ": already exists; new-plugin never overwrites, so choose another NAME or --dir\n");
+  Result bad = run("new-plugin model My-Net --dir '" + dir.string() + "'");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.output, "error: plugin name \"My-Net\" is not valid: it must start with a lowercase letter and have "
+                        "only lowercase letters, digits and _, at most 64 characters (it names the source file, the "
+                        "CMake target and the .so)\n");
+  fs::remove_all(dir);
+}
+
+TEST(Cli, NewPluginRefusesANameTheHostAlreadyHas) {
+  Result r = run("new-plugin optimizer sgd --dir '" + fs::temp_directory_path().string() + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, std::string("error: optimizer plugin \"sgd\" already exists (") + BACHLAB_TEST_PLUGIN_DIR +
+                          "/bachlab-optimizer-sgd.so); bachlab would reject a second one as shadowed, so choose "
+                          "another name\n");
+}
+
 }  // namespace

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs this build into a fresh prefix, builds examples/out_of_tree_plugin against the
-# installed package only, and checks that the installed bachlab lists and builds the plugin.
+# installed package only, checks that the installed bachlab lists the plugin, and trains it
+# from examples/out_of_tree_plugin/tinynet.toml: once found through BACHLAB_PLUGIN_PATH, once
+# through the config's [plugins] paths.
 # Usage: test_out_of_tree.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build_dir="$1"
 source_dir="$2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=check_metrics.sh
+source "$(dirname "$0")/check_metrics.sh"
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
 cmake -S "$source_dir/examples/out_of_tree_plugin" -B "$work/example" -G Ninja \
@@ -21,4 +25,17 @@ echo "$listing" | grep -F "$work/prefix/lib/bachlab/plugins" >/dev/null ||
   { echo "FAIL: the installed bachlab did not search its own plugin folder" >&2; exit 1; }
 "$work/prefix/bin/bachlab" plugins --kind optimizer | grep -E "^optimizer +adam " >/dev/null ||
   { echo "FAIL: the in-tree plugins were not installed" >&2; exit 1; }
-echo "out-of-tree plugin: built against the installed SDK and listed"
+
+# The synthetic photos are cached; keep that cache inside the test's folder.
+export XDG_CACHE_HOME="$work/cache"
+# Copies of the config, so the runs land in $work (a config's output is relative to it).
+mkdir -p "$work/by_env" "$work/by_config"
+cp "$source_dir/examples/out_of_tree_plugin/tinynet.toml" "$work/by_env/"
+BACHLAB_PLUGIN_PATH="$work/example/plugins" "$work/prefix/bin/bachlab" run "$work/by_env/tinynet.toml" >/dev/null
+check_metrics "$work/by_env/runs"
+
+{ cat "$source_dir/examples/out_of_tree_plugin/tinynet.toml"; printf '\n[plugins]\npaths = "../example/plugins"\n'; } \
+  >"$work/by_config/tinynet.toml"
+BACHLAB_PLUGIN_PATH= "$work/prefix/bin/bachlab" run "$work/by_config/tinynet.toml" >/dev/null
+check_metrics "$work/by_config/runs"
+echo "out-of-tree plugin: built against the installed SDK, listed, and trained from a config"
