@@ -85,6 +85,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   out.split.val = split.get_float("val", out.split.val, {0.0, 1.0});
   out.split.test = split.get_float("test", out.split.test, {0.0, 1.0});
   out.split.seed = uint64_t(split.get_int("seed", int64_t(experiment_seed & 0x7fffffffffffffffULL), {0, {}}));
+  split.describe("seed", {"", "the [experiment] seed"});
   if (out.split.folds >= 2 && fractions_given) {
     split.fail(split.has("train") ? "train" : split.has("val") ? "val" : "test",
                fmt::format("does not apply with folds = {} (each fold is held out once as validation, and there is "
