@@ -79,7 +79,7 @@ bool can_take(const Dimension& d, const Scalar& value) {
 // min and max are integers for type = "int" and numbers for type = "float": one entry in
 // the config reference, whichever type the config at hand used.
 void describe_bounds(Params& t) {
-  for (const char* key : {"min", "max"}) t.describe(key, {"integer or number", "required"});
+  for (const char* key : {"min", "max"}) t.describe(key, "integer or number", "required");
 }
 
 void read_dimension(Config& config, const std::string& table_name, const std::string& name, Dimension& d,
@@ -87,7 +87,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
   Params& t = config.table(table_name);
   d.name = name;
   const std::string type = t.get_string("type", "", kTypes);
-  t.describe("type", {"", "required"});
+  t.describe("type", "", "required");
   if (type == "int") {
     d.type = Dimension::Type::Int;
     const bool has_bounds = t.has("min") && t.has("max");
@@ -145,7 +145,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
   if (!config.contains(table_name + ".when")) return;
   Params& when = config.table(table_name + ".when");
   d.parent = when.get_string("parent", "");
-  when.describe("parent", {"", "required"});
+  when.describe("parent", "", "required");
   read_scalar_list(when, "values", d.parent_values,
                    "list the parent's values that activate " + name + ", e.g. values = [\"sgd\"]");
   if (d.parent.empty()) {
@@ -194,18 +194,18 @@ TuneSettings read_tune_settings(Config& config) {
   s.objective = t.get_string("objective", s.objective, monitorable_metrics());
   const std::string direction =
       t.get_string("direction", larger_is_better(s.objective) ? "max" : "min", {"max", "min"});
-  t.describe("direction", {"", "\"max\" (\"min\" for a loss objective)"});
+  t.describe("direction", "", "\"max\" (\"min\" for a loss objective)");
   s.maximize = direction == "max";
   s.max_trials = t.get_int("max_trials", s.max_trials, {1, 1000000});
   s.epochs = t.get_int("epochs", s.epochs, {1, 1000000});
   s.executions_per_trial = t.get_int("executions_per_trial", s.executions_per_trial, {1, 100});
   s.seed = static_cast<uint64_t>(t.get_int("seed", static_cast<int64_t>(s.seed), {0, {}}));
-  t.describe("seed", {"", "the [experiment] seed"});
+  t.describe("seed", "", "the [experiment] seed");
   s.max_consecutive_failures = t.get_int("max_consecutive_failures", s.max_consecutive_failures, {1, 1000000});
   s.top_k = t.get_int("top_k", s.top_k, {0, 1000});
   const fs::path config_dir = config.path().parent_path();
   const std::string folder = t.get_path("folder", "");
-  t.describe("folder", {"", "\"studies/<config stem>\""});
+  t.describe("folder", "", "\"studies/\" + the config file's stem");
   s.folder = folder.empty() ? config_dir / "studies" / config.path().stem() : fs::path(folder);
   return s;
 }

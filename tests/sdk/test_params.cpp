@@ -141,7 +141,7 @@ TEST(Params, EveryGetterRecordsTheSpecOfItsKey) {
 TEST(Params, DescribeOverridesOnlyTheFieldsItGives) {
   Params params("[tune]");
   params.get_int("seed", 42, {0, {}});
-  params.describe("seed", {"", "the [experiment] seed"});
+  params.describe("seed", "", "the [experiment] seed");
   EXPECT_EQ(params.specs().at("seed"), (KeySpec{"integer", "the [experiment] seed", ">= 0", ""}));
 }
 

@@ -85,8 +85,8 @@ template <typename T>
 void describe_per_layer(Params& params, const std::string& key, const std::vector<T>& fallback) {
   constexpr bool kIntegers = std::is_same_v<T, int64_t>;
   std::vector<Scalar> list(fallback.begin(), fallback.end());
-  params.describe(key, {kIntegers ? "integer or list of integers" : "number or list of numbers",
-                        to_string(Value(std::move(list)))});
+  params.describe(key, kIntegers ? "integer or list of integers" : "number or list of numbers",
+                        to_string(Value(std::move(list))));
 }
 
 /// Reads a setting with one value per layer: either one value for every layer (what a

@@ -129,7 +129,7 @@ class Params {
   /// settings no typed getter covers (a list of mixed scalars, a value whose type selects
   /// how it is read), which the caller then validates itself.
   std::optional<Value> get_value(const std::string& key) {
-    ask(key, {"any", "", ""});
+    ask(key, "any", "", "");
     const Entry* entry = find(key);
     if (!entry) return std::nullopt;
     return entry->value;
@@ -137,7 +137,7 @@ class Params {
 
   /// An integer, `fallback` when absent; out of range or wrong type is recorded as an error.
   int64_t get_int(const std::string& key, int64_t fallback, Range<int64_t> range = {}) {
-    ask(key, {"integer", to_string(Scalar(fallback)), range_text(range)});
+    ask(key, "integer", to_string(Scalar(fallback)), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<int64_t>(&entry->value);
@@ -148,7 +148,7 @@ class Params {
 
   /// A float (an integer is accepted and converted), `fallback` when absent.
   double get_float(const std::string& key, double fallback, Range<double> range = {}) {
-    ask(key, {"number", to_string(Scalar(fallback)), range_text(range)});
+    ask(key, "number", to_string(Scalar(fallback)), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     double value = 0;
@@ -165,7 +165,7 @@ class Params {
 
   /// A bool, `fallback` when absent.
   bool get_bool(const std::string& key, bool fallback) {
-    ask(key, {"bool", to_string(Scalar(fallback)), ""});
+    ask(key, "bool", to_string(Scalar(fallback)), "");
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<bool>(&entry->value);
@@ -176,7 +176,7 @@ class Params {
   /// A string, `fallback` when absent; if `choices` is not empty the value must be one.
   std::string get_string(const std::string& key, const std::string& fallback,
                          const std::vector<std::string>& choices = {}) {
-    ask(key, {"string", to_string(Scalar(fallback)), choices_text(choices)});
+    ask(key, "string", to_string(Scalar(fallback)), choices_text(choices));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<std::string>(&entry->value);
@@ -193,7 +193,7 @@ class Params {
   /// A list of integers, each within `range`.
   std::vector<int64_t> get_int_list(const std::string& key, std::vector<int64_t> fallback,
                                     Range<int64_t> range = {}) {
-    ask(key, {"list of integers", list_text(fallback), range_text(range)});
+    ask(key, "list of integers", list_text(fallback), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -211,7 +211,7 @@ class Params {
   /// A list of numbers, each within `range`.
   std::vector<double> get_float_list(const std::string& key, std::vector<double> fallback,
                                      Range<double> range = {}) {
-    ask(key, {"list of numbers", list_text(fallback), range_text(range)});
+    ask(key, "list of numbers", list_text(fallback), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -234,7 +234,7 @@ class Params {
 
   /// A list of strings, `fallback` when absent.
   std::vector<std::string> get_string_list(const std::string& key, std::vector<std::string> fallback) {
-    ask(key, {"list of strings", list_text(fallback), ""});
+    ask(key, "list of strings", list_text(fallback), "");
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -252,7 +252,7 @@ class Params {
   /// so a config works from any working directory.
   std::string get_path(const std::string& key, const std::string& fallback) {
     std::string value = get_string(key, fallback);
-    ask(key, {"path", to_string(Scalar(fallback)), ""});
+    ask(key, "path", to_string(Scalar(fallback)), "");
     const Entry* entry = find(key);
     if (!entry || value.empty() || value.front() == '/' || entry->origin.file.empty()) return value;
     auto slash = entry->origin.file.find_last_of('/');
@@ -262,14 +262,14 @@ class Params {
   /// Overrides what the getter recorded for `key` (and marks it read), for what no single
   /// getter states: a key read as one value or a list (read_per_layer), a get_value key the
   /// reader checks itself, or a default computed from other settings, in words ("the
-  /// [experiment] seed"). Fields left empty keep what the getter recorded, so
-  /// `describe("seed", {"", "the [experiment] seed"})` changes only the default.
-  void describe(const std::string& key, const KeySpec& spec) {
-    KeySpec merged = specs_.count(key) ? specs_.at(key) : KeySpec{};
-    if (!spec.type.empty()) merged.type = spec.type;
-    if (!spec.fallback.empty()) merged.fallback = spec.fallback;
-    if (!spec.rule.empty()) merged.rule = spec.rule;
-    ask(key, std::move(merged));
+  /// [experiment] seed"). Empty arguments keep what the getter recorded, so
+  /// `describe("seed", "", "the [experiment] seed")` changes only the default.
+  void describe(const std::string& key, const std::string& type, const std::string& fallback,
+                const std::string& rule = "") {
+    const auto it = specs_.find(key);
+    const KeySpec old = it == specs_.end() ? KeySpec() : it->second;
+    ask(key, type.empty() ? old.type : type, fallback.empty() ? old.fallback : fallback,
+        rule.empty() ? old.rule : rule);
   }
 
   /// The spec of every key asked for so far, by key; each spec holds what the last getter
@@ -333,10 +333,9 @@ class Params {
   };
 
   // Marks `key` as read and keeps what was asked of it; the last ask of a key wins.
-  void ask(const std::string& key, KeySpec spec) {
+  void ask(const std::string& key, std::string type, std::string fallback, std::string rule) {
     asked_.insert(key);
-    spec.reader = reader_;
-    specs_[key] = std::move(spec);
+    specs_[key] = KeySpec{std::move(type), std::move(fallback), std::move(rule), reader_};
   }
 
   template <typename T>
