@@ -112,7 +112,10 @@ DocTables parse(const std::string& doc) {
 }  // namespace
 
 SchemaSection& ConfigSchema::section(const std::string& kind, const std::string& name, const std::string& table) {
-  const std::string sort_key = kind.empty() ? "0 " + name : fmt::format("1 {} {}", kind_index(kind), name);
+  // Host tables by their dotted name, so [data] comes before [data.split] (']' sorts after '.').
+  std::string bare = name;
+  bare.erase(std::remove_if(bare.begin(), bare.end(), [](char c) { return c == '[' || c == ']'; }), bare.end());
+  const std::string sort_key = kind.empty() ? "0 " + bare : fmt::format("1 {} {}", kind_index(kind), name);
   auto it = sections_.find(sort_key);
   if (it == sections_.end()) {
     SchemaSection s;

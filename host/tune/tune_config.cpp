@@ -23,6 +23,7 @@ std::string type_word(const Scalar& s) { return sdk::type_name(std::visit([](aut
 // A list of scalars of one type, or a recorded problem.
 bool read_scalar_list(Params& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
   const std::optional<sdk::Value> value = table.get_value(key);
+  table.describe(key, "list of one type", "required");
   if (!value) {
     table.fail(key, "is required; " + fix);
     return false;
@@ -137,6 +138,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
             else return v;
           },
           *t.get_value("value"));
+      t.describe("value", "string, number or bool", "required");
     }
   } else if (!t.has("type")) {
     t.fail("type", "is required: one of \"int\", \"float\", \"choice\", \"bool\", \"fixed\"");
