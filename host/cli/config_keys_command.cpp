@@ -93,7 +93,8 @@ void add_config_keys_commands(CLI::App& app) {
       std::cout << doc_name << ": up to date with the keys read by " << configs.size() << " configs\n";
       return 0;
     }
-    std::cout << doc_name << " does not match the code (" << problems.size() << " problems):\n";
+    std::cout << doc_name << " does not match the code (" << problems.size()
+              << (problems.size() == 1 ? " problem" : " problems") << "):\n";
     for (const auto& line : problems) std::cout << "  " << line << "\n";
     return 1;
   });

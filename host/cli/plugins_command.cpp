@@ -56,7 +56,8 @@ void add_plugins_commands(CLI::App& app) {
       try {
         host::Config config = host::Config::load(file);
         host::PluginRegistry registry;
-        std::cout << file << ": " << check_config(config, registry).summary << "\n";
+        const std::string summary = check_config(config, registry).summary;
+        std::cout << file << ": " << summary << "\n";
       } catch (const Error& e) {
         ++failed;
         std::cout << e.what() << "\n";
