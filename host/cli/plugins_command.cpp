@@ -1,4 +1,5 @@
-// `bachlab plugins`: what was found where, and what was rejected and why.
+// `bachlab plugins`: what was found where, and what was rejected and why. `bachlab check`:
+// every reader of a config run once (check_config, which `bachlab config-keys` reuses).
 #include "host/cli/commands.h"
 #include "host/config/config.h"
 #include "host/plugins/registry.h"
@@ -10,6 +11,27 @@
 #include <iostream>
 
 namespace bachlab::cli {
+
+CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry) {
+  registry.scan(host::plugin_search_path(host::read_plugin_paths(config)));
+  CheckedConfig out;
+  if (config.contains("tune")) {
+    // A study config: its experiment part, its search space and its tuner together.
+    host::StudyConfig study = host::load_study_config(config, registry);
+    out.summary = fmt::format("OK - study with {} dimensions, tuner {}", study.space.dimensions.size(),
+                              study.settings.tuner);
+    out.plugins.emplace_back("tuner", study.settings.tuner);
+    return out;
+  }
+  host::ExperimentPlan plan = host::plan_experiment(config, registry);
+  out.summary = fmt::format("OK - {}: model {} ({} trainable, {} frozen parameters), optimizer {}, {} augmentation(s)",
+                            plan.experiment.name, plan.model_plugin, plan.trainable_parameters,
+                            plan.frozen_parameters, plan.optimizer_plugin, plan.augmentation_plugins.size());
+  out.plugins.emplace_back("model", plan.model_plugin);
+  out.plugins.emplace_back("optimizer", plan.optimizer_plugin);
+  for (const auto& name : plan.augmentation_plugins) out.plugins.emplace_back("augmentation", name);
+  return out;
+}
 
 void add_plugins_commands(CLI::App& app) {
   auto* plugins = app.add_subcommand("plugins", "List every plugin found, then every file rejected and why");
@@ -34,19 +56,8 @@ void add_plugins_commands(CLI::App& app) {
       try {
         host::Config config = host::Config::load(file);
         host::PluginRegistry registry;
-        registry.scan(host::plugin_search_path(host::read_plugin_paths(config)));
-        if (config.contains("tune")) {
-          // A study config: its experiment part, its search space and its tuner together.
-          host::StudyConfig study = host::load_study_config(file, registry);
-          std::cout << file << ": OK - study with " << study.space.dimensions.size() << " dimensions, tuner "
-                    << study.settings.tuner << "\n";
-          continue;
-        }
-        host::ExperimentPlan plan = host::plan_experiment(config, registry);
-        std::cout << file << ": OK - " << plan.experiment.name << ": model " << plan.model_plugin << " ("
-                  << plan.trainable_parameters << " trainable, " << plan.frozen_parameters
-                  << " frozen parameters), optimizer " << plan.optimizer_plugin << ", "
-                  << plan.augmentation_plugins.size() << " augmentation(s)\n";
+        const std::string summary = check_config(config, registry).summary;
+        std::cout << file << ": " << summary << "\n";
       } catch (const Error& e) {
         ++failed;
         std::cout << e.what() << "\n";

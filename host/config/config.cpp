@@ -288,6 +288,14 @@ std::vector<std::string> Config::subtables(const std::string& name) {
   return names;
 }
 
+std::vector<std::pair<std::string, const Params*>> Config::tables_read() const {
+  std::vector<std::pair<std::string, const Params*>> out;
+  for (const auto& [name, params] : impl_->tables) out.emplace_back("[" + name + "]", &params);
+  for (const auto& [name, list] : impl_->arrays)
+    for (const auto& params : list) out.emplace_back("[[" + name + "]]", &params);
+  return out;
+}
+
 bool Config::contains(const std::string& name) const {
   if (find_table(impl_->root, name)) return true;
   auto dot = name.rfind('.');

@@ -45,6 +45,11 @@ class Config {
   /// order they appear in the file. Marks `name` and its children as known.
   std::vector<std::string> subtables(const std::string& name);
 
+  /// Every table handed out so far with its Params, named as a config writes it ("[data]",
+  /// "[tune.space.model.filters]"); an array of tables once per element, as "[[augment]]".
+  /// The keys asked of them, with their specs, are what `bachlab config-keys` documents.
+  std::vector<std::pair<std::string, const sdk::Params*>> tables_read() const;
+
   /// True if the merged config has a table or array of tables called `name`.
   bool contains(const std::string& name) const;
 

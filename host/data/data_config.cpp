@@ -71,6 +71,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   out.normalize = data.get_string("normalize", out.normalize, {"unit", "standardize"});
   out.on_bad_image = data.get_string("on_bad_image", out.on_bad_image, {"error", "skip"});
   if (std::string cache = data.get_path("cache_dir", ""); !cache.empty()) out.cache_dir = cache;
+  data.describe("cache_dir", "", "$XDG_CACHE_HOME/bachlab, else ~/.cache/bachlab");
   out.workers = int(data.get_int("workers", out.workers, {0, 1024}));
 
   out.synthetic.per_class = int(synthetic.get_int("per_class", out.synthetic.per_class, {1, 100000}));
@@ -85,6 +86,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   out.split.val = split.get_float("val", out.split.val, {0.0, 1.0});
   out.split.test = split.get_float("test", out.split.test, {0.0, 1.0});
   out.split.seed = uint64_t(split.get_int("seed", int64_t(experiment_seed & 0x7fffffffffffffffULL), {0, {}}));
+  split.describe("seed", "", "the [experiment] seed");
   if (out.split.folds >= 2 && fractions_given) {
     split.fail(split.has("train") ? "train" : split.has("val") ? "val" : "test",
                fmt::format("does not apply with folds = {} (each fold is held out once as validation, and there is "

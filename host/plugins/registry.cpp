@@ -237,6 +237,13 @@ std::shared_ptr<T> keep_loaded(std::shared_ptr<Library> library, std::shared_ptr
 // already for the user); anything else is wrapped with the plugin's name and file.
 template <typename Call>
 auto call_plugin(const PluginInfo& info, sdk::Params& params, Call&& call) {
+  // The keys the factory asks for are the plugin's in the config reference; whatever way
+  // the call ends, later asks of the table are the host's again.
+  struct Reader {
+    sdk::Params& params;
+    ~Reader() { params.set_reader(""); }
+  } reader{params};
+  params.set_reader(info.kind + " " + info.name);
   try {
     auto result = call();
     params.check();

@@ -99,7 +99,7 @@ class PluginRegistry {
 std::string format_plugin_listing(const PluginRegistry& registry, const std::string& kind = "");
 
 /// The host's own versions, for `bachlab --version` and for checking descriptors.
-std::string host_abi_version();    ///< "1.0"
+std::string host_abi_version();    ///< "major.minor", e.g. "2.0"
 std::string host_torch_version();  ///< TORCH_VERSION the host was built with.
 
 }  // namespace bachlab::host

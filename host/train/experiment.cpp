@@ -26,6 +26,7 @@ std::string format_number(double value) { return sdk::to_string(sdk::Scalar(valu
 std::vector<fs::path> read_plugin_paths(Config& config) {
   sdk::Params& table = config.table("plugins");
   std::optional<sdk::Value> value = table.get_value("paths");
+  table.describe("paths", "string or list of strings", "[]");
   if (!value) return {};
   std::vector<std::string> folders;
   bool ok = true;
@@ -58,12 +59,15 @@ std::vector<fs::path> read_plugin_paths(Config& config) {
 ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& config_path) {
   ExperimentSettings s;
   s.name = table.get_string("name", config_path.stem().string());
+  table.describe("name", "", "the config file's stem");
   if (s.name.empty() || s.name.find_first_of("/\\") != std::string::npos || s.name == "." || s.name == "..")
     table.fail("name", "must be a non-empty folder name without slashes (was \"" + s.name +
                            "\"); it names the run folder");
   s.description = table.get_string("description", "");
   s.seed = static_cast<uint64_t>(table.get_int("seed", 42, {0, {}}));
   s.output = fs::path(table.get_path("output", (config_path.parent_path() / "runs").string())).lexically_normal();
+  // The computed default is what `output = "runs"` gives: get_path resolves it beside the config.
+  table.describe("output", "", "\"runs\"");
   return s;
 }
 
@@ -114,6 +118,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   sdk::Params& model_table = config.table("model");
   plan.model_plugin = model_table.get_string("plugin", "");
+  model_table.describe("plugin", "", "required");
   if (plan.model_plugin.empty()) model_table.fail("plugin", "is required: name a model plugin, e.g. plugin = \"baseline\"");
   std::vector<std::vector<torch::Tensor>> trainable;
   std::vector<double> lr_scales;
@@ -159,6 +164,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   for (sdk::Params& table : config.array("augment")) {
     std::string name = table.get_string("plugin", "");
+    table.describe("plugin", "", "required");
     if (name.empty()) {
       table.fail("plugin", "is required: name an augmentation plugin, e.g. plugin = \"flip\"");
       continue;

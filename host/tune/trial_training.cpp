@@ -188,6 +188,11 @@ double run_objective(const RunSummary& run, const TuneSettings& settings) {
 
 StudyConfig load_study_config(const fs::path& file, PluginRegistry& registry) {
   Config config = Config::load(file);
+  return load_study_config(config, registry);
+}
+
+StudyConfig load_study_config(Config& config, PluginRegistry& registry) {
+  const fs::path file = config.path();
   if (registry.folders().empty()) registry.scan(plugin_search_path(read_plugin_paths(config)));
   StudyConfig study{file, read_tune_settings(config), {}, {}, sdk::Params()};
   study.space = read_search_space(config, &study.origins);

@@ -40,6 +40,9 @@ struct StudyConfig {
 /// experiment with each extreme value of each dimension), and that the tuner accepts its
 /// settings. Throws one Error listing every problem with file, line and key.
 StudyConfig load_study_config(const std::filesystem::path& file, PluginRegistry& registry);
+/// The same for a config already loaded; its tables keep what the readers asked of them
+/// (for `bachlab config-keys`).
+StudyConfig load_study_config(Config& config, PluginRegistry& registry);
 
 /// Values written over the study config for one execution, besides the trial's own.
 using Overrides = std::vector<std::pair<std::string, sdk::Scalar>>;

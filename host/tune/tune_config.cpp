@@ -23,6 +23,7 @@ std::string type_word(const Scalar& s) { return sdk::type_name(std::visit([](aut
 // A list of scalars of one type, or a recorded problem.
 bool read_scalar_list(Params& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
   const std::optional<sdk::Value> value = table.get_value(key);
+  table.describe(key, "list of one type", "required");
   if (!value) {
     table.fail(key, "is required; " + fix);
     return false;
@@ -76,17 +77,25 @@ bool can_take(const Dimension& d, const Scalar& value) {
   return false;
 }
 
+// min and max are integers for type = "int" and numbers for type = "float": one entry in
+// the config reference, whichever type the config at hand used.
+void describe_bounds(Params& t) {
+  for (const char* key : {"min", "max"}) t.describe(key, "integer or number", "required");
+}
+
 void read_dimension(Config& config, const std::string& table_name, const std::string& name, Dimension& d,
                     const std::vector<Dimension>& earlier) {
   Params& t = config.table(table_name);
   d.name = name;
   const std::string type = t.get_string("type", "", kTypes);
+  t.describe("type", "", "required");
   if (type == "int") {
     d.type = Dimension::Type::Int;
     const bool has_bounds = t.has("min") && t.has("max");
     d.int_min = t.get_int("min", 0);
     d.int_max = t.get_int("max", 0);
     d.int_step = t.get_int("step", 1, {1, {}});
+    describe_bounds(t);
     if (!has_bounds) {
       t.fail(t.has("min") ? "max" : "min", "is required for type = \"int\"; give min and max, e.g. min = 32, max = 256");
     } else if (d.int_min > d.int_max) {
@@ -99,6 +108,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
     d.float_min = t.get_float("min", 0);
     d.float_max = t.get_float("max", 0);
     d.log = t.get_bool("log", false);
+    describe_bounds(t);
     if (!has_bounds) {
       t.fail(t.has("min") ? "max" : "min",
              "is required for type = \"float\"; give min and max, e.g. min = 1e-4, max = 1e-2");
@@ -121,12 +131,14 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
     } else if (std::holds_alternative<std::vector<Scalar>>(t.raw("value"))) {
       t.fail("value", "must be a single value (was a list " + sdk::to_string(t.raw("value")) + ")");
     } else {
-      // Read through the getter of the value's own type, which marks the key as read.
-      const sdk::Value& raw = t.raw("value");
-      if (const auto* b = std::get_if<bool>(&raw)) d.fixed = t.get_bool("value", *b);
-      else if (const auto* i = std::get_if<int64_t>(&raw)) d.fixed = t.get_int("value", *i);
-      else if (const auto* f = std::get_if<double>(&raw)) d.fixed = t.get_float("value", *f);
-      else d.fixed = t.get_string("value", "");
+      // Any scalar: the value's own type is the type of the setting it fixes.
+      d.fixed = std::visit(
+          [](auto&& v) -> Scalar {
+            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::vector<Scalar>>) return Scalar();
+            else return v;
+          },
+          *t.get_value("value"));
+      t.describe("value", "string, number or bool", "required");
     }
   } else if (!t.has("type")) {
     t.fail("type", "is required: one of \"int\", \"float\", \"choice\", \"bool\", \"fixed\"");
@@ -135,6 +147,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
   if (!config.contains(table_name + ".when")) return;
   Params& when = config.table(table_name + ".when");
   d.parent = when.get_string("parent", "");
+  when.describe("parent", "", "required");
   read_scalar_list(when, "values", d.parent_values,
                    "list the parent's values that activate " + name + ", e.g. values = [\"sgd\"]");
   if (d.parent.empty()) {
@@ -159,6 +172,14 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
 
 }  // namespace
 
+std::string reference_table(const std::string& table) {
+  const std::string prefix = "[tune.space.";
+  if (table.rfind(prefix, 0) != 0) return table;
+  const std::string when = ".when]";
+  const bool condition = table.size() > when.size() && table.compare(table.size() - when.size(), when.size(), when) == 0;
+  return condition ? "[tune.space.<table>.<key>.when]" : "[tune.space.<table>.<key>]";
+}
+
 std::pair<std::string, std::string> split_parameter(const std::string& name) {
   auto dot = name.rfind('.');
   if (dot == std::string::npos) return {"", name};
@@ -175,15 +196,18 @@ TuneSettings read_tune_settings(Config& config) {
   s.objective = t.get_string("objective", s.objective, monitorable_metrics());
   const std::string direction =
       t.get_string("direction", larger_is_better(s.objective) ? "max" : "min", {"max", "min"});
+  t.describe("direction", "", "\"max\" (\"min\" for a loss objective)");
   s.maximize = direction == "max";
   s.max_trials = t.get_int("max_trials", s.max_trials, {1, 1000000});
   s.epochs = t.get_int("epochs", s.epochs, {1, 1000000});
   s.executions_per_trial = t.get_int("executions_per_trial", s.executions_per_trial, {1, 100});
   s.seed = static_cast<uint64_t>(t.get_int("seed", static_cast<int64_t>(s.seed), {0, {}}));
+  t.describe("seed", "", "the [experiment] seed");
   s.max_consecutive_failures = t.get_int("max_consecutive_failures", s.max_consecutive_failures, {1, 1000000});
   s.top_k = t.get_int("top_k", s.top_k, {0, 1000});
   const fs::path config_dir = config.path().parent_path();
   const std::string folder = t.get_path("folder", "");
+  t.describe("folder", "", "\"studies/\" + the config file's stem");
   s.folder = folder.empty() ? config_dir / "studies" / config.path().stem() : fs::path(folder);
   return s;
 }

@@ -57,6 +57,17 @@ TEST(ReadPerLayer, AListGivesEachLayerItsOwnValue) {
   EXPECT_TRUE(params.problems().empty());
 }
 
+TEST(ReadPerLayer, OneValueAndAListRecordTheSameSpec) {
+  Params one("[model]"), list("[model]");
+  one.set("filters", int64_t{48});
+  list.set("filters", std::vector<Scalar>{int64_t{8}, int64_t{16}, int64_t{32}});
+  read_per_layer<int64_t>(one, "filters", {32, 64, 128}, {1, 4096}, "convolution");
+  read_per_layer<int64_t>(list, "filters", {32, 64, 128}, {1, 4096}, "convolution");
+  const KeySpec expected{"integer or list of integers", "[32, 64, 128]", "1..4096", ""};
+  EXPECT_EQ(one.specs().at("filters"), expected);
+  EXPECT_EQ(list.specs().at("filters"), expected);
+}
+
 TEST(ReadPerLayer, AListOfTheWrongLengthSaysHowManyAndKeepsTheDefaults) {
   Params params("[model]");
   params.set("filters", std::vector<Scalar>{int64_t{32}, int64_t{64}}, {"m.toml", 2});

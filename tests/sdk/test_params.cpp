@@ -110,4 +110,61 @@ TEST(Params, GetValueMarksTheKeyReadWhateverItsType) {
 }
 
 }  // namespace
+TEST(Params, EveryGetterRecordsTheSpecOfItsKey) {
+  Params params("[model]");
+  params.set("filters", int64_t{64});
+  params.get_int("filters", 32, {32, 256});
+  params.get_float("dropout", 0.5, {0.0, {}});
+  params.get_float("lr", 1e-3, {{}, 10.0});
+  params.get_bool("batch_norm", false);
+  params.get_string("padding", "same", {"same", "valid"});
+  params.get_int_list("units", {128, 64}, {1, 65536});
+  params.get_float_list("rates", {0.5});
+  params.get_string_list("classes", {"a", "b"});
+  params.get_path("weights", "");
+  params.get_value("anything");
+  const auto& specs = params.specs();
+  EXPECT_EQ(specs.at("filters"), (KeySpec{"integer", "32", "32..256", ""}));
+  EXPECT_EQ(specs.at("dropout"), (KeySpec{"number", "0.5", ">= 0.0", ""}));
+  EXPECT_EQ(specs.at("lr"), (KeySpec{"number", "0.001", "<= 10.0", ""}));
+  EXPECT_EQ(specs.at("batch_norm"), (KeySpec{"bool", "false", "", ""}));
+  EXPECT_EQ(specs.at("padding"), (KeySpec{"string", "\"same\"", "\"same\", \"valid\"", ""}));
+  EXPECT_EQ(specs.at("units"), (KeySpec{"list of integers", "[128, 64]", "1..65536", ""}));
+  EXPECT_EQ(specs.at("rates"), (KeySpec{"list of numbers", "[0.5]", "", ""}));
+  EXPECT_EQ(specs.at("classes"), (KeySpec{"list of strings", "[\"a\", \"b\"]", "", ""}));
+  EXPECT_EQ(specs.at("weights"), (KeySpec{"path", "\"\"", "", ""}));
+  EXPECT_EQ(specs.at("anything"), (KeySpec{"any", "", "", ""}));
+  // What the config gave does not change the spec: it is what the reader asked.
+  EXPECT_TRUE(params.problems().empty());
+}
+
+TEST(Params, DescribeOverridesOnlyTheFieldsItGives) {
+  Params params("[tune]");
+  params.get_int("seed", 42, {0, {}});
+  params.describe("seed", "", "the [experiment] seed");
+  EXPECT_EQ(params.specs().at("seed"), (KeySpec{"integer", "the [experiment] seed", ">= 0", ""}));
+}
+
+TEST(Params, SpecsNameThePluginThatAskedAndTheHostOtherwise) {
+  Params params("[model]");
+  params.get_string("plugin", "");
+  params.set_reader("model model4a");
+  params.get_int("filters", 32);
+  params.set_reader("");
+  params.get_int("extra", 1);
+  EXPECT_EQ(params.specs().at("plugin").reader, "");
+  EXPECT_EQ(params.specs().at("filters").reader, "model model4a");
+  EXPECT_EQ(params.specs().at("extra").reader, "");
+}
+
+TEST(Params, RangeMessagesMatchTheRecordedRule) {
+  Params params("[train]");
+  params.set("epochs", int64_t{0}, {"t.toml", 3});
+  params.set("min_lr", -1.0, {"t.toml", 4});
+  params.get_int("epochs", 20, {1, 100000});
+  params.get_float("min_lr", 0.0, {0.0, {}});
+  EXPECT_EQ(params.problems(), (std::vector<std::string>{"t.toml:3: [train] epochs must be in 1..100000 (was 0)",
+                                                         "t.toml:4: [train] min_lr must be >= 0.0 (was -1.0)"}));
+}
+
 }  // namespace bachlab::sdk

@@ -54,6 +54,7 @@ Model3aOptions read_options(sdk::Params& params) {
   o.filters(sdk::read_per_layer(params, "filters", o.filters(), {1, 4096}, "block"));
   o.extra_convolutions(params.get_int("extra_convolutions", o.extra_convolutions(), {0, 16}));
   o.extra_filters(params.get_int("extra_filters", o.filters().back(), {1, 4096}));
+  params.describe("extra_filters", "", "the last filters value");
   o.extra_strides(params.get_int("extra_strides", o.extra_strides(), {1, 64}));
   o.kernel_size(params.get_int("kernel_size", o.kernel_size(), {1, 64}));
   o.strides(params.get_int("strides", o.strides(), {1, 64}));

@@ -325,7 +325,10 @@ BackboneOptions read_backbone_options(Params& params, const ModelSpec& spec, con
   o.weights(params.get_path("weights", ""));
   o.mode(params.get_string("mode", o.mode(), kModes));
   o.trainable_blocks(params.get_int("trainable_blocks", o.pretrained() ? default_blocks : blocks, {1, blocks}));
+  params.describe("trainable_blocks", "", std::to_string(default_blocks) + " (" + std::to_string(blocks) +
+                                               " with pretrained = false)");
   o.backbone_lr_scale(params.get_float("backbone_lr_scale", o.pretrained() ? 0.1 : 1.0, {0.0, 100.0}));
+  params.describe("backbone_lr_scale", "", "0.1 (1.0 with pretrained = false)");
   o.train_batch_norm(params.get_bool("train_batch_norm", false));
   o.head(params.get_string("head", o.head(), kHeads));
   o.pooling(params.get_string("pooling", poolings.front(), poolings));

@@ -102,6 +102,7 @@ class TorchScriptPlugin : public bachlab::sdk::ModelPlugin {
  public:
   std::shared_ptr<bachlab::sdk::Network> create(const ModelSpec& spec, Params& params) const override {
     const std::string file = params.get_path("module", "");
+    params.describe("module", "", "required");
     const std::string pooling = params.get_string("pooling", "avg", kMapPoolings);
     const bool normalize = params.get_bool("imagenet_normalize", true);
     const HeadOptions head = read_head_options(params, HeadOptions().batch_norm(false).l2(0.0));

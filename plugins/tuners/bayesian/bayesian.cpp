@@ -501,6 +501,7 @@ class BayesianPlugin : public bachlab::sdk::TunerPlugin {
       if (d.type != bachlab::sdk::Dimension::Type::Fixed) ++tuned;
     BayesianOptions o;
     o.initial_points = params.get_int("initial_points", std::max<int64_t>(2, 3 * tuned), {{1}, {}});
+    params.describe("initial_points", "", "3 per tuned dimension, at least 2");
     o.acquisition = params.get_string("acquisition", o.acquisition, {"ei", "ucb"});
     o.beta = params.get_float("beta", o.beta, {0.0, 100.0});
     o.xi = params.get_float("xi", o.xi, {0.0, 10.0});

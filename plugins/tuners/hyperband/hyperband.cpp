@@ -205,6 +205,7 @@ class HyperbandPlugin : public bachlab::sdk::TunerPlugin {
                                               bachlab::sdk::Params& params) const override {
     HyperbandOptions o;
     o.max_epochs = params.get_int("max_epochs", settings.epochs, {1, 1000000});
+    params.describe("max_epochs", "", "[tune] epochs");
     o.factor = params.get_int("factor", o.factor, {2, 100});
     o.iterations = params.get_int("iterations", o.iterations, {1, 1000});
     params.check();

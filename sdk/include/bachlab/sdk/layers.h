@@ -78,6 +78,17 @@ inline std::pair<int64_t, int64_t> keras_same_padding(int64_t in, int64_t kernel
 // Settings
 // ---------------------------------------------------------------------------------------
 
+/// The spec of a per-layer key, whichever form the config used: the getter records only
+/// the form it read (a scalar or a list), and the reference should show both, with the
+/// whole per-layer default. The range is the getter's, already recorded.
+template <typename T>
+void describe_per_layer(Params& params, const std::string& key, const std::vector<T>& fallback) {
+  constexpr bool kIntegers = std::is_same_v<T, int64_t>;
+  std::vector<Scalar> list(fallback.begin(), fallback.end());
+  params.describe(key, kIntegers ? "integer or list of integers" : "number or list of numbers",
+                        to_string(Value(std::move(list))));
+}
+
 /// Reads a setting with one value per layer: either one value for every layer (what a
 /// tuner sets) or a list with exactly `fallback.size()` values. `layer` names a layer in
 /// the message for a list of the wrong length, e.g. "convolution" gives "filters must
@@ -95,6 +106,7 @@ std::vector<T> read_per_layer(Params& params, const std::string& key, const std:
     } else {
       values = params.get_float_list(key, fallback, range);
     }
+    describe_per_layer(params, key, fallback);
     if (values.size() != fallback.size()) {
       const std::string count = std::to_string(fallback.size());
       params.fail(key, "must list " + count + " values, one per " + layer + " (was " + to_string(params.raw(key)) +
@@ -109,6 +121,7 @@ std::vector<T> read_per_layer(Params& params, const std::string& key, const std:
   } else {
     value = params.get_float(key, fallback.front(), range);
   }
+  describe_per_layer(params, key, fallback);
   return params.has(key) ? std::vector<T>(fallback.size(), value) : fallback;
 }
 

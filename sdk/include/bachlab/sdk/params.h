@@ -4,6 +4,9 @@
 /// a default and its valid range; Params remembers which keys were asked for so that the
 /// host can reject unknown (misspelt) keys with a "did you mean". Problems are collected,
 /// not thrown one at a time, so a user sees every mistake of a table in one pass.
+/// Each getter also records the key's KeySpec (type, default, range or choices), from which
+/// `bachlab config-keys` prints the config reference, so docs/configs.md cannot drift
+/// from what the code reads.
 
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/value.h>
@@ -68,6 +71,27 @@ struct Range {
   std::optional<T> max;
 };
 
+/// What a reader asked of one key: recorded by every getter so that the config reference
+/// (`bachlab config-keys`, docs/configs.md) comes from the code that reads the key.
+struct KeySpec {
+  /// "integer", "number", "bool", "string", "path", "list of integers", "list of numbers",
+  /// "list of strings", "any" (get_value: the reader checks the type itself), or what a
+  /// describe() call says.
+  std::string type;
+  /// The default as TOML writes it (32, 0.001, "same", [32, 64]); "" when there is none.
+  std::string fallback;
+  /// The valid range ("1..64", ">= 0", "<= 1.0") or the choices ("same", "valid"); "" when
+  /// any value of the type is accepted.
+  std::string rule;
+  /// Who read the key: "" for the host, "<kind> <name>" (e.g. "model model4a") for a plugin.
+  std::string reader;
+
+  bool operator==(const KeySpec& other) const {
+    return type == other.type && fallback == other.fallback && rule == other.rule && reader == other.reader;
+  }
+  bool operator!=(const KeySpec& other) const { return !(*this == other); }
+};
+
 /// Settings for one plugin instance, with where each came from.
 class Params {
  public:
@@ -105,7 +129,7 @@ class Params {
   /// settings no typed getter covers (a list of mixed scalars, a value whose type selects
   /// how it is read), which the caller then validates itself.
   std::optional<Value> get_value(const std::string& key) {
-    asked_.insert(key);
+    ask(key, "any", "", "");
     const Entry* entry = find(key);
     if (!entry) return std::nullopt;
     return entry->value;
@@ -113,7 +137,7 @@ class Params {
 
   /// An integer, `fallback` when absent; out of range or wrong type is recorded as an error.
   int64_t get_int(const std::string& key, int64_t fallback, Range<int64_t> range = {}) {
-    asked_.insert(key);
+    ask(key, "integer", to_string(Scalar(fallback)), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<int64_t>(&entry->value);
@@ -124,7 +148,7 @@ class Params {
 
   /// A float (an integer is accepted and converted), `fallback` when absent.
   double get_float(const std::string& key, double fallback, Range<double> range = {}) {
-    asked_.insert(key);
+    ask(key, "number", to_string(Scalar(fallback)), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     double value = 0;
@@ -141,7 +165,7 @@ class Params {
 
   /// A bool, `fallback` when absent.
   bool get_bool(const std::string& key, bool fallback) {
-    asked_.insert(key);
+    ask(key, "bool", to_string(Scalar(fallback)), "");
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<bool>(&entry->value);
@@ -152,16 +176,14 @@ class Params {
   /// A string, `fallback` when absent; if `choices` is not empty the value must be one.
   std::string get_string(const std::string& key, const std::string& fallback,
                          const std::vector<std::string>& choices = {}) {
-    asked_.insert(key);
+    ask(key, "string", to_string(Scalar(fallback)), choices_text(choices));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* value = std::get_if<std::string>(&entry->value);
     if (!value) return wrong_type(key, *entry, "a string"), fallback;
     if (!choices.empty() && std::find(choices.begin(), choices.end(), *value) == choices.end()) {
-      std::string list;
-      for (const auto& c : choices) list += (list.empty() ? "\"" : ", \"") + c + "\"";
       std::string hint = closest_match(*value, choices);
-      add_error(entry->origin, key + " must be one of " + list + " (was \"" + *value + "\")" +
+      add_error(entry->origin, key + " must be one of " + choices_text(choices) + " (was \"" + *value + "\")" +
                                    (hint.empty() ? "" : "; did you mean \"" + hint + "\"?"));
       return fallback;
     }
@@ -171,7 +193,7 @@ class Params {
   /// A list of integers, each within `range`.
   std::vector<int64_t> get_int_list(const std::string& key, std::vector<int64_t> fallback,
                                     Range<int64_t> range = {}) {
-    asked_.insert(key);
+    ask(key, "list of integers", list_text(fallback), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -189,7 +211,7 @@ class Params {
   /// A list of numbers, each within `range`.
   std::vector<double> get_float_list(const std::string& key, std::vector<double> fallback,
                                      Range<double> range = {}) {
-    asked_.insert(key);
+    ask(key, "list of numbers", list_text(fallback), range_text(range));
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -212,7 +234,7 @@ class Params {
 
   /// A list of strings, `fallback` when absent.
   std::vector<std::string> get_string_list(const std::string& key, std::vector<std::string> fallback) {
-    asked_.insert(key);
+    ask(key, "list of strings", list_text(fallback), "");
     const Entry* entry = find(key);
     if (!entry) return fallback;
     const auto* list = std::get_if<std::vector<Scalar>>(&entry->value);
@@ -230,11 +252,34 @@ class Params {
   /// so a config works from any working directory.
   std::string get_path(const std::string& key, const std::string& fallback) {
     std::string value = get_string(key, fallback);
+    ask(key, "path", to_string(Scalar(fallback)), "");
     const Entry* entry = find(key);
     if (!entry || value.empty() || value.front() == '/' || entry->origin.file.empty()) return value;
     auto slash = entry->origin.file.find_last_of('/');
     return slash == std::string::npos ? value : entry->origin.file.substr(0, slash + 1) + value;
   }
+
+  /// Overrides what the getter recorded for `key` (and marks it read), for what no single
+  /// getter states: a key read as one value or a list (read_per_layer), a get_value key the
+  /// reader checks itself, or a default computed from other settings, in words ("the
+  /// [experiment] seed"). Empty arguments keep what the getter recorded, so
+  /// `describe("seed", "", "the [experiment] seed")` changes only the default.
+  void describe(const std::string& key, const std::string& type, const std::string& fallback,
+                const std::string& rule = "") {
+    const auto it = specs_.find(key);
+    const KeySpec old = it == specs_.end() ? KeySpec() : it->second;
+    ask(key, type.empty() ? old.type : type, fallback.empty() ? old.fallback : fallback,
+        rule.empty() ? old.rule : rule);
+  }
+
+  /// The spec of every key asked for so far, by key; each spec holds what the last getter
+  /// (or describe) of that key said.
+  const std::map<std::string, KeySpec>& specs() const { return specs_; }
+
+  /// Who reads the table from now on, recorded in each KeySpec: the host sets "<kind>
+  /// <name>" while a plugin's factory reads the table and "" afterwards, so the config
+  /// reference lists a plugin's keys under the plugin and `plugin = ...` under the host.
+  void set_reader(std::string reader) { reader_ = std::move(reader); }
 
   /// Records a plugin-specific rule violation for `key` (e.g. two settings that clash).
   void fail(const std::string& key, const std::string& message) {
@@ -287,6 +332,32 @@ class Params {
     Origin origin;
   };
 
+  // Marks `key` as read and keeps what was asked of it; the last ask of a key wins.
+  void ask(const std::string& key, std::string type, std::string fallback, std::string rule) {
+    asked_.insert(key);
+    specs_[key] = KeySpec{std::move(type), std::move(fallback), std::move(rule), reader_};
+  }
+
+  template <typename T>
+  static std::string range_text(const Range<T>& range) {
+    if (range.min && range.max) return to_string(Scalar(*range.min)) + ".." + to_string(Scalar(*range.max));
+    if (range.min) return ">= " + to_string(Scalar(*range.min));
+    if (range.max) return "<= " + to_string(Scalar(*range.max));
+    return "";
+  }
+
+  static std::string choices_text(const std::vector<std::string>& choices) {
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + to_string(Scalar(c));
+    return list;
+  }
+
+  template <typename T>
+  static std::string list_text(const std::vector<T>& items) {
+    std::vector<Scalar> list(items.begin(), items.end());
+    return to_string(Value(std::move(list)));
+  }
+
   const Entry* find(const std::string& key) const {
     auto it = entries_.find(key);
     return it == entries_.end() ? nullptr : &it->second;
@@ -310,14 +381,7 @@ class Params {
 
   template <typename T>
   void out_of_range(const std::string& key, const Entry& entry, const Range<T>& range) {
-    std::string rule;
-    if (range.min && range.max) {
-      rule = "in " + to_string(Scalar(*range.min)) + ".." + to_string(Scalar(*range.max));
-    } else if (range.min) {
-      rule = ">= " + to_string(Scalar(*range.min));
-    } else {
-      rule = "<= " + to_string(Scalar(*range.max));
-    }
+    const std::string rule = (range.min && range.max ? "in " : "") + range_text(range);
     add_error(entry.origin, key + " must be " + rule + " (was " + to_string(entry.value) + ")");
   }
 
@@ -325,6 +389,8 @@ class Params {
   Origin origin_;
   std::map<std::string, Entry> entries_;
   std::set<std::string> asked_;
+  std::map<std::string, KeySpec> specs_;
+  std::string reader_;
   std::vector<std::string> errors_;
 };
 

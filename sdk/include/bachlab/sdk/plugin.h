@@ -15,8 +15,9 @@
 
 #include <torch/version.h>
 
-/// The ABI major version: the host rejects a plugin whose major differs.
-#define BACHLAB_ABI_MAJOR 1
+/// The ABI major version: the host rejects a plugin whose major differs. 2: Params, which
+/// crosses the boundary by reference, records a KeySpec per key asked (a new layout).
+#define BACHLAB_ABI_MAJOR 2
 /// The ABI minor version: the host rejects a plugin built for a newer minor than its own
 /// (it may use interfaces the host does not have) and accepts older ones.
 #define BACHLAB_ABI_MINOR 0
