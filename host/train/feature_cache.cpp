@@ -3,6 +3,7 @@
 #include "host/config/config.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/transfer.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -23,24 +24,6 @@ uint64_t fnv1a(const std::string& text) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
   return hash;
-}
-
-// A 64-bit hash of raw bytes, eight at a time (FNV-1a byte by byte runs at a tenth of
-// the speed on 60 MB of pixels). Not cryptographic: a collision would also need an equal
-// shape and an equal rest of the key.
-uint64_t hash_bytes(const unsigned char* data, size_t size) {
-  uint64_t hash = 0x9E3779B97F4A7C15ULL ^ size;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t word;
-    std::memcpy(&word, data + i, 8);
-    hash ^= word * 0xff51afd7ed558ccdULL;
-    hash = ((hash << 31) | (hash >> 33)) * 0x9E3779B97F4A7C15ULL;
-  }
-  for (; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
-  hash ^= hash >> 33;
-  hash *= 0xc4ceb9fe1a85ec53ULL;
-  return hash ^ (hash >> 33);
 }
 
 std::string shape_text(c10::IntArrayRef sizes) {
@@ -91,8 +74,8 @@ uint64_t FeatureCache::content_hash(const torch::Tensor& images) {
   for (const auto& h : hashed_)
     if (h.tensor.unsafeGetTensorImpl() == images.unsafeGetTensorImpl() && h.version == images._version()) return h.hash;
   torch::Tensor bytes = images.to(torch::kCPU).contiguous();
-  const uint64_t hash =
-      hash_bytes(static_cast<const unsigned char*>(bytes.data_ptr()), bytes.numel() * bytes.element_size());
+  // The SDK's hash, the one the transfer plugins identify weights files with.
+  const uint64_t hash = sdk::transfer::hash_bytes(bytes.data_ptr(), bytes.numel() * bytes.element_size());
   // Train, validation and test splits, a few of each at most: keep the list short.
   if (hashed_.size() >= 8) hashed_.erase(hashed_.begin());
   hashed_.push_back({images, images._version(), hash});
