@@ -1,5 +1,7 @@
 #include "host/train/experiment.h"
 
+#include "host/train/feature_cache.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -71,7 +73,9 @@ ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& 
   return s;
 }
 
-TrainerParts ExperimentPlan::trainer_parts() const { return TrainerParts{model, optimizer, augmentations, base_lrs}; }
+TrainerParts ExperimentPlan::trainer_parts() const {
+  return TrainerParts{model, optimizer, augmentations, augmentations_key, base_lrs};
+}
 
 std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() const {
   std::vector<std::pair<std::string, std::string>> out;
@@ -87,6 +91,8 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   if (data.split.folds > 0) out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold");
   if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
+  if (train.feature_cache.augmented_copies > 0 && model && model->has_frozen_features())
+    out.emplace_back("augmented_copies", std::to_string(train.feature_cache.augmented_copies));
   if (train.early_stopping.patience > 0)
     out.emplace_back("early_stopping", train.early_stopping.monitor + "/" + std::to_string(train.early_stopping.patience));
   return out;
@@ -111,6 +117,8 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   plan.train = read_train_settings(config);
   if (overrides.epochs) plan.train.epochs = *overrides.epochs;
   plan.data = read_data_config(config, plan.experiment.seed);
+  // Beside the prepared tensors they are computed from, so one cache_dir holds both.
+  plan.train.feature_cache.folder = plan.data.cache_dir / "features";
 
   plan.spec.channels = 3;
   plan.spec.height = plan.spec.width = plan.data.image_size;
@@ -170,8 +178,32 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
       continue;
     }
     plan.augmentation_plugins.push_back(name);
-    attempt([&] { plan.augmentations.push_back(registry.create_augmentation(name, table)); });
+    attempt([&] {
+      plan.augmentations.push_back(registry.create_augmentation(name, table));
+      // The plugin's version (its defaults may change with it) and every key the table
+      // gives (keys() is sorted, so equal settings give equal keys in any order).
+      plan.augmentations_key += name + " " + registry.find("augmentation", name).version;
+      for (const auto& key : table.keys())
+        if (key != "plugin") plan.augmentations_key += " " + key + "=" + sdk::to_string(table.raw(key));
+      plan.augmentations_key += "\n";
+    });
   }
+
+  // A frozen backbone's features are cached, so augmentation needs cached augmented copies
+  // (FeatureCache); say so now rather than after the data is loaded.
+  sdk::Params& feature_cache = config.table("train.feature_cache");
+  const bool frozen = plan.model && plan.model->has_frozen_features();
+  const int64_t copies = plan.train.feature_cache.augmented_copies;
+  if (frozen && !plan.augmentation_plugins.empty() && copies == 0)
+    feature_cache.fail("augmented_copies", frozen_augmentation_problem(plan.augmentation_plugins.size()));
+  if (plan.model && copies > 0 && !(frozen && !plan.augmentation_plugins.empty()))
+    feature_cache.fail("augmented_copies",
+                       "= " + std::to_string(copies) + " only applies to a frozen backbone with [[augment]] tables, but " +
+                           (frozen ? std::string("no [[augment]] table is configured")
+                                   : "model \"" + plan.model_plugin +
+                                         "\" has no frozen backbone (with mode = \"finetune\" every batch is "
+                                         "augmented afresh)") +
+                           "; remove augmented_copies or set it to 0");
 
   std::vector<std::string> problems = config.problems();
   for (const auto& failure : failures) {

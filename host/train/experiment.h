@@ -5,7 +5,7 @@
 //
 //   [experiment]  name (default: the config file's stem), seed (42), output ("runs"),
 //                 description
-//   [train]       see train_settings.h
+//   [train]       see train_settings.h (with [train.feature_cache] for frozen backbones)
 //   [data]        see host/data/data_config.h
 //   [model]       plugin = "<model plugin>", then that plugin's settings
 //   [optimizer]   plugin = "<optimizer plugin>" (default "adam"), then its settings
@@ -60,6 +60,9 @@ struct ExperimentPlan {
   std::shared_ptr<sdk::Network> model;
   std::shared_ptr<torch::optim::Optimizer> optimizer;
   std::vector<std::shared_ptr<sdk::Augmentation>> augmentations;
+  /// The [[augment]] tables' settings as text, one table a line: names the augmented
+  /// copies in feature cache keys.
+  std::string augmentations_key;
   /// lr * lr_scale of each optimizer param group (the trainable model groups, in order).
   std::vector<double> base_lrs;
   int64_t trainable_parameters = 0;

@@ -1,8 +1,9 @@
 #include "host/train/feature_cache.h"
 
-#include "host/config/config.h"
+#include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/transfer.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -23,24 +24,6 @@ uint64_t fnv1a(const std::string& text) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
   return hash;
-}
-
-// A 64-bit hash of raw bytes, eight at a time (FNV-1a byte by byte runs at a tenth of
-// the speed on 60 MB of pixels). Not cryptographic: a collision would also need an equal
-// shape and an equal rest of the key.
-uint64_t hash_bytes(const unsigned char* data, size_t size) {
-  uint64_t hash = 0x9E3779B97F4A7C15ULL ^ size;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t word;
-    std::memcpy(&word, data + i, 8);
-    hash ^= word * 0xff51afd7ed558ccdULL;
-    hash = ((hash << 31) | (hash >> 33)) * 0x9E3779B97F4A7C15ULL;
-  }
-  for (; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
-  hash ^= hash >> 33;
-  hash *= 0xc4ceb9fe1a85ec53ULL;
-  return hash ^ (hash >> 33);
 }
 
 std::string shape_text(c10::IntArrayRef sizes) {
@@ -72,17 +55,12 @@ torch::Device device_of(sdk::Network& network) {
 
 }  // namespace
 
-FeatureCacheSettings read_feature_cache_settings(sdk::Params& table) {
-  FeatureCacheSettings settings;
-  settings.augmented_copies = table.get_int("augmented_copies", settings.augmented_copies, {0, 1000});
-  settings.disk = table.get_bool("disk", settings.disk);
-  return settings;
-}
-
-FeatureCacheSettings read_feature_cache_settings(Config& config) {
-  FeatureCacheSettings settings = read_feature_cache_settings(config.table("train.feature_cache"));
-  settings.origin = config.path().string();
-  return settings;
+std::string frozen_augmentation_problem(size_t augmentations) {
+  return "is 0, but " + std::to_string(augmentations) +
+         (augmentations == 1 ? " augmentation is" : " augmentations are") +
+         " configured and the model's backbone is frozen (mode = \"frozen\"), so cached features would never see an "
+         "augmented image; set augmented_copies = 5 under [train.feature_cache] (each epoch then trains on one of 5 "
+         "augmented copies, each computed once), or set mode = \"finetune\" in [model] to augment every batch afresh";
 }
 
 FeatureCache::FeatureCache(FeatureCacheSettings settings) : settings_(std::move(settings)) {}
@@ -91,8 +69,8 @@ uint64_t FeatureCache::content_hash(const torch::Tensor& images) {
   for (const auto& h : hashed_)
     if (h.tensor.unsafeGetTensorImpl() == images.unsafeGetTensorImpl() && h.version == images._version()) return h.hash;
   torch::Tensor bytes = images.to(torch::kCPU).contiguous();
-  const uint64_t hash =
-      hash_bytes(static_cast<const unsigned char*>(bytes.data_ptr()), bytes.numel() * bytes.element_size());
+  // The SDK's hash, the one the transfer plugins identify weights files with.
+  const uint64_t hash = sdk::transfer::hash_bytes(bytes.data_ptr(), bytes.numel() * bytes.element_size());
   // Train, validation and test splits, a few of each at most: keep the list short.
   if (hashed_.size() >= 8) hashed_.erase(hashed_.begin());
   hashed_.push_back({images, images._version(), hash});
@@ -106,7 +84,7 @@ std::string FeatureCache::key_for(sdk::Network& network, const torch::Tensor& im
   if (extractor.empty()) extractor = fmt::format("unnamed network at {}", static_cast<const void*>(&network));
   std::string key = fmt::format("bachlab features {}\ntorch {}\nextractor {}\nimages {} {} {:016x}\ntransform {}\n",
                                 kFeatureFormat, TORCH_VERSION, extractor, shape_text(images.sizes()),
-                                c10::toString(images.scalar_type()), content_hash(images), inputs.transform_key);
+                                c10::toString(images.scalar_type()), content_hash(images), inputs.transform.key);
   if (copy > 0)
     key += fmt::format("copy {} seed {}\naugmentations {}\n", copy, inputs.seed, inputs.augmentations_key);
   else
@@ -136,7 +114,7 @@ torch::Tensor FeatureCache::compute(sdk::Network& network, const torch::Tensor& 
       torch::Tensor x = to_unit(images.slice(0, start, std::min(n, start + batch)));
       if (copy > 0)
         for (const auto& augmentation : inputs.augmentations) x = augmentation->apply(x, generator);
-      if (inputs.transform) x = inputs.transform(x);
+      x = inputs.transform(x);
       parts.push_back(network.extract_features(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous());
     }
   } catch (...) {
@@ -162,7 +140,8 @@ torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor&
     return it->second;
   }
 
-  const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.features_cache_key().empty();
+  const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.features_cache_key().empty() &&
+                        (copy == 0 || !inputs.augmentations_key.empty());
   const fs::path file = settings_.folder / fmt::format("{:016x}.pt", fnv1a(key));
   std::string why = "no cache yet";
   if (use_disk && fs::exists(file)) {
@@ -194,22 +173,15 @@ torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor&
   memory_[key] = computed;
   last_note_ = "computed (" + why + ")";
   if (use_disk) {
-    std::error_code ec;
-    fs::create_directories(settings_.folder, ec);
-    fs::path temp = file;
-    temp += ".tmp";
     try {
-      if (ec) throw std::runtime_error(ec.message());
+      fs::create_directories(settings_.folder);
       torch::serialize::OutputArchive archive;
       archive.write("key", c10::IValue(key));
       archive.write("features", computed);
-      archive.save_to(temp.string());
-      fs::rename(temp, file, ec);
-      if (ec) throw std::runtime_error(ec.message());
+      write_archive_atomic(file, archive);
     } catch (const std::exception& e) {
       // The features are in memory; a read-only cache folder only costs the next run.
-      fs::remove(temp, ec);
-      last_note_ += "; not written: " + settings_.folder.string() + " (" + e.what() + ")";
+      last_note_ += std::string("; not written: ") + e.what();
     }
   }
   return computed;
@@ -219,16 +191,9 @@ torch::Tensor FeatureCache::training_features(sdk::Network& network, const torch
                                               const FeatureInputs& inputs, int64_t epoch) {
   TORCH_CHECK(epoch >= 1, "FeatureCache::training_features: epochs count from 1, got ", epoch);
   if (inputs.augmentations.empty()) return features(network, images, inputs, 0);
-  if (settings_.augmented_copies == 0) {
-    const std::string where = settings_.origin.empty() ? "" : settings_.origin + ": ";
-    throw Error(where + "[train.feature_cache] augmented_copies is 0, but " +
-                std::to_string(inputs.augmentations.size()) +
-                (inputs.augmentations.size() == 1 ? " augmentation is" : " augmentations are") +
-                " configured and the model's backbone is frozen (mode = \"frozen\"), so cached features would never "
-                "see an augmented image; set augmented_copies = 5 under [train.feature_cache] (each epoch then trains "
-                "on one of 5 augmented copies, each computed once), or set mode = \"finetune\" in [model] to augment "
-                "every batch afresh");
-  }
+  if (settings_.augmented_copies == 0)
+    throw Error((settings_.origin.empty() ? "" : settings_.origin + ": ") + "[train.feature_cache] augmented_copies " +
+                frozen_augmentation_problem(inputs.augmentations.size()));
   return features(network, images, inputs, (epoch - 1) % settings_.augmented_copies + 1);
 }
 

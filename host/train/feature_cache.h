@@ -5,20 +5,26 @@
 // memory and on disk, and every epoch after the first trains only the head on them: 50
 // head epochs of ResNet50 on 400 images take seconds instead of 50 backbone passes.
 //
+// The trainer uses it whenever the model has_frozen_features(): for training it asks for
+// training_features() of the training split every epoch, for validation, test and predict
+// for features() of copy 0, and trains or evaluates only the head on them.
+//
 // Keys, like the preprocessing cache's, hold everything that shapes the result: a content
 // hash of the uint8 images, the model's features_cache_key() (its weights file's path,
-// size and mtime, pooling, normalisation), the input transform, and for augmented copies
-// the augmentation settings and seed. A disk file is trusted only if the key stored in it
-// matches in full; otherwise it is recomputed and rewritten (written to a temp file, then
-// renamed).
+// size and content hash, pooling, normalisation), the input transform, LibTorch's version,
+// and for augmented copies the augmentation settings and seed. A disk file is trusted only
+// if the key stored in it matches in full; otherwise it is recomputed and rewritten
+// (atomically, host/util/atomic_file.h).
 //
 // Augmentation with a frozen backbone: features cached once would never see an augmented
 // image, and silently training on unaugmented features would ignore the config. So
 // [train.feature_cache] augmented_copies = K caches K augmented copies of the training
 // split (each computed once, from the experiment seed); epoch e trains on copy
 // ((e - 1) mod K) + 1. With augmentations and K = 0 the cache refuses, naming both fixes
-// (set augmented_copies, or use mode = "finetune" to augment every batch afresh).
-// Validation and test features are never augmented.
+// (set augmented_copies, or use mode = "finetune" to augment every batch afresh); so does
+// plan_experiment, at check time. Validation and test features are never augmented.
+
+#include "host/train/train_settings.h"
 
 #include <bachlab/sdk/augmentation.h>
 #include <bachlab/sdk/model.h>
@@ -36,38 +42,29 @@
 
 namespace bachlab::host {
 
-class Config;
-
-/// [train.feature_cache].
-struct FeatureCacheSettings {
-  /// Augmented copies of the training split to cache when augmentations are configured
-  /// and the backbone is frozen; 0 refuses that combination. Default: 0.
-  int64_t augmented_copies = 0;
-  /// Keep features on disk as well as in memory, so the next run of the same experiment
-  /// skips the backbone entirely. Default: true.
-  bool disk = true;
-  /// Folder of the disk files; the caller sets it (the trainer: <[data] cache_dir>/features).
-  /// Empty: memory only.
-  std::filesystem::path folder;
-  /// The config file the settings came from, for messages; empty when made in code.
-  std::string origin;
+/// Turns a float batch in [0,1] (after any augmentation) into the model's input, e.g. by
+/// removing per-channel statistics; `key` names it in feature cache keys.
+struct BatchTransform {
+  /// Empty: identity.
+  std::function<torch::Tensor(const torch::Tensor& batch)> apply;
+  /// Identifies `apply` (e.g. "unit", or the standardize statistics).
+  std::string key = "identity";
+  torch::Tensor operator()(const torch::Tensor& batch) const { return apply ? apply(batch) : batch; }
 };
 
-/// Reads [train.feature_cache] (augmented_copies, disk), recording problems in the Params.
-FeatureCacheSettings read_feature_cache_settings(sdk::Params& table);
-/// The same from a config's "train.feature_cache" table.
-FeatureCacheSettings read_feature_cache_settings(Config& config);
+/// Why `augmentations` augmentations with a frozen backbone and augmented_copies = 0 are
+/// refused, phrased to follow "[train.feature_cache] augmented_copies ".
+std::string frozen_augmentation_problem(size_t augmentations);
 
 /// What, besides the pixels and the extractor, shapes the features.
 struct FeatureInputs {
-  /// Turns a float batch in [0,1] (after any augmentation) into the network's input, as
-  /// the trainer's normalisation does; empty: identity.
-  std::function<torch::Tensor(const torch::Tensor&)> transform;
-  /// Identifies `transform` in the key (e.g. "unit", or the standardize statistics).
-  std::string transform_key = "identity";
+  /// The trainer's normalisation, applied after any augmentation.
+  BatchTransform transform;
   /// Applied, in order, to each batch of an augmented copy (never to copy 0).
   std::vector<std::shared_ptr<sdk::Augmentation>> augmentations;
   /// Identifies the augmentations' settings in the key (e.g. the [[augment]] tables).
+  /// Empty: augmented copies are kept in memory only, since nothing would tell two
+  /// settings' files apart.
   std::string augmentations_key;
   /// Draws augmented copy k from a generator seeded with (seed, k).
   uint64_t seed = 0;

@@ -168,10 +168,14 @@ std::vector<std::string> class_names(const ExperimentPlan& plan, const SplitData
 }  // namespace
 
 BatchTransform normalization_transform(const Normalization& n) {
-  if (n.mean == std::array<float, 3>{0.f, 0.f, 0.f} && n.std == std::array<float, 3>{1.f, 1.f, 1.f}) return {};
+  if (n.mean == std::array<float, 3>{0.f, 0.f, 0.f} && n.std == std::array<float, 3>{1.f, 1.f, 1.f})
+    return {{}, "unit"};
   torch::Tensor mean = torch::tensor(std::vector<float>(n.mean.begin(), n.mean.end())).view({1, 3, 1, 1});
   torch::Tensor std = torch::tensor(std::vector<float>(n.std.begin(), n.std.end())).view({1, 3, 1, 1});
-  return [mean, std](const torch::Tensor& batch) { return (batch - mean) / std; };
+  // Nine significant digits give back the very float, so equal keys mean equal statistics.
+  return {[mean, std](const torch::Tensor& batch) { return (batch - mean) / std; },
+          fmt::format("standardize mean {:.9g} {:.9g} {:.9g} std {:.9g} {:.9g} {:.9g}", n.mean[0], n.mean[1], n.mean[2],
+                      n.std[0], n.std[1], n.std[2])};
 }
 
 fs::path latest_run(const fs::path& config_file) {

@@ -32,7 +32,8 @@ void reject_unless(sdk::Params& params, const std::string& key, const std::strin
 
 }  // namespace
 
-TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule) {
+TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule,
+                                  sdk::Params& feature_cache) {
   TrainSettings s;
   s.epochs = train.get_int("epochs", s.epochs, {1, 100000});
   s.batch_size = train.get_int("batch_size", s.batch_size, {1, 65536});
@@ -64,12 +65,18 @@ TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stoppin
   reject_unless(schedule, "patience", sc.type, {"plateau"});
   reject_unless(schedule, "monitor", sc.type, {"plateau"});
   reject_unless(schedule, "min_lr", sc.type, {"cosine", "plateau"});
+
+  auto& fc = s.feature_cache;
+  fc.augmented_copies = feature_cache.get_int("augmented_copies", fc.augmented_copies, {0, 1000});
+  fc.disk = feature_cache.get_bool("disk", fc.disk);
   return s;
 }
 
 TrainSettings read_train_settings(Config& config) {
-  return read_train_settings(config.table("train"), config.table("train.early_stopping"),
-                             config.table("train.schedule"));
+  TrainSettings s = read_train_settings(config.table("train"), config.table("train.early_stopping"),
+                                        config.table("train.schedule"), config.table("train.feature_cache"));
+  s.feature_cache.origin = config.path().string();
+  return s;
 }
 
 int64_t effective_threads(int64_t threads) {

@@ -1,6 +1,6 @@
 #pragma once
-// The [train] table and its two sub-tables, read once through Params so that every
-// mistake is reported with file, line, rule and value:
+// The [train] table and its sub-tables, read once through Params so that every mistake is
+// reported with file, line, rule and value:
 //
 //   [train]                        epochs, batch_size, threads, device, label_smoothing,
 //                                  restore_best
@@ -8,10 +8,13 @@
 //   [train.schedule]               type = "none" | "step" | "cosine" | "plateau", and
 //                                  step_size, gamma (step); factor, patience, monitor
 //                                  (plateau); min_lr (cosine, plateau)
+//   [train.feature_cache]          augmented_copies, disk: the frozen-feature cache of
+//                                  transfer models (host/train/feature_cache.h)
 
 #include <bachlab/sdk/params.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -52,6 +55,21 @@ struct ScheduleSettings {
   double min_lr = 0.0;
 };
 
+/// [train.feature_cache]: how the trainer caches the features of a frozen backbone.
+struct FeatureCacheSettings {
+  /// Augmented copies of the training split to cache when augmentations are configured
+  /// and the backbone is frozen; 0 refuses that combination. Default: 0.
+  int64_t augmented_copies = 0;
+  /// Keep features on disk as well as in memory, so the next run of the same experiment
+  /// skips the backbone entirely. Default: true.
+  bool disk = true;
+  /// Folder of the disk files: plan_experiment sets <[data] cache_dir>/features. Empty:
+  /// memory only.
+  std::filesystem::path folder;
+  /// The config file the settings came from, for messages; empty when made in code.
+  std::string origin;
+};
+
 struct TrainSettings {
   /// Passes over the training split. Default: 20.
   int64_t epochs = 20;
@@ -69,14 +87,16 @@ struct TrainSettings {
   bool restore_best = true;
   EarlyStoppingSettings early_stopping;
   ScheduleSettings schedule;
+  FeatureCacheSettings feature_cache;
 };
 
-/// Reads [train], [train.early_stopping] and [train.schedule] from `config`, recording
-/// every problem in their Params (reported later by Config::check()).
+/// Reads [train], [train.early_stopping], [train.schedule] and [train.feature_cache] from
+/// `config`, recording every problem in their Params (reported later by Config::check()).
 TrainSettings read_train_settings(Config& config);
 
 /// The same from Params objects directly (what read_train_settings does per table).
-TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule);
+TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule,
+                                  sdk::Params& feature_cache);
 
 /// The thread count `threads` means on this machine (0 = every core).
 int64_t effective_threads(int64_t threads);

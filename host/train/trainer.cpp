@@ -1,5 +1,7 @@
 #include "host/train/trainer.h"
 
+#include "host/util/atomic_file.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -63,15 +65,6 @@ void set_generator_state(at::Generator& generator, const torch::Tensor& state) {
   generator.set_state(state);
 }
 
-void write_archive_atomically(torch::serialize::OutputArchive& archive, const fs::path& file) {
-  fs::path temp = file;
-  temp += ".tmp";
-  archive.save_to(temp.string());
-  std::error_code ec;
-  fs::rename(temp, file, ec);
-  if (ec) throw Error(file.string() + ": cannot write checkpoint (" + ec.message() + "); check the run folder is writable");
-}
-
 std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module& module) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
@@ -101,6 +94,7 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
       device_(settings_.device),
       // A different stream from the default generator's, which is seeded with `seed` too.
       generator_(at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x9E3779B97F4A7C15ULL)),
+      feature_cache_(settings_.feature_cache),
       best_value_(kNaN),
       stop_best_(kNaN),
       plateau_best_(kNaN) {
@@ -110,6 +104,11 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   TORCH_CHECK(parts_.base_lrs.size() == parts_.optimizer->param_groups().size(),
               "Trainer: one base learning rate per optimizer param group is needed");
   parts_.model->to(device_);
+  feature_inputs_.transform = normalize_;
+  feature_inputs_.augmentations = parts_.augmentations;
+  feature_inputs_.augmentations_key = parts_.augmentations_key;
+  feature_inputs_.seed = seed_;
+  feature_inputs_.batch_size = settings_.batch_size;
 }
 
 void Trainer::set_checkpoint_dir(const fs::path& folder) { checkpoint_dir_ = folder; }
@@ -126,7 +125,20 @@ torch::Tensor Trainer::to_unit(const torch::Tensor& batch) const {
   return batch;
 }
 
-torch::Tensor Trainer::normalized(torch::Tensor batch) const { return normalize_ ? normalize_(batch) : batch; }
+// Epoch 0 asks for the un-augmented features (validation, test, predict).
+torch::Tensor Trainer::cached_features(const torch::Tensor& images, int64_t epoch) {
+  const auto start = Clock::now();
+  torch::Tensor features = epoch == 0 ? feature_cache_.features(*parts_.model, images, feature_inputs_, 0)
+                                      : feature_cache_.training_features(*parts_.model, images, feature_inputs_, epoch);
+  // A backbone pass or a disk read is worth a line (it can take minutes); memory hits are not.
+  if (progress_ && feature_cache_.last_note() != "memory")
+    *progress_ << (interactive_ ? "\r" : "")
+               << fmt::format("features of {} images{}: {}, {:.1f}s", images.size(0),
+                              epoch > 0 && !parts_.augmentations.empty() ? " (augmented copy)" : "",
+                              feature_cache_.last_note(), seconds_since(start))
+               << (interactive_ ? "\x1b[K\n" : "\n") << std::flush;
+  return features;
+}
 
 void Trainer::apply_learning_rate(int64_t epoch) {
   const auto& sc = settings_.schedule;
@@ -155,6 +167,9 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   const int64_t batches = (n + batch_size - 1) / batch_size;
   const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(settings_.label_smoothing);
   torch::Tensor order = torch::randperm(n, generator_, torch::kLong);
+  // Frozen backbone: the epoch's features, computed once; only the head runs per batch.
+  const bool frozen = model.has_frozen_features();
+  const torch::Tensor features = frozen ? cached_features(train.images, epoch) : torch::Tensor();
 
   std::vector<torch::Tensor> probabilities;
   std::vector<torch::Tensor> labels;
@@ -165,13 +180,15 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   const auto start = last_draw;
   for (int64_t b = 0; b < batches; ++b) {
     torch::Tensor index = order.slice(0, b * batch_size, std::min(n, (b + 1) * batch_size));
-    torch::Tensor x = to_unit(train.images.index_select(0, index));
-    torch::Tensor y = train.labels.index_select(0, index);
-    for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
-    x = normalized(x).to(device_);
-    y = y.to(device_);
-
-    torch::Tensor logits = model.forward(x);
+    torch::Tensor y = train.labels.index_select(0, index).to(device_);
+    torch::Tensor logits;
+    if (frozen) {
+      logits = model.head(features.index_select(0, index).to(device_));
+    } else {
+      torch::Tensor x = to_unit(train.images.index_select(0, index));
+      for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
+      logits = model.forward(normalize_(x).to(device_));
+    }
     torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
     torch::Tensor extra = model.regularization();
     if (extra.defined()) loss = loss + extra;
@@ -209,12 +226,14 @@ Prediction Trainer::predict(const TensorSplit& data) {
   const auto loss_options = F::CrossEntropyFuncOptions()
                                 .label_smoothing(settings_.label_smoothing)
                                 .reduction(torch::kSum);
+  const bool frozen = model.has_frozen_features();
+  const torch::Tensor features = frozen ? cached_features(data.images, 0) : torch::Tensor();
   std::vector<torch::Tensor> probabilities;
   double loss_sum = 0;
   for (int64_t start = 0; start < n; start += settings_.batch_size) {
     const int64_t end = std::min(n, start + settings_.batch_size);
-    torch::Tensor x = normalized(to_unit(data.images.slice(0, start, end))).to(device_);
-    torch::Tensor logits = model.forward(x);
+    torch::Tensor logits = frozen ? model.head(features.slice(0, start, end).to(device_))
+                                  : model.forward(normalize_(to_unit(data.images.slice(0, start, end))).to(device_));
     if (has_labels)
       loss_sum += F::cross_entropy(logits, data.labels.slice(0, start, end).to(device_), loss_options).item<double>();
     probabilities.push_back(torch::softmax(logits, 1).to(torch::kCPU));
@@ -373,7 +392,7 @@ void Trainer::save_checkpoint(const fs::path& file, bool full) const {
     archive.write("generator", generator_state(const_cast<torch::Generator&>(generator_)));
     archive.write("default_generator", generator_state(default_generator()));
   }
-  write_archive_atomically(archive, file);
+  write_archive_atomic(file, archive);
 }
 
 namespace {

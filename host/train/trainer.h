@@ -4,12 +4,18 @@
 // schedule, early stopping, per-epoch metrics, and checkpoints that make a killed run
 // resumable to the very same numbers.
 //
+// A model with a frozen backbone (sdk::Network::has_frozen_features()) gives every image
+// the same features in every epoch, so the trainer takes them from a FeatureCache
+// (host/train/feature_cache.h): the backbone runs once per image (per augmented copy),
+// and every epoch, validation and prediction after that runs only the head.
+//
 // Reproducibility: every random number of training comes from two generators, the
 // trainer's own (shuffling, augmentations) and LibTorch's default CPU generator (dropout
 // and other layers). Both are seeded from the experiment seed and both are saved in every
 // checkpoint, so a resumed run draws exactly the numbers the uninterrupted one would.
 
 #include "host/eval/metrics.h"
+#include "host/train/feature_cache.h"
 #include "host/train/train_settings.h"
 
 #include <bachlab/sdk/augmentation.h>
@@ -34,10 +40,6 @@ struct TensorSplit {
   torch::Tensor labels;
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
-
-/// Turns a float batch in [0,1] (after augmentation) into the model's input, e.g. by
-/// removing per-channel statistics.
-using BatchTransform = std::function<torch::Tensor(const torch::Tensor& batch)>;
 
 /// The four numbers recorded per split and epoch.
 struct EpochMetrics {
@@ -69,8 +71,12 @@ double metric_value(const EpochRecord& record, const std::string& metric);
 struct TrainerParts {
   std::shared_ptr<sdk::Network> model;
   std::shared_ptr<torch::optim::Optimizer> optimizer;
-  /// Applied in order to every training batch (never to validation or test).
+  /// Applied in order to every training batch (never to validation or test); with a
+  /// frozen backbone, to the cached augmented copies instead.
   std::vector<std::shared_ptr<sdk::Augmentation>> augmentations;
+  /// Identifies the augmentations' settings in feature cache keys (the [[augment]]
+  /// tables); empty: augmented copies of features stay in memory only.
+  std::string augmentations_key;
   /// Learning rate of each optimizer param group before any schedule (lr * lr_scale).
   /// Empty: taken from the optimizer as built.
   std::vector<double> base_lrs;
@@ -127,7 +133,8 @@ class Trainer {
   TrainOutcome fit(const TensorSplit& train, const TensorSplit& val);
 
   /// One training pass over `train` (no validation, schedule or checkpoint): what fit()
-  /// does per epoch, exposed for benchmarks.
+  /// does per epoch, exposed for benchmarks. With a frozen backbone, the head trains on
+  /// the features of `epoch`'s copy (see FeatureCache::training_features).
   EpochMetrics train_epoch(const TensorSplit& train, int64_t epoch);
 
   /// Probabilities and loss of `data` in evaluation mode, without gradients.
@@ -141,6 +148,8 @@ class Trainer {
   bool stopped_early() const { return stopped_early_; }
   const TrainSettings& settings() const { return settings_; }
   sdk::Network& model() { return *parts_.model; }
+  /// What the feature cache did (all zero unless the model has frozen features).
+  const FeatureCacheStats& feature_cache_stats() const { return feature_cache_.stats(); }
 
  private:
   void apply_learning_rate(int64_t epoch);
@@ -149,7 +158,7 @@ class Trainer {
   std::string state_json() const;
   void load_state_json(const std::string& text);
   torch::Tensor to_unit(const torch::Tensor& batch) const;
-  torch::Tensor normalized(torch::Tensor batch) const;
+  torch::Tensor cached_features(const torch::Tensor& images, int64_t epoch);
   void report(const EpochRecord& record) const;
 
   TrainerParts parts_;
@@ -162,6 +171,8 @@ class Trainer {
   std::ostream* progress_ = nullptr;
   bool interactive_ = false;
   std::function<void(int64_t, int64_t)> batch_hook_;
+  FeatureCache feature_cache_;
+  FeatureInputs feature_inputs_;
 
   // Everything below is saved in last.pt.
   std::vector<EpochRecord> history_;

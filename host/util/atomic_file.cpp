@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
+#include <torch/serialize/output-archive.h>
 
 #include <atomic>
 #include <cerrno>
@@ -77,6 +78,12 @@ void write_file_atomic(const fs::path& file, const std::string& content) {
                 "); check that the folder is writable");
   }
   sync_folder(file.parent_path());
+}
+
+void write_archive_atomic(const fs::path& file, torch::serialize::OutputArchive& archive) {
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomic(file, bytes.str());
 }
 
 void write_png_atomic(const fs::path& file, const cv::Mat& image) {

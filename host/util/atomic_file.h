@@ -10,12 +10,19 @@
 #include <filesystem>
 #include <string>
 
+namespace torch::serialize {
+class OutputArchive;
+}
+
 namespace bachlab::host {
 
 /// Writes `content` to `file` through `<file>.<pid>.<n>.tmp` in the same folder, fsync and
 /// a rename. Throws Error naming the file and the system's reason on failure; the temp file
 /// is removed then.
 void write_file_atomic(const std::filesystem::path& file, const std::string& content);
+
+/// Saves a LibTorch archive (checkpoints, cached features) as write_file_atomic writes.
+void write_archive_atomic(const std::filesystem::path& file, torch::serialize::OutputArchive& archive);
 
 /// Encodes `image` (BGR) as PNG and writes it atomically.
 void write_png_atomic(const std::filesystem::path& file, const cv::Mat& image);

@@ -95,6 +95,22 @@ gamma = 0.5
   EXPECT_EQ(config.problems(), expected);
 }
 
+TEST(TrainSettings, FeatureCacheTableIsReadWithTheOtherTrainTables) {
+  Config config = Config::parse("[train.feature_cache]\naugmented_copies = 5\ndisk = false\n", "cache.toml");
+  TrainSettings s = read_train_settings(config);
+  EXPECT_EQ(s.feature_cache.augmented_copies, 5);
+  EXPECT_FALSE(s.feature_cache.disk);
+  EXPECT_EQ(s.feature_cache.origin, "cache.toml");
+  EXPECT_EQ(config.problems(), std::vector<std::string>{});
+
+  Config bad = Config::parse("[train.feature_cache]\naugmented_copies = -1\ndsk = true\n", "bad.toml");
+  read_train_settings(bad);
+  EXPECT_EQ(bad.problems(),
+            (std::vector<std::string>{
+                "bad.toml:2: [train.feature_cache] augmented_copies must be in 0..1000 (was -1)",
+                "bad.toml:3: [train.feature_cache] unknown key \"dsk\"; did you mean \"disk\"?"}));
+}
+
 TEST(TrainSettings, CudaWithoutCudaNamesTheKeyAndTheFix) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "this LibTorch has CUDA; the rejection cannot happen";
   Config config = Config::parse("[train]\ndevice = \"cuda\"\n", "gpu.toml");

@@ -14,14 +14,6 @@ using bachlab::host::FeatureCache;
 using bachlab::host::FeatureCacheSettings;
 using bachlab::host::FeatureInputs;
 
-// Adds seeded noise: enough to make augmented copies differ from each other.
-class Noise : public bachlab::sdk::Augmentation {
- public:
-  torch::Tensor apply(const torch::Tensor& batch, torch::Generator& generator) const override {
-    return batch + 0.05 * torch::randn(batch.sizes(), generator);
-  }
-};
-
 class FeatureCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -125,4 +125,12 @@ inline torch::Tensor random_images(int64_t n, int64_t size, uint64_t seed) {
   return torch::randint(0, 256, {n, 3, size, size}, generator, torch::kUInt8);
 }
 
+// Adds seeded noise: enough to make augmented copies differ from each other.
+class Noise : public bachlab::sdk::Augmentation {
+ public:
+  torch::Tensor apply(const torch::Tensor& batch, torch::Generator& generator) const override {
+    return batch + 0.05 * torch::randn(batch.sizes(), generator);
+  }
+};
+
 }  // namespace transfer_test

@@ -9,13 +9,19 @@
 // or an (N, C, h, w) map that `pooling` reduces. It is never trained (it is not a
 // torch::nn::Module, so its tensors are not even among the network's parameters), which
 // is exactly what lets the host cache its features once per image.
-#include "../resnet50/transfer_common.h"
+#include <bachlab/sdk/transfer.h>
 
 #include <torch/script.h>
 
 #include <sstream>
 
 namespace {
+
+using bachlab::Error;
+using bachlab::sdk::ModelSpec;
+using bachlab::sdk::ParameterGroup;
+using bachlab::sdk::Params;
+using namespace bachlab::sdk::transfer;
 
 const std::vector<std::string> kMapPoolings = {"avg", "max"};
 

@@ -1,11 +1,33 @@
 #pragma once
-// What the transfer-learning model plugins (resnet50, vgg16, torchscript) share: reading a
-// torchvision state_dict with every key and shape checked, ImageNet normalisation, the
-// study's dense heads, the frozen / finetune machinery and the feature-cache identity.
-// Plugins share code only through the SDK, so vgg16 and torchscript include this file by
-// relative path; it is proposed for the SDK as <bachlab/sdk/transfer.h> (see
-// docs/transfer.md). Everything is in an anonymous namespace: each plugin is one .cpp.
+/// \file transfer.h
+/// Building blocks for transfer-learning model plugins: a torchvision backbone
+/// (resnet50, vgg16) or any frozen extractor, with a dense head on top. It reads a
+/// torchvision state_dict with every key and shape checked (one message listing what is
+/// missing, unexpected and mis-shaped), applies ImageNet normalisation, builds the study's
+/// dense head, holds the frozen / finetune machinery (parameter groups, batch norms kept in
+/// eval mode) and gives the weights file's identity for the host's feature cache
+/// (Network::features_cache_key). The resnet50, vgg16 and torchscript plugins in
+/// plugins/models/ are built on it; docs/transfer.md describes the settings it reads.
+///
+/// Typical use in a plugin's create() (the whole of it: plugins/models/resnet50/resnet50.cpp):
+///
+///   using namespace bachlab::sdk::transfer;
+///   // MyNet derives from TorchvisionNetwork: backbone(), pool(), imagenet_top(),
+///   // head_parameters(), and calls finish_setup(identity) once its weights are in.
+///   BackboneOptions o = read_backbone_options(params, spec, "mynet", blocks, default_blocks,
+///                                             {"avg", "max"}, HeadOptions());
+///   params.check();
+///   auto network = std::make_shared<MyNet>(spec, o);
+///   std::string identity;
+///   if (o.pretrained())
+///     identity = load_backbone_weights(params, o, "mynet", network->expected_tensors(), "fc.", false);
+///
+/// Everything is inline, so a plugin stays one self-contained .so.
+#include <bachlab/sdk/error.h>
 #include <bachlab/sdk/model.h>
+#include <bachlab/sdk/params.h>
+
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <array>
@@ -20,24 +42,18 @@
 #include <utility>
 #include <vector>
 
-namespace {
+namespace bachlab::sdk::transfer {
 
-using bachlab::Error;
-using bachlab::sdk::ModelSpec;
-using bachlab::sdk::ParameterGroup;
-using bachlab::sdk::Params;
-using bachlab::sdk::Range;
+inline const std::vector<std::string> kModes = {"frozen", "finetune"};
+inline const std::vector<std::string> kHeads = {"study", "imagenet"};
 
-const std::vector<std::string> kModes = {"frozen", "finetune"};
-const std::vector<std::string> kHeads = {"study", "imagenet"};
-
-std::string shape_text(c10::IntArrayRef sizes) {
+inline std::string shape_text(c10::IntArrayRef sizes) {
   std::string out = "[";
   for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
   return out + "]";
 }
 
-std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
+inline std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
 
 // ---------------------------------------------------------------------------------------
 // Input
@@ -46,13 +62,13 @@ std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
 // The statistics torchvision's and Keras' ImageNet weights were trained with. Applied
 // inside the network on [0,1] input, so the data config keeps normalize = "unit" and the
 // feature cache (which sees [0,1] batches) needs no knowledge of it.
-torch::Tensor imagenet_normalize(const torch::Tensor& images) {
+inline torch::Tensor imagenet_normalize(const torch::Tensor& images) {
   static const torch::Tensor mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
   static const torch::Tensor std = torch::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
   return (images - mean.to(images.device())) / std.to(images.device());
 }
 
-void check_rgb_spec(const ModelSpec& spec, const std::string& model, int64_t min_side) {
+inline void check_rgb_spec(const ModelSpec& spec, const std::string& model, int64_t min_side) {
   if (spec.channels != 3 || spec.height < min_side || spec.width < min_side || spec.num_classes < 2)
     throw Error("model " + in_quotes(model) + ": expected 3-channel (RGB) images of at least " +
                 std::to_string(min_side) + "x" + std::to_string(min_side) + " pixels and at least 2 classes, found " +
@@ -67,10 +83,12 @@ void check_rgb_spec(const ModelSpec& spec, const std::string& model, int64_t min
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-/// A 64-bit hash of raw bytes, eight at a time: identifies a weights file's content for
-/// the feature cache. Content rather than mtime, because the file is read whole anyway and
-/// a re-export within one clock tick keeps size and mtime alike.
-uint64_t hash_bytes(const char* data, size_t size) {
+/// A 64-bit hash of raw bytes, eight at a time (FNV-1a byte by byte runs at a tenth of the
+/// speed on large inputs). Identifies a weights file's content for the feature cache:
+/// content rather than mtime, because the file is read whole anyway and a re-export within
+/// one clock tick keeps size and mtime alike. Not cryptographic.
+inline uint64_t hash_bytes(const void* bytes, size_t size) {
+  const auto* data = static_cast<const unsigned char*>(bytes);
   uint64_t hash = 0x9E3779B97F4A7C15ULL ^ size;
   size_t i = 0;
   for (; i + 8 <= size; i += 8) {
@@ -79,14 +97,14 @@ uint64_t hash_bytes(const char* data, size_t size) {
     hash ^= word * 0xff51afd7ed558ccdULL;
     hash = ((hash << 31) | (hash >> 33)) * 0x9E3779B97F4A7C15ULL;
   }
-  for (; i < size; ++i) hash = (hash ^ static_cast<unsigned char>(data[i])) * 0x100000001b3ULL;
+  for (; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
   hash ^= hash >> 33;
   hash *= 0xc4ceb9fe1a85ec53ULL;
   return hash ^ (hash >> 33);
 }
 
 /// "<absolute path> <size> bytes <content hash>": what the feature cache key holds.
-std::string content_identity(const std::string& path, const std::vector<char>& bytes) {
+inline std::string content_identity(const std::string& path, const std::vector<char>& bytes) {
   std::error_code ec;
   const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
   char hex[17];
@@ -95,20 +113,20 @@ std::string content_identity(const std::string& path, const std::vector<char>& b
 }
 
 /// Reads a whole file; false if it cannot be opened.
-bool read_bytes(const std::string& path, std::vector<char>& bytes) {
+inline bool read_bytes(const std::string& path, std::vector<char>& bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return true;
 }
 
-std::string export_command(const std::string& model, const std::string& output) {
+inline std::string export_command(const std::string& model, const std::string& output) {
   return "/usr/bin/python3 scripts/export_torchvision.py " + model + " --pretrained -o " + output;
 }
 
 // In words that do not change between LibTorch versions (tagKind() says IntList in one,
 // GenericList in another).
-std::string value_kind(const c10::IValue& value) {
+inline std::string value_kind(const c10::IValue& value) {
   if (value.isNone()) return "None";
   if (value.isTensor()) return "a single tensor";
   if (value.isList()) return "a list";
@@ -121,7 +139,7 @@ std::string value_kind(const c10::IValue& value) {
 /// Reads a state_dict written by torch.save(dict) (what scripts/export_torchvision.py
 /// writes). Returns "" and fills `out` and `identity` (see content_identity), or the reason
 /// it cannot, phrased to follow `weights "<file>" `.
-std::string read_weights_file(const std::string& path, const std::string& model, NamedTensors& out,
+inline std::string read_weights_file(const std::string& path, const std::string& model, NamedTensors& out,
                               std::string& identity) {
   std::vector<char> bytes;
   if (!read_bytes(path, bytes))
@@ -163,7 +181,7 @@ struct ExpectedTensor {
 /// out as a whole unless `top_required`, as Keras' "notop" files do; a partial top is
 /// still an error. Returns "" or the full list of problems, phrased to follow
 /// `weights "<file>" `.
-std::string load_checked(const NamedTensors& file, const std::vector<ExpectedTensor>& expected,
+inline std::string load_checked(const NamedTensors& file, const std::vector<ExpectedTensor>& expected,
                          const std::string& top_prefix, bool top_required, const std::string& model) {
   std::map<std::string, const torch::Tensor*> given;
   bool has_top = false;
@@ -211,7 +229,7 @@ std::string load_checked(const NamedTensors& file, const std::vector<ExpectedTen
 }
 
 /// Every parameter and buffer of `module`, named as its parent sees them (`prefix`.name).
-void expect_all(torch::nn::Module& module, const std::string& prefix, std::vector<ExpectedTensor>& out,
+inline void expect_all(torch::nn::Module& module, const std::string& prefix, std::vector<ExpectedTensor>& out,
                 bool copy = true) {
   for (const auto& item : module.named_parameters())
     out.push_back({prefix + item.key(), item.value().sizes().vec(), copy ? item.value() : torch::Tensor()});
@@ -238,9 +256,9 @@ struct HeadOptions {
   TORCH_ARG(double, l2) = 0.0;
 };
 
-const std::vector<std::string> kHeadKeys = {"hidden_units", "dropout", "batch_norm", "l2"};
+inline const std::vector<std::string> kHeadKeys = {"hidden_units", "dropout", "batch_norm", "l2"};
 
-HeadOptions read_head_options(Params& params, HeadOptions o) {
+inline HeadOptions read_head_options(Params& params, HeadOptions o) {
   o.hidden_units(params.get_int("hidden_units", o.hidden_units(), {1, 65536}));
   o.dropout(params.get_float("dropout", o.dropout(), {0.0, 0.99}));
   o.batch_norm(params.get_bool("batch_norm", o.batch_norm()));
@@ -317,7 +335,7 @@ struct BackboneOptions {
 /// Reads and cross-checks the backbone keys; every problem is recorded in `params`.
 /// `model` is the plugin name, `blocks` its number of blocks, `default_blocks` the
 /// finetune default, `poolings` the valid pooling values (the first is torchvision's).
-BackboneOptions read_backbone_options(Params& params, const ModelSpec& spec, const std::string& model,
+inline BackboneOptions read_backbone_options(Params& params, const ModelSpec& spec, const std::string& model,
                                       int64_t blocks, int64_t default_blocks, const std::vector<std::string>& poolings,
                                       HeadOptions head_defaults) {
   BackboneOptions o;
@@ -367,18 +385,18 @@ BackboneOptions read_backbone_options(Params& params, const ModelSpec& spec, con
   return o;
 }
 
-void set_trainable(torch::nn::Module& module, bool trainable) {
+inline void set_trainable(torch::nn::Module& module, bool trainable) {
   for (auto& p : module.parameters()) p.requires_grad_(trainable);
 }
 
-void hold_batch_norm_in_eval(torch::nn::Module& module) {
+inline void hold_batch_norm_in_eval(torch::nn::Module& module) {
   for (const auto& m : module.modules())
     if (m->as<torch::nn::BatchNorm2d>()) m->eval();
 }
 
 /// The torchvision backbones: registered children named as torchvision names them,
 /// split into blocks (input end first) that freeze and unfreeze as units.
-class TorchvisionNetwork : public bachlab::sdk::Network {
+class TorchvisionNetwork : public Network {
  public:
   torch::Tensor forward(torch::Tensor images) override {
     if (frozen()) {
@@ -480,7 +498,7 @@ class TorchvisionNetwork : public bachlab::sdk::Network {
 /// Loads options.weights() into the network's backbone (and top, if it has one). Every
 /// problem goes to params as an error on the weights key.
 /// Returns the file's content_identity.
-std::string load_backbone_weights(Params& params, const BackboneOptions& options, const std::string& model,
+inline std::string load_backbone_weights(Params& params, const BackboneOptions& options, const std::string& model,
                                   const std::vector<ExpectedTensor>& expected, const std::string& top_prefix,
                                   bool top_required) {
   NamedTensors file;
@@ -491,4 +509,4 @@ std::string load_backbone_weights(Params& params, const BackboneOptions& options
   return identity;
 }
 
-}  // namespace
+}  // namespace bachlab::sdk::transfer
