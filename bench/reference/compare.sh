@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bachlab's training loop against plain PyTorch on the same tensors, network, weights,
-# batch size, optimizer and thread count; prints both rates and their ratio.
+# batch size, optimizer and thread count; also the same loop as the Python one written in
+# bare LibTorch. Prints the three rates (median of REPEATS runs each) and the ratios.
 # Usage: bench/reference/compare.sh [BUILD_DIR] [reference_loop options...]
 #   e.g. bench/reference/compare.sh build/release --images 256 --size 96 --epochs 5 --threads 2
 # Needs Debian's python3-torch and python3-numpy (/usr/bin/python3).
@@ -13,15 +14,32 @@ program="$build/bench/reference_loop"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-ours="$("$program" --out "$work" "$@")"
-theirs="$(/usr/bin/python3 "$here/reference_loop.py" "$work")"
-/usr/bin/python3 - "$work/manifest.json" "$ours" "$theirs" <<'PY'
-import json, sys
-manifest, ours, theirs = json.load(open(sys.argv[1])), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+# Each side REPEATS times (default 3), interleaved, and the median kept: on a shared
+# machine single runs vary by 10-20%.
+repeats="${REPEATS:-3}"
+ours=() bare=() theirs=()
+for _ in $(seq "$repeats"); do
+  ours+=("$("$program" --out "$work" --loop trainer "$@")")
+  bare+=("$("$program" --out "$work" --loop bare "$@")")
+  theirs+=("$(/usr/bin/python3 "$here/reference_loop.py" "$work")")
+done
+/usr/bin/python3 - "$work/manifest.json" "$(printf '%s\n' "${ours[@]}")" "$(printf '%s\n' "${bare[@]}")" \
+  "$(printf '%s\n' "${theirs[@]}")" <<'PY'
+import json, statistics, sys
+manifest = json.load(open(sys.argv[1]))
+def median(lines):
+    runs = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    best = dict(runs[0])
+    best["images_per_second"] = statistics.median(r["images_per_second"] for r in runs)
+    best["first_batch_loss_difference"] = max(r.get("first_batch_loss_difference", 0) for r in runs)
+    best["runs"] = len(runs)
+    return best
+ours, bare, theirs = median(sys.argv[2]), median(sys.argv[3]), median(sys.argv[4])
 print(f"{manifest['model']}, {manifest['images']} images of {manifest['size']}x{manifest['size']}, batch "
       f"{manifest['batch']}, Adam, {manifest['epochs']} epochs after a warm-up, {manifest['threads']} threads; "
-      f"same first-batch loss within {theirs['first_batch_loss_difference']:.1e}")
-for side in (ours, theirs):
-    print(f"  {side['implementation']:<32} {side['images_per_second']:8.1f} images/s")
-print(f"  ratio bachlab / PyTorch: {ours['images_per_second'] / theirs['images_per_second']:.2f}")
+      f"same first-batch loss within {theirs['first_batch_loss_difference']:.1e}; median of {ours['runs']} runs")
+for side in (ours, bare, theirs):
+    print(f"  {side['implementation']:<36} {side['images_per_second']:8.1f} images/s")
+print(f"  ratio bachlab Trainer / PyTorch: {ours['images_per_second'] / theirs['images_per_second']:.2f}")
+print(f"  ratio bare LibTorch / PyTorch:   {bare['images_per_second'] / theirs['images_per_second']:.2f}")
 PY

@@ -1,6 +1,7 @@
 #include "host/train/trainer.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/memory.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -99,6 +100,8 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
       stop_best_(kNaN),
       plateau_best_(kNaN) {
   TORCH_CHECK(parts_.model && parts_.optimizer, "Trainer needs a model and an optimizer");
+  // Every batch frees and allocates the same large buffers again; see memory.h.
+  reuse_freed_memory();
   if (parts_.base_lrs.empty())
     for (auto& group : parts_.optimizer->param_groups()) parts_.base_lrs.push_back(group.options().get_lr());
   TORCH_CHECK(parts_.base_lrs.size() == parts_.optimizer->param_groups().size(),
