@@ -2,6 +2,7 @@
 
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
+#include "host/util/cache_key.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -32,14 +33,6 @@ constexpr char kEndMagic[8] = {'B', 'A', 'C', 'H', 'E', 'N', 'D', '!'};
 constexpr uint32_t kCacheFormat = 1;
 constexpr size_t kMaxListedPhotos = 30;
 
-// FNV-1a: names the cache file. Collisions are harmless because the full key is stored
-// inside and compared.
-uint64_t fnv1a(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
-  return hash;
-}
-
 struct CacheKey {
   std::string identity;  // parameters and paths: names the file
   std::string full;      // identity plus every photo's size and mtime: must match exactly
@@ -68,21 +61,16 @@ CacheKey make_key(const Dataset& dataset, const DataConfig& config) {
 
 // Which line first differs, in words, for "cache is stale: ...".
 std::string stale_reason(const std::string& stored, const std::string& current) {
-  std::istringstream a(stored), b(current);
-  std::string left, right;
-  while (true) {
-    bool more_a = bool(std::getline(a, left)), more_b = bool(std::getline(b, right));
-    if (!more_a && !more_b) return "its key differs";
-    if (left != right) {
-      if (right.rfind("file ", 0) == 0) {
-        // "file <label> <size> <mtime> <path>": the path is the rest after four fields.
-        size_t pos = 0;
-        for (int field = 0; field < 4 && pos != std::string::npos; ++field) pos = right.find(' ', pos + 1);
-        if (pos != std::string::npos) return right.substr(pos + 1) + " changed (size or modification time)";
-      }
-      return "\"" + (more_b ? right : left) + "\" changed";
-    }
+  const auto lines = first_differing_lines(stored, current);
+  if (!lines) return "its key differs";
+  const std::string& right = lines->second;
+  if (right.rfind("file ", 0) == 0) {
+    // "file <label> <size> <mtime> <path>": the path is the rest after four fields.
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field) pos = right.find(' ', pos + 1);
+    if (pos != std::string::npos) return right.substr(pos + 1) + " changed (size or modification time)";
   }
+  return "\"" + (right.empty() ? lines->first : right) + "\" changed";
 }
 
 class CacheWriter {

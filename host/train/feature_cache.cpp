@@ -1,6 +1,7 @@
 #include "host/train/feature_cache.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/cache_key.h"
 
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/transfer.h>
@@ -20,12 +21,6 @@ namespace {
 // Bumped whenever what a stored feature means changes, so older files are recomputed.
 constexpr int kFeatureFormat = 1;
 
-uint64_t fnv1a(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
-  return hash;
-}
-
 std::string shape_text(c10::IntArrayRef sizes) {
   std::string out;
   for (size_t i = 0; i < sizes.size(); ++i) out += (i ? "x" : "") + std::to_string(sizes[i]);
@@ -34,13 +29,9 @@ std::string shape_text(c10::IntArrayRef sizes) {
 
 // The first line where two keys differ, for "cache is stale: ...".
 std::string first_difference(const std::string& stored, const std::string& current) {
-  std::istringstream a(stored), b(current);
-  std::string left, right;
-  while (true) {
-    const bool more_a = bool(std::getline(a, left)), more_b = bool(std::getline(b, right));
-    if (!more_a && !more_b) return "its key differs";
-    if (left != right) return "\"" + left + "\" is now \"" + right + "\"";
-  }
+  const auto lines = first_differing_lines(stored, current);
+  if (!lines) return "its key differs";
+  return "\"" + lines->first + "\" is now \"" + lines->second + "\"";
 }
 
 torch::Tensor to_unit(const torch::Tensor& batch) {

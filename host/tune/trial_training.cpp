@@ -1,6 +1,7 @@
 #include "host/tune/trial_training.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/cache_key.h"
 #include "host/train/experiment.h"
 #include "host/train/runner.h"
 #include "host/tune/study_report.h"
@@ -143,12 +144,6 @@ std::optional<RunSummary> finished_run(const fs::path& run_dir, int64_t epochs) 
   RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(file)), file);
   if (static_cast<int64_t>(summary.history.size()) < epochs && !summary.stopped_early) return std::nullopt;
   return summary;
-}
-
-uint64_t fnv1a(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
-  return h;
 }
 
 // The split must not move between trials and executions: pin it to the experiment's seed
