@@ -1,10 +1,14 @@
 // Decode + resize throughput on BACH-sized photos (2048x1536 TIFFs): cold preparation
 // (no cache) against loading from the cache, and the libtiff path against OpenCV's imread
-// path on the same files. The photos are drawn once per process by the synthetic
-// generator into a temp folder, or taken from BACHLAB_BENCH_DATA (a BACH-layout folder).
+// path on the same files. The photos are drawn once per process (when the first of these
+// benchmarks runs) by the synthetic generator into a temp folder, or taken from
+// BACHLAB_BENCH_DATA (a BACH-layout folder). Registered by bench_data and, as the "data"
+// kind, by bench_plugins (`bachlab bench --kind data`).
 //
 //   BACHLAB_BENCH_PER_CLASS=100 build/<dir>/bench/bench_data      # 400 photos, as BACH
 //   BACHLAB_BENCH_DATA=/path/to/BACH build/<dir>/bench/bench_data
+#include "bench/data/data_benchmarks.h"
+
 #include "host/data/data.h"
 #include "host/data/parallel.h"
 #include "host/data/synth.h"
@@ -90,7 +94,6 @@ void BM_PrepareCold(benchmark::State& state) {
   std::error_code ec;
   fs::remove_all(cache, ec);
 }
-BENCHMARK(BM_PrepareCold)->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 // A second run: stat every photo, read and check the cache file.
 void BM_PrepareFromCache(benchmark::State& state) {
@@ -107,7 +110,6 @@ void BM_PrepareFromCache(benchmark::State& state) {
   std::error_code ec;
   fs::remove_all(cache, ec);
 }
-BENCHMARK(BM_PrepareFromCache)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Decode + resize only, through one decoder, on `workers` threads.
 template <bool kOpenCv>
@@ -128,11 +130,15 @@ void BM_DecodeResize(benchmark::State& state) {
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(dataset.files.size()));
 }
-BENCHMARK_TEMPLATE(BM_DecodeResize, false)->Name("BM_DecodeResize_libtiff")->Arg(1)->Arg(2)->ArgName("workers")
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK_TEMPLATE(BM_DecodeResize, true)->Name("BM_DecodeResize_opencv")->Arg(1)->Arg(2)->ArgName("workers")
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-
 }  // namespace
 
-BENCHMARK_MAIN();
+void register_data_benchmarks() {
+  benchmark::RegisterBenchmark("data/prepare_cold", BM_PrepareCold)
+      ->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+  benchmark::RegisterBenchmark("data/prepare_from_cache", BM_PrepareFromCache)
+      ->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("data/decode_resize_libtiff", BM_DecodeResize<false>)
+      ->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+  benchmark::RegisterBenchmark("data/decode_resize_opencv", BM_DecodeResize<true>)
+      ->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+}

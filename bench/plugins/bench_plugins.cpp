@@ -3,9 +3,11 @@
 //   augmentation/<name>                                 images/s on one batch
 //   optimizer/<name>/step                               one step over a fixed 1M-parameter set
 //   tuner/<name>/ask/history:N                          one proposal after N finished trials
+//   data/...                                            the data path (bench/data), kind "data"
 // Plugins come from the build's plugin folder plus BACHLAB_PLUGIN_PATH, as for `bachlab`.
 // Own flags (before Google Benchmark's): --size=S (default 64), --batch=B (default 16),
-// --threads=T (default: all cores), --kind=K (only that kind).
+// --threads=T (default: all cores), --kind=K (only that kind, or "data").
+#include "bench/data/data_benchmarks.h"
 #include "host/plugins/registry.h"
 
 #include <benchmark/benchmark.h>
@@ -203,6 +205,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("batch", std::to_string(options.batch));
   benchmark::AddCustomContext("torch_threads", std::to_string(torch::get_num_threads()));
 
+  if (options.kind.empty() || options.kind == "data") register_data_benchmarks();
   for (const auto& plugin : registry.plugins()) {
     if (!options.kind.empty() && plugin.kind != options.kind) continue;
     if (plugin.kind == "model") register_model(registry, plugin.name, options);

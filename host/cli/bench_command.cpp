@@ -105,8 +105,8 @@ void add_bench_commands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmark every plugin against the others of its kind");
   static std::string kind, filter, out;
   static int64_t size = 64, batch = 16, threads = 0;
-  bench->add_option("--kind", kind, "Only plugins of this kind")
-      ->check(CLI::IsMember({"model", "augmentation", "optimizer", "tuner"}));
+  bench->add_option("--kind", kind, "Only plugins of this kind, or \"data\" for the data path")
+      ->check(CLI::IsMember({"model", "augmentation", "optimizer", "tuner", "data"}));
   bench->add_option("--filter", filter, "Only benchmarks whose name matches this regex");
   bench->add_option("--out", out, "Also write the results as JSON to this file");
   bench->add_option("--size", size, "Input height and width for models and augmentations")->check(CLI::Range(8, 4096));
