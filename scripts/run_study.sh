@@ -70,6 +70,14 @@ tmp="$results.tmp"
   echo
   cat "$table"
   echo
+  echo "## Benchmark figures"
+  echo
+  echo "Measured with the commands each page gives: training throughput, the trainer's overhead"
+  echo "and bachlab against plain PyTorch on the same loop (training.md, \"Measured\"); decoding"
+  echo "and the preprocessing cache against a Python reference (data.md, \"Measured\"); tuner ask"
+  echo "latency and Bayesian against random (tuning.md); the frozen-feature cache and backbone"
+  echo "throughput (transfer.md). \`bachlab bench\` compares plugins of one kind on this machine."
+  echo
   echo "## Learning curves"
   echo
   echo "Loss and accuracy per epoch, training against validation, as the study plotted them"
