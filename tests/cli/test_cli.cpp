@@ -191,6 +191,39 @@ TEST(Cli, ConfigKeysCheckNamesEveryDriftAndFails) {
   EXPECT_NE(check.output.find("section model4a is missing (a model plugin)"), std::string::npos) << check.output;
 }
 
+// `bachlab bench` runs the plugin benchmark program for one kind and writes its JSON;
+// `bench compare` puts two such files side by side, with the speedup of each benchmark.
+TEST(Cli, BenchRunsOneKindAndCompareShowsEachSpeedup) {
+  if (!fs::exists(fs::path(BACHLAB_BINARY_DIR) / "bench" / "bench_plugins")) GTEST_SKIP() << "bench_plugins is not built";
+  const fs::path folder = fs::temp_directory_path() / "bachlab_cli_bench";
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  Result r = run("bench --kind optimizer --filter 'optimizer/sgd' --out " + (folder / "run.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("optimizer/sgd/step"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("optimizer/adam"), std::string::npos) << "--filter was not applied:\n" << r.output;
+  std::ifstream written(folder / "run.json");
+  const std::string json((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
+  EXPECT_NE(json.find("\"optimizer/sgd/step/real_time\""), std::string::npos) << json;
+
+  auto write = [&](const char* name, const std::string& benchmarks) {
+    std::ofstream(folder / name) << "{\"benchmarks\": [" << benchmarks << "]}";
+  };
+  write("before.json", R"({"name": "model/a/forward", "run_type": "iteration", "real_time": 2.0, "time_unit": "ms"},
+                          {"name": "gone", "run_type": "iteration", "real_time": 5.0, "time_unit": "us"})");
+  write("after.json", R"({"name": "model/a/forward", "run_type": "iteration", "real_time": 500.0, "time_unit": "us"},
+                         {"name": "new", "run_type": "iteration", "real_time": 1.5, "time_unit": "s"})");
+  r = run("bench compare " + (folder / "before.json").string() + " " + (folder / "after.json").string());
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output,
+            "BENCHMARK            BEFORE       AFTER  SPEEDUP\n"
+            "gone                   5 us           -        -\n"
+            "model/a/forward        2 ms      500 us    4.00x\n"
+            "new                       -       1.5 s        -\n"
+            "SPEEDUP = BEFORE time / AFTER time per iteration (real time); above 1 means AFTER is faster.\n");
+  fs::remove_all(folder);
+}
+
 TEST(Cli, UnknownCommandIsAUsageError) {
   Result r = run("tnue");
   EXPECT_EQ(r.exit_code, 2);
