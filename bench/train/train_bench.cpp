@@ -6,7 +6,7 @@
 //  2. Training throughput in images/s of each model plugin at the study configs' size.
 // Threads are the machine's cores for every case, as a run's default; times are wall-clock
 // (UseRealTime), since training runs on several threads.
-#include "host/plugins/registry.h"
+#include "bench/bench_registry.h"
 #include "host/train/trainer.h"
 
 #include <benchmark/benchmark.h>
@@ -20,14 +20,7 @@ namespace {
 using namespace bachlab;
 namespace fs = std::filesystem;
 
-host::PluginRegistry& registry() {
-  static host::PluginRegistry* r = [] {
-    auto* registry = new host::PluginRegistry();
-    registry->scan({BACHLAB_BENCH_PLUGIN_DIR});
-    return registry;
-  }();
-  return *r;
-}
+using bench::registry;
 
 host::TrainerParts make_parts(const std::string& model, int64_t size) {
   torch::manual_seed(1);

@@ -3,7 +3,7 @@
 // 15 encoded columns for the Gaussian process). The GP must stay under 100 ms per
 // proposal at 100 trials on two cores.
 //   build/<dir>/bench/bench_tuners --benchmark_min_time=0.5
-#include "host/plugins/registry.h"
+#include "bench/bench_registry.h"
 
 #include <bachlab/sdk/tuner.h>
 
@@ -16,14 +16,7 @@ namespace {
 
 using namespace bachlab;
 
-host::PluginRegistry& registry() {
-  static host::PluginRegistry* r = [] {
-    auto* registry = new host::PluginRegistry();
-    registry->scan({BACHLAB_BENCH_PLUGIN_DIR});
-    return registry;
-  }();
-  return *r;
-}
+using bench::registry;
 
 sdk::SearchSpace model4a_space() {
   auto choice = [](std::string name, std::vector<sdk::Scalar> values) {

@@ -1,6 +1,7 @@
 #include "host/report/run_report.h"
 
 #include "host/report/plots.h"
+#include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
 
@@ -180,11 +181,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
 }
 
 fs::path create_run_folder(const fs::path& output, const std::string& experiment) {
-  std::time_t now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  const std::string stamp = now_text("%Y%m%d-%H%M%S");
   const fs::path parent = output / experiment;
   std::error_code ec;
   fs::create_directories(parent, ec);

@@ -1,6 +1,7 @@
 #include "host/train/runner.h"
 
 #include "host/data/data.h"
+#include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
@@ -60,15 +61,6 @@ RunFile read_run_file(const fs::path& run_dir) {
     throw Error(file.string() + ": unreadable (" + std::string(e.what()) +
                 "); it was not written by this version of bachlab run");
   }
-}
-
-std::string now_text() {
-  std::time_t now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
-  return text;
 }
 
 // The run's config exactly as saved, read as if it were the file the run started from, so
@@ -354,7 +346,7 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     run.config_file = fs::absolute(config_file).lexically_normal().string();
     run.epochs = options.overrides.epochs;
     run.seed = options.overrides.seed;
-    run.started = now_text();
+    run.started = now_text("%Y-%m-%d %H:%M:%S");
   }
   Opened opened = open_config(std::move(config), PlanOverrides{run.epochs, run.seed}, options.plugin_paths);
   if (opened.plan.data.split.folds > 0 && !run.fold)

@@ -440,6 +440,17 @@ void load_model(torch::nn::Module& model, torch::serialize::InputArchive& archiv
   model.load(archive);
 }
 
+// Reads checkpoint `file` and loads its "model" part into `model`; returns the whole archive
+// for the caller's other parts (optimizer, state).
+torch::serialize::InputArchive load_checkpoint_model(torch::nn::Module& model, const fs::path& file) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string());
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  load_model(model, model_archive, file);
+  return archive;
+}
+
 }  // namespace
 
 void Trainer::load_weights(const fs::path& checkpoint) {
@@ -447,11 +458,7 @@ void Trainer::load_weights(const fs::path& checkpoint) {
     throw Error(checkpoint.string() + ": no such checkpoint; the run never finished an epoch. Resume it with "
                 "`bachlab run --resume RUN_DIR` or start a new run");
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint.string());
-    torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
-    load_model(*parts_.model, model_archive, checkpoint);
+    load_checkpoint_model(*parts_.model, checkpoint);
     parts_.model->to(device_);
   } catch (const c10::Error& e) {
     throw Error(checkpoint.string() + ": cannot read this checkpoint (" + e.what_without_backtrace() +
@@ -466,19 +473,11 @@ bool Trainer::resume() {
   if (!fs::exists(last)) return false;
   try {
     if (fs::exists(best)) {
-      torch::serialize::InputArchive archive;
-      archive.load_from(best.string());
-      torch::serialize::InputArchive model_archive;
-      archive.read("model", model_archive);
-      load_model(*parts_.model, model_archive, best);
+      load_checkpoint_model(*parts_.model, best);
       best_weights_.clear();
       for (auto& [name, tensor] : named_state(*parts_.model)) best_weights_.emplace_back(name, tensor.detach().clone());
     }
-    torch::serialize::InputArchive archive;
-    archive.load_from(last.string());
-    torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
-    load_model(*parts_.model, model_archive, last);
+    torch::serialize::InputArchive archive = load_checkpoint_model(*parts_.model, last);
     parts_.model->to(device_);
     torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);

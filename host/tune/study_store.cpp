@@ -1,5 +1,7 @@
 #include "host/tune/study_store.h"
 
+#include "host/util/time_text.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <nlohmann/json.hpp>
@@ -24,14 +26,7 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
-  return buffer;
-}
+std::string utc_now() { return now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc); }
 
 // Field 22 of /proc/<pid>/stat: the process start time in clock ticks since boot.
 std::string process_start(long pid) {

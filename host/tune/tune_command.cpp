@@ -6,6 +6,7 @@
 // a kill of any of them (or of everything) loses no finished trial, and `--resume` goes on.
 #include "host/cli/commands.h"
 #include "host/config/config.h"
+#include "host/util/time_text.h"
 #include "host/plugins/registry.h"
 #include "host/report/run_report.h"
 #include "host/tune/study.h"
@@ -49,14 +50,7 @@ struct TuneArgs {
   bool quiet = false;
 };
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
-  return buffer;
-}
+std::string utc_now() { return now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc); }
 
 fs::path executable() {
   std::error_code ec;
