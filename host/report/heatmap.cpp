@@ -1,0 +1,150 @@
+#include "host/report/heatmap.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace bachlab::host {
+
+namespace {
+
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+constexpr double kOverlayAlpha = 0.6;
+constexpr auto kColorMap = cv::COLORMAP_INFERNO;  // perceptually even, dark 0 to yellow 1
+
+void check_input(const HeatmapInput& input) {
+  if (input.photo_rgb.empty() || input.photo_rgb.type() != CV_8UC3)
+    throw Error("heatmap of " + input.name + ": the photo must be an 8-bit RGB image");
+  if (input.classes.empty()) throw Error("heatmap of " + input.name + ": no class names");
+  if (input.photo_probabilities.size() != input.classes.size())
+    throw Error(fmt::format("heatmap of {}: {} photo probabilities for {} classes", input.name,
+                            input.photo_probabilities.size(), input.classes.size()));
+  for (const auto& p : input.patches) {
+    if (p.probabilities.size() != input.classes.size())
+      throw Error(fmt::format("heatmap of {}: a patch at ({}, {}) has {} probabilities for {} classes", input.name,
+                              p.y, p.x, p.probabilities.size(), input.classes.size()));
+    if (p.size <= 0 || p.y < 0 || p.x < 0 || p.y + p.size > input.photo_rgb.rows ||
+        p.x + p.size > input.photo_rgb.cols)
+      throw Error(fmt::format("heatmap of {}: the patch at ({}, {}) of size {} leaves the {}x{} photo", input.name,
+                              p.y, p.x, p.size, input.photo_rgb.cols, input.photo_rgb.rows));
+  }
+}
+
+// Sum of the class's probability and number of patches over each pixel (float, photo size).
+void accumulate(const HeatmapInput& input, size_t class_index, cv::Mat& sum, cv::Mat& count) {
+  sum = cv::Mat::zeros(input.photo_rgb.size(), CV_32F);
+  count = cv::Mat::zeros(input.photo_rgb.size(), CV_32F);
+  for (const auto& p : input.patches) {
+    const cv::Rect square(static_cast<int>(p.x), static_cast<int>(p.y), static_cast<int>(p.size),
+                          static_cast<int>(p.size));
+    // A NaN probability (a diverged model) would poison every overlapping patch; it counts
+    // as no information rather than as a value.
+    const float value = p.probabilities[class_index];
+    if (!std::isfinite(value)) continue;
+    sum(square) += value;
+    count(square) += 1.0f;
+  }
+}
+
+void text(cv::Mat& image, const std::string& s, cv::Point at, double scale, int thickness = 1) {
+  cv::putText(image, s, at, kFont, scale, cv::Scalar(0, 0, 0), thickness, cv::LINE_AA);
+}
+
+// The colour scale: a vertical bar from 1 (top) to 0 (bottom) with three labels.
+void draw_scale(cv::Mat& image, cv::Rect bar) {
+  cv::Mat ramp(bar.height, 1, CV_8U);
+  for (int row = 0; row < bar.height; ++row)
+    ramp.at<uint8_t>(row) = cv::saturate_cast<uint8_t>(255.0 * (bar.height - 1 - row) / std::max(1, bar.height - 1));
+  cv::Mat colored;
+  cv::applyColorMap(ramp, colored, kColorMap);
+  cv::resize(colored, image(bar), bar.size(), 0, 0, cv::INTER_NEAREST);
+  cv::rectangle(image, bar, cv::Scalar(0, 0, 0), 1);
+  for (double v : {0.0, 0.5, 1.0}) {
+    const int y = bar.y + static_cast<int>(std::lround((1.0 - v) * (bar.height - 1)));
+    cv::line(image, {bar.x + bar.width, y}, {bar.x + bar.width + 5, y}, cv::Scalar(0, 0, 0), 1);
+    text(image, fmt::format("{:.1f}", v), {bar.x + bar.width + 8, y + 5}, 0.45);
+  }
+  text(image, "probability", {bar.x - 10, bar.y - 10}, 0.45);
+}
+
+}  // namespace
+
+cv::Mat class_probability_map(const HeatmapInput& input, size_t class_index) {
+  check_input(input);
+  if (class_index >= input.classes.size())
+    throw Error(fmt::format("heatmap of {}: class {} of {}", input.name, class_index, input.classes.size()));
+  cv::Mat sum, count;
+  accumulate(input, class_index, sum, count);
+  cv::Mat mean(sum.size(), CV_32F, cv::Scalar(std::numeric_limits<float>::quiet_NaN()));
+  cv::divide(sum, count, mean);
+  mean.setTo(std::numeric_limits<float>::quiet_NaN(), count == 0);
+  return mean;
+}
+
+cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
+  check_input(input);
+  const size_t classes = input.classes.size();
+  const int panel_height = std::max(1, static_cast<int>(std::lround(static_cast<double>(panel_width) *
+                                                                    input.photo_rgb.rows / input.photo_rgb.cols)));
+  const cv::Size panel_size(panel_width, panel_height);
+  const int columns = static_cast<int>(std::min<size_t>(3, classes + 1));
+  const int rows = static_cast<int>((classes + 1 + columns - 1) / columns);
+  const int gap = 12, caption = 28, title = 46, scale_width = 110;
+  cv::Mat image(title + rows * (caption + panel_height + gap),
+                gap + columns * (panel_width + gap) + scale_width, CV_8UC3, cv::Scalar(255, 255, 255));
+
+  // Shrinking by area keeps each panel's pixel the mean of the photo's pixels under it.
+  cv::Mat photo_bgr, small_bgr, small_grey;
+  cv::cvtColor(input.photo_rgb, photo_bgr, cv::COLOR_RGB2BGR);
+  cv::resize(photo_bgr, small_bgr, panel_size, 0, 0, cv::INTER_AREA);
+  cv::cvtColor(small_bgr, small_grey, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(small_grey, small_grey, cv::COLOR_GRAY2BGR);
+
+  const size_t predicted = static_cast<size_t>(
+      std::max_element(input.photo_probabilities.begin(), input.photo_probabilities.end()) -
+      input.photo_probabilities.begin());
+  std::string heading = input.name;
+  if (!input.true_class.empty()) heading += "  true: " + input.true_class;
+  heading += fmt::format("  predicted: {} ({:.2f})", input.classes[predicted], input.photo_probabilities[predicted]);
+  text(image, heading, {gap, 30}, 0.6, 2);
+
+  auto panel_origin = [&](int index) {
+    return cv::Point(gap + (index % columns) * (panel_width + gap),
+                     title + (index / columns) * (caption + panel_height + gap) + caption);
+  };
+  auto place = [&](int index, const cv::Mat& panel, const std::string& label) {
+    const cv::Point origin = panel_origin(index);
+    panel.copyTo(image(cv::Rect(origin, panel_size)));
+    cv::rectangle(image, cv::Rect(origin, panel_size), cv::Scalar(0, 0, 0), 1);
+    text(image, label, {origin.x, origin.y - 8}, 0.5);
+  };
+  place(0, small_bgr, fmt::format("photo ({} patches)", input.patches.size()));
+
+  for (size_t c = 0; c < classes; ++c) {
+    cv::Mat sum, count, small_sum, small_count;
+    accumulate(input, c, sum, count);
+    cv::resize(sum, small_sum, panel_size, 0, 0, cv::INTER_AREA);
+    cv::resize(count, small_count, panel_size, 0, 0, cv::INTER_AREA);
+    cv::Mat mean = small_sum / cv::max(small_count, 1e-6f);
+    cv::Mat levels;
+    mean.convertTo(levels, CV_8U, 255.0);
+    cv::Mat colored, blended;
+    cv::applyColorMap(levels, colored, kColorMap);
+    cv::addWeighted(colored, kOverlayAlpha, small_grey, 1.0 - kOverlayAlpha, 0.0, blended);
+    // Pixels mostly outside every patch keep the plain grey photo.
+    small_grey.copyTo(blended, small_count < 0.5f);
+    place(static_cast<int>(c + 1), blended,
+          fmt::format("{}: photo p = {:.2f}", input.classes[c], input.photo_probabilities[c]));
+  }
+
+  const cv::Point first = panel_origin(0);
+  draw_scale(image, cv::Rect(gap + columns * (panel_width + gap) + 30, first.y, 24, panel_height));
+  return image;
+}
+
+}  // namespace bachlab::host

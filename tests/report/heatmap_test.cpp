@@ -1,0 +1,84 @@
+// The heatmap figure: the per-class map is the mean over the patches covering each pixel,
+// uncovered pixels stay uncoloured, and bad input is refused by name.
+#include "host/report/heatmap.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+
+namespace bachlab::host {
+namespace {
+
+// A 40x60 grey photo with two 20 px patches side by side and one overlapping the first; the
+// right third of the photo is covered by no patch.
+HeatmapInput two_class_input() {
+  HeatmapInput input;
+  input.photo_rgb = cv::Mat(40, 60, CV_8UC3, cv::Scalar(200, 180, 190));
+  input.classes = {"Benign", "InSitu"};
+  input.name = "photo.tif";
+  input.true_class = "InSitu";
+  input.photo_probabilities = {0.3f, 0.7f};
+  input.patches = {{0, 0, 20, {0.9f, 0.1f}}, {0, 20, 20, {0.1f, 0.9f}}, {10, 10, 20, {0.5f, 0.5f}}};
+  return input;
+}
+
+TEST(Heatmap, ClassMapIsTheMeanOfTheCoveringPatches) {
+  const cv::Mat map = class_probability_map(two_class_input(), 1);
+  ASSERT_EQ(map.size(), cv::Size(60, 40));
+  EXPECT_FLOAT_EQ(map.at<float>(5, 5), 0.1f);                   // first patch only
+  EXPECT_FLOAT_EQ(map.at<float>(5, 25), 0.9f);                  // second patch only
+  EXPECT_FLOAT_EQ(map.at<float>(15, 15), (0.1f + 0.5f) / 2);    // first and third
+  EXPECT_FLOAT_EQ(map.at<float>(15, 25), (0.9f + 0.5f) / 2);    // second and third
+  EXPECT_TRUE(std::isnan(map.at<float>(5, 50)));                // no patch
+  EXPECT_TRUE(std::isnan(map.at<float>(35, 5)));                // below every patch
+}
+
+TEST(Heatmap, NonFiniteProbabilitiesAreLeftOutRatherThanSpread) {
+  HeatmapInput input = two_class_input();
+  input.patches[2].probabilities = {NAN, NAN};
+  const cv::Mat map = class_probability_map(input, 0);
+  EXPECT_FLOAT_EQ(map.at<float>(15, 15), 0.9f);
+  EXPECT_TRUE(std::isnan(map.at<float>(25, 15)));  // covered only by the NaN patch
+}
+
+TEST(Heatmap, FigureColoursCoveredPixelsByProbabilityAndLeavesTheRestGrey) {
+  HeatmapInput input = two_class_input();
+  // One patch certain of InSitu over the left half, nothing over the right half.
+  input.photo_rgb = cv::Mat(40, 80, CV_8UC3, cv::Scalar(128, 128, 128));
+  input.patches = {{0, 0, 40, {0.0f, 1.0f}}};
+  const int panel = 80;  // the photo's own width: panel pixels are photo pixels
+  const cv::Mat figure = draw_heatmap(input, panel);
+  ASSERT_FALSE(figure.empty());
+  // Panels: photo, Benign, InSitu in one row; each starts 12 px after the previous one.
+  const int gap = 12, top = 46 + 28;
+  auto pixel = [&](int panel_index, int y, int x) {
+    return figure.at<cv::Vec3b>(top + y, gap + panel_index * (panel + gap) + x);
+  };
+  const cv::Vec3b benign_covered = pixel(1, 20, 10), insitu_covered = pixel(2, 20, 10);
+  const cv::Vec3b insitu_uncovered = pixel(2, 20, 70);
+  // Inferno at 1 is bright yellow (BGR: low blue, high red), at 0 near black.
+  EXPECT_GT(insitu_covered[2], 180);
+  EXPECT_LT(insitu_covered[0], insitu_covered[2]);
+  EXPECT_LT(benign_covered[2], 100);
+  EXPECT_EQ(insitu_uncovered, cv::Vec3b(128, 128, 128));
+}
+
+TEST(Heatmap, RefusesPatchesOutsideThePhotoAndWrongClassCounts) {
+  HeatmapInput outside = two_class_input();
+  outside.patches.push_back({30, 50, 20, {0.5f, 0.5f}});
+  try {
+    draw_heatmap(outside);
+    FAIL() << "a patch outside the photo was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("leaves the 60x40 photo"), std::string::npos) << e.what();
+  }
+  HeatmapInput wrong = two_class_input();
+  wrong.patches[0].probabilities = {1.0f};
+  EXPECT_THROW(class_probability_map(wrong, 0), Error);
+}
+
+}  // namespace
+}  // namespace bachlab::host
