@@ -4,9 +4,15 @@
 //     Trainer::train_epoch (plus its per-batch metrics bookkeeping); BM_TrainerFit adds
 //     what fit() does per epoch on top (schedule, early-stopping state, checkpoint write).
 //  2. Training throughput in images/s of each model plugin at the study configs' size.
+//  3. The patch recipe (configs/bach_best.toml): patch_resnet trained on 128 px patches
+//     sampled from half-scale BACH-size photos (1024x768), and photo-level prediction of
+//     such a photo by its grid of 48 patches under each TTA setting. Its config's time
+//     budget is computed from these.
 // Threads are the machine's cores for every case, as a run's default; times are wall-clock
 // (UseRealTime), since training runs on several threads.
 #include "bench/bench_registry.h"
+#include "host/eval/photo_prediction.h"
+#include "host/train/patch_sampler.h"
 #include "host/train/trainer.h"
 
 #include <benchmark/benchmark.h>
@@ -127,6 +133,57 @@ BENCHMARK_CAPTURE(BM_ModelThroughput, model3a, std::string("model3a"))->Unit(ben
 BENCHMARK_CAPTURE(BM_ModelThroughput, model3b, std::string("model3b"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_ModelThroughput, model4a, std::string("model4a"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_ModelThroughput, model4b, std::string("model4b"))->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_CAPTURE(BM_ModelThroughput, patch_resnet, std::string("patch_resnet"))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+constexpr int64_t kPatch = 128;
+constexpr int64_t kPhotoHeight = 768;
+constexpr int64_t kPhotoWidth = 1024;
+
+// Patches per second of Trainer::train_epoch over a PatchSampler, batch 32 as in
+// bach_best.toml: sampling, cropping, uint8 -> float, forward, backward, Adam. The
+// augmentations bach_best.toml adds are left out here (bench_plugins --kind augmentation
+// measures each).
+void BM_PatchTrainingEpoch(benchmark::State& state) {
+  torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
+  host::Trainer trainer(make_parts("patch_resnet", kPatch), settings(), 5);
+  torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
+  torch::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+  const host::TensorSplit photos{torch::randint(0, 256, {4, 3, kPhotoHeight, kPhotoWidth}, g, torch::kUInt8),
+                                 torch::arange(4, torch::kLong)};
+  host::PatchSettings patches;
+  patches.size = kPatch;
+  patches.per_image = 16;  // 64 patches per epoch, two batches of 32
+  host::PatchSampler sampler(photos, patches);
+  int64_t epoch = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(trainer.train_epoch(sampler, ++epoch).loss);
+  state.SetItemsProcessed(state.iterations() * 4 * patches.per_image);
+}
+BENCHMARK(BM_PatchTrainingEpoch)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Photos per second of photo-level prediction of one 1024x768 photo: 8 x 6 = 48 grid
+// patches of 128 px, patch_resnet, aggregate mean; the argument is the TTA count.
+void BM_PhotoPrediction(benchmark::State& state) {
+  const std::string tta = state.range(0) == 1 ? "none" : state.range(0) == 4 ? "flips" : "d4";
+  torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
+  host::Trainer trainer(make_parts("patch_resnet", kPatch), settings(), 5);
+  torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
+  torch::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+  const torch::Tensor photo = torch::randint(0, 256, {1, 3, kPhotoHeight, kPhotoWidth}, g, torch::kUInt8);
+  host::PhotoPredictionSettings s;
+  s.patch_size = kPatch;
+  s.tta = tta;
+  s.batch_size = 64;
+  const host::PatchProbabilities model = [&trainer](const torch::Tensor& x) {
+    return trainer.predict({x, {}}).probabilities;
+  };
+  for (auto _ : state) benchmark::DoNotOptimize(host::predict_photos(photo, {}, model, s).probabilities);
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(tta);
+}
+BENCHMARK(BM_PhotoPrediction)->Arg(1)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

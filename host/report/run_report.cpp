@@ -11,6 +11,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -116,6 +117,7 @@ json to_json(const RunSummary& s) {
   for (const auto& split : s.splits) {
     splits[split.name] = to_json(split.metrics, s.classes);
     splits[split.name]["size"] = split.size;
+    if (std::isfinite(split.patch_accuracy)) splits[split.name]["patch_accuracy"] = split.patch_accuracy;
   }
   return {{"experiment", s.experiment},
           {"description", s.description},
@@ -161,6 +163,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
       if (!j.at("splits").contains(name)) continue;
       const json& split = j.at("splits").at(name);
       s.splits.push_back({name, split.at("size").get<int64_t>(), split_metrics_from_json(split, s.classes)});
+      if (split.contains("patch_accuracy")) s.splits.back().patch_accuracy = number(split.at("patch_accuracy"));
     }
     for (const auto& r : j.at("history")) {
       EpochRecord e;
@@ -238,12 +241,24 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
   h << "<h2>Final metrics</h2>\n<p>AUROC micro: one ROC curve over the one-hot matrix (Keras' AUC, the study's "
        "\"Test AUROC\"). AUROC macro: the mean of one-vs-rest AUROC over the classes present.</p>\n"
        "<table><tr><th>split</th><th>images</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
-       "<th>AUROC macro</th><th>F1 macro</th></tr>\n";
-  for (const auto& split : s.splits)
+       "<th>AUROC macro</th><th>F1 macro</th>";
+  const bool patches = std::any_of(s.splits.begin(), s.splits.end(),
+                                   [](const SplitResult& split) { return std::isfinite(split.patch_accuracy); });
+  if (patches) h << "<th>patch-level accuracy</th>";
+  h << "</tr>\n";
+  for (const auto& split : s.splits) {
     h << "<tr><td>" << split.name << "</td><td>" << split.size << "</td><td>" << cell(split.metrics.loss) << "</td><td>"
       << cell(split.metrics.accuracy) << "</td><td>" << cell(split.metrics.auroc_micro) << "</td><td>"
-      << cell(split.metrics.auroc_macro) << "</td><td>" << cell(split.metrics.f1_macro) << "</td></tr>\n";
+      << cell(split.metrics.auroc_macro) << "</td><td>" << cell(split.metrics.f1_macro) << "</td>";
+    if (patches) h << "<td>" << cell(split.patch_accuracy) << "</td>";
+    h << "</tr>\n";
+  }
   h << "</table>\n";
+  if (patches)
+    h << "<p>Every metric is per photo: each photo is covered by a grid of patches whose class probabilities are "
+         "aggregated into one prediction (see the settings). Patch-level accuracy is that of the single grid "
+         "patches, each judged against its photo's label. The history's training columns are running figures over "
+         "the training patches; its validation columns are per photo.</p>\n";
 
   if (!s.fold_val_accuracy.empty()) {
     h << "<p>" << s.fold_val_accuracy.size()

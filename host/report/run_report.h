@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,7 +27,11 @@ namespace bachlab::host {
 struct SplitResult {
   std::string name;  ///< "train", "val" or "test"
   int64_t size = 0;
+  /// Per photo (with patches: the grid's patches aggregated, see host/eval/photo_prediction.h).
   SplitMetrics metrics;
+  /// Patch training only: the share of single grid patches whose most probable class is
+  /// their photo's label, shown beside the photo-level accuracy; NaN otherwise.
+  double patch_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Everything metrics.json and report.html say about a run.

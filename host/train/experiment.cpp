@@ -86,6 +86,13 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   for (const auto& name : augmentation_plugins) augment += (augment.empty() ? "" : "+") + name;
   out.emplace_back("augment", augment.empty() ? "none" : augment);
   out.emplace_back("image_size", std::to_string(data.image_size));
+  if (patches.enabled()) {
+    out.emplace_back("patches", std::to_string(patches.size) + " px, " + std::to_string(patches.per_image) +
+                                    " per photo per epoch" +
+                                    (patches.min_tissue > 0 ? ", min_tissue " + format_number(patches.min_tissue) : ""));
+    out.emplace_back("photo_prediction", "grid stride " + std::to_string(photo.stride) + ", " + photo.aggregate);
+  }
+  if (photo.tta != "none") out.emplace_back("tta", photo.tta);
   out.emplace_back("batch_size", std::to_string(train.batch_size));
   out.emplace_back("epochs", std::to_string(train.epochs));
   if (data.split.folds > 0) out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold");
@@ -120,8 +127,16 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   // Beside the prepared tensors they are computed from, so one cache_dir holds both.
   plan.train.feature_cache.folder = plan.data.cache_dir / "features";
 
+  plan.patches = read_patch_settings(config);
+  plan.photo = read_photo_prediction_settings(config, plan.patches.size, plan.patches.min_tissue);
+  if (plan.patches.size > plan.data.image_size)
+    config.table("data.patches")
+        .fail("size", "= " + std::to_string(plan.patches.size) + " is larger than [data] image_size = " +
+                          std::to_string(plan.data.image_size) + "; use a smaller patch or a larger image");
+  plan.photo.batch_size = std::max<int64_t>(plan.train.batch_size, 64);
+
   plan.spec.channels = 3;
-  plan.spec.height = plan.spec.width = plan.data.image_size;
+  plan.spec.height = plan.spec.width = plan.patches.enabled() ? plan.patches.size : plan.data.image_size;
   plan.spec.num_classes = plan.data.classes.empty() ? 4 : static_cast<int64_t>(plan.data.classes.size());
 
   sdk::Params& model_table = config.table("model");
@@ -196,6 +211,11 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   const int64_t copies = plan.train.feature_cache.augmented_copies;
   if (frozen && !plan.augmentation_plugins.empty() && copies == 0)
     feature_cache.fail("augmented_copies", frozen_augmentation_problem(plan.augmentation_plugins.size()));
+  if (frozen && plan.patches.enabled())
+    config.table("data.patches")
+        .fail("size", "must be 0 for model \"" + plan.model_plugin +
+                          "\": a frozen backbone's features are cached per whole image; remove [data.patches] or "
+                          "fine-tune the backbone");
   if (plan.model && copies > 0 && !(frozen && !plan.augmentation_plugins.empty()))
     feature_cache.fail("augmented_copies",
                        "= " + std::to_string(copies) + " only applies to a frozen backbone with [[augment]] tables, but " +

@@ -6,7 +6,8 @@
 //   [experiment]  name (default: the config file's stem), seed (42), output ("runs"),
 //                 description
 //   [train]       see train_settings.h (with [train.feature_cache] for frozen backbones)
-//   [data]        see host/data/data_config.h
+//   [data]        see host/data/data_config.h; [data.patches] see host/train/patch_sampler.h
+//   [eval]        tta; [eval.patches] stride, aggregate: see host/eval/photo_prediction.h
 //   [model]       plugin = "<model plugin>", then that plugin's settings
 //   [optimizer]   plugin = "<optimizer plugin>" (default "adam"), then its settings
 //   [[augment]]   plugin = "<augmentation plugin>", then its settings; applied in order
@@ -14,7 +15,9 @@
 
 #include "host/config/config.h"
 #include "host/data/data_config.h"
+#include "host/eval/photo_prediction.h"
 #include "host/plugins/registry.h"
+#include "host/train/patch_sampler.h"
 #include "host/train/train_settings.h"
 #include "host/train/trainer.h"
 
@@ -52,10 +55,15 @@ struct ExperimentPlan {
   ExperimentSettings experiment;
   TrainSettings train;
   DataConfig data;
+  /// [data.patches]: patch training when size > 0.
+  PatchSettings patches;
+  /// [eval], [eval.patches]: how a split's photos are predicted (grid, TTA, aggregation).
+  PhotoPredictionSettings photo;
   std::string model_plugin;
   std::string optimizer_plugin;
   std::vector<std::string> augmentation_plugins;
-  /// What the model was built for (3 x image_size x image_size, one logit per class).
+  /// What the model was built for (3 x image_size x image_size, or 3 x patch size x patch
+  /// size with patches; one logit per class).
   sdk::ModelSpec spec;
   std::shared_ptr<sdk::Network> model;
   std::shared_ptr<torch::optim::Optimizer> optimizer;

@@ -30,6 +30,11 @@ std::string format_evaluation(const host::RunSummary& s) {
     out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", split.name, split.size,
                        metric(split.metrics.loss), metric(split.metrics.accuracy), metric(split.metrics.auroc_micro),
                        metric(split.metrics.auroc_macro), metric(split.metrics.f1_macro));
+  // Patch training: every figure above is per photo; single patches are shown apart, labelled.
+  std::string patches;
+  for (const auto& split : s.splits)
+    if (std::isfinite(split.patch_accuracy)) patches += fmt::format("  {} {}", split.name, metric(split.patch_accuracy));
+  if (!patches.empty()) out += "patch-level accuracy (single grid patches, not photos):" + patches + "\n";
   if (const host::SplitResult* test = s.held_out()) {
     out += fmt::format("\n{} split per class\n{:<10} {:>9} {:>7} {:>7} {:>6} {:>6}\n", test->name, "class",
                        "precision", "recall", "F1", "AUROC", "images");

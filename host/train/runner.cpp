@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 #include <ostream>
 
 namespace bachlab::host {
@@ -89,7 +90,39 @@ struct ValPrediction {
   torch::Tensor probabilities;
   torch::Tensor labels;
   double loss = 0;
+  int64_t patch_correct = 0;
+  int64_t patch_total = 0;
 };
+
+// The trainer's model as the callable photo-level prediction takes.
+PatchProbabilities model_probabilities(Trainer& trainer) {
+  return [&trainer](const torch::Tensor& patches) { return trainer.predict({patches, {}}).probabilities; };
+}
+
+// A split measured per photo as the plan says: a grid of patches, test-time augmentation
+// and aggregation (host/eval/photo_prediction.h), or for whole photos without TTA the
+// trainer's own predict() (one input per photo, with its training loss). `tta` false
+// leaves TTA out: validation after every epoch and the training split, where it would
+// multiply the time spent for a figure that only follows training.
+ValPrediction measure(Trainer& trainer, const TensorSplit& split, const PhotoPredictionSettings& photo, bool tta) {
+  if (photo.patch_size == 0 && (photo.tta == "none" || !tta)) {
+    Prediction p = trainer.predict(split);
+    return {p.probabilities, split.labels, p.loss};
+  }
+  PhotoPredictionSettings settings = photo;
+  if (!tta) settings.tta = "none";
+  PhotoPredictions p = predict_photos(split.images, split.labels, model_probabilities(trainer), settings);
+  ValPrediction out{p.probabilities, split.labels, p.loss};
+  if (photo.patch_size > 0) {
+    out.patch_correct = p.patch_correct;
+    out.patch_total = p.patch_total;
+  }
+  return out;
+}
+
+double patch_accuracy(int64_t correct, int64_t total) {
+  return total > 0 ? static_cast<double>(correct) / static_cast<double>(total) : std::numeric_limits<double>::quiet_NaN();
+}
 
 struct SplitData {
   PreparedData prepared;
@@ -145,9 +178,13 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
                                     {"val", &data.val},
                                     {"test", &data.test}}) {
     if (split->size() == 0) continue;
-    Prediction p = trainer.predict(*split);
-    if (val_out && split == &data.val) *val_out = {p.probabilities, split->labels, p.loss};
-    s.splits.push_back({name, split->size(), compute_metrics(p.probabilities, split->labels, p.loss)});
+    // A grid over every training photo costs as much as several epochs of training and
+    // measures only fit; with patches the history's running figures show that instead.
+    if (split == &data.train && plan.patches.enabled()) continue;
+    ValPrediction p = measure(trainer, *split, plan.photo, split != &data.train);
+    if (val_out && split == &data.val) *val_out = p;
+    s.splits.push_back({name, split->size(), compute_metrics(p.probabilities, split->labels, p.loss),
+                        patch_accuracy(p.patch_correct, p.patch_total)});
   }
   return s;
 }
@@ -227,7 +264,17 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
       log("no checkpoint yet: starting at epoch 1");
     }
   }
-  trainer.fit(data.train, data.val);
+  if (plan.patches.enabled()) {
+    // Patches train; whole photos are validated, each by its grid of patches.
+    PatchSampler patches(data.train, plan.patches);
+    trainer.set_validation([&](const TensorSplit& val) {
+      ValPrediction p = measure(trainer, val, plan.photo, false);
+      return Prediction{p.probabilities, p.loss};
+    });
+    trainer.fit(patches, data.val);
+  } else {
+    trainer.fit(data.train, data.val);
+  }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
   write_run_report(run_dir, summary, opened.config.resolved_toml());
@@ -278,15 +325,18 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
   }
   std::vector<torch::Tensor> probabilities, labels;
   double loss = 0;
-  int64_t images = 0;
+  int64_t images = 0, patch_correct = 0, patch_total = 0;
   for (const auto& p : predictions) {
     probabilities.push_back(p.probabilities);
     labels.push_back(p.labels);
     loss += p.loss * static_cast<double>(p.labels.size(0));
     images += p.labels.size(0);
+    patch_correct += p.patch_correct;
+    patch_total += p.patch_total;
   }
   base.splits.push_back({"val", images,
-                         compute_metrics(torch::cat(probabilities), torch::cat(labels), loss / static_cast<double>(images))});
+                         compute_metrics(torch::cat(probabilities), torch::cat(labels), loss / static_cast<double>(images)),
+                         patch_accuracy(patch_correct, patch_total)});
   write_run_report(run_dir, base, config_toml);
   return base;
 }
@@ -403,40 +453,84 @@ RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
   return evaluate_one(run_dir, progress, nullptr);
 }
 
+namespace {
+
+// One run's final model (best or last weights, as its metrics.json says) in a trainer.
+struct LoadedModel {
+  std::unique_ptr<Trainer> trainer;
+  ExperimentPlan plan;
+  std::vector<std::string> classes;
+};
+
+LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
+  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+  LoadedModel out;
+  out.plan = opened.plan;
+  out.classes = out.plan.data.classes;
+  const fs::path metrics = run_dir / "metrics.json";
+  bool best = out.plan.train.restore_best;
+  if (fs::exists(metrics)) {
+    RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
+    out.classes = summary.classes;
+    best = summary.weights == "best";
+  }
+  out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
+                                          normalization_transform(run.normalization));
+  const fs::path checkpoints = run_dir / "checkpoints";
+  out.trainer->load_weights(best && fs::exists(checkpoints / "best.pt") ? checkpoints / "best.pt"
+                                                                          : checkpoints / "last.pt");
+  return out;
+}
+
+}  // namespace
+
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
                                             std::vector<std::string>* classes_out) {
   RunFile run = read_run_file(run_dir);
-  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
-  ExperimentPlan& plan = opened.plan;
-  if (plan.data.split.folds > 0 && !run.fold)
-    throw Error(run_dir.string() + ": a " + std::to_string(plan.data.split.folds) +
-                "-fold cross-validation has one model per fold; predict with one of them, e.g. `bachlab predict " +
-                fold_folder(run_dir, 0).string() + " IMAGE...`");
-  std::vector<std::string> classes = plan.data.classes;
-  const fs::path metrics = run_dir / "metrics.json";
-  bool best = plan.train.restore_best;
-  if (fs::exists(metrics)) {
-    RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
-    classes = summary.classes;
-    best = summary.weights == "best";
+  // A cross-validation's folder predicts with the ensemble of its fold models: each fold's
+  // probabilities per patch (after TTA), averaged, then aggregated per photo.
+  std::vector<LoadedModel> models;
+  {
+    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+    const int folds = opened.plan.data.split.folds;
+    if (folds > 0 && !run.fold) {
+      for (int k = 0; k < folds; ++k) {
+        const fs::path folder = fold_folder(run_dir, k);
+        if (!fs::exists(folder / "checkpoints" / "last.pt"))
+          throw Error(folder.string() + ": fold " + std::to_string(k + 1) + " of " + std::to_string(folds) +
+                      " has no checkpoint, so the fold ensemble is incomplete; finish the cross-validation with "
+                      "`bachlab run --resume " + run_dir.string() + "`");
+        models.push_back(load_final_model(folder, read_run_file(folder)));
+      }
+    } else {
+      models.push_back(load_final_model(run_dir, run));
+    }
   }
-  Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
-  const fs::path checkpoints = run_dir / "checkpoints";
-  trainer.load_weights(best && fs::exists(checkpoints / "best.pt") ? checkpoints / "best.pt" : checkpoints / "last.pt");
+  const ExperimentPlan& plan = models.front().plan;
+  const std::vector<std::string>& classes = models.front().classes;
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
+  PatchProbabilities ensemble = [&models](const torch::Tensor& patches) {
+    torch::Tensor sum;
+    for (auto& m : models) {
+      torch::Tensor p = m.trainer->predict({patches, {}}).probabilities;
+      sum = sum.defined() ? sum + p : p;
+    }
+    return sum / static_cast<double>(models.size());
+  };
 
-  std::vector<torch::Tensor> batch;
-  for (const auto& image : images) batch.push_back(preprocess_image(image, plan.data.image_size));
-  TensorSplit input{torch::stack(batch), {}};
-  torch::Tensor probabilities = trainer.predict(input).probabilities.to(torch::kFloat64).contiguous();
   std::vector<ImagePrediction> out;
-  for (size_t i = 0; i < images.size(); ++i) {
+  for (const auto& image : images) {
+    // One photo at a time: photos of other sizes give prepared images of other sizes.
+    torch::Tensor photo = preprocess_image(image, plan.data.image_size).unsqueeze(0);
+    PhotoPredictions prediction = predict_photos(photo, {}, ensemble, plan.photo, true);
+    torch::Tensor probabilities = prediction.probabilities.to(torch::kFloat64).contiguous();
     ImagePrediction p;
-    p.image = images[i].string();
-    const double* row = probabilities[static_cast<int64_t>(i)].data_ptr<double>();
+    p.image = image.string();
+    const double* row = probabilities[0].data_ptr<double>();
     p.probabilities.assign(row, row + probabilities.size(1));
     const size_t best_class = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
     p.predicted = best_class < classes.size() ? classes[best_class] : std::to_string(best_class);
+    p.patches = prediction.patches.front();
     out.push_back(std::move(p));
   }
   if (classes_out) *classes_out = classes;

@@ -51,10 +51,15 @@ struct ImagePrediction {
   std::string image;
   std::string predicted;
   std::vector<double> probabilities;  ///< One per class, in the run's class order.
+  /// Every grid patch's position and probabilities (one "patch", the whole photo, without
+  /// [data.patches]): what a heatmap draws.
+  PhotoPatches patches;
 };
 
 /// Predictions of the run's final model for `images` (TIFF, PNG or JPEG), with the
-/// training preprocessing (resize to image_size, the run's normalization).
+/// training preprocessing (resize to image_size, the run's normalization) and the run's
+/// photo-level prediction (patch grid, TTA, aggregation). For the folder of a k-fold
+/// cross-validation, the k fold models' patch probabilities are averaged (an ensemble).
 std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir,
                                             const std::vector<std::filesystem::path>& images,
                                             std::vector<std::string>* classes = nullptr);

@@ -162,17 +162,24 @@ void Trainer::apply_learning_rate(int64_t epoch) {
 }
 
 EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
+  WholeImages source(train);
+  return train_epoch(source, epoch);
+}
+
+EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   auto& model = *parts_.model;
   auto& optimizer = *parts_.optimizer;
   model.train();
-  const int64_t n = train.size();
+  const int64_t n = train.start_epoch(generator_);
   const int64_t batch_size = settings_.batch_size;
   const int64_t batches = (n + batch_size - 1) / batch_size;
   const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(settings_.label_smoothing);
-  torch::Tensor order = torch::randperm(n, generator_, torch::kLong);
   // Frozen backbone: the epoch's features, computed once; only the head runs per batch.
   const bool frozen = model.has_frozen_features();
-  const torch::Tensor features = frozen ? cached_features(train.images, epoch) : torch::Tensor();
+  if (frozen && !train.whole_images())
+    throw Error("a model with a frozen backbone trains on whole images only (its features are cached per image); "
+                "set [data.patches] size = 0 or fine-tune the backbone");
+  const torch::Tensor features = frozen ? cached_features(train.whole_images()->images, epoch) : torch::Tensor();
 
   std::vector<torch::Tensor> probabilities;
   std::vector<torch::Tensor> labels;
@@ -182,13 +189,13 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   auto last_draw = Clock::now();
   const auto start = last_draw;
   for (int64_t b = 0; b < batches; ++b) {
-    torch::Tensor index = order.slice(0, b * batch_size, std::min(n, (b + 1) * batch_size));
-    torch::Tensor y = train.labels.index_select(0, index).to(device_);
+    const Batch batch = train.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
+    torch::Tensor y = batch.labels.to(device_);
     torch::Tensor logits;
     if (frozen) {
-      logits = model.head(features.index_select(0, index).to(device_));
+      logits = model.head(features.index_select(0, batch.rows).to(device_));
     } else {
-      torch::Tensor x = to_unit(train.images.index_select(0, index));
+      torch::Tensor x = to_unit(batch.images);
       for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
       logits = model.forward(normalize_(x).to(device_));
     }
@@ -199,7 +206,7 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
     loss.backward();
     optimizer.step();
 
-    loss_sum += loss.item<double>() * static_cast<double>(index.size(0));
+    loss_sum += loss.item<double>() * static_cast<double>(batch.labels.size(0));
     probabilities.push_back(torch::softmax(logits.detach(), 1).to(torch::kCPU));
     labels.push_back(y.to(torch::kCPU));
     if (batch_hook_) batch_hook_(epoch, b);
@@ -298,7 +305,16 @@ void Trainer::report(const EpochRecord& r) const {
   *progress_ << (interactive_ ? "\r" : "") << line << (interactive_ ? "\x1b[K\n" : "\n") << std::flush;
 }
 
+void Trainer::set_validation(std::function<Prediction(const TensorSplit&)> validate) {
+  validate_ = std::move(validate);
+}
+
 TrainOutcome Trainer::fit(const TensorSplit& train, const TensorSplit& val) {
+  WholeImages source(train);
+  return fit(source, val);
+}
+
+TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
   torch::set_num_threads(static_cast<int>(effective_threads(settings_.threads)));
   if (!started_) {
     torch::manual_seed(seed_);
@@ -315,7 +331,7 @@ TrainOutcome Trainer::fit(const TensorSplit& train, const TensorSplit& val) {
     record.train = train_epoch(train, epoch);
     record.val = {kNaN, kNaN, kNaN, kNaN};
     if (val.size() > 0) {
-      Prediction p = predict(val);
+      Prediction p = validate_ ? validate_(val) : predict(val);
       record.val = {p.loss, accuracy(p.probabilities, val.labels), auroc_micro(p.probabilities, val.labels),
                     auroc_macro(p.probabilities, val.labels)};
     }

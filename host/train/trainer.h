@@ -15,6 +15,7 @@
 // checkpoint, so a resumed run draws exactly the numbers the uninterrupted one would.
 
 #include "host/eval/metrics.h"
+#include "host/train/batch_source.h"
 #include "host/train/feature_cache.h"
 #include "host/train/train_settings.h"
 
@@ -33,13 +34,6 @@
 #include <vector>
 
 namespace bachlab::host {
-
-/// Images (N, C, H, W), uint8 or float, and int64 labels (N).
-struct TensorSplit {
-  torch::Tensor images;
-  torch::Tensor labels;
-  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
-};
 
 /// The four numbers recorded per split and epoch.
 struct EpochMetrics {
@@ -128,13 +122,22 @@ class Trainer {
   /// or predict with a finished run. Throws Error if it does not fit the model.
   void load_weights(const std::filesystem::path& checkpoint);
 
+  /// How fit() measures the validation split after each epoch. Default: predict(), one
+  /// input per image; patch training sets photo-level prediction (host/eval/photo_prediction.h).
+  void set_validation(std::function<Prediction(const TensorSplit& val)> validate);
+
   /// Trains until `epochs` or early stopping, continuing after a resume(). If
-  /// restore_best is set, the model holds the best epoch's weights afterwards.
+  /// restore_best is set, the model holds the best epoch's weights afterwards. The
+  /// batches come from `train` (whole images or patches, see batch_source.h).
+  TrainOutcome fit(BatchSource& train, const TensorSplit& val);
+  /// fit() on the whole images of `train`.
   TrainOutcome fit(const TensorSplit& train, const TensorSplit& val);
 
   /// One training pass over `train` (no validation, schedule or checkpoint): what fit()
   /// does per epoch, exposed for benchmarks. With a frozen backbone, the head trains on
-  /// the features of `epoch`'s copy (see FeatureCache::training_features).
+  /// the features of `epoch`'s copy (see FeatureCache::training_features), which needs
+  /// whole images.
+  EpochMetrics train_epoch(BatchSource& train, int64_t epoch);
   EpochMetrics train_epoch(const TensorSplit& train, int64_t epoch);
 
   /// Probabilities and loss of `data` in evaluation mode, without gradients.
@@ -171,6 +174,7 @@ class Trainer {
   std::ostream* progress_ = nullptr;
   bool interactive_ = false;
   std::function<void(int64_t, int64_t)> batch_hook_;
+  std::function<Prediction(const TensorSplit&)> validate_;
   FeatureCache feature_cache_;
   FeatureInputs feature_inputs_;
 
