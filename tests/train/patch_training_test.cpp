@@ -78,7 +78,7 @@ TEST(PatchSamplerTest, PositionsComeFromTheGeneratorOnly) {
 
 TEST(PatchSamplerTest, MinTissueSkipsBlankGlass) {
   // White glass with one 32x32 block of tissue in a 64x64 photo. Random 16 px patches
-  // average about 0.21 tissue; redrawing those under 0.5 (10 tries) about 0.79.
+  // average about 0.38 tissue; redrawing those under 0.5 (10 tries) about 0.79.
   TensorSplit split{torch::full({2, 3, 64, 64}, 245, torch::kUInt8), torch::tensor({0, 1}, torch::kLong)};
   split.images.slice(2, 24, 56).slice(3, 8, 40).fill_(120);
   auto mean_tissue = [&](double min_tissue) {
@@ -90,7 +90,7 @@ TEST(PatchSamplerTest, MinTissueSkipsBlankGlass) {
     for (int64_t i = 0; i < 100; ++i) sum += tissue_fraction(batch.images[i]);
     return sum / 100;
   };
-  EXPECT_LT(mean_tissue(0.0), 0.3);
+  EXPECT_LT(mean_tissue(0.0), 0.5);
   EXPECT_GT(mean_tissue(0.5), 0.65);
   EXPECT_NEAR(tissue_fraction(split.images[0]), 1024.0 / 4096.0, 1e-9);
 }
@@ -238,11 +238,16 @@ TEST_F(PatchRecipeTest, PatchesOfTheFullResolutionPhotoLearnWhatSqueezingLoses) 
   // The recipe: 16 px patches of the photo kept at 64 px, a grid of 16 patches per photo.
   const RunSummary patches =
       run_experiment(config("patches", "image_size = 64\n[data.patches]\nsize = 16\nper_image = 8\n"), RunOptions{});
+  // The same patches cut from the squeezed photo: what the recipe must not do.
+  const RunSummary squeezed_patches =
+      run_experiment(config("squeezed", "image_size = 16\n[data.patches]\nsize = 8\nper_image = 8\n"), RunOptions{});
   const double whole_accuracy = whole.split("test")->metrics.accuracy;
   const double patch_accuracy = patches.split("test")->metrics.accuracy;
+  const double squeezed_accuracy = squeezed_patches.split("test")->metrics.accuracy;
   EXPECT_EQ(patches.split("test")->size, 24);
   EXPECT_GE(patch_accuracy, 0.9) << "whole photos: " << whole_accuracy;
   EXPECT_LE(whole_accuracy, 0.75) << "the squeezed photos must not show the texture";
+  EXPECT_LE(squeezed_accuracy, 0.75) << "patches of the squeezed photos must not show it either";
   // The patch-level figure is reported beside the photo-level one, and only with patches.
   EXPECT_TRUE(std::isfinite(patches.split("test")->patch_accuracy));
   EXPECT_TRUE(std::isnan(whole.split("test")->patch_accuracy));

@@ -242,14 +242,18 @@ TEST_F(RunTest, CrossValidationPoolsOutOfFoldPredictionsAndResumesFoldByFold) {
   EXPECT_EQ(evaluated.split("val")->metrics.accuracy, s.split("val")->metrics.accuracy);
   EXPECT_EQ(evaluated.fold_val_accuracy, s.fold_val_accuracy);
 
+  // The cross-validation's folder predicts with its fold models' mean
+  // (PatchRecipeTest.PredictOnACrossValidationAveragesItsFoldModels checks the numbers);
+  // a fold that never trained makes that ensemble incomplete, which is refused.
+  fs::rename(dir / "fold-2" / "checkpoints", dir / "fold-2" / "hidden");
   try {
     predict_images(dir, {dir / "x.png"});
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir.string() +
-                                         ": a 3-fold cross-validation has one model per fold; predict with one of "
-                                         "them, e.g. `bachlab predict " +
-                                         (dir / "fold-1").string() + " IMAGE...`");
+    EXPECT_EQ(std::string(e.what()), (dir / "fold-2").string() +
+                                         ": fold 2 of 3 has no checkpoint, so the fold ensemble is incomplete; "
+                                         "finish the cross-validation with `bachlab run --resume " +
+                                         dir.string() + "`");
   }
 }
 
