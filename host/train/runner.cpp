@@ -28,6 +28,8 @@ struct RunFile {
   std::string started;
   /// Set in the folder of one fold of a cross-validation (0-based); unset otherwise.
   std::optional<int> fold;
+  /// The stain target the run's photos were normalised to, so predict does the same.
+  std::optional<StainTarget> stain_target;
 };
 
 void write_run_file(const fs::path& run_dir, const RunFile& run) {
@@ -38,6 +40,7 @@ void write_run_file(const fs::path& run_dir, const RunFile& run) {
   j["normalization"] = {{"mean", run.normalization.mean}, {"std", run.normalization.std}};
   j["started"] = run.started;
   j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
+  if (run.stain_target) j["stain_target"] = stain_target_to_json(*run.stain_target);
   write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
 }
 
@@ -56,6 +59,7 @@ RunFile read_run_file(const fs::path& run_dir) {
     run.normalization.std = j.at("normalization").at("std").get<std::array<float, 3>>();
     run.started = j.at("started").get<std::string>();
     if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
+    if (j.contains("stain_target")) run.stain_target = stain_target_from_json(j.at("stain_target"));
     return run;
   } catch (const nlohmann::json::exception& e) {
     throw Error(file.string() + ": unreadable (" + std::string(e.what()) +
@@ -106,7 +110,12 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
 // a cross-validation that fold as validation and the others as training (no test part).
 SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) {
   SplitData d;
-  d.prepared = prepare_dataset(discover_dataset(plan.data), plan.data);
+  const Dataset dataset = discover_dataset(plan.data);
+  // A stain target from the training photos needs the split first: prepare unnormalised,
+  // split, fit on this split's (or fold's) training rows only, then prepare normalised.
+  DataConfig unnormalised = plan.data;
+  if (stain_target_from_training(plan.data)) unnormalised.stain_normalize = "none";
+  d.prepared = prepare_dataset(dataset, unnormalised);
   const torch::Tensor labels = d.prepared.labels.contiguous();
   std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
   const auto& s = plan.data.split;
@@ -115,6 +124,9 @@ SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) 
   } else {
     d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
   }
+  if (stain_target_from_training(plan.data))
+    d.prepared = prepare_dataset(dataset, plan.data,
+                                 fit_stain_target(plan.data.stain_normalize, d.prepared.images, d.split.train));
   d.train = take(d.prepared, d.split.train);
   d.val = take(d.prepared, d.split.val);
   d.test = take(d.prepared, d.split.test);
@@ -209,13 +221,17 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml());
     write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
     run.normalization = fit_normalization(data.train.images, plan.data);
+    run.stain_target = data.prepared.stain_target;
     write_run_file(run_dir, run);
   }
   log(fmt::format("{}{}: {} ({} trainable parameters), {} train / {} val / {} test images of {}x{}, run folder {}",
                   plan.experiment.name,
                   run.fold ? fmt::format(" fold {} of {}", *run.fold + 1, plan.data.split.folds) : std::string(),
                   plan.model_plugin, plan.trainable_parameters, data.train.size(), data.val.size(), data.test.size(),
-                  plan.data.image_size, plan.data.image_size, run_dir.string()));
+                  data.prepared.images.size(3), data.prepared.images.size(2), run_dir.string()));
+  if (data.prepared.stain_target)
+    log(fmt::format("stain normalisation: {}, target fitted on {}", data.prepared.stain_target->method,
+                    data.prepared.stain_target->fitted_on));
 
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
@@ -426,7 +442,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
 
   std::vector<torch::Tensor> batch;
-  for (const auto& image : images) batch.push_back(preprocess_image(image, plan.data.image_size));
+  for (const auto& image : images) batch.push_back(preprocess_photo(image, plan.data, run.stain_target));
   TensorSplit input{torch::stack(batch), {}};
   torch::Tensor probabilities = trainer.predict(input).probabilities.to(torch::kFloat64).contiguous();
   std::vector<ImagePrediction> out;
