@@ -1,8 +1,8 @@
 """The Python side of data/prepare_cold_scale_macenko: what a user would write with PIL and
 numpy to preprocess BACH photos at a scale with Macenko stain normalisation - decode,
 shrink by area averaging (PIL's BOX filter), normalise, stack into one uint8 array.
-The Macenko recipe is the one host/data/stain.cpp implements (OD = -ln((v+1)/256), beta
-0.15, covariance eigenvectors, 1st/99th percentile angles, least squares, 99th percentile
+The Macenko recipe is the one host/data/stain.cpp implements (OD = -ln((v+1)/256), tissue
+where the OD vector is at least beta = 0.15 long, covariance eigenvectors, 1st/99th percentile angles, least squares, 99th percentile
 maxima), so both sides do the same work.
 
 Usage: /usr/bin/python3 bench/data/prep_macenko.py PHOTOS_DIR SCALE WORKERS
@@ -33,7 +33,7 @@ def unit(v):
 
 def fit(od):
     """Stain vectors (3x2, H then E) and 99th-percentile concentrations of tissue OD rows."""
-    tissue = od[np.all(od >= BETA, axis=1)]
+    tissue = od[np.linalg.norm(od, axis=1) >= BETA]
     _, vectors = np.linalg.eigh(np.cov(tissue.T))
     v0, v1 = unit(vectors[:, 2]), unit(vectors[:, 1])
     angle = np.arctan2(tissue @ v1, tissue @ v0)

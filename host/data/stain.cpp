@@ -38,7 +38,10 @@ const std::array<float, 256>& od_table() {
   return table;
 }
 
-bool is_tissue(float r, float g, float b) { return r >= kStainBeta && g >= kStainBeta && b >= kStainBeta; }
+// Transparent when the OD vector is shorter than beta. (Requiring beta in every channel, as
+// some code does, drops pure eosin, whose red OD is small, and bends the eosin vector
+// towards haematoxylin.)
+bool is_tissue(float r, float g, float b) { return r * r + g * g + b * b >= float(kStainBeta * kStainBeta); }
 
 bool enough_tissue(size_t tissue, size_t looked) {
   return tissue >= kMinTissuePixels && double(tissue) >= kMinTissueFraction * double(looked);
@@ -183,7 +186,7 @@ StainTarget fit_planes(const std::string& method, const std::vector<Planes>& pho
   const size_t tissue = od.size() / 3;
   if (!enough_tissue(tissue, looked))
     throw Error(fmt::format("stain normalisation: cannot fit a {} target on {}: only {} of {} pixels looked at are "
-                            "tissue (OD >= {} in every channel; at least {} pixels and {}% needed); use photos with "
+                            "tissue (OD vector length >= {}; at least {} pixels and {}% needed); use photos with "
                             "tissue or set [data] stain_reference to a photo that shows tissue",
                             method, what, tissue, looked, kStainBeta, kMinTissuePixels, kMinTissueFraction * 100));
   if (method == "macenko") {

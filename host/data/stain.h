@@ -5,8 +5,8 @@
 // test photos - and then applied to each photo before the prepared images are cached.
 //
 // Optical density (OD) per channel of an 8-bit pixel v is -ln((v + 1) / 256): white 255 is
-// OD 0 and black 0 is ln 256. A pixel is tissue when its OD is at least kStainBeta in all
-// three channels; glass, lumens and fat are not, and are left out of every fit.
+// OD 0 and black 0 is ln 256. A pixel is tissue when the length of its OD vector is at
+// least kStainBeta; glass, lumens and fat are not, and are left out of every fit.
 //
 // A photo with too little tissue to fit (fewer than kMinTissuePixels tissue pixels or less
 // than kMinTissueFraction of its pixels, a single stain, a degenerate fit) is left exactly

@@ -156,6 +156,7 @@ TEST(DataConfigTest, ReadsThroughTheConfigLoader) {
 
 TEST(DataConfigTest, ScaleStainAndVariantKeys) {
   Tables tables;
+  tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
   DataConfig defaults = tables.read();
   EXPECT_EQ(defaults.scale, 0.0);
   EXPECT_EQ(defaults.stain_normalize, "none");
@@ -183,6 +184,7 @@ TEST(DataConfigTest, ScaleStainAndVariantKeys) {
 
 TEST(DataConfigTest, BadScaleStainAndVariantAreReported) {
   Tables tables;
+  tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
   tables.data.set("scale", 1.5, {"exp/config.toml", 4});
   tables.data.set("stain_normalize", std::string("macenco"), {"exp/config.toml", 5});
   tables.data.set("stain_reference", std::string("ref.tif"), {"exp/config.toml", 6});
@@ -190,7 +192,7 @@ TEST(DataConfigTest, BadScaleStainAndVariantAreReported) {
   tables.read();
   EXPECT_EQ(tables.problems(),
             (std::vector<std::string>{
-                "exp/config.toml:4: [data] scale must be in 0..1 (was 1.5)",
+                "exp/config.toml:4: [data] scale must be in 0.0..1.0 (was 1.5)",
                 "exp/config.toml:5: [data] stain_normalize must be one of \"none\", \"macenko\", \"reinhard\" (was "
                 "\"macenco\"); did you mean \"macenko\"?",
                 "exp/config.toml:6: [data] stain_reference is set but stain_normalize = \"none\"; set stain_normalize "
@@ -198,6 +200,7 @@ TEST(DataConfigTest, BadScaleStainAndVariantAreReported) {
                 "exp/config.toml:21: [data.synthetic] variant must be one of \"default\", \"nuclear\" (was "
                 "\"nuclei\"); did you mean \"nuclear\"?"}));
   Tables tiny;
+  tiny.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
   tiny.data.set("scale", 0.01, {"exp/config.toml", 4});
   tiny.read();
   EXPECT_EQ(tiny.problems(), (std::vector<std::string>{"exp/config.toml:4: [data] scale must be 0 (off) or at least "
