@@ -1,6 +1,8 @@
 // Decode + resize throughput on BACH-sized photos (2048x1536 TIFFs): cold preparation
 // (no cache) against loading from the cache, and the libtiff path against OpenCV's imread
-// path on the same files. The photos are drawn once per process (when the first of these
+// path on the same files. At [data] scale 0.5 with Macenko stain normalisation: the cold
+// preparation (compare with bench/data/prep_macenko.py on the same photos), one photo's
+// normalisation alone, and loading a 400-photo cache (943 MB). The photos are drawn once per process (when the first of these
 // benchmarks runs) by the synthetic generator into a temp folder, or taken from
 // BACHLAB_BENCH_DATA (a BACH-layout folder). Registered by bench_data and, as the "data"
 // kind, by bench_plugins (`bachlab bench --kind data`).
@@ -14,6 +16,7 @@
 #include "host/data/synth.h"
 
 #include <benchmark/benchmark.h>
+#include <opencv2/imgproc.hpp>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -130,6 +133,84 @@ void BM_DecodeResize(benchmark::State& state) {
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(dataset.files.size()));
 }
+// Scale 0.5 with Macenko, target fitted beforehand on the first photo (as the Python side).
+DataConfig macenko_config(const fs::path& cache, int workers) {
+  DataConfig config = bench_config(cache, workers);
+  config.scale = 0.5;
+  config.stain_normalize = "macenko";
+  return config;
+}
+
+StainTarget first_photo_target(const DataConfig& config) {
+  cv::Mat rgb, small;
+  decode_image_rgb(bench_data().dataset.files.front(), rgb);
+  cv::resize(rgb, small, cv::Size(), config.scale, config.scale, cv::INTER_AREA);
+  return fit_stain_target("macenko", {small});
+}
+
+// The whole cold path: decode, shrink to half size, cache the unnormalised set, normalise
+// every photo, cache the normalised set. Reported per photo.
+void BM_PrepareColdScaleMacenko(benchmark::State& state) {
+  const Dataset& dataset = bench_data().dataset;
+  const fs::path cache = fresh_cache_dir("macenko");
+  const DataConfig config = macenko_config(cache, int(state.range(0)));
+  const StainTarget target = first_photo_target(config);
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::error_code ec;
+    fs::remove_all(cache, ec);
+    state.ResumeTiming();
+    PreparedData prepared = prepare_dataset(dataset, config, target);
+    if (prepared.from_cache) state.SkipWithError("expected a cold preparation");
+    benchmark::DoNotOptimize(prepared.images.data_ptr());
+  }
+  const double photos = double(state.iterations()) * double(dataset.files.size());
+  state.SetItemsProcessed(int64_t(photos));
+  state.counters["ms_per_photo"] =
+      benchmark::Counter(photos / 1000.0, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  std::error_code ec;
+  fs::remove_all(cache, ec);
+}
+
+// Macenko alone on one 1024x768 photo (a BACH photo at scale 0.5), one thread.
+void BM_MacenkoNormalise(benchmark::State& state) {
+  const DataConfig config = macenko_config(fresh_cache_dir("unused"), 1);
+  const StainTarget target = first_photo_target(config);
+  cv::Mat rgb, small, out;
+  decode_image_rgb(bench_data().dataset.files.back(), rgb);
+  cv::resize(rgb, small, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+  for (auto _ : state) {
+    normalize_stain(small, target, out);
+    benchmark::DoNotOptimize(out.data);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()));
+}
+
+// A second run at scale 0.5: 400 photos (the bench photos listed repeatedly), 943 MB of
+// pixels, read from the cache in one block. Prepared once, cold, before timing.
+void BM_LoadCacheScale(benchmark::State& state) {
+  const Dataset& photos = bench_data().dataset;
+  Dataset dataset = photos;
+  dataset.files.clear();
+  dataset.labels.clear();
+  for (size_t i = 0; i < size_t(state.range(0)); ++i) {
+    dataset.files.push_back(photos.files[i % photos.files.size()]);
+    dataset.labels.push_back(photos.labels[i % photos.files.size()]);
+  }
+  const fs::path cache = fresh_cache_dir("load");
+  DataConfig config = bench_config(cache, 0);
+  config.scale = 0.5;
+  prepare_dataset(dataset, config);
+  for (auto _ : state) {
+    PreparedData prepared = prepare_dataset(dataset, config);
+    if (!prepared.from_cache) state.SkipWithError("expected a cache hit");
+    benchmark::DoNotOptimize(prepared.images.data_ptr());
+    state.counters["MB"] = double(prepared.images.numel()) / 1e6;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * state.range(0));
+  std::error_code ec;
+  fs::remove_all(cache, ec);
+}
 }  // namespace
 
 void register_data_benchmarks() {
@@ -141,4 +222,10 @@ void register_data_benchmarks() {
       ->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
   benchmark::RegisterBenchmark("data/decode_resize_opencv", BM_DecodeResize<true>)
       ->Arg(1)->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+  benchmark::RegisterBenchmark("data/prepare_cold_scale_macenko", BM_PrepareColdScaleMacenko)
+      ->Arg(2)->ArgName("workers")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+  benchmark::RegisterBenchmark("data/macenko_normalise_1024x768", BM_MacenkoNormalise)
+      ->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("data/load_cache_scale", BM_LoadCacheScale)
+      ->Arg(400)->ArgName("photos")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 }

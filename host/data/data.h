@@ -7,3 +7,4 @@
 #include "host/data/image_decode.h"
 #include "host/data/prepare.h"
 #include "host/data/split.h"
+#include "host/data/stain.h"

@@ -51,6 +51,15 @@ const std::vector<std::string>& default_bach_classes() {
   return classes;
 }
 
+bool stain_target_from_training(const DataConfig& config) {
+  return config.stain_normalize != "none" && config.stain_reference.empty();
+}
+
+std::string prepared_size_text(const DataConfig& config) {
+  if (config.scale > 0) return fmt::format("scale {:.6g}", config.scale);
+  return fmt::format("{}x{}", config.image_size, config.image_size);
+}
+
 fs::path default_cache_dir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/') return fs::path(xdg) / "bachlab";
   if (const char* home = std::getenv("HOME"); home && *home == '/') return fs::path(home) / ".cache" / "bachlab";
@@ -68,6 +77,17 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   out.layout = data.get_string("layout", out.layout, {"bach", "folders"});
   out.classes = read_class_list(data, "classes", default_bach_classes());
   out.image_size = int(data.get_int("image_size", out.image_size, {8, 4096}));
+  out.scale = data.get_float("scale", out.scale, {0.0, 1.0});
+  if (data.has("scale") && out.scale > 0 && out.scale < 1.0 / 64)
+    data.fail("scale", fmt::format("must be 0 (off) or at least 1/64 (was {:.6g}); a photo shrunk further is a few "
+                                   "pixels",
+                                   out.scale));
+  out.stain_normalize = data.get_string("stain_normalize", out.stain_normalize, {"none", "macenko", "reinhard"});
+  out.stain_reference = data.get_path("stain_reference", "");
+  if (!out.stain_reference.empty() && out.stain_normalize == "none")
+    data.fail("stain_reference", "is set but stain_normalize = \"none\"; set stain_normalize = \"macenko\" or "
+                                 "\"reinhard\", or remove stain_reference");
+  data.describe("stain_reference", "", "fit on the training photos of each split or fold");
   out.normalize = data.get_string("normalize", out.normalize, {"unit", "standardize"});
   out.on_bad_image = data.get_string("on_bad_image", out.on_bad_image, {"error", "skip"});
   if (std::string cache = data.get_path("cache_dir", ""); !cache.empty()) out.cache_dir = cache;
@@ -78,6 +98,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   out.synthetic.width = int(synthetic.get_int("width", out.synthetic.width, {8, 16384}));
   out.synthetic.height = int(synthetic.get_int("height", out.synthetic.height, {8, 16384}));
   out.synthetic.seed = uint64_t(synthetic.get_int("seed", 0, {0, {}}));
+  out.synthetic.variant = synthetic.get_string("variant", out.synthetic.variant, {"default", "nuclear"});
 
   out.split.folds = int(split.get_int("folds", 0, {0, 1000}));
   if (out.split.folds == 1) split.fail("folds", "must be 0 (no k-fold) or at least 2 (was 1)");

@@ -22,6 +22,10 @@ struct SyntheticDataOptions {
   int height = 192;
   /// Generator seed. Default: 0.
   uint64_t seed = 0;
+  /// "default" (the classes differ in architecture) or "nuclear" (Benign and InSitu share
+  /// architecture and differ only in their nuclei, with strong stain variation; see
+  /// docs/synthetic-data.md). Default: "default".
+  std::string variant = "default";
 };
 
 /// [data.split]: how the photos are divided for training.
@@ -51,8 +55,19 @@ struct DataConfig {
   /// Invasive. Empty means "every subfolder, sorted" (only `bachlab explore --data` uses
   /// that, for a folder whose classes nobody has named).
   std::vector<std::string> classes;
-  /// Side of the square network input. Default: 224.
+  /// Side of the square every photo is resized to (aspect ratio not kept), used when
+  /// `scale` is 0. Default: 224.
   int image_size = 224;
+  /// In (0, 1]: every photo is resized by this factor instead, keeping its aspect ratio (0.5 turns
+  /// 2048x1536 into 1024x768); all photos of a set must then share one size. When set it
+  /// takes precedence over image_size for the prepared images. Default: 0 (off).
+  double scale = 0;
+  /// "none", "macenko" or "reinhard": stain normalisation applied to each prepared photo
+  /// before it is cached. Default: "none".
+  std::string stain_normalize = "none";
+  /// A photo to fit the stain target on; empty = fit it on the training photos of each
+  /// split or fold. Default: empty.
+  std::filesystem::path stain_reference;
   /// "unit" ([0,1], as the study) or "standardize" (per-channel mean/std of the training
   /// split). Default: "unit".
   std::string normalize = "unit";
@@ -70,6 +85,13 @@ struct DataConfig {
 
   DataConfig();
 };
+
+/// True when the stain target must be fitted on the training photos (stain normalisation on,
+/// no stain_reference): the runner then fits it per split or fold with fit_stain_target().
+bool stain_target_from_training(const DataConfig& config);
+
+/// "128x128" for a square resize, "scale 0.5" for a rescale: for logs and messages.
+std::string prepared_size_text(const DataConfig& config);
 
 /// Normal, Benign, InSitu, Invasive: BACH's classes in the study's label order.
 const std::vector<std::string>& default_bach_classes();

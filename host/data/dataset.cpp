@@ -230,9 +230,10 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
 
 fs::path synthetic_dataset_dir(const DataConfig& config) {
   const auto& s = config.synthetic;
-  return config.cache_dir /
-         fmt::format("synthetic-v{}-{}x{}-{}per-class-seed{}", kSynthGeneratorVersion, s.width, s.height, s.per_class,
-                     s.seed);
+  // The default variant keeps the name it had before variants existed, so its sets stay valid.
+  const std::string variant = s.variant == "default" ? "" : s.variant + "-";
+  return config.cache_dir / fmt::format("synthetic-v{}-{}{}x{}-{}per-class-seed{}", kSynthGeneratorVersion, variant,
+                                        s.width, s.height, s.per_class, s.seed);
 }
 
 Dataset discover_dataset(const DataConfig& config) {
@@ -247,6 +248,7 @@ Dataset discover_dataset(const DataConfig& config) {
   options.width = config.synthetic.width;
   options.height = config.synthetic.height;
   options.seed = config.synthetic.seed;
+  options.variant = config.synthetic.variant;
   options.workers = config.workers;
   std::error_code ec;
   fs::create_directories(config.cache_dir, ec);

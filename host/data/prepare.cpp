@@ -8,9 +8,11 @@
 
 #include <fmt/format.h>
 #include <opencv2/core/version.hpp>
+#include <opencv2/imgproc.hpp>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -24,13 +26,14 @@ namespace fs = std::filesystem;
 namespace {
 
 // Cache file layout (native byte order; the file is a local cache, never shipped):
-//   "BACHPREP" | u32 format | u64 key length | key text | u64 N | u32 S
+//   "BACHPREP" | u32 format | u64 key length | key text | u64 N | u32 H | u32 W
 //   | u64 skipped count | (u64 length | text) per skipped photo
-//   | i64 kept[N] (indices into the input file list) | i64 labels[N] | u8 images[N*3*S*S]
+//   | i64 kept[N] (indices into the input file list) | i64 labels[N] | u8 images[N*3*H*W]
 //   | u32 crc32 of everything after the magic up to here | "BACHEND!"
+// The images are one block, read with one read() straight into the tensor.
 constexpr char kMagic[8] = {'B', 'A', 'C', 'H', 'P', 'R', 'E', 'P'};
 constexpr char kEndMagic[8] = {'B', 'A', 'C', 'H', 'E', 'N', 'D', '!'};
-constexpr uint32_t kCacheFormat = 1;
+constexpr uint32_t kCacheFormat = 2;
 constexpr size_t kMaxListedPhotos = 30;
 
 struct CacheKey {
@@ -38,10 +41,16 @@ struct CacheKey {
   std::string full;      // identity plus every photo's size and mtime: must match exactly
 };
 
-CacheKey make_key(const Dataset& dataset, const DataConfig& config) {
-  std::string params = fmt::format(
-      "bachlab prepared images\nprepare {}\nopencv {}\nimage_size {}\non_bad_image {}\nclasses", kPrepareVersion,
-      CV_VERSION, config.image_size, config.on_bad_image);
+// "image_size 128" or "scale 0.5": the resize rule, for keys and file names.
+std::string resize_text(const DataConfig& config) {
+  return config.scale > 0 ? fmt::format("scale {:.9g}", config.scale) : fmt::format("image_size {}", config.image_size);
+}
+
+CacheKey make_key(const Dataset& dataset, const DataConfig& config, const std::optional<StainTarget>& stain) {
+  std::string params = fmt::format("bachlab prepared images\nprepare {}\nopencv {}\n{}\non_bad_image {}\n",
+                                   kPrepareVersion, CV_VERSION, resize_text(config), config.on_bad_image);
+  if (stain) params += "stain " + stain->key() + "\n";
+  params += "classes";
   for (const auto& c : dataset.classes) params += " " + c;
   params += "\n";
   CacheKey key{params, params};
@@ -148,8 +157,7 @@ struct CacheContent {
 };
 
 // Loads the cache if it is intact and made for `key`; otherwise says why in `note`.
-bool load_cache(const fs::path& file, const CacheKey& key, int size, CacheContent& content, std::string& note,
-                bool& corrupt) {
+bool load_cache(const fs::path& file, const CacheKey& key, CacheContent& content, std::string& note, bool& corrupt) {
   corrupt = false;
   std::error_code ec;
   if (!fs::exists(file, ec)) {
@@ -178,10 +186,11 @@ bool load_cache(const fs::path& file, const CacheKey& key, int size, CacheConten
     return false;
   }
   uint64_t count = 0, skipped = 0;
-  uint32_t stored_size = 0;
-  if (!in.get_value(count) || !in.get_value(stored_size) || !in.get_value(skipped)) return bad("it is truncated");
-  if (int(stored_size) != size) return bad("its image size disagrees with its key");
-  const uint64_t pixels = uint64_t(3) * size * size;
+  uint32_t height = 0, width = 0;
+  if (!in.get_value(count) || !in.get_value(height) || !in.get_value(width) || !in.get_value(skipped))
+    return bad("it is truncated");
+  if (height == 0 || width == 0 || height > 65536 || width > 65536) return bad("its image size is impossible");
+  const uint64_t pixels = uint64_t(3) * height * width;
   // Checked before allocating, so a damaged count cannot ask for terabytes.
   if (count > in.remaining() / (16 + pixels) || skipped > in.remaining()) return bad("it is truncated");
   for (uint64_t i = 0; i < skipped; ++i) {
@@ -191,7 +200,7 @@ bool load_cache(const fs::path& file, const CacheKey& key, int size, CacheConten
   }
   content.kept.resize(count);
   content.labels = torch::empty({int64_t(count)}, torch::kInt64);
-  content.images = torch::empty({int64_t(count), 3, size, size}, torch::kUInt8);
+  content.images = torch::empty({int64_t(count), 3, int64_t(height), int64_t(width)}, torch::kUInt8);
   if (!in.get(content.kept.data(), count * 8) || !in.get(content.labels.data_ptr<int64_t>(), count * 8) ||
       !in.get(content.images.data_ptr<uint8_t>(), count * pixels))
     return bad("it is truncated");
@@ -208,7 +217,7 @@ bool load_cache(const fs::path& file, const CacheKey& key, int size, CacheConten
 
 // Written to a temp file in the same folder and renamed, so a reader never sees half a
 // file and two runs preparing at once each leave a whole one.
-std::string write_cache(const fs::path& file, const CacheKey& key, int size, const CacheContent& content) {
+std::string write_cache(const fs::path& file, const CacheKey& key, const CacheContent& content) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return fmt::format("cannot create {} ({})", file.parent_path().string(), ec.message());
@@ -221,12 +230,13 @@ std::string write_cache(const fs::path& file, const CacheKey& key, int size, con
   out.put_text(key.full);
   const uint64_t count = content.kept.size();
   out.put_value(count);
-  out.put_value(uint32_t(size));
+  out.put_value(uint32_t(content.images.size(2)));
+  out.put_value(uint32_t(content.images.size(3)));
   out.put_value(uint64_t(content.skipped.size()));
   for (const auto& text : content.skipped) out.put_text(text);
   out.put(content.kept.data(), count * 8);
   out.put(content.labels.data_ptr<int64_t>(), count * 8);
-  out.put(content.images.data_ptr<uint8_t>(), count * 3 * size_t(size) * size);
+  out.put(content.images.data_ptr<uint8_t>(), size_t(content.images.numel()));
   const uint32_t crc = out.crc();
   out.raw(&crc, sizeof crc);
   out.raw(kEndMagic, sizeof kEndMagic);
@@ -243,28 +253,82 @@ std::string write_cache(const fs::path& file, const CacheKey& key, int size, con
   return "";
 }
 
+// The photo's size at `scale`: each side rounded, at least 1 pixel.
+cv::Size scaled_size(cv::Size photo, double scale) {
+  return {std::max(1, int(std::lround(photo.width * scale))), std::max(1, int(std::lround(photo.height * scale)))};
+}
+
+// The training resize: image_size x image_size, or by `scale` keeping the aspect ratio;
+// INTER_AREA when a side shrinks (it averages every source pixel instead of sampling a few).
+void resize_for_training(const cv::Mat& rgb, const DataConfig& config, cv::Mat& out) {
+  if (config.scale <= 0) return resize_square(rgb, config.image_size, out);
+  const cv::Size size = scaled_size(rgb.size(), config.scale);
+  if (size == rgb.size()) {
+    rgb.copyTo(out);
+    return;
+  }
+  cv::resize(rgb, out, size, 0, 0, size.width < rgb.cols || size.height < rgb.rows ? cv::INTER_AREA : cv::INTER_LINEAR);
+}
+
+std::string opencv_failed(const fs::path& file, const cv::Exception& e) {
+  return fmt::format("{}: OpenCV failed to process it ({}); copy the file again from the original dataset or remove it",
+                     file.string(), e.err);
+}
+
 CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
   const size_t n = dataset.files.size();
-  const int size = config.image_size;
   const int workers = std::min<int>(resolve_workers(config.workers), int(n));
-  torch::Tensor images = torch::empty({int64_t(n), 3, size, size}, torch::kUInt8);
   std::vector<std::string> errors(n);
   // One full-size decode buffer per worker, reused for every photo it takes: memory is
   // bounded by the worker count, not by the number of photos.
   std::vector<cv::Mat> full(static_cast<size_t>(workers)), small(static_cast<size_t>(workers));
+  // At `scale` the output size is the first photo's, so photos are decoded in order until
+  // one works; every other photo must then come out the same size.
+  cv::Size size(config.image_size, config.image_size);
+  size_t first = 0;
+  fs::path first_file;
+  if (config.scale > 0) {
+    for (; first < n; ++first) {
+      try {
+        const fs::path& file = dataset.files[first];
+        decode_image_rgb(file, full[0]);
+        resize_for_training(full[0], config, small[0]);
+        size = small[0].size();
+        first_file = file;
+        break;
+      } catch (const Error& e) {
+        errors[first] = e.what();
+      } catch (const cv::Exception& e) {
+        errors[first] = opencv_failed(dataset.files[first], e);
+      }
+    }
+  }
+  torch::Tensor images =
+      torch::empty({int64_t(n), 3, int64_t(first < n ? size.height : 1), int64_t(first < n ? size.width : 1)},
+                   torch::kUInt8);
+  if (config.scale > 0 && first < n) copy_to_chw(small[0], images[int64_t(first)]);
+  const size_t start = config.scale > 0 ? std::min(n, first + 1) : 0;
   Progress progress("decoding photos", n);
-  parallel_for(n, workers, [&](size_t i, int w) {
+  progress.advance(start);
+  parallel_for(n - start, workers, [&](size_t j, int w) {
+    const size_t i = start + j;
     const fs::path& file = dataset.files[i];
     try {
       decode_image_rgb(file, full[size_t(w)]);
-      resize_square(full[size_t(w)], size, small[size_t(w)]);
+      resize_for_training(full[size_t(w)], config, small[size_t(w)]);
+      if (small[size_t(w)].size() != size) {
+        const cv::Size photo = full[size_t(w)].size();
+        throw Error(fmt::format("{}: is {}x{}, which at [data] scale = {:.6g} gives {}x{}, but {} gives {}x{}; all "
+                                "photos of a set must share one size at a scale (resize or remove this photo, or "
+                                "use image_size instead of scale)",
+                                file.string(), photo.width, photo.height, config.scale, small[size_t(w)].cols,
+                                small[size_t(w)].rows, first_file.string(), size.width, size.height));
+      }
       copy_to_chw(small[size_t(w)], images[int64_t(i)]);
     } catch (const Error& e) {
       errors[i] = e.what();
     } catch (const cv::Exception& e) {
-      errors[i] = fmt::format("{}: OpenCV failed to process it ({}); copy the file again from the original dataset "
-                              "or remove it",
-                              file.string(), e.err);
+      errors[i] = opencv_failed(file, e);
     } catch (const std::exception& e) {
       errors[i] = fmt::format("{}: cannot be processed ({})", file.string(), e.what());
     }
@@ -303,43 +367,132 @@ CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
   return content;
 }
 
-fs::path cache_file_for(const CacheKey& key, const DataConfig& config) {
-  return config.cache_dir / "prepared" / fmt::format("{:016x}-{}px.bin", fnv1a(key.identity), config.image_size);
+fs::path cache_file_for(const CacheKey& key, const DataConfig& config, const std::optional<StainTarget>& stain) {
+  const std::string size =
+      config.scale > 0 ? fmt::format("scale{:.6g}", config.scale) : fmt::format("{}px", config.image_size);
+  return config.cache_dir / "prepared" /
+         fmt::format("{:016x}-{}{}.bin", fnv1a(key.identity), size, stain ? "-" + stain->method : std::string());
+}
+
+// The stain target prepare_dataset() uses: none, the one given, or the reference photo's.
+std::optional<StainTarget> choose_stain_target(const DataConfig& config, const std::optional<StainTarget>& given) {
+  if (config.stain_normalize == "none") return std::nullopt;
+  if (given) {
+    if (given->method != config.stain_normalize)
+      throw Error(fmt::format("prepare_dataset: the stain target was fitted for \"{}\" but [data] stain_normalize = "
+                              "\"{}\"; fit it with the config's method",
+                              given->method, config.stain_normalize));
+    return given;
+  }
+  if (!config.stain_reference.empty()) return fit_stain_reference(config);
+  throw Error(fmt::format("prepare_dataset: [data] stain_normalize = \"{}\" without stain_reference fits its target "
+                          "on the training photos, and none was given; prepare with stain_normalize = \"none\", fit "
+                          "the target on the training rows with fit_stain_target() and pass it (bachlab run does this "
+                          "for each split and fold), or set stain_reference",
+                          config.stain_normalize));
+}
+
+// Normalises every image of `content` in place on all workers; returns how many photos had
+// too little tissue and were left as they were.
+size_t normalize_all(CacheContent& content, const StainTarget& target, const DataConfig& config) {
+  const size_t n = size_t(content.images.size(0));
+  std::vector<char> changed(n, 1);
+  Progress progress("normalising stains", n);
+  parallel_for(n, std::min<int>(resolve_workers(config.workers), int(n)), [&](size_t i, int) {
+    changed[i] = normalize_stain_chw(content.images[int64_t(i)], target) ? 1 : 0;
+    progress.advance();
+  });
+  progress.finish();
+  return size_t(std::count(changed.begin(), changed.end(), 0));
+}
+
+// The prepared content for (dataset, config, stain) from the cache or built, with `out`'s
+// cache fields filled. A normalised set is built from the unnormalised one (itself cached),
+// so a new target - another fold's, another reference - never decodes the photos again.
+CacheContent load_or_build(const Dataset& dataset, const DataConfig& config, const std::optional<StainTarget>& stain,
+                           PreparedData& out) {
+  const CacheKey key = make_key(dataset, config, stain);
+  out.cache_file = cache_file_for(key, config, stain);
+  CacheContent content;
+  bool corrupt = false;
+  out.from_cache = load_cache(out.cache_file, key, content, out.cache_note, corrupt);
+  if (corrupt) std::cerr << "warning: " << out.cache_file.string() << ": " << out.cache_note << "\n";
+  if (out.from_cache) return content;
+  if (stain) {
+    DataConfig plain = config;
+    plain.stain_normalize = "none";
+    plain.stain_reference.clear();
+    PreparedData unnormalised;
+    content = load_or_build(dataset, plain, std::nullopt, unnormalised);
+    if (const size_t unchanged = normalize_all(content, *stain, config); unchanged > 0)
+      out.cache_note += fmt::format("; stain normalisation left {} photo{} with too little tissue as {}", unchanged,
+                                    unchanged == 1 ? "" : "s", unchanged == 1 ? "it was" : "they were");
+  } else {
+    content = decode_all(dataset, config);
+  }
+  if (std::string why = write_cache(out.cache_file, key, content); !why.empty()) {
+    out.cache_note += "; cache not written: " + why;
+    std::cerr << "warning: preprocessing cache not written: " << why
+              << "; the next run will decode again (set [data] cache_dir to a writable folder)\n";
+    out.cache_file.clear();
+  }
+  return content;
 }
 
 }  // namespace
 
-fs::path prepared_cache_file(const Dataset& dataset, const DataConfig& config) {
-  return cache_file_for(make_key(dataset, config), config);
+fs::path prepared_cache_file(const Dataset& dataset, const DataConfig& config,
+                             const std::optional<StainTarget>& stain_target) {
+  const std::optional<StainTarget> stain = choose_stain_target(config, stain_target);
+  return cache_file_for(make_key(dataset, config, stain), config, stain);
 }
 
-PreparedData prepare_dataset(const Dataset& dataset, const DataConfig& config) {
+PreparedData prepare_dataset(const Dataset& dataset, const DataConfig& config,
+                             const std::optional<StainTarget>& stain_target) {
   if (dataset.files.empty()) throw Error("prepare_dataset: the dataset has no photos; discover_dataset() never returns "
                                          "an empty one, so this dataset was built by hand");
   if (dataset.labels.size() != dataset.files.size())
     throw Error(fmt::format("prepare_dataset: {} files but {} labels", dataset.files.size(), dataset.labels.size()));
   if (config.image_size < 1) throw Error(fmt::format("prepare_dataset: image_size must be >= 1 (was {})", config.image_size));
+  if (!(config.scale >= 0 && config.scale <= 1))
+    throw Error(fmt::format("prepare_dataset: scale must be 0 (off) or in (0, 1] (was {})", config.scale));
 
-  const CacheKey key = make_key(dataset, config);
   PreparedData out;
-  out.cache_file = cache_file_for(key, config);
-  CacheContent content;
-  bool corrupt = false;
-  out.from_cache = load_cache(out.cache_file, key, config.image_size, content, out.cache_note, corrupt);
-  if (corrupt) std::cerr << "warning: " << out.cache_file.string() << ": " << out.cache_note << "\n";
-  if (!out.from_cache) {
-    content = decode_all(dataset, config);
-    if (std::string why = write_cache(out.cache_file, key, config.image_size, content); !why.empty()) {
-      out.cache_note += "; cache not written: " + why;
-      std::cerr << "warning: preprocessing cache not written: " << why
-                << "; the next run will decode again (set [data] cache_dir to a writable folder)\n";
-      out.cache_file.clear();
-    }
-  }
+  out.stain_target = choose_stain_target(config, stain_target);
+  CacheContent content = load_or_build(dataset, config, out.stain_target, out);
   out.images = content.images;
   out.labels = content.labels;
   out.dataset = select(dataset, content.kept);
   out.dataset.skipped.insert(out.dataset.skipped.end(), content.skipped.begin(), content.skipped.end());
+  return out;
+}
+
+StainTarget fit_stain_reference(const DataConfig& config) {
+  const fs::path& file = config.stain_reference;
+  if (config.stain_normalize == "none" || file.empty())
+    throw Error("fit_stain_reference: the config names no stain_reference with stain_normalize on");
+  cv::Mat rgb, small;
+  try {
+    decode_image_rgb(file, rgb);
+    resize_for_training(rgb, config, small);
+    StainTarget target = fit_stain_target(config.stain_normalize, {small});
+    target.fitted_on = "reference photo " + file.string();
+    return target;
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}[data] stain_reference = \"{}\": {}", config.origin.empty() ? "" : config.origin + ": ",
+                            file.string(), e.what()));
+  }
+}
+
+torch::Tensor preprocess_photo(const fs::path& file, const DataConfig& config,
+                               const std::optional<StainTarget>& stain_target) {
+  const std::optional<StainTarget> stain = choose_stain_target(config, stain_target);
+  cv::Mat rgb, small;
+  decode_image_rgb(file, rgb);
+  resize_for_training(rgb, config, small);
+  if (stain) normalize_stain(small, *stain, small);
+  torch::Tensor out = torch::empty({3, small.rows, small.cols}, torch::kUInt8);
+  copy_to_chw(small, out);
   return out;
 }
 

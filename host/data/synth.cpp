@@ -55,6 +55,8 @@ constexpr double kMaxDrawPixels = 4.0e6;
 constexpr int kMinSide = 8;
 constexpr int kMaxSide = 16384;
 constexpr int kMaxPerClass = 99999;
+// The nuclear variant's least u (pixels per BACH pixel): BACH at scale 0.5.
+constexpr double kNuclearMinMagnification = 0.5;
 
 // The SDK's portable xoshiro256** (sdk::Rng) with synth's own distributions on top:
 // std::uniform_real_distribution and std::normal_distribution differ between standard
@@ -115,6 +117,11 @@ struct Canvas {
   cv::Size size;
   Rng& rng;
   double u = 1;
+  // The share of a BACH photo's field the canvas shows: 1 except in the nuclear variant,
+  // whose small images keep their magnification and show less tissue. Counts of scattered
+  // things scale by it (scaled() is exact for 1, so the default variant is unchanged).
+  double field = 1;
+  int scaled(int count) const { return field == 1 ? count : std::max(1, static_cast<int>(std::lround(count * field))); }
   cv::Mat haematoxylin, eosin, nuclei, lumen;
   cv::Mat flow;  // local fibre direction (radians), shared by stroma, fibroblasts and cords
 
@@ -126,12 +133,14 @@ struct Canvas {
   // A closed outline around `c`: an ellipse (semi-axes a, b in pixels, rotated by `angle`
   // radians) whose radius wobbles smoothly by up to `wobble` of itself. Low-order harmonics
   // keep the outline organic rather than spiky.
-  std::vector<cv::Point> outline(cv::Point2f c, double a, double b, double angle, double wobble) {
+  // `draw` is the generator to use (default: the canvas's).
+  std::vector<cv::Point> outline(cv::Point2f c, double a, double b, double angle, double wobble, Rng* draw = nullptr) {
+    Rng& g = draw ? *draw : rng;
     const int n = std::clamp(static_cast<int>(2 * kPi * std::max(a, b) / 2.0), 10, 160);
     double amp[4], phase[4];
     for (int k = 0; k < 4; ++k) {
-      amp[k] = wobble * rng.uniform(0.2, 1.0) / (1 + k);
-      phase[k] = rng.uniform(0, 2 * kPi);
+      amp[k] = wobble * g.uniform(0.2, 1.0) / (1 + k);
+      phase[k] = g.uniform(0, 2 * kPi);
     }
     std::vector<cv::Point> points(n);
     const double ca = std::cos(angle), sa = std::sin(angle);
@@ -253,7 +262,7 @@ void draw_stroma(Canvas& c) {
 
   // Collagen: wavy bundles following the flow, on a layer that sets how dense stroma is.
   cv::Mat fibres = cv::Mat::zeros(c.size, CV_32F);
-  const int bundles = static_cast<int>(rng.uniform(2500, 4000));
+  const int bundles = c.scaled(static_cast<int>(rng.uniform(2500, 4000)));
   for (int i = 0; i < bundles; ++i) {
     cv::Point2f p = c.random_point(0.1);
     const int steps = rng.range(6, 18);
@@ -327,13 +336,13 @@ void draw_section_edges(Canvas& c) {
 void draw_stromal_cells(Canvas& c) {
   Rng& rng = c.rng;
   const double u = c.u;
-  const int fibroblasts = rng.range(120, 380);
+  const int fibroblasts = c.scaled(rng.range(120, 380));
   for (int i = 0; i < fibroblasts; ++i) {
     const cv::Point2f p = c.random_point();
     c.spindle(p, field_at(c.flow, p) + rng.normal(0, 0.2), rng.uniform(0.9, 1.3));
   }
   // Lymphocytes, scattered and in small clusters; inflammation is in every class.
-  const int scattered = rng.range(20, 200);
+  const int scattered = c.scaled(rng.range(20, 200));
   for (int i = 0; i < scattered; ++i) c.lymphocyte(c.random_point());
   const int clusters = rng.range(0, 3);
   for (int k = 0; k < clusters; ++k) {
@@ -568,13 +577,13 @@ void draw_invasive(Canvas& c) {
       if (auto p = occupied.place(c, r)) nest(*p, r, rng.uniform(0.2, 0.35));
     }
   }
-  for (int i = 0, n = rng.range(5, 20); i < n; ++i) {
+  for (int i = 0, n = c.scaled(rng.range(5, 20)); i < n; ++i) {
     const double r = u * rng.uniform(35, 120);
     if (auto p = occupied.place(c, r)) nest(*p, r, rng.uniform(0.15, 0.35));
   }
   std::vector<cv::Point2f> loose;
   // Cords: single files of cells following the stroma.
-  for (int i = 0, n = rng.range(10, 35); i < n; ++i) {
+  for (int i = 0, n = c.scaled(rng.range(10, 35)); i < n; ++i) {
     cv::Point2f p = c.random_point();
     const double step = atypia.radius * rng.uniform(2.6, 3.4);
     double angle = field_at(c.flow, p);
@@ -584,8 +593,84 @@ void draw_invasive(Canvas& c) {
       p += cv::Point2f(static_cast<float>(step * std::cos(angle)), static_cast<float>(step * std::sin(angle)));
     }
   }
-  for (int i = 0, n = rng.range(60, 250); i < n; ++i) loose.push_back(c.random_point());
+  for (int i = 0, n = c.scaled(rng.range(60, 250)); i < n; ++i) loose.push_back(c.random_point());
   tumour_cells(c, loose, atypia);
+}
+
+// ---- The nuclear variant: Benign and InSitu on one architecture ---------------------------
+
+// How a lesion's epithelial nuclei look. Both looks pack nuclei at the same spacing per
+// nucleus radius and with the same mean haematoxylin, so the nuclear area fraction and the
+// stain mass - all that survives a strong downscale - match; size, shape and chromatin
+// texture differ, which only shows at a few pixels per nucleus.
+struct NuclearLook {
+  double radius;     // typical radius (pixels)
+  double spread;     // pleomorphism: radii vary by this factor either way
+  double irregular;  // outline wobble
+  double max_aspect;
+  bool coarse;       // clumped chromatin and nucleoli (atypia) instead of fine, even chromatin
+};
+
+void lesion_nucleus(Canvas& c, Rng& look, cv::Point2f p, const NuclearLook& n) {
+  const double r = n.radius * std::exp(look.uniform(-std::log(n.spread), std::log(n.spread)));
+  const double aspect = look.uniform(1.0, n.max_aspect), angle = look.uniform(0, kPi);
+  const double density = look.uniform(1.1, 1.3);
+  const auto shape = c.outline(p, r * aspect, r, angle, n.irregular * look.uniform(0.5, 1.0), &look);
+  const std::vector<std::vector<cv::Point>> shapes{shape};
+  // Coarse chromatin: a paler nucleus with dark clumps, the same mean density overall.
+  cv::fillPoly(c.haematoxylin, shapes, cv::Scalar(n.coarse ? density * 0.72 : density), cv::LINE_8, kShift);
+  cv::fillPoly(c.eosin, shapes, cv::Scalar(0.08), cv::LINE_8, kShift);
+  cv::fillPoly(c.nuclei, shapes, cv::Scalar(255), cv::LINE_8, kShift);
+  if (!n.coarse) return;
+  cv::polylines(c.haematoxylin, shapes, true, cv::Scalar(density * 1.5), std::max(1, static_cast<int>(std::lround(0.8 * c.u))),
+                cv::LINE_8, kShift);
+  for (int k = 0, clumps = look.range(3, 6); k < clumps; ++k) {
+    const double d = 0.6 * r * std::sqrt(look.uniform()), t = look.uniform(0, 2 * kPi);
+    const cv::Point2f q = p + cv::Point2f(static_cast<float>(d * std::cos(t)), static_cast<float>(d * std::sin(t)));
+    const double cr = r * look.uniform(0.14, 0.22);
+    cv::ellipse(c.haematoxylin, cv::RotatedRect(q, cv::Size2f(static_cast<float>(2 * cr), static_cast<float>(2 * cr)), 0),
+                cv::Scalar(density * 1.9), cv::FILLED);
+  }
+}
+
+// Benign or in situ at the same architecture: glands with lumens, an epithelial band two or
+// three nuclei deep, and an intact myoepithelial ring. `rng` draws the layout only (the same
+// sequence of draws whatever the class), `look` every nucleus, so the layout's statistics
+// cannot depend on the class.
+void draw_glandular_lesion(Canvas& c, bool atypical) {
+  Rng& rng = c.rng;
+  Rng look(rng.next());
+  const double u = c.u;
+  const NuclearLook nuclei = atypical ? NuclearLook{u * look.uniform(8.5, 10.0), 1.4, look.uniform(0.2, 0.35), 1.6, true}
+                                      : NuclearLook{u * look.uniform(5.0, 6.0), 1.08, 0.04, 1.3, false};
+  Occupancy occupied;
+  for (int i = 0, n = c.scaled(rng.range(10, 26)); i < n; ++i) {
+    const double lumen_a = u * rng.uniform(20, 80), lumen_b = lumen_a * rng.uniform(0.35, 0.9);
+    const double epithelium = u * rng.uniform(30, 42), angle = rng.uniform(0, kPi), wobble = rng.uniform(0.03, 0.1);
+    const double outer_a = lumen_a + epithelium, outer_b = lumen_b + epithelium;
+    const auto p = occupied.place(c, outer_a * 1.08, {}, 0, 0.0);
+    if (!p) continue;
+    c.fill(c.outline(*p, outer_a, outer_b, angle, wobble * 0.5), rng.uniform(0.10, 0.16), rng.uniform(0.28, 0.4));
+    // Nuclei on a jittered hexagonal grid clipped to the epithelial band.
+    const double spacing = nuclei.radius * 2.5, ca = std::cos(angle), sa = std::sin(angle);
+    const double margin = nuclei.radius * 0.9;
+    int row = 0;
+    for (double y = -outer_a; y <= outer_a; y += spacing * 0.866, ++row) {
+      for (double x = -outer_a + (row % 2) * spacing / 2; x <= outer_a; x += spacing) {
+        const double jx = x + look.normal(0, 0.15 * spacing), jy = y + look.normal(0, 0.15 * spacing);
+        auto inside = [&](double a, double b, double grow) {
+          return (jx * jx) / ((a + grow) * (a + grow)) + (jy * jy) / ((b + grow) * (b + grow)) <= 1.0;
+        };
+        if (!inside(outer_a, outer_b, -margin) || inside(lumen_a, lumen_b, margin * 0.5)) continue;
+        const cv::Point2f q(static_cast<float>(p->x + jx * ca - jy * sa), static_cast<float>(p->y + jx * sa + jy * ca));
+        lesion_nucleus(c, look, q, nuclei);
+      }
+    }
+    // The intact myoepithelial ring, alike in both classes.
+    for (const auto& q : ring(*p, outer_a, outer_b, angle, u * rng.uniform(22, 30), rng.uniform(0, 1)))
+      c.nucleus(q.p, u * 3.2, 2.6, q.normal + kPi / 2, 0.05, rng.uniform(1.0, 1.25));
+    c.clear(c.outline(*p, lumen_a, lumen_b, angle, wobble), true);
+  }
 }
 
 // ---- Staining and imaging ----------------------------------------------------------------
@@ -603,7 +688,14 @@ cv::Size draw_size(int width, int height) {
 // Beer-Lambert: light = white * exp(-(H*h + E*e)) per channel, with per-image stain
 // vectors, stain strengths, brightness, tint, uneven illumination, focus and noise, all
 // drawn from the same ranges whatever the class.
-cv::Mat stain(Canvas& c, cv::Size out_size) {
+// The ranges of the per-image stain draw: the default's, or the nuclear variant's wider ones
+// (stain variation strong enough that stain normalisation matters).
+struct StainRanges {
+  double vector_jitter = 0.08;
+  double h_lo = 0.8, h_hi = 1.5, e_lo = 0.7, e_hi = 1.5;
+};
+
+cv::Mat stain(Canvas& c, cv::Size out_size, const StainRanges& ranges = {}) {
   Rng& rng = c.rng;
   const double u = c.u;
   // Chromatin texture: nuclei are speckled, not flat.
@@ -615,12 +707,12 @@ cv::Mat stain(Canvas& c, cv::Size out_size) {
   // Reference H&E optical-density vectors (Macenko et al., 2009), jittered per image.
   cv::Vec3d h(0.5626, 0.7201, 0.4062), e(0.2159, 0.8012, 0.5581);
   for (int k = 0; k < 3; ++k) {
-    h[k] = std::max(0.05, h[k] + rng.uniform(-0.08, 0.08));
-    e[k] = std::max(0.05, e[k] + rng.uniform(-0.08, 0.08));
+    h[k] = std::max(0.05, h[k] + rng.uniform(-ranges.vector_jitter, ranges.vector_jitter));
+    e[k] = std::max(0.05, e[k] + rng.uniform(-ranges.vector_jitter, ranges.vector_jitter));
   }
   h /= cv::norm(h);
   e /= cv::norm(e);
-  const double h_strength = rng.uniform(0.8, 1.5), e_strength = rng.uniform(0.7, 1.5);
+  const double h_strength = rng.uniform(ranges.h_lo, ranges.h_hi), e_strength = rng.uniform(ranges.e_lo, ranges.e_hi);
   const cv::Mat light = smooth_field(rng, c.size, 3, 3, 0.94, 1.04);
 
   std::vector<cv::Mat> channels(3);
@@ -654,6 +746,11 @@ cv::Mat shrink_mask(const cv::Mat& mask, cv::Size size) {
   cv::resize(mask, small, size, 0, 0, cv::INTER_AREA);
   cv::threshold(small, small, 127, 255, cv::THRESH_BINARY);
   return small;
+}
+
+void check_variant(const std::string& variant) {
+  if (variant != "default" && variant != "nuclear")
+    throw Error(fmt::format("synth: --variant must be \"default\" or \"nuclear\" (was \"{}\")", variant));
 }
 
 void check_draw_arguments(int class_index, int width, int height) {
@@ -727,7 +824,7 @@ void write_text(const fs::path& path, const std::string& text) {
 }
 
 nlohmann::json record_of(const SynthOptions& options) {
-  return {{"generator", "bachlab synth"},
+  nlohmann::json record = {{"generator", "bachlab synth"},
           {"generator_version", kSynthGeneratorVersion},
           {"classes", bach_classes()},
           {"per_class", options.per_class},
@@ -735,10 +832,15 @@ nlohmann::json record_of(const SynthOptions& options) {
           {"height", options.height},
           {"seed", options.seed},
           {"images", options.per_class * static_cast<int>(bach_classes().size())}};
+  // Written only for other variants, so default datasets made before variants existed
+  // are still recognised.
+  if (options.variant != "default") record["variant"] = options.variant;
+  return record;
 }
 
 std::string describe(const nlohmann::json& record) {
-  return fmt::format("per-class {}, size {}x{}, seed {}, generator version {}", record.value("per_class", -1),
+  return fmt::format("variant {}, per-class {}, size {}x{}, seed {}, generator version {}",
+                     record.value("variant", std::string("default")), record.value("per_class", -1),
                      record.value("width", -1), record.value("height", -1), record.value("seed", uint64_t{0}),
                      record.value("generator_version", -1));
 }
@@ -752,6 +854,7 @@ void check_options(const SynthOptions& options) {
   if (options.width < kMinSide || options.height < kMinSide || options.width > kMaxSide || options.height > kMaxSide)
     throw Error(fmt::format("synth: --size must be between {}x{} and {}x{} (was {}x{}); give WIDTHxHEIGHT such as 2048x1536",
                             kMinSide, kMinSide, kMaxSide, kMaxSide, options.width, options.height));
+  check_variant(options.variant);
   if (options.workers < 0)
     throw Error(fmt::format("synth: --workers must be 0 (all cores) or a positive thread count (was {})", options.workers));
 }
@@ -783,8 +886,10 @@ bool already_generated(const fs::path& out, const std::string& shown, const nloh
     throw Error(fmt::format("synth: '{}' is not a synthetic dataset record ({}); remove the folder '{}' or choose another --out",
                             (fs::path(shown) / "synth.json").string(), e.what(), shown));
   }
+  const bool same_variant =
+      found.value("variant", std::string("default")) == wanted.value("variant", std::string("default"));
   for (const char* key : {"generator_version", "per_class", "width", "height", "seed"}) {
-    if (found.value(key, nlohmann::json()) != wanted[key])
+    if (!same_variant || found.value(key, nlohmann::json()) != wanted[key])
       throw Error(fmt::format("synth: output folder '{}' holds a synthetic dataset made with other options ({}; asked for "
                               "{}); choose another --out or remove the folder",
                               shown, describe(found), describe(wanted)));
@@ -877,31 +982,39 @@ cv::Size parse_synth_size(const std::string& text) {
   return {width, height};
 }
 
-SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed) {
+SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed, const std::string& variant) {
   check_draw_arguments(class_index, width, height);
+  check_variant(variant);
+  const bool nuclear = variant == "nuclear";
   // The class joins the seed so that one seed never gives four classes on the same stroma.
   Rng rng(seed ^ (0xc2b2ae3d27d4eb4fULL * static_cast<uint64_t>(class_index + 1)));
   Canvas canvas(draw_size(width, height), rng);
+  if (nuclear) {
+    // Never below BACH's magnification at scale 0.5: a smaller image shows less tissue
+    // rather than nuclei too small for any patch to see.
+    canvas.u = std::max(canvas.u, kNuclearMinMagnification * canvas.size.width / width);
+    canvas.field = static_cast<double>(canvas.size.area()) / (canvas.u * canvas.u * kReferenceArea);
+  }
   draw_stroma(canvas);
   draw_stromal_cells(canvas);
   draw_fat(canvas);
   switch (class_index) {
     case 0: draw_normal(canvas); break;
-    case 1: draw_benign(canvas); break;
-    case 2: draw_in_situ(canvas); break;
+    case 1: nuclear ? draw_glandular_lesion(canvas, false) : draw_benign(canvas); break;
+    case 2: nuclear ? draw_glandular_lesion(canvas, true) : draw_in_situ(canvas); break;
     default: draw_invasive(canvas); break;
   }
   draw_section_edges(canvas);
   const cv::Size size(width, height);
   SynthTissue tissue;
-  tissue.image = stain(canvas, size);
+  tissue.image = nuclear ? stain(canvas, size, StainRanges{0.16, 0.5, 1.9, 0.4, 1.8}) : stain(canvas, size);
   tissue.nuclei = shrink_mask(canvas.nuclei, size);
   tissue.lumen = shrink_mask(canvas.lumen, size);
   return tissue;
 }
 
-cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed) {
-  return draw_synthetic_tissue(class_index, width, height, seed).image;
+cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed, const std::string& variant) {
+  return draw_synthetic_tissue(class_index, width, height, seed, variant).image;
 }
 
 void generate_synthetic_dataset(const SynthOptions& options) {
@@ -936,8 +1049,9 @@ void generate_synthetic_dataset(const SynthOptions& options) {
         throw Error(fmt::format("synth: cannot create the folder '{}' ({}); check that '{}' is writable",
                                 (partial / "Photos" / name).string(), ec.message(), parent.string()));
     }
-    const double pixel_microns =
-        kReferencePixelMicrons / std::sqrt(static_cast<double>(options.width) * options.height / kReferenceArea);
+    double magnification = std::sqrt(static_cast<double>(options.width) * options.height / kReferenceArea);
+    if (options.variant == "nuclear") magnification = std::max(magnification, kNuclearMinMagnification);
+    const double pixel_microns = kReferencePixelMicrons / magnification;
 
     // Each image depends only on (seed, class, index), so the order threads take them
     // in cannot change a byte.
@@ -952,8 +1066,8 @@ void generate_synthetic_dataset(const SynthOptions& options) {
       for (int job = next++; job < total && !failed; job = next++) {
         try {
           const int class_index = job / options.per_class, index = job % options.per_class + 1;
-          const cv::Mat image =
-              draw_synthetic_image(class_index, options.width, options.height, synthetic_image_seed(options.seed, class_index, index));
+          const cv::Mat image = draw_synthetic_image(class_index, options.width, options.height,
+                                                     synthetic_image_seed(options.seed, class_index, index), options.variant);
           write_tiff(partial / "Photos" / bach_classes()[class_index] / synthetic_file_name(class_index, index), image,
                      pixel_microns);
           progress.done_one();

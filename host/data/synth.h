@@ -27,6 +27,10 @@ struct SynthOptions {
   uint64_t seed = 0;
   /// Drawing threads; 0 = all cores. Never changes the output.
   int workers = 0;
+  /// "default" or "nuclear" (Benign and InSitu share architecture and differ only in their
+  /// nuclei; strong stain variation; never below BACH-at-scale-0.5 magnification, so a
+  /// small image shows less tissue). Default: "default".
+  std::string variant = "default";
 };
 
 /// Bumped whenever the drawing changes, so an old dataset is never mistaken for a new one.
@@ -43,9 +47,11 @@ std::string synthetic_file_name(int class_index, int index);
 /// `index` (1-based) of class `class_index` in a dataset made with `dataset_seed`.
 uint64_t synthetic_image_seed(uint64_t dataset_seed, int class_index, int index);
 
-/// One drawn image (CV_8UC3, RGB order). Deterministic in its arguments. Throws Error for
-/// a class index outside 0..3 or a size outside 8..16384.
-cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed);
+/// One drawn image (CV_8UC3, RGB order) of `variant` ("default" or "nuclear").
+/// Deterministic in its arguments. Throws Error for a class index outside 0..3, a size
+/// outside 8..16384 or another variant.
+cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed,
+                             const std::string& variant = "default");
 
 /// An image with the ground truth of its structure, for tests and anyone measuring the
 /// generator: masks are CV_8UC1, 255 where a nucleus (of any cell) or a gland/duct lumen
@@ -57,7 +63,8 @@ struct SynthTissue {
 };
 
 /// draw_synthetic_image() with its masks; `image` is identical to that function's result.
-SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed);
+SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed,
+                                  const std::string& variant = "default");
 
 /// Parses the `--size` text "WIDTHxHEIGHT" (e.g. "2048x1536"); throws Error naming
 /// --size and the text found otherwise. The range is checked by the functions above.

@@ -14,6 +14,10 @@ void add_synth_commands(CLI::App& app) {
   synth->add_option("--per-class", options.per_class, "Images per class")->capture_default_str();
   synth->add_option("--size", size, "Image size WIDTHxHEIGHT")->capture_default_str();
   synth->add_option("--seed", options.seed, "Seed; the same options give byte-identical files")->capture_default_str();
+  synth->add_option("--variant", options.variant,
+                    "\"default\", or \"nuclear\": Benign and InSitu share architecture and differ only in their nuclei")
+      ->check(CLI::IsMember({"default", "nuclear"}))
+      ->capture_default_str();
   synth->add_option("--workers", options.workers, "Drawing threads, 0 = all cores (never changes the output)")
       ->capture_default_str();
   on_run(synth, [] {

@@ -29,6 +29,8 @@ struct RunFile {
   std::string started;
   /// Set in the folder of one fold of a cross-validation (0-based); unset otherwise.
   std::optional<int> fold;
+  /// The stain target the run's photos were normalised to, so predict does the same.
+  std::optional<StainTarget> stain_target;
 };
 
 void write_run_file(const fs::path& run_dir, const RunFile& run) {
@@ -39,6 +41,7 @@ void write_run_file(const fs::path& run_dir, const RunFile& run) {
   j["normalization"] = {{"mean", run.normalization.mean}, {"std", run.normalization.std}};
   j["started"] = run.started;
   j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
+  if (run.stain_target) j["stain_target"] = stain_target_to_json(*run.stain_target);
   write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
 }
 
@@ -57,6 +60,7 @@ RunFile read_run_file(const fs::path& run_dir) {
     run.normalization.std = j.at("normalization").at("std").get<std::array<float, 3>>();
     run.started = j.at("started").get<std::string>();
     if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
+    if (j.contains("stain_target")) run.stain_target = stain_target_from_json(j.at("stain_target"));
     return run;
   } catch (const nlohmann::json::exception& e) {
     throw Error(file.string() + ": unreadable (" + std::string(e.what()) +
@@ -139,7 +143,12 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
 // a cross-validation that fold as validation and the others as training (no test part).
 SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) {
   SplitData d;
-  d.prepared = prepare_dataset(discover_dataset(plan.data), plan.data);
+  const Dataset dataset = discover_dataset(plan.data);
+  // A stain target from the training photos needs the split first: prepare unnormalised,
+  // split, fit on this split's (or fold's) training rows only, then prepare normalised.
+  DataConfig unnormalised = plan.data;
+  if (stain_target_from_training(plan.data)) unnormalised.stain_normalize = "none";
+  d.prepared = prepare_dataset(dataset, unnormalised);
   const torch::Tensor labels = d.prepared.labels.contiguous();
   std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
   const auto& s = plan.data.split;
@@ -148,6 +157,9 @@ SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) 
   } else {
     d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
   }
+  if (stain_target_from_training(plan.data))
+    d.prepared = prepare_dataset(dataset, plan.data,
+                                 fit_stain_target(plan.data.stain_normalize, d.prepared.images, d.split.train));
   d.train = take(d.prepared, d.split.train);
   d.val = take(d.prepared, d.split.val);
   d.test = take(d.prepared, d.split.test);
@@ -246,13 +258,17 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml());
     write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
     run.normalization = fit_normalization(data.train.images, plan.data);
+    run.stain_target = data.prepared.stain_target;
     write_run_file(run_dir, run);
   }
   log(fmt::format("{}{}: {} ({} trainable parameters), {} train / {} val / {} test images of {}x{}, run folder {}",
                   plan.experiment.name,
                   run.fold ? fmt::format(" fold {} of {}", *run.fold + 1, plan.data.split.folds) : std::string(),
                   plan.model_plugin, plan.trainable_parameters, data.train.size(), data.val.size(), data.test.size(),
-                  plan.data.image_size, plan.data.image_size, run_dir.string()));
+                  data.prepared.images.size(3), data.prepared.images.size(2), run_dir.string()));
+  if (data.prepared.stain_target)
+    log(fmt::format("stain normalisation: {}, target fitted on {}", data.prepared.stain_target->method,
+                    data.prepared.stain_target->fitted_on));
 
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
@@ -460,6 +476,8 @@ struct LoadedModel {
   std::unique_ptr<Trainer> trainer;
   ExperimentPlan plan;
   std::vector<std::string> classes;
+  /// What the run's photos were stain-normalised to; unset without stain normalisation.
+  std::optional<StainTarget> stain_target;
 };
 
 LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
@@ -467,6 +485,7 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
   LoadedModel out;
   out.plan = opened.plan;
   out.classes = out.plan.data.classes;
+  out.stain_target = run.stain_target;
   const fs::path metrics = run_dir / "metrics.json";
   bool best = out.plan.train.restore_best;
   if (fs::exists(metrics)) {
@@ -509,28 +528,40 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   const ExperimentPlan& plan = models.front().plan;
   const std::vector<std::string>& classes = models.front().classes;
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
-  PatchProbabilities ensemble = [&models](const torch::Tensor& patches) {
-    torch::Tensor sum;
-    for (auto& m : models) {
-      torch::Tensor p = m.trainer->predict({patches, {}}).probabilities;
-      sum = sum.defined() ? sum + p : p;
-    }
-    return sum / static_cast<double>(models.size());
-  };
-
   std::vector<ImagePrediction> out;
   for (const auto& image : images) {
-    // One photo at a time: photos of other sizes give prepared images of other sizes.
-    torch::Tensor photo = preprocess_image(image, plan.data.image_size).unsqueeze(0);
-    PhotoPredictions prediction = predict_photos(photo, {}, ensemble, plan.photo, true);
-    torch::Tensor probabilities = prediction.probabilities.to(torch::kFloat64).contiguous();
+    // One photo at a time: photos of other sizes give prepared images of other sizes. Each
+    // fold model sees the photo as its own training photos were prepared (a stain target
+    // fitted on its fold's training part), predicts every grid patch (after TTA), and the
+    // folds' patch probabilities are averaged before the photo's aggregate.
+    torch::Tensor first_photo, patch_sum;
+    PhotoPatches patches;
+    for (auto& m : models) {
+      torch::Tensor photo = preprocess_photo(image, plan.data, m.stain_target).unsqueeze(0);
+      Trainer& trainer = *m.trainer;
+      PatchProbabilities model = [&trainer](const torch::Tensor& batch) { return trainer.predict({batch, {}}).probabilities; };
+      PhotoPredictions prediction = predict_photos(photo, {}, model, plan.photo, true);
+      const torch::Tensor p = prediction.patches.front().probabilities;
+      patch_sum = patch_sum.defined() ? patch_sum + p : p;
+      if (!first_photo.defined()) {
+        first_photo = photo;
+        patches = prediction.patches.front();
+      }
+    }
+    patches.probabilities = patch_sum / static_cast<double>(models.size());
+    // As predict_photos(): the patches with enough tissue vote, all of them if none has.
+    const torch::Tensor voters = patches.counted.any().item<bool>() ? patches.probabilities.index({patches.counted})
+                                                                    : patches.probabilities;
+    torch::Tensor probabilities = aggregate_patches(voters, plan.photo.aggregate).to(torch::kFloat64).contiguous();
     ImagePrediction p;
     p.image = image.string();
-    const double* row = probabilities[0].data_ptr<double>();
-    p.probabilities.assign(row, row + probabilities.size(1));
+    const double* row = probabilities.data_ptr<double>();
+    p.probabilities.assign(row, row + probabilities.numel());
     const size_t best_class = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
     p.predicted = best_class < classes.size() ? classes[best_class] : std::to_string(best_class);
-    p.patches = prediction.patches.front();
+    p.patches = std::move(patches);
+    p.patch_size = plan.photo.patch_size;
+    p.photo = first_photo[0];
     out.push_back(std::move(p));
   }
   if (classes_out) *classes_out = classes;

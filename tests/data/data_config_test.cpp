@@ -154,5 +154,58 @@ TEST(DataConfigTest, ReadsThroughTheConfigLoader) {
   EXPECT_EQ(config.table("data").problems(), std::vector<std::string>{});
 }
 
+TEST(DataConfigTest, ScaleStainAndVariantKeys) {
+  Tables tables;
+  tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
+  DataConfig defaults = tables.read();
+  EXPECT_EQ(defaults.scale, 0.0);
+  EXPECT_EQ(defaults.stain_normalize, "none");
+  EXPECT_TRUE(defaults.stain_reference.empty());
+  EXPECT_EQ(defaults.synthetic.variant, "default");
+  EXPECT_FALSE(stain_target_from_training(defaults));
+  EXPECT_EQ(prepared_size_text(defaults), "224x224");
+
+  Origin at{"exp/config.toml", 4};
+  tables.data.set("scale", 0.5, at);
+  tables.data.set("stain_normalize", std::string("macenko"), at);
+  tables.synthetic.set("variant", std::string("nuclear"), at);
+  DataConfig config = tables.read();
+  EXPECT_TRUE(tables.problems().empty());
+  EXPECT_EQ(config.scale, 0.5);
+  EXPECT_EQ(prepared_size_text(config), "scale 0.5");
+  EXPECT_EQ(config.stain_normalize, "macenko");
+  EXPECT_EQ(config.synthetic.variant, "nuclear");
+  EXPECT_TRUE(stain_target_from_training(config));
+  tables.data.set("stain_reference", std::string("ref/photo.tif"), at);
+  config = tables.read();
+  EXPECT_EQ(config.stain_reference, "exp/ref/photo.tif");
+  EXPECT_FALSE(stain_target_from_training(config));
+}
+
+TEST(DataConfigTest, BadScaleStainAndVariantAreReported) {
+  Tables tables;
+  tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
+  tables.data.set("scale", 1.5, {"exp/config.toml", 4});
+  tables.data.set("stain_normalize", std::string("macenco"), {"exp/config.toml", 5});
+  tables.data.set("stain_reference", std::string("ref.tif"), {"exp/config.toml", 6});
+  tables.synthetic.set("variant", std::string("nuclei"), {"exp/config.toml", 21});
+  tables.read();
+  EXPECT_EQ(tables.problems(),
+            (std::vector<std::string>{
+                "exp/config.toml:4: [data] scale must be in 0.0..1.0 (was 1.5)",
+                "exp/config.toml:5: [data] stain_normalize must be one of \"none\", \"macenko\", \"reinhard\" (was "
+                "\"macenco\"); did you mean \"macenko\"?",
+                "exp/config.toml:6: [data] stain_reference is set but stain_normalize = \"none\"; set stain_normalize "
+                "= \"macenko\" or \"reinhard\", or remove stain_reference",
+                "exp/config.toml:21: [data.synthetic] variant must be one of \"default\", \"nuclear\" (was "
+                "\"nuclei\"); did you mean \"nuclear\"?"}));
+  Tables tiny;
+  tiny.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
+  tiny.data.set("scale", 0.01, {"exp/config.toml", 4});
+  tiny.read();
+  EXPECT_EQ(tiny.problems(), (std::vector<std::string>{"exp/config.toml:4: [data] scale must be 0 (off) or at least "
+                                                       "1/64 (was 0.01); a photo shrunk further is a few pixels"}));
+}
+
 }  // namespace
 }  // namespace bachlab::host

@@ -3,12 +3,14 @@
 // cache file is detected and rebuilt, never trusted.
 #include "host/data/image_decode.h"
 #include "host/data/prepare.h"
+#include "host/data/synth.h"
 #include "tests/data/fixtures.h"
 
 #include <bachlab/sdk/error.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <opencv2/imgproc.hpp>
 
 namespace bachlab::host {
 namespace {
@@ -173,6 +175,122 @@ TEST_F(PrepareTest, UnwritableCacheStillPrepares) {
   EXPECT_TRUE(prepared.cache_file.empty());
   EXPECT_THAT(prepared.cache_note, ::testing::StartsWith("no cache yet; cache not written: cannot create "));
   EXPECT_EQ(prepared.images.size(0), 12);
+}
+
+// ---- [data] scale ------------------------------------------------------------------------
+
+TEST_F(PrepareTest, ScaleKeepsTheAspectRatioWithAreaInterpolation) {
+  config_.scale = 0.5;
+  PreparedData prepared = prepare_dataset(dataset_, config_);
+  // 48x36 photos at 0.5: 24 wide, 18 high, not squeezed to a square.
+  ASSERT_EQ(prepared.images.sizes(), (std::vector<int64_t>{12, 3, 18, 24}));
+  EXPECT_TRUE(prepared.images.is_contiguous());
+  EXPECT_THAT(prepared.cache_file.filename().string(), ::testing::EndsWith("-scale0.5.bin"));
+  for (size_t i = 0; i < dataset_.files.size(); ++i) {
+    cv::Mat small;
+    cv::resize(load_image_rgb(dataset_.files[i]), small, cv::Size(24, 18), 0, 0, cv::INTER_AREA);
+    torch::Tensor expected = torch::empty({3, 18, 24}, torch::kUInt8);
+    copy_to_chw(small, expected);
+    EXPECT_TRUE(torch::equal(prepared.images[int64_t(i)], expected)) << i;
+    EXPECT_TRUE(torch::equal(preprocess_photo(dataset_.files[i], config_), expected)) << i;
+  }
+  PreparedData again = prepare_dataset(dataset_, config_);
+  EXPECT_TRUE(again.from_cache);
+  EXPECT_TRUE(torch::equal(prepared.images, again.images));
+  // The square resize is another set with another file.
+  config_.scale = 0;
+  EXPECT_NE(prepare_dataset(dataset_, config_).cache_file, prepared.cache_file);
+}
+
+TEST_F(PrepareTest, ScaleRefusesAPhotoOfAnotherSizeOrSkipsIt) {
+  const fs::path odd = dataset_.files[7];
+  test::write_rgb_tiff(odd, test::class_image(1, 9, 40, 30));
+  config_.scale = 0.5;
+  const std::string message = error_of([&] { prepare_dataset(dataset_, config_); });
+  EXPECT_THAT(message, ::testing::HasSubstr(
+                           "\n- " + odd.string() + ": is 40x30, which at [data] scale = 0.5 gives 20x15, but " +
+                           dataset_.files[0].string() + " gives 24x18; all photos of a set must share one size at a "
+                           "scale (resize or remove this photo, or use image_size instead of scale)"));
+  config_.on_bad_image = "skip";
+  PreparedData prepared = prepare_dataset(dataset_, config_);
+  EXPECT_EQ(prepared.images.size(0), 11);
+  ASSERT_EQ(prepared.dataset.skipped.size(), 1u);
+  EXPECT_THAT(prepared.dataset.skipped[0], ::testing::StartsWith(odd.string() + ": is 40x30"));
+}
+
+// ---- [data] stain_normalize ---------------------------------------------------------------
+
+class StainPrepareTest : public PrepareTest {
+ protected:
+  void SetUp() override {
+    PrepareTest::SetUp();
+    // Tissue instead of the fixture's flat colours, each photo stained its own way.
+    for (size_t i = 0; i < dataset_.files.size(); ++i)
+      test::write_rgb_tiff(dataset_.files[i], draw_synthetic_image(int(i % 4), 48, 36, 100 + i));
+    config_.stain_normalize = "macenko";
+    unnormalised_ = config_;
+    unnormalised_.stain_normalize = "none";
+  }
+  DataConfig unnormalised_;
+};
+
+TEST_F(StainPrepareTest, NeedsATargetOrAReference) {
+  EXPECT_EQ(error_of([&] { prepare_dataset(dataset_, config_); }),
+            "prepare_dataset: [data] stain_normalize = \"macenko\" without stain_reference fits its target on the "
+            "training photos, and none was given; prepare with stain_normalize = \"none\", fit the target on the "
+            "training rows with fit_stain_target() and pass it (bachlab run does this for each split and fold), or "
+            "set stain_reference");
+  const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
+  const StainTarget reinhard = fit_stain_target("reinhard", plain.images, {0, 1});
+  EXPECT_THAT(error_of([&] { prepare_dataset(dataset_, config_, reinhard); }),
+              ::testing::StartsWith("prepare_dataset: the stain target was fitted for \"reinhard\" but [data] "
+                                    "stain_normalize = \"macenko\""));
+}
+
+TEST_F(StainPrepareTest, EachTargetIsItsOwnCacheBuiltFromTheUnnormalisedSet) {
+  const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
+  const StainTarget a = fit_stain_target("macenko", plain.images, {0, 1, 2, 3});
+  const StainTarget b = fit_stain_target("macenko", plain.images, {4, 5, 6, 7});
+  ASSERT_NE(a.key(), b.key());
+  const PreparedData with_a = prepare_dataset(dataset_, config_, a);
+  EXPECT_FALSE(with_a.from_cache);
+  ASSERT_TRUE(with_a.stain_target.has_value());
+  EXPECT_EQ(with_a.stain_target->key(), a.key());
+  EXPECT_THAT(with_a.cache_file.filename().string(), ::testing::EndsWith("-16px-macenko.bin"));
+  for (int64_t i = 0; i < 12; ++i) {
+    torch::Tensor expected = plain.images[i].clone();
+    normalize_stain_chw(expected, a);
+    EXPECT_TRUE(torch::equal(with_a.images[i], expected)) << i;
+    EXPECT_TRUE(torch::equal(preprocess_photo(dataset_.files[size_t(i)], config_, a), expected)) << i;
+  }
+  EXPECT_FALSE(torch::equal(with_a.images, plain.images));
+  const PreparedData with_b = prepare_dataset(dataset_, config_, b);
+  EXPECT_FALSE(with_b.from_cache);
+  EXPECT_NE(with_b.cache_file, with_a.cache_file);
+  EXPECT_FALSE(torch::equal(with_a.images, with_b.images));
+  const PreparedData again = prepare_dataset(dataset_, config_, a);
+  EXPECT_TRUE(again.from_cache);
+  EXPECT_TRUE(torch::equal(again.images, with_a.images));
+  EXPECT_EQ(again.stain_target->key(), a.key());
+}
+
+TEST_F(StainPrepareTest, ReferencePhotoGivesTheTargetWithoutTrainingPhotos) {
+  config_.stain_reference = dataset_.files[3];
+  const PreparedData prepared = prepare_dataset(dataset_, config_);
+  ASSERT_TRUE(prepared.stain_target.has_value());
+  EXPECT_EQ(prepared.stain_target->fitted_on, "reference photo " + dataset_.files[3].string());
+  EXPECT_EQ(prepared.stain_target->key(), fit_stain_reference(config_).key());
+  config_.stain_reference = dir_ / "missing.tif";
+  EXPECT_THAT(error_of([&] { prepare_dataset(dataset_, config_); }),
+              ::testing::StartsWith("[data] stain_reference = \"" + (dir_ / "missing.tif").string() + "\": "));
+}
+
+TEST_F(StainPrepareTest, BlankPhotoIsKeptAsItWasAndCounted) {
+  test::write_rgb_tiff(dataset_.files[2], cv::Mat(36, 48, CV_8UC3, cv::Scalar(255, 255, 255)));
+  const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
+  const PreparedData prepared = prepare_dataset(dataset_, config_, fit_stain_target("macenko", plain.images, {0, 1}));
+  EXPECT_TRUE(prepared.images[2].eq(255).all().item<bool>());
+  EXPECT_EQ(prepared.cache_note, "no cache yet; stain normalisation left 1 photo with too little tissue as it was");
 }
 
 TEST(NormalizationTest, UnitLeavesPixelsInZeroToOne) {

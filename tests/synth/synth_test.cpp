@@ -409,6 +409,34 @@ TEST(SynthClasses, EachClassIsDrawnWithItsOwnStructure) {
   EXPECT_EQ(invasive.images_with_lumen, 0);
 }
 
+// ---- The nuclear variant -------------------------------------------------------------------
+
+// The default variant is pinned to the pixels it had before variants existed: FNV-1a of
+// the RGB bytes of image 1 of each class, seed 9, written by the build before the change
+// (`bachlab synth --per-class 1 --seed 9 --size 64x48` and `--size 512x384`, read back with PIL).
+TEST(SynthVariant, DefaultVariantDrawsTheSamePixelsAsBefore) {
+  auto fnv = [](const cv::Mat& m) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < m.total() * m.elemSize(); ++i) h = (h ^ m.data[i]) * 0x100000001b3ULL;
+    return h;
+  };
+  const uint64_t small[4] = {0x53be80ba65b2c03fULL, 0xd332484f343ad664ULL, 0x401518c2f0aad709ULL, 0x6220cd4b7e28d338ULL};
+  const uint64_t large[4] = {0xaed1e2b9f5f6cacdULL, 0x4954acee2ee2f45eULL, 0x7f28c1e5666c8a32ULL, 0x7f3d2ed58c5d93a9ULL};
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(fnv(draw_synthetic_image(k, 64, 48, synthetic_image_seed(9, k, 1))), small[k]) << k;
+    EXPECT_EQ(fnv(draw_synthetic_image(k, 512, 384, synthetic_image_seed(9, k, 1), "default")), large[k]) << k;
+  }
+}
+
+TEST(SynthVariant, NuclearIsDeterministicAndItsOwnDrawing) {
+  const cv::Mat a = draw_synthetic_image(2, 256, 192, 11, "nuclear");
+  EXPECT_TRUE(same_pixels(a, draw_synthetic_image(2, 256, 192, 11, "nuclear")));
+  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 256, 192, 12, "nuclear")));
+  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 256, 192, 11)));
+  EXPECT_EQ(error_of([] { draw_synthetic_image(1, 32, 32, 0, "nuclei"); }),
+            "synth: --variant must be \"default\" or \"nuclear\" (was \"nuclei\")");
+}
+
 // The command line, through the real program.
 TEST_F(SynthTest, CommandWritesTheDatasetAndNamesBadSizes) {
   std::string err;

@@ -1,6 +1,7 @@
 // The whole path on a tiny synthetic dataset: run -> run folder -> eval -> predict, and a
 // run resumed in a new "process" (config re-read from the run folder) ending where an
 // uninterrupted run ends.
+#include "host/data/data.h"
 #include "host/util/atomic_file.h"
 #include "host/train/runner.h"
 
@@ -36,12 +37,13 @@ class RunTest : public ::testing::Test {
   static fs::path cache_dir() { return fs::temp_directory_path() / "bachlab_run_test_cache"; }
 
   // `split`: the [data.split] table's settings.
+  // `data`: more [data] lines.
   fs::path write_config(const std::string& name, int epochs,
-                        const std::string& split = "train = 0.6\nval = 0.2\ntest = 0.2\n") {
+                        const std::string& split = "train = 0.6\nval = 0.2\ntest = 0.2\n", const std::string& data = "") {
     const fs::path file = folder_ / (name + ".toml");
     std::ofstream(file) << "[experiment]\nseed = 5\noutput = \"runs\"\n"
                         << "[data]\nsource = \"synthetic\"\nimage_size = 16\nworkers = 1\ncache_dir = \""
-                        << cache_dir().string() << "\"\n"
+                        << cache_dir().string() << "\"\n" << data
                         << "[data.synthetic]\nper_class = 10\nwidth = 48\nheight = 36\n"
                         << "[data.split]\n" << split
                         << "[model]\nplugin = \"tiny_cnn\"\n"
@@ -255,6 +257,48 @@ TEST_F(RunTest, CrossValidationPoolsOutOfFoldPredictionsAndResumesFoldByFold) {
                                          "finish the cross-validation with `bachlab run --resume " +
                                          dir.string() + "`");
   }
+}
+
+// [data] stain_normalize without a reference: the target of every fold (and of a single
+// split) is fitted on that part's training photos only, equal to a fit computed here
+// independently on those rows, and saved in run.json for predict.
+TEST_F(RunTest, StainTargetIsFittedOnEachFoldsTrainingPhotosOnly) {
+  const std::string stain = "stain_normalize = \"macenko\"\n";
+  RunSummary cv = run_experiment(write_config("stain_cv", 1, "folds = 2\n", stain), RunOptions{});
+  RunSummary single = run_experiment(write_config("stain_split", 1, "train = 0.6\nval = 0.2\ntest = 0.2\n", stain),
+                                     RunOptions{});
+
+  DataConfig data;
+  data.source = "synthetic";
+  data.image_size = 16;
+  data.workers = 1;
+  data.cache_dir = cache_dir();
+  data.synthetic.per_class = 10;
+  data.synthetic.width = 48;
+  data.synthetic.height = 36;
+  const PreparedData plain = prepare_dataset(discover_dataset(data), data);
+  const torch::Tensor labels = plain.labels.contiguous();
+  const std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
+  auto saved = [](const fs::path& dir) {
+    return stain_target_from_json(nlohmann::json::parse(read_file(dir / "run.json")).at("stain_target"));
+  };
+  const std::vector<Split> folds = stratified_kfold(list, 2, 5);
+  std::vector<std::string> keys;
+  for (int k = 0; k < 2; ++k) {
+    const StainTarget target = saved(fs::path(cv.run_dir) / ("fold-" + std::to_string(k + 1)));
+    EXPECT_EQ(target.key(), fit_stain_target("macenko", plain.images, folds[size_t(k)].train).key()) << k;
+    EXPECT_EQ(target.fitted_on, "20 training photos");
+    keys.push_back(target.key());
+  }
+  EXPECT_NE(keys[0], keys[1]) << "each fold fits its own target";
+  const Split split = stratified_split(list, 0.6, 0.2, 0.2, 5);
+  const StainTarget target = saved(single.run_dir);
+  EXPECT_EQ(target.key(), fit_stain_target("macenko", plain.images, split.train).key());
+  EXPECT_EQ(target.fitted_on, "24 training photos");
+  // Predict normalises a photo with the saved target, as training did.
+  const auto predictions = predict_images(single.run_dir, {plain.dataset.files[0]});
+  ASSERT_EQ(predictions.size(), 1u);
+  EXPECT_EQ(predictions[0].probabilities.size(), 4u);
 }
 
 }  // namespace
