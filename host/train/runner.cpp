@@ -531,6 +531,8 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     const size_t best_class = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
     p.predicted = best_class < classes.size() ? classes[best_class] : std::to_string(best_class);
     p.patches = prediction.patches.front();
+    p.patch_size = plan.photo.patch_size;
+    p.photo = photo[0];
     out.push_back(std::move(p));
   }
   if (classes_out) *classes_out = classes;
