@@ -28,10 +28,10 @@ void check_input(const HeatmapInput& input) {
     if (p.probabilities.size() != input.classes.size())
       throw Error(fmt::format("heatmap of {}: a patch at ({}, {}) has {} probabilities for {} classes", input.name,
                               p.y, p.x, p.probabilities.size(), input.classes.size()));
-    if (p.size <= 0 || p.y < 0 || p.x < 0 || p.y + p.size > input.photo_rgb.rows ||
-        p.x + p.size > input.photo_rgb.cols)
-      throw Error(fmt::format("heatmap of {}: the patch at ({}, {}) of size {} leaves the {}x{} photo", input.name,
-                              p.y, p.x, p.size, input.photo_rgb.cols, input.photo_rgb.rows));
+    if (p.height <= 0 || p.width <= 0 || p.y < 0 || p.x < 0 || p.y + p.height > input.photo_rgb.rows ||
+        p.x + p.width > input.photo_rgb.cols)
+      throw Error(fmt::format("heatmap of {}: the {}x{} patch at ({}, {}) leaves the {}x{} photo", input.name,
+                              p.width, p.height, p.y, p.x, input.photo_rgb.cols, input.photo_rgb.rows));
   }
 }
 
@@ -40,8 +40,8 @@ void accumulate(const HeatmapInput& input, size_t class_index, cv::Mat& sum, cv:
   sum = cv::Mat::zeros(input.photo_rgb.size(), CV_32F);
   count = cv::Mat::zeros(input.photo_rgb.size(), CV_32F);
   for (const auto& p : input.patches) {
-    const cv::Rect square(static_cast<int>(p.x), static_cast<int>(p.y), static_cast<int>(p.size),
-                          static_cast<int>(p.size));
+    const cv::Rect square(static_cast<int>(p.x), static_cast<int>(p.y), static_cast<int>(p.width),
+                          static_cast<int>(p.height));
     // A NaN probability (a diverged model) would poison every overlapping patch; it counts
     // as no information rather than as a value.
     const float value = p.probabilities[class_index];
@@ -145,6 +145,36 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   const cv::Point first = panel_origin(0);
   draw_scale(image, cv::Rect(gap + columns * (panel_width + gap) + 30, first.y, 24, panel_height));
   return image;
+}
+
+HeatmapInput heatmap_input(const torch::Tensor& photo, const PhotoPatches& patches, int64_t patch_size,
+                           const std::vector<std::string>& classes, const torch::Tensor& photo_probabilities,
+                           const std::string& name, const std::string& true_class) {
+  if (photo.dim() != 3 || photo.size(0) != 3)
+    throw Error(fmt::format("heatmap of {}: expected a (3, H, W) photo, got {}", name, fmt::join(photo.sizes(), "x")));
+  HeatmapInput input;
+  input.name = name;
+  input.true_class = true_class;
+  input.classes = classes;
+  torch::Tensor pixels = photo.scalar_type() == torch::kUInt8 ? photo : (photo.clamp(0, 1) * 255).round().to(torch::kUInt8);
+  pixels = pixels.permute({1, 2, 0}).contiguous();  // H, W, 3: OpenCV's interleaved layout
+  input.photo_rgb = cv::Mat(static_cast<int>(pixels.size(0)), static_cast<int>(pixels.size(1)), CV_8UC3,
+                            pixels.data_ptr<uint8_t>())
+                        .clone();
+  torch::Tensor probabilities = photo_probabilities.to(torch::kFloat32).contiguous();
+  input.photo_probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
+  const torch::Tensor positions = patches.positions.to(torch::kInt64).contiguous();
+  const torch::Tensor scores = patches.probabilities.to(torch::kFloat32).contiguous();
+  for (int64_t i = 0; i < positions.size(0); ++i) {
+    PatchScore score;
+    score.y = positions[i][0].item<int64_t>();
+    score.x = positions[i][1].item<int64_t>();
+    score.height = patch_size > 0 ? patch_size : photo.size(1);
+    score.width = patch_size > 0 ? patch_size : photo.size(2);
+    score.probabilities.assign(scores[i].data_ptr<float>(), scores[i].data_ptr<float>() + scores.size(1));
+    input.patches.push_back(std::move(score));
+  }
+  return input;
 }
 
 }  // namespace bachlab::host

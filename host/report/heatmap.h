@@ -5,7 +5,10 @@
 // from 0 to 1, and a title with the photo's true and predicted class. Drawn with OpenCV,
 // like the other figures (host/report/plots.h).
 
+#include "host/eval/photo_prediction.h"
+
 #include <opencv2/core.hpp>
+#include <torch/torch.h>
 
 #include <cstdint>
 #include <string>
@@ -13,12 +16,14 @@
 
 namespace bachlab::host {
 
-/// One patch of a photo-level prediction: its square in the photo's pixels and its class
-/// probabilities (one per class, in class order).
+/// One patch of a photo-level prediction: its rectangle in the photo's pixels and its class
+/// probabilities (one per class, in class order). Whole-photo models give one patch, the
+/// photo itself.
 struct PatchScore {
   int64_t y = 0;
   int64_t x = 0;
-  int64_t size = 0;
+  int64_t height = 0;
+  int64_t width = 0;
   std::vector<float> probabilities;
 };
 
@@ -42,5 +47,12 @@ cv::Mat class_probability_map(const HeatmapInput& input, size_t class_index);
 
 /// The figure (BGR), panels `panel_width` pixels wide. Throws Error on inconsistent input.
 cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width = 360);
+
+/// The input for one photo of a photo-level prediction: `photo` is the image predicted
+/// (uint8 or float [0,1], (3, H, W)), `patches` its grid as predict_photos() kept it, and
+/// `patch_size` the grid's patch side (0: one patch, the whole photo).
+HeatmapInput heatmap_input(const torch::Tensor& photo, const PhotoPatches& patches, int64_t patch_size,
+                           const std::vector<std::string>& classes, const torch::Tensor& photo_probabilities,
+                           const std::string& name, const std::string& true_class = "");
 
 }  // namespace bachlab::host

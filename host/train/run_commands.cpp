@@ -1,6 +1,8 @@
 // `bachlab run`, `bachlab eval` and `bachlab predict`.
 #include "host/cli/commands.h"
+#include "host/report/heatmap.h"
 #include "host/train/runner.h"
+#include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -123,11 +125,25 @@ void add_run_commands(CLI::App& app) {
   predict->add_option("run_dir", predict_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
   predict->add_option("images", images, "Photos to classify")->required();
   predict->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  static std::string heatmap_dir;
+  predict->add_option("--heatmap", heatmap_dir,
+                      "Also write <DIR>/<photo>.heatmap.png per photo: each class's patch probabilities over it");
   on_run(predict, [] {
     std::vector<std::string> classes;
     std::vector<fs::path> files(images.begin(), images.end());
     auto predictions = host::predict_images(predict_dir, files, &classes);
     std::cout << host::format_predictions(predictions, classes, format);
+    if (!heatmap_dir.empty()) {
+      fs::create_directories(heatmap_dir);
+      for (const auto& p : predictions) {
+        const fs::path file = fs::path(heatmap_dir) / (fs::path(p.image).stem().string() + ".heatmap.png");
+        host::write_png_atomic(file, host::draw_heatmap(host::heatmap_input(
+                                         p.photo, p.patches, p.patch_size, classes,
+                                         torch::tensor(std::vector<double>(p.probabilities)),
+                                         fs::path(p.image).filename().string())));
+        std::cerr << "heatmap: " << file.string() << "\n";
+      }
+    }
     return 0;
   });
 }

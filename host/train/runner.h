@@ -54,6 +54,10 @@ struct ImagePrediction {
   /// Every grid patch's position and probabilities (one "patch", the whole photo, without
   /// [data.patches]): what a heatmap draws.
   PhotoPatches patches;
+  /// The patches' side (0: the whole photo) and the image they were cut from, (3, H, W)
+  /// uint8 as the model saw it (preprocessed as in training).
+  int64_t patch_size = 0;
+  torch::Tensor photo;
 };
 
 /// Predictions of the run's final model for `images` (TIFF, PNG or JPEG), with the

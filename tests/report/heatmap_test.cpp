@@ -21,7 +21,7 @@ HeatmapInput two_class_input() {
   input.name = "photo.tif";
   input.true_class = "InSitu";
   input.photo_probabilities = {0.3f, 0.7f};
-  input.patches = {{0, 0, 20, {0.9f, 0.1f}}, {0, 20, 20, {0.1f, 0.9f}}, {10, 10, 20, {0.5f, 0.5f}}};
+  input.patches = {{0, 0, 20, 20, {0.9f, 0.1f}}, {0, 20, 20, 20, {0.1f, 0.9f}}, {10, 10, 20, 20, {0.5f, 0.5f}}};
   return input;
 }
 
@@ -48,7 +48,7 @@ TEST(Heatmap, FigureColoursCoveredPixelsByProbabilityAndLeavesTheRestGrey) {
   HeatmapInput input = two_class_input();
   // One patch certain of InSitu over the left half, nothing over the right half.
   input.photo_rgb = cv::Mat(40, 80, CV_8UC3, cv::Scalar(128, 128, 128));
-  input.patches = {{0, 0, 40, {0.0f, 1.0f}}};
+  input.patches = {{0, 0, 40, 40, {0.0f, 1.0f}}};
   const int panel = 80;  // the photo's own width: panel pixels are photo pixels
   const cv::Mat figure = draw_heatmap(input, panel);
   ASSERT_FALSE(figure.empty());
@@ -68,7 +68,7 @@ TEST(Heatmap, FigureColoursCoveredPixelsByProbabilityAndLeavesTheRestGrey) {
 
 TEST(Heatmap, RefusesPatchesOutsideThePhotoAndWrongClassCounts) {
   HeatmapInput outside = two_class_input();
-  outside.patches.push_back({30, 50, 20, {0.5f, 0.5f}});
+  outside.patches.push_back({30, 50, 20, 20, {0.5f, 0.5f}});
   try {
     draw_heatmap(outside);
     FAIL() << "a patch outside the photo was accepted";
@@ -78,6 +78,31 @@ TEST(Heatmap, RefusesPatchesOutsideThePhotoAndWrongClassCounts) {
   HeatmapInput wrong = two_class_input();
   wrong.patches[0].probabilities = {1.0f};
   EXPECT_THROW(class_probability_map(wrong, 0), Error);
+}
+
+TEST(Heatmap, InputFromAPhotoPredictionKeepsPixelsPositionsAndAWholePhotoPatch) {
+  // A (3, 2, 4) uint8 photo whose red channel counts 0..7 row by row.
+  torch::Tensor photo = torch::zeros({3, 2, 4}, torch::kUInt8);
+  photo[0] = torch::arange(8, torch::kUInt8).view({2, 4});
+  PhotoPatches grid;
+  grid.positions = torch::tensor({{0, 0}, {0, 2}}, torch::kLong);
+  grid.probabilities = torch::tensor({{0.25f, 0.75f}, {1.0f, 0.0f}});
+  HeatmapInput input = heatmap_input(photo, grid, 2, {"A", "B"}, torch::tensor({0.6, 0.4}), "p.png", "A");
+  ASSERT_EQ(input.photo_rgb.size(), cv::Size(4, 2));
+  EXPECT_EQ(input.photo_rgb.at<cv::Vec3b>(1, 2)[0], 6);  // RGB order kept: red is channel 0
+  ASSERT_EQ(input.patches.size(), 2u);
+  EXPECT_EQ(input.patches[1].x, 2);
+  EXPECT_EQ(input.patches[1].height, 2);
+  EXPECT_FLOAT_EQ(input.patches[0].probabilities[1], 0.75f);
+  EXPECT_FLOAT_EQ(input.photo_probabilities[0], 0.6f);
+
+  // Without patches the one "patch" is the whole, non-square photo.
+  grid.positions = torch::tensor({{0, 0}}, torch::kLong);
+  grid.probabilities = torch::tensor({{0.5f, 0.5f}});
+  input = heatmap_input(photo, grid, 0, {"A", "B"}, torch::tensor({0.5, 0.5}), "p.png");
+  EXPECT_EQ(input.patches[0].height, 2);
+  EXPECT_EQ(input.patches[0].width, 4);
+  EXPECT_NO_THROW(draw_heatmap(input, 40));
 }
 
 }  // namespace
