@@ -129,7 +129,15 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   plan.patches = read_patch_settings(config);
   plan.photo = read_photo_prediction_settings(config, plan.patches.size, plan.patches.min_tissue);
-  if (plan.patches.size > plan.data.image_size)
+  // With `scale` the photos' size is known only once they are read (the patch sampler
+  // checks it then); a whole-photo model is built for one input size, which `scale` does not
+  // give, so it needs patches.
+  if (plan.data.scale > 0 && !plan.patches.enabled())
+    config.table("data").fail("scale", "= " + fmt::format("{:g}", plan.data.scale) +
+                                           " keeps each photo's own size and aspect ratio, so it needs "
+                                           "[data.patches] size (the model sees patches); for whole photos use "
+                                           "image_size instead");
+  else if (plan.data.scale == 0 && plan.patches.size > plan.data.image_size)
     config.table("data.patches")
         .fail("size", "= " + std::to_string(plan.patches.size) + " is larger than [data] image_size = " +
                           std::to_string(plan.data.image_size) + "; use a smaller patch or a larger image");
