@@ -1,5 +1,7 @@
 #include "host/data/prepare.h"
 
+#include "host/util/atomic_file.h"
+
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
 #include "host/util/cache_key.h"
@@ -44,6 +46,8 @@ CacheKey make_key(const Dataset& dataset, const DataConfig& config) {
       CV_VERSION, config.image_size, config.on_bad_image);
   for (const auto& c : dataset.classes) params += " " + c;
   params += "\n";
+  // Only when changed, so that caches made before the setting existed stay valid.
+  if (config.max_pixels != kDefaultMaxPixels) params += fmt::format("max_pixels {}\n", config.max_pixels);
   CacheKey key{params, params};
   for (size_t i = 0; i < dataset.files.size(); ++i) {
     const fs::path absolute = fs::absolute(dataset.files[i]);
@@ -212,6 +216,8 @@ std::string write_cache(const fs::path& file, const CacheKey& key, int size, con
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return fmt::format("cannot create {} ({})", file.parent_path().string(), ec.message());
+  // Cache files of killed runs' half-written temporaries are as large as the cache itself.
+  remove_orphaned_temp_files(file.parent_path());
   static std::atomic<int> counter{0};
   const fs::path temp = file.string() + fmt::format(".tmp-{}-{}", getpid(), counter++);
   CacheWriter out(temp);
@@ -256,7 +262,7 @@ CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
   parallel_for(n, workers, [&](size_t i, int w) {
     const fs::path& file = dataset.files[i];
     try {
-      decode_image_rgb(file, full[size_t(w)]);
+      decode_image_rgb(file, full[size_t(w)], config.max_pixels);
       resize_square(full[size_t(w)], size, small[size_t(w)]);
       copy_to_chw(small[size_t(w)], images[int64_t(i)]);
     } catch (const Error& e) {
