@@ -125,6 +125,9 @@ Table parse_text(const std::string& text, const std::string& file) {
   return root;
 }
 
+// A config is a page of settings; anything larger is not one.
+constexpr uintmax_t kMaxConfigBytes = 1 << 20;
+
 Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(path, ec);
@@ -135,6 +138,16 @@ Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
       throw Error(path.string() + ": extends cycle: " + cycle + canonical.string());
     }
   }
+  // Only regular files of a sane size: `extends = "/dev/zero"` would read until memory runs
+  // out, a FIFO would block for ever, and a folder would read as an empty config.
+  const auto status = fs::status(path, ec);
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw Error(path.string() + ": cannot read config file (it is " +
+                (fs::is_directory(status) ? "a folder" : "not a regular file but a device, pipe or socket") +
+                "); name a .toml file");
+  if (fs::exists(status) && fs::file_size(path, ec) > kMaxConfigBytes)
+    throw Error(path.string() + ": cannot read config file (it is " + std::to_string(fs::file_size(path, ec)) +
+                " bytes; a config is at most " + std::to_string(kMaxConfigBytes) + " bytes); name a .toml file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string() + ": cannot read config file (" + (fs::exists(path) ? "permission denied" : "no such file") + ")");
   std::stringstream buffer;
@@ -368,9 +381,49 @@ void Config::check() const {
   throw Error(message);
 }
 
-std::string Config::resolved_toml() const {
+namespace {
+
+// Makes each value of `table` that `params` read as a path absolute, against the folder of
+// the file that wrote it: a base config's `root = "../data"` keeps meaning its own folder's
+// neighbour once the merged text is saved somewhere else.
+void absolutize_paths(Table& table, const Params& params) {
+  for (const auto& [key, spec] : params.specs()) {
+    if (spec.type != "path" && spec.type != "path or list of paths") continue;
+    auto it = table.values.find(key);
+    if (it == table.values.end()) continue;
+    const fs::path base = fs::absolute(fs::path(it->second.origin.file).parent_path());
+    auto resolve = [&](std::string& text) {
+      if (!text.empty() && fs::path(text).is_relative()) text = (base / text).lexically_normal().string();
+    };
+    if (auto* text = std::get_if<std::string>(&it->second.value)) resolve(*text);
+    if (auto* list = std::get_if<std::vector<sdk::Scalar>>(&it->second.value))
+      for (auto& item : *list)
+        if (auto* text = std::get_if<std::string>(&item)) resolve(*text);
+  }
+}
+
+Table* find_table(Table& root, const std::string& name) {
+  return const_cast<Table*>(find_table(static_cast<const Table&>(root), name));
+}
+
+}  // namespace
+
+std::string Config::resolved_toml(Paths paths) const {
+  Table root = impl_->root;
+  if (paths == Paths::absolute) {
+    for (const auto& [name, params] : impl_->tables)
+      if (Table* table = find_table(root, name)) absolutize_paths(*table, params);
+    for (const auto& [name, list] : impl_->arrays) {
+      const auto dot = name.rfind('.');
+      Table* parent = find_table(root, dot == std::string::npos ? "" : name.substr(0, dot));
+      if (!parent) continue;
+      auto found = parent->arrays.find(dot == std::string::npos ? name : name.substr(dot + 1));
+      if (found == parent->arrays.end()) continue;
+      for (size_t i = 0; i < list.size() && i < found->second.size(); ++i) absolutize_paths(found->second[i], list[i]);
+    }
+  }
   toml::table out;
-  to_toml(impl_->root, out);
+  to_toml(root, out);
   std::stringstream stream;
   stream << "# Fully resolved config (every `extends` merged); runs as is with `bachlab run`.\n" << out << "\n";
   return stream.str();

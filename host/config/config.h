@@ -61,9 +61,19 @@ class Config {
   /// Throws one Error listing problems(), if there are any.
   void check() const;
 
+  /// How resolved_toml() writes relative paths.
+  enum class Paths {
+    /// As the files wrote them (each relative to its own file's folder).
+    as_written,
+    /// Every value a reader took as a path (KeySpec type "path", or "path or list of
+    /// paths") made absolute against the folder of the file that wrote it, so the text
+    /// means the same wherever it is saved. Keys no reader asked for are left as written.
+    absolute,
+  };
+
   /// The merged config as TOML text: what a run folder saves as config.toml, so the run
-  /// can be repeated from that file alone.
-  std::string resolved_toml() const;
+  /// can be repeated from that file alone (with Paths::absolute, from any folder).
+  std::string resolved_toml(Paths paths = Paths::as_written) const;
 
  private:
   struct Impl;

@@ -1,5 +1,7 @@
 #include "host/data/data_config.h"
 
+#include "host/data/image_decode.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -44,7 +46,8 @@ std::vector<std::string> read_class_list(sdk::Params& params, const std::string&
 
 }  // namespace
 
-DataConfig::DataConfig() : classes(default_bach_classes()), cache_dir(default_cache_dir()) {}
+DataConfig::DataConfig()
+    : classes(default_bach_classes()), cache_dir(default_cache_dir()), max_pixels(kDefaultMaxPixels) {}
 
 const std::vector<std::string>& default_bach_classes() {
   static const std::vector<std::string> classes{"Normal", "Benign", "InSitu", "Invasive"};
@@ -93,6 +96,7 @@ DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Para
   if (std::string cache = data.get_path("cache_dir", ""); !cache.empty()) out.cache_dir = cache;
   data.describe("cache_dir", "", "$XDG_CACHE_HOME/bachlab, else ~/.cache/bachlab");
   out.workers = int(data.get_int("workers", out.workers, {0, 1024}));
+  out.max_pixels = uint64_t(data.get_int("max_pixels", int64_t(out.max_pixels), {1, {}}));
 
   out.synthetic.per_class = int(synthetic.get_int("per_class", out.synthetic.per_class, {1, 100000}));
   out.synthetic.width = int(synthetic.get_int("width", out.synthetic.width, {8, 16384}));

@@ -78,6 +78,9 @@ struct DataConfig {
   std::filesystem::path cache_dir;
   /// Decoding threads; 0 = every core. Default: 0.
   int workers = 0;
+  /// The most pixels a photo may have, checked from its header before decoding (see
+  /// kDefaultMaxPixels in image_decode.h). Default: 2^28.
+  uint64_t max_pixels = 0;
   SyntheticDataOptions synthetic;
   SplitOptions split;
   /// The config file the settings came from, for messages; empty when made in code.

@@ -157,6 +157,20 @@ std::string sample_format_name(uint16_t sample_format) {
   }
 }
 
+[[noreturn]] void pixel_limit_exceeded(const fs::path& file, ImageFormat format, uint64_t width, uint64_t height,
+                                       uint64_t max_pixels) {
+  throw Error(fmt::format("{}: the {} header says {}x{} pixels ({:.3g} megapixels), more than the limit of {} pixels "
+                          "([data] max_pixels); the photo is refused before decoding, as it would need about {:.1f} "
+                          "GB of memory. Shrink the photo, or raise [data] max_pixels if the machine has the memory",
+                          file.string(), format_name(format), width, height, double(width) * double(height) / 1e6,
+                          max_pixels, double(width) * double(height) * 8 / 1e9));
+}
+
+void check_pixel_limit(const fs::path& file, ImageFormat format, uint64_t width, uint64_t height, uint64_t max_pixels) {
+  // Each side is at most 2^32, so the product cannot overflow 64 bits.
+  if (width * height > max_pixels) pixel_limit_exceeded(file, format, width, height, max_pixels);
+}
+
 // 16-bit to 8-bit with rounding, so that 65535 maps to 255 and 257*k maps to k exactly.
 inline uint8_t scale16(uint16_t v) { return static_cast<uint8_t>((v + 128u) / 257u); }
 
@@ -173,17 +187,14 @@ struct TiffLayout {
   bool gray() const { return photometric == PHOTOMETRIC_MINISBLACK || photometric == PHOTOMETRIC_MINISWHITE; }
 };
 
-TiffLayout read_layout(const TiffReader& reader) {
+TiffLayout read_layout(const TiffReader& reader, const fs::path& file, uint64_t max_pixels) {
   TIFF* tif = reader.get();
   TiffLayout layout;
   if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &layout.width) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &layout.height))
     reader.fail("corrupt TIFF: the image width or height tag is missing");
   if (layout.width == 0 || layout.height == 0)
     reader.fail(fmt::format("corrupt TIFF: the image is {}x{} pixels", layout.width, layout.height));
-  // Beyond this a single decode buffer would exceed what a 2-core, 24 GiB machine should
-  // spend on one photo; BACH photos are 3 megapixels.
-  if (uint64_t(layout.width) * layout.height > (uint64_t(1) << 28))
-    reader.unsupported(fmt::format("{}x{} pixels is larger than 268 megapixels", layout.width, layout.height));
+  check_pixel_limit(file, ImageFormat::tiff, layout.width, layout.height, max_pixels);
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &layout.samples);
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &layout.bits);
   TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &layout.planar);
@@ -337,9 +348,9 @@ void decode_via_rgba(const TiffReader& reader, const TiffLayout& layout, cv::Mat
   }
 }
 
-ImageInfo decode_tiff(const fs::path& file, cv::Mat& rgb) {
+ImageInfo decode_tiff(const fs::path& file, cv::Mat& rgb, uint64_t max_pixels) {
   TiffReader reader(file);
-  TiffLayout layout = read_layout(reader);
+  TiffLayout layout = read_layout(reader, file, max_pixels);
   ImageInfo info;
   info.width = int(layout.width);
   info.height = int(layout.height);
@@ -393,8 +404,60 @@ bool jpeg_has_end_marker(const std::vector<uint8_t>& bytes) {
   return false;
 }
 
-ImageInfo decode_with_opencv(const fs::path& file, ImageFormat format, cv::Mat& rgb) {
+uint32_t big_endian(const uint8_t* p, int bytes) {
+  uint32_t value = 0;
+  for (int i = 0; i < bytes; ++i) value = value << 8 | p[i];
+  return value;
+}
+
+// Width and height from a PNG's IHDR chunk, which the format requires first.
+std::pair<uint32_t, uint32_t> png_dimensions(const fs::path& file, const std::vector<uint8_t>& bytes) {
+  if (bytes.size() < 24 || std::memcmp(bytes.data() + 12, "IHDR", 4) != 0)
+    throw Error(fmt::format("{}: corrupt PNG: the IHDR header chunk is missing; copy the file again from the original "
+                            "dataset or remove it",
+                            file.string()));
+  return {big_endian(bytes.data() + 16, 4), big_endian(bytes.data() + 20, 4)};
+}
+
+// Width and height from a JPEG's first frame header (SOF0..SOF15 but DHT, JPG and DAC),
+// walking the marker segments from the start of the file.
+std::pair<uint32_t, uint32_t> jpeg_dimensions(const fs::path& file, const std::vector<uint8_t>& bytes) {
+  size_t at = 2;  // after SOI
+  while (at + 4 <= bytes.size()) {
+    if (bytes[at] != 0xFF) break;
+    const uint8_t marker = bytes[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
+      at += 2;
+      continue;
+    }
+    if (marker == 0xD9 || marker == 0xDA) break;  // end of image, start of scan: no frame header came first
+    const size_t length = big_endian(bytes.data() + at + 2, 2);
+    if (length < 2) break;
+    const bool frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (frame) {
+      if (length < 7 || at + 9 > bytes.size()) break;
+      return {big_endian(bytes.data() + at + 7, 2), big_endian(bytes.data() + at + 5, 2)};
+    }
+    at += 2 + length;
+  }
+  throw Error(fmt::format("{}: corrupt JPEG: no frame header (SOF) before the image data; copy the file again from "
+                          "the original dataset or remove it",
+                          file.string()));
+}
+
+ImageInfo decode_with_opencv(const fs::path& file, ImageFormat format, cv::Mat& rgb, uint64_t max_pixels) {
   std::vector<uint8_t> bytes = read_file_bytes(file);
+  // The decoder allocates what the header claims; check it first. (TIFFs come here only
+  // from the benchmark's OpenCV path, which checks their header with libtiff first.)
+  if (format != ImageFormat::tiff) {
+    const auto [width, height] =
+        format == ImageFormat::png ? png_dimensions(file, bytes) : jpeg_dimensions(file, bytes);
+    check_pixel_limit(file, format, width, height, max_pixels);
+  }
   if (format == ImageFormat::jpeg && !jpeg_has_end_marker(bytes))
     throw Error(fmt::format("{}: truncated JPEG: the end-of-image marker is missing; copy the file again from the "
                             "original dataset or remove it",
@@ -453,6 +516,9 @@ ImageFormat sniff_image_format(const fs::path& file) {
   if (promised == ImageFormat::unknown)
     throw Error(fmt::format("{}: unsupported extension \"{}\"; bachlab reads .tif, .tiff, .png, .jpg and .jpeg",
                             file.string(), file.extension().string()));
+  std::error_code ec;
+  if (fs::is_directory(file, ec))
+    throw Error(fmt::format("{}: is a folder, not an image file; name the photos inside it", file.string()));
   std::ifstream in(file, std::ios::binary);
   if (!in)
     throw Error(fmt::format("{}: cannot open the file ({}); check that it exists and is readable", file.string(),
@@ -485,20 +551,24 @@ ImageFormat sniff_image_format(const fs::path& file) {
                           file.string(), format_name(promised), format_name(found)));
 }
 
-ImageInfo decode_image_rgb(const fs::path& file, cv::Mat& rgb) {
+ImageInfo decode_image_rgb(const fs::path& file, cv::Mat& rgb, uint64_t max_pixels) {
   const ImageFormat format = sniff_image_format(file);
-  if (format == ImageFormat::tiff) return decode_tiff(file, rgb);
-  return decode_with_opencv(file, format, rgb);
+  if (format == ImageFormat::tiff) return decode_tiff(file, rgb, max_pixels);
+  return decode_with_opencv(file, format, rgb, max_pixels);
 }
 
 ImageInfo decode_image_rgb_opencv(const fs::path& file, cv::Mat& rgb) {
   const ImageFormat format = sniff_image_format(file);
-  return decode_with_opencv(file, format, rgb);
+  if (format == ImageFormat::tiff) {
+    TiffReader reader(file);
+    read_layout(reader, file, kDefaultMaxPixels);
+  }
+  return decode_with_opencv(file, format, rgb, kDefaultMaxPixels);
 }
 
-cv::Mat load_image_rgb(const fs::path& file) {
+cv::Mat load_image_rgb(const fs::path& file, uint64_t max_pixels) {
   cv::Mat rgb;
-  decode_image_rgb(file, rgb);
+  decode_image_rgb(file, rgb, max_pixels);
   return rgb;
 }
 
@@ -518,10 +588,10 @@ void copy_to_chw(const cv::Mat& rgb, torch::Tensor chw) {
   cv::split(rgb, planes);
 }
 
-torch::Tensor preprocess_image(const fs::path& file, int image_size) {
+torch::Tensor preprocess_image(const fs::path& file, int image_size, uint64_t max_pixels) {
   if (image_size < 1) throw Error(fmt::format("preprocess_image: image_size must be >= 1 (was {})", image_size));
   cv::Mat rgb, small;
-  decode_image_rgb(file, rgb);
+  decode_image_rgb(file, rgb, max_pixels);
   resize_square(rgb, image_size, small);
   torch::Tensor out = torch::empty({3, image_size, image_size}, torch::kUInt8);
   copy_to_chw(small, out);

@@ -14,6 +14,12 @@
 
 namespace bachlab::host {
 
+/// The most pixels a photo may have: checked from its header before anything is decoded,
+/// for every format, because decoders allocate what the header claims (a 3 MB PNG can claim
+/// 20000x20000 16-bit RGBA, 3.2 GB decoded). 2^28 (268 megapixels, about 2 GB per decoding
+/// worker at worst); BACH photos have 3.1 megapixels. [data] max_pixels changes it.
+inline constexpr uint64_t kDefaultMaxPixels = uint64_t(1) << 28;
+
 /// What a file's first bytes say it is.
 enum class ImageFormat { tiff, png, jpeg, unknown };
 
@@ -45,14 +51,16 @@ struct ImageInfo {
 /// Decodes `file` into `rgb` (CV_8UC3, R,G,B order), reusing its buffer when the size
 /// matches so that a worker decoding many photos allocates once. Alpha is dropped, gray
 /// is expanded, 16-bit samples are scaled to 8 bits. Throws Error naming the file and the
-/// problem for every unreadable, truncated, corrupt or unsupported file.
-ImageInfo decode_image_rgb(const std::filesystem::path& file, cv::Mat& rgb);
+/// problem for every unreadable, truncated, corrupt or unsupported file, and for one whose
+/// header claims more than `max_pixels` pixels (before decoding it).
+ImageInfo decode_image_rgb(const std::filesystem::path& file, cv::Mat& rgb,
+                           uint64_t max_pixels = kDefaultMaxPixels);
 
 /// The same through OpenCV's imread for every format: the comparison the benchmark makes.
 ImageInfo decode_image_rgb_opencv(const std::filesystem::path& file, cv::Mat& rgb);
 
 /// 8-bit RGB (CV_8UC3), any supported format; throws Error.
-cv::Mat load_image_rgb(const std::filesystem::path& file);
+cv::Mat load_image_rgb(const std::filesystem::path& file, uint64_t max_pixels = kDefaultMaxPixels);
 
 /// The training resize: `size` x `size`, INTER_AREA when either side shrinks (it averages
 /// every source pixel instead of sampling a few), INTER_LINEAR when both grow.
@@ -62,6 +70,7 @@ void resize_square(const cv::Mat& rgb, int size, cv::Mat& out);
 void copy_to_chw(const cv::Mat& rgb, torch::Tensor chw);
 
 /// One photo as training sees it: uint8 (3, size, size).
-torch::Tensor preprocess_image(const std::filesystem::path& file, int image_size);
+torch::Tensor preprocess_image(const std::filesystem::path& file, int image_size,
+                               uint64_t max_pixels = kDefaultMaxPixels);
 
 }  // namespace bachlab::host

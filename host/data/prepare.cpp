@@ -1,5 +1,7 @@
 #include "host/data/prepare.h"
 
+#include "host/util/atomic_file.h"
+
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
 #include "host/util/cache_key.h"
@@ -53,6 +55,8 @@ CacheKey make_key(const Dataset& dataset, const DataConfig& config, const std::o
   params += "classes";
   for (const auto& c : dataset.classes) params += " " + c;
   params += "\n";
+  // Only when changed, so that caches made before the setting existed stay valid.
+  if (config.max_pixels != kDefaultMaxPixels) params += fmt::format("max_pixels {}\n", config.max_pixels);
   CacheKey key{params, params};
   for (size_t i = 0; i < dataset.files.size(); ++i) {
     const fs::path absolute = fs::absolute(dataset.files[i]);
@@ -221,6 +225,8 @@ std::string write_cache(const fs::path& file, const CacheKey& key, const CacheCo
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return fmt::format("cannot create {} ({})", file.parent_path().string(), ec.message());
+  // Cache files of killed runs' half-written temporaries are as large as the cache itself.
+  remove_orphaned_temp_files(file.parent_path());
   static std::atomic<int> counter{0};
   const fs::path temp = file.string() + fmt::format(".tmp-{}-{}", getpid(), counter++);
   CacheWriter out(temp);
@@ -291,7 +297,7 @@ CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
     for (; first < n; ++first) {
       try {
         const fs::path& file = dataset.files[first];
-        decode_image_rgb(file, full[0]);
+        decode_image_rgb(file, full[0], config.max_pixels);
         resize_for_training(full[0], config, small[0]);
         size = small[0].size();
         first_file = file;
@@ -314,7 +320,7 @@ CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
     const size_t i = start + j;
     const fs::path& file = dataset.files[i];
     try {
-      decode_image_rgb(file, full[size_t(w)]);
+      decode_image_rgb(file, full[size_t(w)], config.max_pixels);
       resize_for_training(full[size_t(w)], config, small[size_t(w)]);
       if (small[size_t(w)].size() != size) {
         const cv::Size photo = full[size_t(w)].size();
@@ -473,7 +479,7 @@ StainTarget fit_stain_reference(const DataConfig& config) {
     throw Error("fit_stain_reference: the config names no stain_reference with stain_normalize on");
   cv::Mat rgb, small;
   try {
-    decode_image_rgb(file, rgb);
+    decode_image_rgb(file, rgb, config.max_pixels);
     resize_for_training(rgb, config, small);
     StainTarget target = fit_stain_target(config.stain_normalize, {small});
     target.fitted_on = "reference photo " + file.string();
@@ -488,7 +494,7 @@ torch::Tensor preprocess_photo(const fs::path& file, const DataConfig& config,
                                const std::optional<StainTarget>& stain_target) {
   const std::optional<StainTarget> stain = choose_stain_target(config, stain_target);
   cv::Mat rgb, small;
-  decode_image_rgb(file, rgb);
+  decode_image_rgb(file, rgb, config.max_pixels);
   resize_for_training(rgb, config, small);
   if (stain) normalize_stain(small, *stain, small);
   torch::Tensor out = torch::empty({3, small.rows, small.cols}, torch::kUInt8);

@@ -909,7 +909,7 @@ bool already_generated(const fs::path& out, const std::string& shown, const nloh
   return true;
 }
 
-// Partial folders of runs that were killed: ".<name>.synth-partial-<pid>" whose process
+// Partial folders of runs that were killed: ".<name>.synth-partial-<pid>-<n>" whose process
 // is gone. A running generator's folder is left alone.
 void remove_stale_partials(const fs::path& parent, const std::string& name) {
   const std::string prefix = "." + name + ".synth-partial-";
@@ -1037,7 +1037,11 @@ void generate_synthetic_dataset(const SynthOptions& options) {
     throw Error(fmt::format("synth: cannot create the folder '{}' ({}); check the path given to --out", parent.string(),
                             ec.message()));
   remove_stale_partials(parent, out.filename().string());
-  const fs::path partial = parent / fmt::format(".{}.synth-partial-{}", out.filename().string(), ::getpid());
+  // The pid marks whose folder it is (remove_stale_partials); the counter keeps two threads
+  // of one process generating the same set apart.
+  static std::atomic<int> counter{0};
+  const fs::path partial =
+      parent / fmt::format(".{}.synth-partial-{}-{}", out.filename().string(), ::getpid(), counter++);
   fs::remove_all(partial, ec);
 
   const int classes = static_cast<int>(bach_classes().size());
@@ -1092,6 +1096,14 @@ void generate_synthetic_dataset(const SynthOptions& options) {
 
     // rename(2) replaces an empty folder atomically, so a missing or empty OUT both work.
     fs::rename(partial, out, ec);
+    // Another process (a second run or tuning worker started on the same empty cache)
+    // published the same dataset first: the images depend only on the options, so its copy
+    // is this one, byte for byte. Use it.
+    if (ec && already_generated(out, shown, record)) {
+      fs::remove_all(partial, ec);
+      std::cerr << fmt::format("synth: another process finished '{}' first; using its identical copy\n", shown);
+      return;
+    }
     if (ec)
       throw Error(fmt::format("synth: cannot move the finished dataset from '{}' to '{}' ({}); make sure '{}' is missing "
                               "or empty and run again",

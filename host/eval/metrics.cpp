@@ -41,6 +41,9 @@ double binary_auroc(const std::vector<double>& scores, const std::vector<bool>& 
   size_t total_positive = std::count(positives.begin(), positives.end(), true);
   size_t total_negative = n - total_positive;
   if (total_positive == 0 || total_negative == 0) return kNaN;
+  // A NaN score has no place on the ROC curve (and would break both the sort's ordering
+  // and the tie walk below, which relies on a score equalling itself): the area is undefined.
+  if (std::any_of(scores.begin(), scores.end(), [](double s) { return std::isnan(s); })) return kNaN;
 
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});

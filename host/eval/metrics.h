@@ -17,7 +17,7 @@ namespace bachlab::host {
 
 /// Area under the ROC curve of binary `scores` against `positives` (true = positive),
 /// ties handled as scikit-learn's roc_auc_score does (a tied group is one ROC step).
-/// NaN when `positives` has only one class: the curve is then undefined.
+/// NaN when `positives` has only one class or any score is NaN: the curve is then undefined.
 double binary_auroc(const std::vector<double>& scores, const std::vector<bool>& positives);
 
 /// Share of rows whose highest probability is at the true label (ties: the lowest class

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <boost/dll/shared_library.hpp>
 #include <dlfcn.h>
+#include <link.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -51,6 +52,40 @@ std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& config_pat
   return out;
 }
 
+namespace {
+
+// A warning if every user may write `path` (a world-writable folder lets anyone add a .so;
+// a world-writable file lets anyone replace its code), else "".
+std::string world_writable(const fs::path& path, const char* what) {
+  std::error_code ec;
+  const auto permissions = fs::status(path, ec).permissions();
+  if (ec || (permissions & fs::perms::others_write) == fs::perms::none) return "";
+  return fmt::format("{}: this plugin {} is writable by every user, who could make bachlab run their code; remove "
+                     "that permission (chmod o-w)",
+                     path.string(), what);
+}
+
+// "" if the library's entry point is a function; otherwise what the dynamic symbol table
+// says it is ("data (64 bytes)", ...).
+std::string entry_point_kind(Library& library) {
+  void* address = dlsym(library.native(), BACHLAB_PLUGIN_ENTRY_NAME);
+  Dl_info info{};
+  ElfW(Sym)* symbol = nullptr;
+  if (!address || !dladdr1(address, &info, reinterpret_cast<void**>(&symbol), RTLD_DL_SYMENT) || !symbol)
+    return "a symbol the loader cannot describe";
+  // ELF32_ST_TYPE and ELF64_ST_TYPE are the same: the low four bits of st_info.
+  const unsigned type = ELF64_ST_TYPE(symbol->st_info);
+  switch (type) {
+    case STT_FUNC:
+    case STT_GNU_IFUNC: return "";
+    case STT_OBJECT: return fmt::format("data ({} bytes)", symbol->st_size);
+    case STT_TLS: return "thread-local data";
+    default: return fmt::format("a symbol of ELF type {}", type);
+  }
+}
+
+}  // namespace
+
 PluginRegistry::PluginRegistry() = default;
 PluginRegistry::~PluginRegistry() = default;
 PluginRegistry::PluginRegistry(PluginRegistry&&) noexcept = default;
@@ -72,6 +107,7 @@ void PluginRegistry::scan(const std::vector<fs::path>& folders) {
       rejections_.push_back({folder, folder.string() + ": cannot list plugin folder: " + ec.message()});
       continue;
     }
+    if (auto warning = world_writable(folder, "folder"); !warning.empty()) warnings_.push_back(warning);
     std::sort(files.begin(), files.end());
     for (const auto& file : files) load(file);
   }
@@ -101,6 +137,12 @@ bool PluginRegistry::load(const fs::path& file) {
   if (!library->has(BACHLAB_PLUGIN_ENTRY_NAME))
     return reject("no entry point \"" BACHLAB_PLUGIN_ENTRY_NAME
                   "\"; expected a library built with BACHLAB_PLUGIN");
+
+  // Calling a symbol that is not code (a library exporting data under the entry point's
+  // name) jumps into data and crashes every command; the ELF symbol table says what it is.
+  if (std::string what = entry_point_kind(*library); !what.empty())
+    return reject("\"" BACHLAB_PLUGIN_ENTRY_NAME "\" is " + what +
+                  ", not a function; expected a library built with BACHLAB_PLUGIN");
 
   // The entry point is a C function declared noexcept; it is the only call made before
   // the descriptor is checked.
@@ -138,6 +180,7 @@ bool PluginRegistry::load(const fs::path& file) {
                     "; this one is ignored");
   }
 
+  if (auto warning = world_writable(file, "file"); !warning.empty()) warnings_.push_back(warning);
   Entry entry;
   entry.info = {kind,        name, d->version ? d->version : "", d->description ? d->description : "",
                 plugin_abi, torch_version, file};
@@ -209,6 +252,10 @@ std::string format_plugin_listing(const PluginRegistry& registry, const std::str
   if (!registry.rejections().empty()) {
     out += fmt::format("\nRejected ({}):\n", registry.rejections().size());
     for (const auto& r : registry.rejections()) out += "  " + r.reason + "\n";
+  }
+  if (!registry.warnings().empty()) {
+    out += fmt::format("\nWarnings ({}):\n", registry.warnings().size());
+    for (const auto& w : registry.warnings()) out += "  " + w + "\n";
   }
   out += "\nSearched:";
   if (registry.folders().empty()) out += " no folders";

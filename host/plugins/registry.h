@@ -67,6 +67,10 @@ class PluginRegistry {
   const std::vector<Rejection>& rejections() const { return rejections_; }
   /// The folders scanned so far.
   const std::vector<std::filesystem::path>& folders() const { return folders_; }
+  /// Plugin folders and accepted files that every user may write (so anyone could make
+  /// bachlab run their code), one sentence each. They are loaded all the same;
+  /// `bachlab plugins` lists these.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   /// True if a plugin of `kind` named `name` was accepted.
   bool has(const std::string& kind, const std::string& name) const;
@@ -92,6 +96,7 @@ class PluginRegistry {
   std::vector<Entry> entries_;
   std::vector<Rejection> rejections_;
   std::vector<std::filesystem::path> folders_;
+  std::vector<std::string> warnings_;
 };
 
 /// The text of `bachlab plugins`: a table of accepted plugins (of `kind`, or all if

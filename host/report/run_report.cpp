@@ -137,6 +137,7 @@ json to_json(const RunSummary& s) {
            "auroc_micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
            "auroc_macro: mean of one-vs-rest AUROC over the classes present"},
           {"fold_val_accuracy", s.fold_val_accuracy},
+          {"skipped", s.skipped},
           {"splits", splits},
           {"history", history}};
 }
@@ -159,6 +160,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
     s.weights = j.at("weights").get<std::string>();
     s.seconds = j.at("seconds").get<double>();
     if (j.contains("fold_val_accuracy")) s.fold_val_accuracy = j.at("fold_val_accuracy").get<std::vector<double>>();
+    if (j.contains("skipped")) s.skipped = j.at("skipped").get<std::vector<std::string>>();
     for (const char* name : {"train", "val", "test"}) {
       if (!j.at("splits").contains(name)) continue;
       const json& split = j.at("splits").at(name);
@@ -267,6 +269,13 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
          "Validation accuracy per fold:";
     for (double a : s.fold_val_accuracy) h << " " << cell(a, "{:.3f}");
     h << ".</p>\n";
+  }
+
+  if (!s.skipped.empty()) {
+    h << "<p>" << s.skipped.size() << (s.skipped.size() == 1 ? " photo was" : " photos were")
+      << " left out (<code>on_bad_image = \"skip\"</code>):</p>\n<ul>\n";
+    for (const auto& line : s.skipped) h << "<li>" << html_escape(line) << "</li>\n";
+    h << "</ul>\n";
   }
 
   if (const SplitResult* test = s.held_out()) {

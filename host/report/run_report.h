@@ -59,6 +59,8 @@ struct RunSummary {
   /// A k-fold cross-validation's validation accuracy of each fold (its "val" split is then
   /// the folds' out-of-fold predictions pooled, and its history their mean); empty otherwise.
   std::vector<double> fold_val_accuracy;
+  /// Photos left out with [data] on_bad_image = "skip", as "file: reason"; empty otherwise.
+  std::vector<std::string> skipped;
 
   /// The split called `name`, or null.
   const SplitResult* split(const std::string& name) const;

@@ -28,7 +28,7 @@ std::string format_number(double value) { return sdk::to_string(sdk::Scalar(valu
 std::vector<fs::path> read_plugin_paths(Config& config) {
   sdk::Params& table = config.table("plugins");
   std::optional<sdk::Value> value = table.get_value("paths");
-  table.describe("paths", "string or list of strings", "[]");
+  table.describe("paths", "path or list of paths", "[]");
   if (!value) return {};
   std::vector<std::string> folders;
   bool ok = true;
@@ -66,6 +66,9 @@ ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& 
     table.fail("name", "must be a non-empty folder name without slashes (was \"" + s.name +
                            "\"); it names the run folder");
   s.description = table.get_string("description", "");
+  // get_path gives "" for "": the run folders would land in the working directory.
+  if (table.has("output") && table.get_string("output", "").empty())
+    table.fail("output", "must name a folder (was \"\"); leave it out for \"runs\" beside the config");
   s.seed = static_cast<uint64_t>(table.get_int("seed", 42, {0, {}}));
   s.output = fs::path(table.get_path("output", (config_path.parent_path() / "runs").string())).lexically_normal();
   // The computed default is what `output = "runs"` gives: get_path resolves it beside the config.

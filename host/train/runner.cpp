@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <ctime>
 #include <limits>
+#include <map>
 #include <ostream>
+#include <sstream>
 
 namespace bachlab::host {
 
@@ -74,6 +76,72 @@ Config load_run_config(const fs::path& run_dir, const RunFile& run) {
   return Config::parse(read_file(run_dir / "config.toml"), run.config_file);
 }
 
+// photos.csv: which photos a run was trained on, one "file,size,mtime" line each (file
+// relative to the dataset root). Resume and eval compare it with the photos found now, so
+// a run never continues or is measured on other data without a word. A synthetic set is
+// identified by its options and its content does not change, so its mtimes are "-" (a
+// regenerated copy is the same data).
+const char* const kPhotosFile = "photos.csv";
+
+std::string photos_listing(const Dataset& dataset, bool synthetic) {
+  std::string out = "file,size,mtime\n";
+  for (const auto& file : dataset.files) {
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    const auto mtime = fs::last_write_time(file, ec).time_since_epoch().count();
+    out += fmt::format("{},{},{}\n", file.lexically_relative(dataset.root).string(), ec ? 0 : size,
+                       synthetic ? std::string("-") : std::to_string(mtime));
+  }
+  return out;
+}
+
+std::map<std::string, std::string> photo_lines(const std::string& listing) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(listing);
+  std::string line;
+  std::getline(lines, line);  // header
+  while (std::getline(lines, line)) {
+    const auto comma = line.find(',');
+    if (comma != std::string::npos) out[line.substr(0, comma)] = line.substr(comma + 1);
+  }
+  return out;
+}
+
+// Throws Error saying what changed if the photos found now are not those of photos.csv.
+// Run folders written before photos.csv existed are not checked.
+void check_same_photos(const fs::path& run_dir, const Dataset& dataset, bool synthetic, const std::string& doing) {
+  const fs::path file = run_dir / kPhotosFile;
+  if (!fs::exists(file)) return;
+  const auto before = photo_lines(read_file(file));
+  const auto now = photo_lines(photos_listing(dataset, synthetic));
+  if (before == now) return;
+  std::vector<std::string> added, removed, changed;
+  for (const auto& [name, what] : now)
+    if (!before.count(name)) added.push_back(name);
+  for (const auto& [name, what] : before) {
+    auto it = now.find(name);
+    if (it == now.end()) {
+      removed.push_back(name);
+    } else if (it->second != what) {
+      const auto comma_a = what.find(','), comma_b = it->second.find(',');
+      const bool size_changed = what.substr(0, comma_a) != it->second.substr(0, comma_b);
+      changed.push_back(name + (size_changed ? " (size " + what.substr(0, comma_a) + " -> " +
+                                                   it->second.substr(0, comma_b) + " bytes)"
+                                             : " (modified since)"));
+    }
+  }
+  std::string what;
+  for (const auto& [names, verb] : {std::pair{&added, "added"}, std::pair{&removed, "removed"},
+                                    std::pair{&changed, "changed"}}) {
+    if (names->empty()) continue;
+    what += fmt::format("{}{} {}: {}", what.empty() ? "" : "; ", names->size(), verb, names->front());
+    for (size_t i = 1; i < names->size() && i < 3; ++i) what += ", " + (*names)[i];
+    if (names->size() > 3) what += ", ...";
+  }
+  throw Error(file.string() + ": the photos under " + dataset.root.string() + " are not those this run was trained on (" +
+              what + "). " + doing + " would use other data; restore the original photos, or start a new run");
+}
+
 struct Opened {
   Config config;
   PluginRegistry registry;
@@ -129,6 +197,8 @@ double patch_accuracy(int64_t correct, int64_t total) {
 }
 
 struct SplitData {
+  /// The photos found, before any was skipped while decoding: what photos.csv records.
+  Dataset discovered;
   PreparedData prepared;
   Split split;
   TensorSplit train, val, test;
@@ -143,7 +213,8 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
 // a cross-validation that fold as validation and the others as training (no test part).
 SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) {
   SplitData d;
-  const Dataset dataset = discover_dataset(plan.data);
+  d.discovered = discover_dataset(plan.data);
+  const Dataset& dataset = d.discovered;
   // A stain target from the training photos needs the split first: prepare unnormalised,
   // split, fit on this split's (or fold's) training rows only, then prepare normalised.
   DataConfig unnormalised = plan.data;
@@ -185,6 +256,7 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
   s.best_epoch = trainer.best_epoch();
   s.stopped_early = trainer.stopped_early();
   s.weights = plan.train.restore_best && s.best_epoch > 0 ? "best" : "last";
+  s.skipped = data.prepared.dataset.skipped;
   for (const auto& r : s.history) s.seconds += r.seconds;
   for (const auto& [name, split] : {std::pair<const char*, const TensorSplit*>{"train", &data.train},
                                     {"val", &data.val},
@@ -255,11 +327,18 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     } else {
       fs::create_directories(run_dir);
     }
-    write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml());
+    write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml(Config::Paths::absolute));
     write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
+    write_file_atomic(run_dir / kPhotosFile, photos_listing(data.discovered, plan.data.source == "synthetic"));
     run.normalization = fit_normalization(data.train.images, plan.data);
     run.stain_target = data.prepared.stain_target;
     write_run_file(run_dir, run);
+  }
+  if (!data.prepared.dataset.skipped.empty()) {
+    std::string lines;
+    for (const auto& line : data.prepared.dataset.skipped) lines += "\n  " + line;
+    log(fmt::format("left out {} photos (on_bad_image = \"skip\"; also listed in metrics.json and report.html):{}",
+                    data.prepared.dataset.skipped.size(), lines));
   }
   log(fmt::format("{}{}: {} ({} trainable parameters), {} train / {} val / {} test images of {}x{}, run folder {}",
                   plan.experiment.name,
@@ -270,6 +349,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     log(fmt::format("stain normalisation: {}, target fitted on {}", data.prepared.stain_target->method,
                     data.prepared.stain_target->fitted_on));
 
+  if (!fresh) check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
   trainer.set_progress(options.progress, options.interactive);
@@ -293,7 +373,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
-  write_run_report(run_dir, summary, opened.config.resolved_toml());
+  write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   log("wrote " + (run_dir / "report.html").string());
   return summary;
 }
@@ -363,7 +443,7 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
 // are only predicted again, not retrained.
 RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
   const ExperimentPlan& plan = opened.plan;
-  const std::string config_toml = opened.config.resolved_toml();
+  const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
   if (fresh) {
     run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
     write_file_atomic(run_dir / "config.toml", config_toml);
@@ -434,9 +514,10 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
       predictions.emplace_back();
       folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back()));
     }
-    return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml());
+    return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
   }
   SplitData data = load_data(plan, run.fold);
+  check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Evaluating");
 
   // The split is recomputed from the config; if the photos changed since the run, the
   // numbers would silently be of other images, so compare with the saved file lists.
@@ -459,11 +540,18 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
-  write_run_report(run_dir, summary, opened.config.resolved_toml());
+  write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   return summary;
 }
 
 }  // namespace
+
+void check_run_photos(const fs::path& run_dir) {
+  RunFile run = read_run_file(run_dir);
+  Config config = load_run_config(run_dir, run);
+  const DataConfig data = read_data_config(config);
+  check_same_photos(run_dir, discover_dataset(data), data.source == "synthetic", "Reusing its results");
+}
 
 RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
   return evaluate_one(run_dir, progress, nullptr);

@@ -42,6 +42,11 @@ RunSummary run_experiment(const std::filesystem::path& config_file, const RunOpt
 /// throws Error naming the folder searched if there is none.
 std::filesystem::path latest_run(const std::filesystem::path& config_file);
 
+/// Throws Error saying what changed if the photos the run's config names now are not those
+/// the run was trained on (its photos.csv: paths, sizes and, except for a synthetic set,
+/// modification times). Resume and eval check this themselves.
+void check_run_photos(const std::filesystem::path& run_dir);
+
 /// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
 /// metrics.json, the figures and report.html, and returns the summary.
 RunSummary evaluate_run(const std::filesystem::path& run_dir, std::ostream* progress = nullptr);

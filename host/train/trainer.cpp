@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <cmath>
 #include <fstream>
@@ -71,6 +72,47 @@ std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module
   for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
   for (const auto& item : module.named_buffers()) out.emplace_back(item.key(), item.value());
   return out;
+}
+
+bool all_finite(const torch::Tensor& tensor) {
+  return !tensor.is_floating_point() || torch::isfinite(tensor).all().item<bool>();
+}
+
+// The first tensor of `module` holding a NaN or an infinity; "" if there is none.
+std::string first_non_finite(torch::nn::Module& module) {
+  for (auto& [name, tensor] : named_state(module))
+    if (!all_finite(tensor.detach())) return name;
+  return "";
+}
+
+// crc32 of the model's tensors (names, shapes and bytes) and the training state: stored in
+// every checkpoint, so that a file damaged after it was written (a flipped byte loads
+// without complaint from LibTorch) is refused instead of predicting garbage.
+std::string content_checksum(torch::nn::Module& module, const std::string& state) {
+  uLong crc = crc32_z(0, nullptr, 0);
+  auto add = [&](const void* data, size_t size) { crc = crc32_z(crc, static_cast<const Bytef*>(data), size); };
+  add(state.data(), state.size());
+  for (auto& [name, tensor] : named_state(module)) {
+    const torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+    add(name.data(), name.size());
+    for (int64_t size : t.sizes()) add(&size, sizeof size);
+    add(t.data_ptr(), t.numel() * t.element_size());
+  }
+  return fmt::format("crc32:{:08x}", crc);
+}
+
+// What to say when the loss stops being a number: the likely cause first.
+std::string divergence_message(int64_t epoch, int64_t batch, int64_t batches, double loss, bool inputs_finite,
+                               double lr) {
+  const std::string where = fmt::format("training diverged in epoch {}, batch {} of {}: ", epoch, batch + 1, batches);
+  if (!inputs_finite)
+    return where + fmt::format("the batch's pixel values (after any [[augment]] plugins) are not all finite, so the "
+                               "loss is {}; check the augmentations' settings (a fill value such as cval = nan) and "
+                               "the input data",
+                               loss);
+  return where + fmt::format("the loss is {}. The likely cause is a learning rate too high for this model and "
+                             "optimizer (lr {:g}); lower [optimizer] lr, e.g. tenfold",
+                             loss, lr);
 }
 
 }  // namespace
@@ -191,22 +233,29 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   for (int64_t b = 0; b < batches; ++b) {
     const Batch batch = train.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
     torch::Tensor y = batch.labels.to(device_);
-    torch::Tensor logits;
+    torch::Tensor logits, x;
     if (frozen) {
-      logits = model.head(features.index_select(0, batch.rows).to(device_));
+      x = features.index_select(0, batch.rows);
+      logits = model.head(x.to(device_));
     } else {
-      torch::Tensor x = to_unit(batch.images);
+      x = to_unit(batch.images);
       for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
       logits = model.forward(normalize_(x).to(device_));
     }
     torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
     torch::Tensor extra = model.regularization();
     if (extra.defined()) loss = loss + extra;
+    // Stop at the first non-finite loss: a step on it would make every weight NaN, and
+    // everything after (metrics, checkpoints, predictions) would be meaningless.
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw Error(divergence_message(epoch, b, batches, loss_value, all_finite(x),
+                                     optimizer.param_groups().front().options().get_lr()));
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
 
-    loss_sum += loss.item<double>() * static_cast<double>(batch.labels.size(0));
+    loss_sum += loss_value * static_cast<double>(batch.labels.size(0));
     probabilities.push_back(torch::softmax(logits.detach(), 1).to(torch::kCPU));
     labels.push_back(y.to(torch::kCPU));
     if (batch_hook_) batch_hook_(epoch, b);
@@ -320,7 +369,11 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
     torch::manual_seed(seed_);
     started_ = true;
   }
-  if (!checkpoint_dir_.empty()) fs::create_directories(checkpoint_dir_);
+  if (!checkpoint_dir_.empty()) {
+    fs::create_directories(checkpoint_dir_);
+    // Checkpoints can be large; those half-written by killed runs would pile up.
+    remove_orphaned_temp_files(checkpoint_dir_);
+  }
   const auto start = Clock::now();
   for (int64_t epoch = epochs_done() + 1; epoch <= settings_.epochs && !stopped_early_; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -329,6 +382,12 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
     record.epoch = epoch;
     record.lr = parts_.optimizer->param_groups().front().options().get_lr();
     record.train = train_epoch(train, epoch);
+    // The last batch's step can still overflow the weights with a finite loss.
+    if (const std::string bad = first_non_finite(*parts_.model); !bad.empty())
+      throw Error(fmt::format("training diverged in epoch {}: after its last batch the weights ({}) hold NaN or "
+                              "infinite values. The likely cause is a learning rate too high for this model and "
+                              "optimizer (lr {:g}); lower [optimizer] lr, e.g. tenfold",
+                              epoch, bad, record.lr));
     record.val = {kNaN, kNaN, kNaN, kNaN};
     if (val.size() > 0) {
       Prediction p = validate_ ? validate_(val) : predict(val);
@@ -403,7 +462,9 @@ void Trainer::save_checkpoint(const fs::path& file, bool full) const {
   torch::serialize::OutputArchive model_archive;
   parts_.model->save(model_archive);
   archive.write("model", model_archive);
-  archive.write("state", c10::IValue(state_json()));
+  const std::string state = state_json();
+  archive.write("state", c10::IValue(state));
+  archive.write("checksum", c10::IValue(content_checksum(*parts_.model, state)));
   if (full) {
     torch::serialize::OutputArchive optimizer_archive;
     parts_.optimizer->save(optimizer_archive);
@@ -456,14 +517,30 @@ void load_model(torch::nn::Module& model, torch::serialize::InputArchive& archiv
   model.load(archive);
 }
 
-// Reads checkpoint `file` and loads its "model" part into `model`; returns the whole archive
-// for the caller's other parts (optimizer, state).
-torch::serialize::InputArchive load_checkpoint_model(torch::nn::Module& model, const fs::path& file) {
+// Reads checkpoint `file` and loads its "model" part into `model`, then checks what was
+// loaded: every tensor finite, and the model with the training state matching the checksum
+// the file was written with. Returns the whole archive for the caller's other parts
+// (optimizer, generators); `state` receives the training state's JSON text.
+torch::serialize::InputArchive load_checkpoint_model(torch::nn::Module& model, const fs::path& file,
+                                                     std::string* state = nullptr) {
   torch::serialize::InputArchive archive;
   archive.load_from(file.string());
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   load_model(model, model_archive, file);
+  c10::IValue state_value, stored;
+  archive.read("state", state_value);
+  if (!archive.try_read("checksum", stored) || !stored.isString())
+    throw Error(file.string() + ": this checkpoint has no checksum (it was written by an older bachlab, or damaged); "
+                "its content cannot be trusted. Start a new run");
+  if (const std::string bad = first_non_finite(model); !bad.empty())
+    throw Error(file.string() + ": tensor \"" + bad + "\" of this checkpoint holds NaN or infinite values; it was "
+                "damaged or saved from a diverged run. Start a new run");
+  const std::string computed = content_checksum(model, state_value.toStringRef());
+  if (computed != stored.toStringRef())
+    throw Error(file.string() + ": this checkpoint's content does not match its checksum (" + stored.toStringRef() +
+                " stored, " + computed + " computed); the file is damaged. Resume from a copy, or start a new run");
+  if (state) *state = state_value.toStringRef();
   return archive;
 }
 
@@ -487,13 +564,19 @@ bool Trainer::resume() {
   const fs::path last = checkpoint_dir_ / "last.pt";
   const fs::path best = checkpoint_dir_ / "best.pt";
   if (!fs::exists(last)) return false;
-  try {
-    if (fs::exists(best)) {
+  if (fs::exists(best)) {
+    try {
       load_checkpoint_model(*parts_.model, best);
-      best_weights_.clear();
-      for (auto& [name, tensor] : named_state(*parts_.model)) best_weights_.emplace_back(name, tensor.detach().clone());
+    } catch (const c10::Error& e) {
+      throw Error(best.string() + ": cannot resume from this checkpoint (" + e.what_without_backtrace() +
+                  "); it is damaged or was written by another version. Start a new run without --resume");
     }
-    torch::serialize::InputArchive archive = load_checkpoint_model(*parts_.model, last);
+    best_weights_.clear();
+    for (auto& [name, tensor] : named_state(*parts_.model)) best_weights_.emplace_back(name, tensor.detach().clone());
+  }
+  try {
+    std::string state_text;
+    torch::serialize::InputArchive archive = load_checkpoint_model(*parts_.model, last, &state_text);
     parts_.model->to(device_);
     torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);
@@ -503,9 +586,7 @@ bool Trainer::resume() {
     set_generator_state(generator_, state);
     archive.read("default_generator", state);
     set_generator_state(default_generator(), state);
-    c10::IValue json;
-    archive.read("state", json);
-    load_state_json(json.toStringRef());
+    load_state_json(state_text);
   } catch (const c10::Error& e) {
     throw Error(last.string() + ": cannot resume from this checkpoint (" + e.what_without_backtrace() +
                 "); it is damaged or was written by another version. Start a new run without --resume");

@@ -4,6 +4,7 @@
 
 #include <bachlab/sdk/error.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
@@ -47,10 +48,19 @@ std::string host_name() {
   return buffer;
 }
 
-TrialRecord::State parse_state(const std::string& text) {
+// A damaged row is an error naming the database and the trial: an unknown state taken for
+// "running" would wait for that trial for ever.
+[[noreturn]] void bad_row(const fs::path& file, int64_t id, const std::string& what) {
+  throw Error(fmt::format("{}: trial {} is damaged in the study database ({}); restore study.db from a copy, or "
+                          "start the study again in a new folder",
+                          file.string(), id, what));
+}
+
+TrialRecord::State parse_state(const std::string& text, const fs::path& file, int64_t id) {
   if (text == "complete") return TrialRecord::State::Complete;
   if (text == "failed") return TrialRecord::State::Failed;
-  return TrialRecord::State::Running;
+  if (text == "running") return TrialRecord::State::Running;
+  bad_row(file, id, "its state is \"" + text + "\"; expected running, complete or failed");
 }
 
 nlohmann::json params_to_json(const sdk::Assignment& params) {
@@ -59,14 +69,21 @@ nlohmann::json params_to_json(const sdk::Assignment& params) {
   return out;
 }
 
-sdk::Assignment params_from_json(const std::string& text) {
+sdk::Assignment params_from_json(const std::string& text, const fs::path& file, int64_t id) {
   sdk::Assignment out;
-  const nlohmann::json json = nlohmann::json::parse(text);  // items() only references it
+  nlohmann::json json;  // items() only references it
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    bad_row(file, id, "its params are not JSON: " + std::string(e.what()));
+  }
+  if (!json.is_object()) bad_row(file, id, "its params are not a JSON object: " + text);
   for (const auto& [name, value] : json.items()) {
     if (value.is_boolean()) out[name] = value.get<bool>();
     else if (value.is_number_integer()) out[name] = value.get<int64_t>();
     else if (value.is_number_float()) out[name] = value.get<double>();
-    else out[name] = value.get<std::string>();
+    else if (value.is_string()) out[name] = value.get<std::string>();
+    else bad_row(file, id, "its param \"" + name + "\" is " + value.dump() + ", not a number, bool or string");
   }
   return out;
 }
@@ -121,11 +138,11 @@ const char* kTrialColumns =
     "id, state, params, epochs, resume_from, score, objective, epochs_used, seconds, message, owner, attempts, "
     "started, finished";
 
-StoredTrial read_row(const Statement& s) {
+StoredTrial read_row(const Statement& s, const fs::path& file) {
   StoredTrial t;
   t.record.id = s.integer(0);
-  t.record.state = parse_state(s.text(1));
-  t.record.params = params_from_json(s.text(2));
+  t.record.state = parse_state(s.text(1), file, t.record.id);
+  t.record.params = params_from_json(s.text(2), file, t.record.id);
   t.record.epochs = s.integer(3);
   t.record.resume_from = s.integer(4);
   t.record.score = s.real(5);
@@ -241,7 +258,7 @@ void StudyStore::set(const std::string& key, const std::string& value) {
 std::vector<StoredTrial> StudyStore::read_trials() const {
   Statement s(db_, std::string("SELECT ") + kTrialColumns + " FROM trials ORDER BY id", file_);
   std::vector<StoredTrial> out;
-  while (s.step()) out.push_back(read_row(s));
+  while (s.step()) out.push_back(read_row(s, file_));
   return out;
 }
 
@@ -260,7 +277,7 @@ Claim StudyStore::claim(const std::function<sdk::Proposal(const std::vector<Tria
                        file_);
       if (orphan.step()) {
         claim.kind = Claim::Kind::Run;
-        claim.trial = read_row(orphan).record;
+        claim.trial = read_row(orphan, file_).record;
         claim.retry = true;
       }
     }
@@ -309,7 +326,7 @@ void StudyStore::complete(int64_t id, double score, double objective, int64_t ep
   try {
     Statement s(db_,
                 "UPDATE trials SET state = 'complete', score = ?, objective = ?, epochs_used = ?, seconds = ?, "
-                "message = '', owner = '', finished = ?, "
+                "message = '', finished = ?, "
                 "finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) WHERE id = ?",
                 file_);
     s.bind(1, score).bind(2, objective).bind(3, epochs_used).bind(4, seconds).bind(5, utc_now()).bind(6, id);
@@ -325,7 +342,7 @@ void StudyStore::fail(int64_t id, const std::string& message, int64_t epochs_use
   exec("BEGIN IMMEDIATE");
   try {
     Statement s(db_,
-                "UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, owner = '', "
+                "UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, "
                 "finished = ?, finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) WHERE id = ?",
                 file_);
     s.bind(1, message).bind(2, epochs_used).bind(3, seconds).bind(4, utc_now()).bind(5, id);

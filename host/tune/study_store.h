@@ -33,7 +33,8 @@ struct StoredTrial {
   double seconds = 0;
   /// Why it failed; empty otherwise.
   std::string message;
-  /// "host:pid:start" of the worker running it; empty once finished or handed back.
+  /// "host:pid:start" of the worker running it, or of the one that finished it (kept, so a
+  /// study shows which worker ran what); empty while it waits to be handed out again.
   std::string owner;
   /// Times it was handed out (more than 1 after a worker died running it).
   int64_t attempts = 0;

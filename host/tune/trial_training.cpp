@@ -275,6 +275,25 @@ StudyConfig load_study_config(Config& config, PluginRegistry& registry) {
   return study;
 }
 
+namespace {
+
+// execution-<e>/trial-key.txt: what the execution's runs were trained with (the trial's
+// experiment, every study setting and the seed). A trial folder whose key differs belongs
+// to another trial that had the same id (study.db removed and the study begun again with
+// another space): nothing in it may be reused.
+const char* const kTrialKeyFile = "trial-key.txt";
+
+std::string trial_key(Config& config, const sdk::Assignment& params, const Overrides& extra, uint64_t seed) {
+  return fmt::format("bachlab trial key 1\nseed {}\n", seed) + experiment_toml(config, params, extra);
+}
+
+bool key_matches(const fs::path& execution_root, const std::string& key) {
+  const fs::path file = execution_root / kTrialKeyFile;
+  return fs::exists(file) && read_file(file) == key;
+}
+
+}  // namespace
+
 TrialFunction training_trial_function(const StudyConfig& study, const TrainingTrialOptions& options) {
   return [study, options](const TrialRequest& request) -> TrialResult {
     Config config = Config::load(study.file);
@@ -284,6 +303,17 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
     for (int64_t e = 0; e < study.settings.executions_per_trial; ++e) {
       const std::string name = "execution-" + std::to_string(e);
       const fs::path execution_root = request.folder / name;
+      Overrides keyed = pinned;  // everything the experiment file gets but the thread count
+      keyed.emplace_back("experiment.name", name);
+      keyed.emplace_back("experiment.output", ".");
+      const uint64_t seed = study.settings.seed + static_cast<uint64_t>(e);
+      const std::string key = trial_key(config, request.trial.params, keyed, seed);
+      if (fs::exists(execution_root) && !key_matches(execution_root, key)) {
+        if (options.progress)
+          *options.progress << fmt::format("trial {}: {} was trained with other settings or data; starting it again\n",
+                                           request.trial.id, execution_root.string());
+        fs::remove_all(execution_root);
+      }
       fs::path run_dir = latest_run_in(execution_root);
       int64_t before = 0;
       if (run_dir.empty() && request.trial.resume_from >= 0) {
@@ -295,6 +325,11 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
                                   "did not finish, so this one cannot continue it",
                                   (request.parent_folder / name).string(), request.trial.id,
                                   request.trial.resume_from));
+        if (!key_matches(request.parent_folder / name, key))
+          throw Error(fmt::format("{}: trial {} continues trial {}, but that folder was trained with other settings "
+                                  "(its {} differs); run the study again from a fresh folder",
+                                  (request.parent_folder / name).string(), request.trial.id,
+                                  request.trial.resume_from, kTrialKeyFile));
         // Copied under a temporary name and renamed, so a kill mid-copy leaves no half run.
         run_dir = execution_root / parent.filename();
         const fs::path partial = execution_root / (parent.filename().string() + ".partial");
@@ -304,24 +339,25 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
         fs::remove(partial / "metrics.json");
         fs::rename(partial, run_dir);
       }
+      fs::create_directories(execution_root);
+      if (!key_matches(execution_root, key)) write_file_atomic(execution_root / kTrialKeyFile, key);
       RunOptions run;
       run.progress = options.progress;
       run.plugin_paths = options.plugin_paths;
       run.overrides.epochs = request.trial.epochs;
       std::optional<RunSummary> summary = finished_run(run_dir, request.trial.epochs);
+      if (summary) check_run_photos(run_dir);
       if (!summary) {
         const fs::path file = request.folder / (name + ".toml");
         if (!run_dir.empty()) {
           run.resume = run_dir;
         } else {
-          Overrides extra = pinned;
-          extra.emplace_back("experiment.name", name);
-          extra.emplace_back("experiment.output", ".");
+          Overrides extra = keyed;
           if (options.threads > 0) extra.emplace_back("train.threads", options.threads);
           write_file_atomic(file, fmt::format("# Trial {}, execution {} of the study {}: its experiment as run.\n",
                                               request.trial.id, e, study.file.string()) +
                                       experiment_toml(config, request.trial.params, extra));
-          run.overrides.seed = study.settings.seed + static_cast<uint64_t>(e);
+          run.overrides.seed = seed;
         }
         summary = run_experiment(file, run);
       }

@@ -20,11 +20,14 @@
 #include <torch/torch.h>
 
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -90,6 +93,8 @@ int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const int threads = std::max(1, static_cast<int>(cores) / workers);
   const std::string self = executable().string();
+  // Tells each worker whose it is, so one started after its coordinator already died stops.
+  setenv("BACHLAB_TUNE_COORDINATOR", std::to_string(getpid()).c_str(), 1);
   std::vector<pid_t> children;
   for (int w = 0; w < workers; ++w) {
     std::vector<std::string> argv_text = {self,       "tune",    args.config,          "--worker",
@@ -138,6 +143,14 @@ int tune(const TuneArgs& args) {
   auto write_outputs = [&] { write_study_outputs(folder, store.trials(), study.space, study.settings); };
 
   if (args.worker) {
+    // A worker lives only as long as its coordinator: when that is killed (or stopped
+    // with Ctrl-C) the kernel sends the worker SIGTERM, and it stops as a killed worker
+    // does; its trial stays "running" and is handed out again by `--resume`.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (const char* coordinator = std::getenv("BACHLAB_TUNE_COORDINATOR");
+        coordinator && std::to_string(getppid()) != coordinator)
+      throw Error("bachlab tune --worker: the coordinator that started this worker is gone; continue the study with "
+                  "`bachlab tune " + args.config + " --resume`");
     training.threads = args.threads;
     if (args.threads > 0) torch::set_num_threads(args.threads);
     auto tuner = registry.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),

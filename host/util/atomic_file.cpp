@@ -3,6 +3,7 @@
 #include <bachlab/sdk/error.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -90,6 +91,50 @@ void write_png_atomic(const fs::path& file, const cv::Mat& image) {
   std::vector<uchar> buffer;
   if (!cv::imencode(".png", image, buffer)) throw Error(file.string() + ": OpenCV could not encode the PNG");
   write_file_atomic(file, std::string(buffer.begin(), buffer.end()));
+}
+
+namespace {
+
+// The writer's pid in a temporary file's name, or 0 if the name is not one of ours.
+long temp_file_pid(const std::string& name) {
+  // "<name>.<pid>.<n>.tmp"
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+    const std::string stem = name.substr(0, name.size() - 4);
+    const auto counter_dot = stem.rfind('.');
+    const auto pid_dot = counter_dot == std::string::npos ? std::string::npos : stem.rfind('.', counter_dot - 1);
+    if (pid_dot != std::string::npos) {
+      const std::string pid = stem.substr(pid_dot + 1, counter_dot - pid_dot - 1);
+      const std::string counter = stem.substr(counter_dot + 1);
+      if (!pid.empty() && !counter.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
+          counter.find_first_not_of("0123456789") == std::string::npos)
+        return std::stol(pid);
+    }
+  }
+  // "<name>.tmp-<pid>-<n>"
+  const auto tmp = name.rfind(".tmp-");
+  if (tmp != std::string::npos) {
+    const std::string rest = name.substr(tmp + 5);
+    const auto dash = rest.find('-');
+    if (dash != std::string::npos && dash > 0 && rest.find_first_not_of("0123456789-") == std::string::npos)
+      return std::stol(rest.substr(0, dash));
+  }
+  return 0;
+}
+
+bool process_runs(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
+int remove_orphaned_temp_files(const fs::path& folder) {
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const long pid = temp_file_pid(it->path().filename().string());
+    if (pid <= 0 || process_runs(pid) || !it->is_regular_file(ec)) continue;
+    std::error_code remove_error;
+    if (fs::remove(it->path(), remove_error)) ++removed;
+  }
+  return removed;
 }
 
 std::string read_file(const fs::path& file) {

@@ -27,6 +27,12 @@ void write_archive_atomic(const std::filesystem::path& file, torch::serialize::O
 /// Encodes `image` (BGR) as PNG and writes it atomically.
 void write_png_atomic(const std::filesystem::path& file, const cv::Mat& image);
 
+/// Removes the temporary files that writers killed mid-write left in `folder` (not its
+/// subfolders): "<name>.<pid>.<n>.tmp" (write_file_atomic) and "<name>.tmp-<pid>-<n>" (the
+/// prepared-image cache) whose process no longer runs. A running writer's file is kept.
+/// Returns how many were removed; a folder that cannot be listed removes nothing.
+int remove_orphaned_temp_files(const std::filesystem::path& folder);
+
 /// The whole content of `file`; throws Error naming it if it cannot be read.
 std::string read_file(const std::filesystem::path& file);
 

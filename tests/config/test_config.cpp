@@ -170,5 +170,41 @@ TEST_F(ConfigTest, ArrayElementsAreLabelledByPosition) {
             path.string() + ":5: [[augment]] #2 unknown key \"brightnes\"; did you mean \"brightness\"?");
 }
 
+TEST_F(ConfigTest, ResolvedTomlWithAbsolutePathsMeansTheSameFromAnyFolder) {
+  // A base config in another folder names its data relative to itself; saved elsewhere
+  // (a run folder), the text must still name that folder.
+  fs::create_directories(dir / "shared");
+  fs::create_directories(dir / "exp");
+  write("shared/base.toml", "[data]\nroot = \"../photos\"\nname = \"not a path\"\n");
+  auto child = write("exp/child.toml", "extends = \"../shared/base.toml\"\n[plugins]\npaths = [\"p1\", \"/abs\"]\n");
+  Config config = Config::load(child);
+  config.table("data").get_path("root", "");
+  config.table("data").get_string("name", "");
+  config.table("plugins").get_value("paths");
+  config.table("plugins").describe("paths", "path or list of paths", "[]");
+  Config saved = Config::parse(config.resolved_toml(Config::Paths::absolute), (dir / "elsewhere" / "x.toml").string());
+  EXPECT_EQ(saved.table("data").get_string("root", ""), (dir / "photos").string());
+  EXPECT_EQ(saved.table("data").get_string("name", ""), "not a path");
+  EXPECT_EQ(saved.table("plugins").get_string_list("paths", {}),
+            (std::vector<std::string>{(dir / "exp" / "p1").string(), "/abs"}));
+  Config as_written = Config::parse(config.resolved_toml(), "x.toml");
+  EXPECT_EQ(as_written.table("data").get_string("root", ""), "../photos");
+}
+
+TEST_F(ConfigTest, OnlyRegularFilesOfAConfigsSizeAreRead) {
+  fs::create_directories(dir / "folder");
+  auto child = write("child.toml", "extends = \"folder\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(child); }),
+            (dir / "folder").string() + ": cannot read config file (it is a folder); name a .toml file");
+  auto zero = write("zero.toml", "extends = \"/dev/zero\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(zero); }),
+            "/dev/zero: cannot read config file (it is not a regular file but a device, pipe or socket); name a "
+            ".toml file");
+  auto big = write("big.toml", "# " + std::string(2 << 20, 'x') + "\n");
+  EXPECT_EQ(message_of([&] { Config::load(big); }),
+            big.string() + ": cannot read config file (it is 2097155 bytes; a config is at most 1048576 bytes); name "
+                           "a .toml file");
+}
+
 }  // namespace
 }  // namespace bachlab::host

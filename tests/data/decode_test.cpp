@@ -381,5 +381,69 @@ TEST(DecodeErrorTest, PreprocessRejectsAZeroSize) {
   EXPECT_EQ(error_of([] { preprocess_image("x.tif", 0); }), "preprocess_image: image_size must be >= 1 (was 0)");
 }
 
+std::string be32(uint32_t v) { return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
+
+TEST(DecodeErrorTest, APngClaimingMorePixelsThanTheLimitIsRefusedFromItsHeader) {
+  // 20000x20000 16-bit RGBA would decode to 3.2 GB; the header alone must be enough to refuse it.
+  TempDir dir;
+  const fs::path file = dir / "huge.png";
+  test::write_bytes(file, std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(20000) + be32(20000) +
+                              std::string("\x10\x06\0\0\0", 5) + be32(0));
+  EXPECT_EQ(error_of([&] { load_image_rgb(file); }),
+            file.string() + ": the PNG header says 20000x20000 pixels (400 megapixels), more than the limit of "
+                            "268435456 pixels ([data] max_pixels); the photo is refused before decoding, as it would "
+                            "need about 3.2 GB of memory. Shrink the photo, or raise [data] max_pixels if the machine "
+                            "has the memory");
+}
+
+TEST(DecodeErrorTest, AJpegClaimingMorePixelsThanTheLimitIsRefusedFromItsHeader) {
+  TempDir dir;
+  const fs::path file = dir / "huge.jpg";
+  // SOI, an APP0 segment to walk past, SOF0 of 30000x20000 with three components, EOI.
+  const std::string app0 = std::string("\xFF\xE0\x00\x06", 4) + "JFIF";
+  const std::string sof0 = std::string("\xFF\xC0\x00\x11\x08", 5) + std::string("\x4E\x20\x75\x30\x03", 5) +
+                           std::string("\x01\x11\x00\x02\x11\x00\x03\x11\x00", 9);
+  test::write_bytes(file, std::string("\xFF\xD8", 2) + app0 + sof0 + std::string("\xFF\xD9", 2));
+  EXPECT_THAT(error_of([&] { load_image_rgb(file); }),
+              ::testing::StartsWith(file.string() + ": the JPEG header says 30000x20000 pixels (600 megapixels), "
+                                                    "more than the limit of 268435456 pixels ([data] max_pixels)"));
+}
+
+TEST(DecodeErrorTest, APngWithoutItsHeaderChunkIsCorrupt) {
+  TempDir dir;
+  const fs::path file = dir / "headless.png";
+  test::write_bytes(file, std::string("\x89PNG\r\n\x1a\n", 8) + be32(0) + "IEND" + be32(0));
+  EXPECT_EQ(error_of([&] { load_image_rgb(file); }),
+            file.string() + ": corrupt PNG: the IHDR header chunk is missing; copy the file again from the original "
+                            "dataset or remove it");
+}
+
+TEST(DecodeTest, ThePixelLimitIsOneSettingForEveryFormat) {
+  TempDir dir;
+  cv::Mat bgr(30, 40, CV_8UC3, cv::Scalar(30, 90, 200));
+  ASSERT_TRUE(cv::imwrite((dir / "a.png").string(), bgr));
+  ASSERT_TRUE(cv::imwrite((dir / "a.jpg").string(), bgr));
+  TiffSpec spec;
+  spec.width = 40;
+  spec.height = 30;
+  write_tiff(dir / "a.tif", spec);
+  for (const char* name : {"a.png", "a.jpg", "a.tif"}) {
+    SCOPED_TRACE(name);
+    cv::Mat rgb;
+    // 40x30 = 1200 pixels: exactly at the limit is allowed, one below it is not.
+    EXPECT_NO_THROW(decode_image_rgb(dir / name, rgb, 1200));
+    EXPECT_THAT(error_of([&] { decode_image_rgb(dir / name, rgb, 1199); }),
+                ::testing::HasSubstr("header says 40x30 pixels (0.0012 megapixels), more than the limit of 1199 pixels"));
+    EXPECT_THAT(error_of([&] { preprocess_image(dir / name, 8, 1199); }), ::testing::HasSubstr("limit of 1199"));
+  }
+}
+
+TEST(DecodeErrorTest, AFolderNamedLikeAnImageIsNotAnEmptyFile) {
+  TempDir dir;
+  fs::create_directories(dir / "x.tif");
+  EXPECT_EQ(error_of([&] { load_image_rgb(dir / "x.tif"); }),
+            (dir / "x.tif").string() + ": is a folder, not an image file; name the photos inside it");
+}
+
 }  // namespace
 }  // namespace bachlab::host

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <future>
+#include <limits>
 
 namespace bachlab::host {
 namespace {
@@ -68,6 +72,30 @@ TEST(Metrics, BinaryAurocIsUndefinedWithOneClass) {
   EXPECT_TRUE(std::isnan(binary_auroc({0.1, 0.9}, {false, false})));
   EXPECT_DOUBLE_EQ(binary_auroc({0.1, 0.9}, {false, true}), 1.0);
   EXPECT_DOUBLE_EQ(binary_auroc({0.5, 0.5}, {false, true}), 0.5);
+}
+
+// Runs `f` on a thread and fails (ending the process, since a spinning thread cannot be
+// stopped) if it has not returned within 10 s: a hang becomes a failure, not a stuck ctest.
+template <typename F>
+auto within_seconds(F f) {
+  auto future = std::async(std::launch::async, f);
+  if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "did not return within 10 s (an endless loop)";
+    std::_Exit(1);
+  }
+  return future.get();
+}
+
+TEST(Metrics, NaNScoresGiveAnUndefinedAurocInsteadOfLoopingForever) {
+  // A diverged model outputs NaN probabilities; the tie walk used to compare NaN with
+  // itself and never advance.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(within_seconds([&] { return binary_auroc({nan, nan, 0.3}, {false, true, true}); })));
+  const torch::Tensor probabilities = torch::full({6, 4}, nan, torch::kFloat32);
+  const torch::Tensor labels = torch::tensor({0, 1, 2, 3, 0, 1}, torch::kInt64);
+  const SplitMetrics m = within_seconds([&] { return compute_metrics(probabilities, labels, nan); });
+  EXPECT_TRUE(std::isnan(m.auroc_micro));
+  EXPECT_TRUE(std::isnan(m.auroc_macro));
 }
 
 }  // namespace

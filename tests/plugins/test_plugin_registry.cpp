@@ -6,6 +6,9 @@
 
 #include <cstdlib>
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 namespace bachlab::host {
 namespace {
 
@@ -51,6 +54,9 @@ TEST_F(PluginRegistryTest, RejectsEachBrokenFileWithItsReason) {
           std::to_string(BACHLAB_ABI_MAJOR) + ".x",
       fixture("bachlab-optimizer-fixture_abi_minor.so") + ": plugin ABI " + next_minor + " is newer than host ABI " +
           abi + "; rebuild the plugin against bachlab SDK " + abi + " or update bachlab",
+      fixture("bachlab-optimizer-fixture_data_entry.so") +
+          ": \"bachlab_plugin_descriptor\" is data (64 bytes), not a function; expected a library built with "
+          "BACHLAB_PLUGIN",
       fixture("bachlab-optimizer-fixture_kind.so") +
           ": unknown plugin kind \"widget\"; expected model, augmentation, optimizer or tuner",
       fixture("bachlab-optimizer-fixture_no_entry.so") +
@@ -68,7 +74,7 @@ TEST_F(PluginRegistryTest, ListingShowsPluginsThenRejectionsThenFolders) {
   std::string expected =
       "KIND       NAME          VERSION  DESCRIPTION   FILE\n"
       "optimizer  fixture_good  0.0.1    test fixture  " +
-      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (8):\n";
+      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (9):\n";
   for (const auto& r : registry.rejections()) expected += "  " + r.reason + "\n";
   expected += "\nSearched: " + fixture_dir.string() + "\n";
   EXPECT_EQ(listing, expected);
@@ -104,20 +110,33 @@ TEST_F(PluginRegistryTest, UnknownNameSuggestsTheClosest) {
             "(searched: " + fixture_dir.string() + ")");
 }
 
-TEST_F(PluginRegistryTest, ObjectsOutliveTheRegistryThatMadeThem) {
+// Not a PluginRegistryTest: that fixture's registry holds the same library, which would
+// keep it loaded whether or not objects hold it themselves.
+TEST(PluginLifetime, ObjectsOutliveTheRegistryThatMadeThem) {
+  const fs::path file = fixture_dir / "bachlab-optimizer-fixture_good.so";
+  // Whether the library is mapped now (RTLD_NOLOAD only finds it; the handle is given back).
+  auto loaded = [&] {
+    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD);
+    if (handle) dlclose(handle);
+    return handle != nullptr;
+  };
+  ASSERT_FALSE(loaded()) << "something else holds the library, so this test could not fail";
   auto weight = torch::ones({3}, torch::requires_grad());
   std::shared_ptr<torch::optim::Optimizer> optimizer;
   {
     PluginRegistry local;
-    local.load(fixture_dir / "bachlab-optimizer-fixture_good.so");
+    local.load(file);
     sdk::Params params("[optimizer]");
     optimizer = local.create_optimizer("fixture_good", {{weight}}, params);
   }
   // The registry (and its handle on the library) is gone; the optimizer's code must still be loaded.
+  EXPECT_TRUE(loaded()) << "the library was unloaded while an optimizer made by it lived";
   weight.sum().backward();
   optimizer->step();
   EXPECT_TRUE(torch::allclose(weight, torch::full({3}, 0.9)));
   optimizer.reset();
+  // The last object gone, the library goes too: so the check above could have failed.
+  EXPECT_FALSE(loaded()) << "the library stays loaded for ever, so this test proves nothing";
 }
 
 TEST_F(PluginRegistryTest, ShadowedNameIsRejected) {
@@ -125,6 +144,34 @@ TEST_F(PluginRegistryTest, ShadowedNameIsRejected) {
   EXPECT_EQ(registry.rejections().back().reason,
             fixture("bachlab-optimizer-fixture_good.so") + ": optimizer plugin \"fixture_good\" is already provided by " +
                 fixture("bachlab-optimizer-fixture_good.so") + "; this one is ignored");
+}
+
+TEST(PluginWarnings, WorldWritableFoldersAndFilesAreListed) {
+  const fs::path folder = fs::temp_directory_path() / ("bachlab_plugin_warning_" + std::to_string(::getpid()));
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  fs::copy_file(fixture_dir / "bachlab-optimizer-fixture_good.so", folder / "good.so");
+  fs::permissions(folder, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+  {
+    PluginRegistry safe;
+    safe.scan({folder});
+    EXPECT_TRUE(safe.warnings().empty());
+  }
+  fs::permissions(folder, fs::perms::others_write, fs::perm_options::add);
+  fs::permissions(folder / "good.so", fs::perms::others_write, fs::perm_options::add);
+  PluginRegistry registry;
+  registry.scan({folder});
+  EXPECT_EQ(registry.plugins().size(), 1u) << "a warning does not reject the plugin";
+  EXPECT_EQ(registry.warnings(),
+            (std::vector<std::string>{
+                folder.string() + ": this plugin folder is writable by every user, who could make bachlab run their "
+                                  "code; remove that permission (chmod o-w)",
+                (folder / "good.so").string() + ": this plugin file is writable by every user, who could make bachlab "
+                                                "run their code; remove that permission (chmod o-w)"}));
+  EXPECT_NE(format_plugin_listing(registry).find("\nWarnings (2):\n  " + registry.warnings()[0] + "\n"),
+            std::string::npos);
+  fs::remove_all(folder);
 }
 
 TEST(PluginSearchPath, ConfigFoldersThenEnvironmentNeverTheWorkingDirectory) {

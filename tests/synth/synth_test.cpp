@@ -22,6 +22,7 @@
 #include <iterator>
 #include <regex>
 #include <set>
+#include <thread>
 
 namespace fs = std::filesystem;
 using bachlab::Error;
@@ -456,3 +457,38 @@ TEST_F(SynthTest, CommandWritesTheDatasetAndNamesBadSizes) {
             "joined by an 'x'\n");
   EXPECT_FALSE(fs::exists(root_ / "other"));
 }
+
+// Two runs (or tuning workers) started together on an empty cache both generate the set;
+// the one that publishes second must use the first one's identical copy, not fail.
+TEST_F(SynthTest, ThreadsGeneratingTheSameSetAtOnceAllSucceed) {
+  const SynthOptions options = small("set");
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < errors.size(); ++t)
+    threads.emplace_back([&, t] { errors[t] = error_of([&] { generate_synthetic_dataset(options); }); });
+  for (auto& thread : threads) thread.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "(no error)");
+  EXPECT_EQ(listing(root_).front(), "set") << "no partial folder is left behind";
+  EXPECT_TRUE(same_pixels(read_tiff(root_ / "set" / "Photos" / "Benign" / "b002.tif"),
+                          draw_synthetic_image(1, options.width, options.height, synthetic_image_seed(5, 1, 2))));
+}
+
+TEST_F(SynthTest, ProcessesGeneratingTheSameSetOnAnEmptyCacheAtOnceAllSucceed) {
+  // Large enough images that the processes overlap: each takes a good part of a second.
+  const fs::path out = root_ / "shared";
+  std::string script = "for i in 1 2 3 4; do (";
+  script += fmt::format("'{}/bachlab' synth --out '{}' --per-class 2 --size 640x480 --seed 9 --workers 1", BACHLAB_BINARY_DIR,
+                        out.string());
+  script += fmt::format(" >/dev/null 2>'{0}/err'$i; echo $? >'{0}/rc'$i) & done; wait", root_.string());
+  ASSERT_EQ(std::system(script.c_str()), 0);
+  for (int i = 1; i <= 4; ++i) {
+    SCOPED_TRACE("process " + std::to_string(i));
+    EXPECT_EQ(read_bytes(root_ / ("rc" + std::to_string(i))), "0\n") << read_bytes(root_ / ("err" + std::to_string(i)));
+  }
+  EXPECT_TRUE(fs::exists(out / "synth.json"));
+  for (const auto& entry : fs::directory_iterator(root_))
+    EXPECT_EQ(entry.path().filename().string().find(".shared.synth-partial"), std::string::npos) << entry.path();
+}
+
+}  // namespace
+}  // namespace bachlab::host

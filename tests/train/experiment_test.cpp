@@ -129,5 +129,18 @@ TEST(PluginPaths, AnythingButFoldersIsRejected) {
                                    "list [\"a\", 3])"});
 }
 
+TEST_F(ExperimentTest, AnEmptyOutputIsRefusedRatherThanWritingIntoTheWorkingDirectory) {
+  Config config = Config::parse("[experiment]\noutput = \"\"\n[data]\nsource = \"synthetic\"\nimage_size = 12\n"
+                                "[model]\nplugin = \"tiny_cnn\"\n",
+                                "/configs/empty.toml");
+  try {
+    plan_experiment(config, registry_);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "1 problem in /configs/empty.toml:\n  /configs/empty.toml:2: [experiment] output "
+                                     "must name a folder (was \"\"); leave it out for \"runs\" beside the config");
+  }
+}
+
 }  // namespace
 }  // namespace bachlab::host

@@ -1,16 +1,21 @@
 // The whole path on a tiny synthetic dataset: run -> run folder -> eval -> predict, and a
 // run resumed in a new "process" (config re-read from the run folder) ending where an
 // uninterrupted run ends.
+#include "host/config/config.h"
 #include "host/data/data.h"
+#include "host/data/synth.h"
 #include "host/util/atomic_file.h"
 #include "host/train/runner.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -32,9 +37,9 @@ class RunTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(folder_); }
 
-  // Shared by the suite's tests: the synthetic set is keyed by its options, so sharing
-  // only saves drawing it again and cannot make a test depend on another.
-  static fs::path cache_dir() { return fs::temp_directory_path() / "bachlab_run_test_cache"; }
+  // Each test its own: tests run at once (ctest -j) must not race to publish the same
+  // synthetic set; that race is tested on purpose in tests/synth.
+  fs::path cache_dir() const { return folder_ / "cache"; }
 
   // `split`: the [data.split] table's settings.
   // `data`: more [data] lines.
@@ -299,6 +304,89 @@ TEST_F(RunTest, StainTargetIsFittedOnEachFoldsTrainingPhotosOnly) {
   const auto predictions = predict_images(single.run_dir, {plain.dataset.files[0]});
   ASSERT_EQ(predictions.size(), 1u);
   EXPECT_EQ(predictions[0].probabilities.size(), 4u);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A run folder is self-contained: a base config's relative data root is saved resolved, so
+// eval reads the base's photos, not a same-named folder beside the leaf config (which the
+// split check, comparing file names only, could not tell apart), and still does after the
+// run folder is moved. Photos changed since the run are refused by resume and eval.
+TEST_F(RunTest, ARunFolderKeepsItsOwnDataWhenMovedAndRefusesPhotosThatChanged) {
+  SynthOptions photos;
+  photos.out = folder_ / "shared" / "data";
+  photos.per_class = 10;
+  photos.width = 48;
+  photos.height = 36;
+  photos.workers = 1;
+  generate_synthetic_dataset(photos);
+  SynthOptions decoy = photos;  // the same file names, other pixels
+  decoy.out = folder_ / "exp" / "data";
+  decoy.seed = 1;
+  generate_synthetic_dataset(decoy);
+  std::ofstream(folder_ / "shared" / "base.toml")
+      << "[data]\nroot = \"data\"\nimage_size = 16\nworkers = 1\ncache_dir = \"" << cache_dir().string() << "\"\n"
+      << "[model]\nplugin = \"tiny_cnn\"\n[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
+      << "[train]\nepochs = 1\nbatch_size = 8\nthreads = 1\n";
+  const fs::path leaf = folder_ / "exp" / "leaf.toml";
+  std::ofstream(leaf) << "extends = \"../shared/base.toml\"\n[experiment]\nseed = 5\n";
+  RunSummary s = run_experiment(leaf, RunOptions{});
+
+  Config saved = Config::parse(read_file(fs::path(s.run_dir) / "config.toml"), "saved.toml");
+  EXPECT_EQ(saved.table("data").get_string("root", ""), (folder_ / "shared" / "data").string());
+
+  const fs::path moved = folder_ / "moved";
+  fs::rename(s.run_dir, moved);
+  RunSummary e = evaluate_run(moved);
+  for (const char* split : {"train", "val", "test"}) {
+    EXPECT_EQ(e.split(split)->metrics.loss, s.split(split)->metrics.loss) << split;
+    EXPECT_EQ(e.split(split)->metrics.confusion, s.split(split)->metrics.confusion) << split;
+  }
+
+  // One photo replaced by another of the same name and size.
+  const fs::path changed = folder_ / "shared" / "data" / "Photos" / "Benign" / "b003.tif";
+  fs::copy_file(folder_ / "exp" / "data" / "Photos" / "Benign" / "b003.tif", changed,
+                fs::copy_options::overwrite_existing);
+  fs::last_write_time(changed, fs::last_write_time(changed) + std::chrono::seconds(5));
+  const std::string refused = error_of([&] { evaluate_run(moved); });
+  EXPECT_EQ(refused, (moved / "photos.csv").string() + ": the photos under " +
+                         (folder_ / "shared" / "data" / "Photos").string() +
+                         " are not those this run was trained on (1 changed: Benign/b003.tif (modified since)). "
+                         "Evaluating would use other data; restore the original photos, or start a new run");
+  RunOptions resume;
+  resume.resume = moved;
+  EXPECT_THAT(error_of([&] { run_experiment("", resume); }),
+              ::testing::HasSubstr("(1 changed: Benign/b003.tif (modified since)). Resuming would use other data"));
+}
+
+TEST_F(RunTest, PhotosSkippedAsBadAreListedInMetricsAndTheReport) {
+  SynthOptions photos;
+  photos.out = folder_ / "data";
+  photos.per_class = 10;
+  photos.width = 48;
+  photos.height = 36;
+  photos.workers = 1;
+  generate_synthetic_dataset(photos);
+  const fs::path bad = folder_ / "data" / "Photos" / "Normal" / "n002.tif";
+  std::ofstream(bad, std::ios::binary | std::ios::trunc) << std::string("II*\0\x08\0\0\0garbage", 15);
+  const fs::path config = folder_ / "skip.toml";
+  std::ofstream(config) << "[data]\nroot = \"data\"\non_bad_image = \"skip\"\nimage_size = 16\nworkers = 1\n"
+                        << "cache_dir = \"" << cache_dir().string() << "\"\n"
+                        << "[model]\nplugin = \"tiny_cnn\"\n[train]\nepochs = 1\nbatch_size = 8\nthreads = 1\n";
+  RunSummary s = run_experiment(config, RunOptions{});
+  ASSERT_EQ(s.skipped.size(), 1u);
+  EXPECT_EQ(s.skipped[0].rfind(bad.string() + ": ", 0), 0u) << s.skipped[0];
+  const auto metrics = nlohmann::json::parse(read_file(fs::path(s.run_dir) / "metrics.json"));
+  EXPECT_EQ(metrics.at("skipped"), nlohmann::json(s.skipped));
+  EXPECT_NE(read_file(fs::path(s.run_dir) / "report.html").find("1 photo was left out"), std::string::npos);
+  EXPECT_EQ(run_summary_from_json(metrics, "metrics.json").skipped, s.skipped);
 }
 
 }  // namespace

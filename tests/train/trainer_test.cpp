@@ -8,7 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <iterator>
+#include <limits>
+
+#include <unistd.h>
 
 namespace bachlab::host {
 namespace {
@@ -257,6 +262,123 @@ TEST_F(TrainerTest, ProgressIsOnePlainLinePerEpochWhenNotATerminal) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
   EXPECT_EQ(text.find('\r'), std::string::npos);
   EXPECT_EQ(text.rfind("epoch 1/2  loss ", 0), 0u) << text;
+}
+
+// The message of the Error `f` throws; fails the test if it throws none.
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an Error";
+  return "";
+}
+
+TEST_F(TrainerTest, ADivergingRunStopsAtOnceNamingEpochBatchAndTheLearningRate) {
+  // Weights that are already NaN make the very first loss NaN: what lr = 10 does after a
+  // few steps, without depending on how fast a given optimizer blows up.
+  TrainerParts p = parts(5, 0.01);
+  {
+    torch::NoGradGuard no_grad;
+    p.model->parameters().front().fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  Trainer trainer(p, settings(3), 5);
+  trainer.set_checkpoint_dir(folder_);
+  const std::string message = error_of([&] { trainer.fit(train_, val_); });
+  EXPECT_EQ(message,
+            "training diverged in epoch 1, batch 1 of 6: the loss is nan. The likely cause is a learning rate too "
+            "high for this model and optimizer (lr 0.01); lower [optimizer] lr, e.g. tenfold");
+  EXPECT_FALSE(fs::exists(folder_ / "last.pt")) << "nothing of a diverged epoch is saved";
+}
+
+TEST_F(TrainerTest, NonFiniteInputsAreBlamedOnTheAugmentationsNotTheLearningRate) {
+  TensorSplit bad{train_.images.to(torch::kFloat32).div(255.0), train_.labels};
+  bad.images[3][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  Trainer trainer(parts(5, 0.01), settings(1), 5);
+  const std::string message = error_of([&] { trainer.fit(bad, val_); });
+  EXPECT_NE(message.find("training diverged in epoch 1, batch "), std::string::npos) << message;
+  EXPECT_NE(message.find("pixel values (after any [[augment]] plugins) are not all finite"), std::string::npos)
+      << message;
+}
+
+// Flips one bit of `file` inside the bytes of `tensor` as stored there.
+void flip_a_bit_of(const fs::path& file, const torch::Tensor& tensor) {
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const torch::Tensor t = tensor.detach().contiguous();
+  const std::string needle(static_cast<const char*>(t.data_ptr()), 16);
+  const size_t at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos) << "the tensor's bytes are not stored as they are";
+  bytes[at + 5] = static_cast<char>(bytes[at + 5] ^ 0x10);
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST_F(TrainerTest, ACheckpointWhoseContentDoesNotMatchItsChecksumIsRefusedByName) {
+  Trainer first(parts(5, 0.01), settings(1), 5);
+  first.set_checkpoint_dir(folder_);
+  first.fit(train_, val_);
+  const torch::Tensor weight = first.model().named_parameters()["hidden.weight"];
+  flip_a_bit_of(folder_ / "last.pt", weight);
+
+  Trainer second(parts(5, 0.01), settings(2), 5);
+  second.set_checkpoint_dir(folder_);
+  const std::string message = error_of([&] { second.resume(); });
+  EXPECT_EQ(message.rfind((folder_ / "last.pt").string() + ": this checkpoint's content does not match its checksum (",
+                          0),
+            0u)
+      << message;
+  Trainer third(parts(5, 0.01), settings(2), 5);
+  EXPECT_EQ(error_of([&] { third.load_weights(folder_ / "last.pt"); }), message);
+}
+
+TEST_F(TrainerTest, ACheckpointWithNonFiniteWeightsIsRefusedByName) {
+  Trainer first(parts(5, 0.01), settings(1), 5);
+  first.set_checkpoint_dir(folder_);
+  first.fit(train_, val_);
+  // Overwrite the stored weights with NaN in place, as a damaged or foreign file could hold.
+  const torch::Tensor weight = first.model().named_parameters()["out.weight"].detach().contiguous();
+  std::ifstream in(folder_ / "best.pt", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const size_t at = bytes.find(std::string(static_cast<const char*>(weight.data_ptr()), 16));
+  ASSERT_NE(at, std::string::npos);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(&bytes[at], &nan, sizeof nan);
+  std::ofstream(folder_ / "best.pt", std::ios::binary | std::ios::trunc) << bytes;
+
+  Trainer second(parts(5, 0.01), settings(2), 5);
+  second.set_checkpoint_dir(folder_);
+  EXPECT_EQ(error_of([&] { second.resume(); }),
+            (folder_ / "best.pt").string() +
+                ": tensor \"out.weight\" of this checkpoint holds NaN or infinite values; it was damaged or saved "
+                "from a diverged run. Start a new run");
+}
+
+TEST_F(TrainerTest, ATruncatedBestCheckpointIsReportedAsBestNotLast) {
+  Trainer first(parts(5, 0.01), settings(1), 5);
+  first.set_checkpoint_dir(folder_);
+  first.fit(train_, val_);
+  fs::resize_file(folder_ / "best.pt", fs::file_size(folder_ / "best.pt") / 2);
+  Trainer second(parts(5, 0.01), settings(2), 5);
+  second.set_checkpoint_dir(folder_);
+  const std::string message = error_of([&] { second.resume(); });
+  EXPECT_EQ(message.rfind((folder_ / "best.pt").string() + ": cannot resume from this checkpoint", 0), 0u) << message;
+}
+
+TEST_F(TrainerTest, TemporaryCheckpointsOfKilledRunsAreRemovedAndLiveOnesKept) {
+  // No process has pid 2^22+1 (Linux caps pids at 2^22): that writer was killed.
+  const fs::path orphan = folder_ / "last.pt.4194305.0.tmp";
+  const fs::path live = folder_ / ("last.pt." + std::to_string(::getpid()) + ".7.tmp");
+  const fs::path unrelated = folder_ / "notes.4194305.tmp.txt";
+  for (const auto& file : {orphan, live, unrelated}) std::ofstream(file) << "partial";
+  Trainer trainer(parts(5, 0.01), settings(1), 5);
+  trainer.set_checkpoint_dir(folder_);
+  trainer.fit(train_, val_);
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists(live)) << "a running writer's temporary file was removed";
+  EXPECT_TRUE(fs::exists(unrelated));
 }
 
 }  // namespace

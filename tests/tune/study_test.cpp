@@ -10,8 +10,10 @@
 #include "tests/tune/tuner_harness.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -131,21 +133,26 @@ TEST_F(StudyTest, TwoWorkersNeverRunTheSameTrial) {
   std::mutex mutex;
   std::multiset<int64_t> ran;
   std::map<std::string, int> per_worker;
-  std::atomic<int> running{0}, overlap{0};
+  // A barrier instead of a sleep: the first worker inside a trial waits there until the
+  // other is inside one too, so the two provably run trials at the same time however
+  // loaded the machine is. The wait is bounded so that a lone worker fails the test
+  // instead of hanging it.
+  std::condition_variable met_cv;
+  int inside = 0;
+  bool met = false;
   auto worker = [&](const std::string& owner) {
     // Each worker has its own connection and its own tuner, as a separate process would.
     StudyStore store(folder_ / "study.db");
     auto t = testing::make_tuner("bayesian", space_, settings_.max_trials, settings_.seed);
     run_worker(store, *t, settings_, folder_,
                [&](const TrialRequest& r) {
-                 if (++running > 1) ++overlap;
-                 std::this_thread::sleep_for(std::chrono::milliseconds(15));
-                 {
-                   std::lock_guard<std::mutex> lock(mutex);
-                   ran.insert(r.trial.id);
-                   ++per_worker[owner];
-                 }
-                 --running;
+                 std::unique_lock<std::mutex> lock(mutex);
+                 if (++inside == 2) met = true;
+                 met_cv.notify_all();
+                 met_cv.wait_for(lock, std::chrono::seconds(30), [&] { return met; });
+                 ran.insert(r.trial.id);
+                 ++per_worker[owner];
+                 --inside;
                  return TrialResult{objective(r.trial.params), r.trial.epochs};
                },
                quiet(owner));
@@ -156,7 +163,7 @@ TEST_F(StudyTest, TwoWorkersNeverRunTheSameTrial) {
 
   EXPECT_EQ(ran.size(), 24u);
   for (int64_t id = 0; id < 24; ++id) EXPECT_EQ(ran.count(id), 1u) << "trial " << id;
-  EXPECT_GT(overlap.load(), 0) << "the workers never ran at the same time, so this test proved nothing";
+  EXPECT_TRUE(met) << "the workers never ran at the same time, so this test proved nothing";
   EXPECT_GT(per_worker["worker-a"], 0);
   EXPECT_GT(per_worker["worker-b"], 0);
   StudyStore store(folder_ / "study.db");
@@ -359,6 +366,39 @@ TEST(SearchSpaceTest, MistakesAreReportedWithFileLineAndKey) {
             "study.toml:2: [tune] objective must be one of \"val_loss\", \"val_accuracy\", \"val_auroc_micro\", "
             "\"val_auroc_macro\", \"train_loss\", \"train_accuracy\", \"train_auroc_micro\", \"train_auroc_macro\" "
             "(was \"val_acc\")");
+}
+
+TEST_F(StudyTest, ADamagedTrialRowIsAnErrorNamingTheDatabaseAndTheTrial) {
+  settings_.max_trials = 2;
+  {
+    StudyStore store(folder_ / "study.db");
+    auto t = tuner();
+    run_worker(store, *t, settings_, folder_,
+               [](const TrialRequest& r) { return TrialResult{objective(r.trial.params), 1}; }, quiet("w"));
+  }
+  auto damage = [&](const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((folder_ / "study.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  auto message = [&] {
+    try {
+      StudyStore store(folder_ / "study.db");
+      store.trials();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string file = (folder_ / "study.db").string();
+  damage("UPDATE trials SET params = '{\"f.x1\": 1.5' WHERE id = 1");
+  EXPECT_EQ(message().rfind(file + ": trial 1 is damaged in the study database (its params are not JSON: ", 0), 0u)
+      << message();
+  damage("UPDATE trials SET params = '{\"f.x1\": 1.5}', state = 'paused' WHERE id = 1");
+  EXPECT_EQ(message(), file + ": trial 1 is damaged in the study database (its state is \"paused\"; expected running, "
+                              "complete or failed); restore study.db from a copy, or start the study again in a new "
+                              "folder");
 }
 
 }  // namespace

@@ -14,9 +14,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <thread>
+
+#include <signal.h>
+#include <unistd.h>
 
 namespace bachlab::host {
 namespace {
@@ -32,6 +38,10 @@ class TuneEndToEndTest : public ::testing::Test {
               ("bachlab_tune_e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(folder_);
     fs::create_directories(folder_);
+    // The quick configs keep the default cache folder; each test gets its own, so tests
+    // running at once never share a synthetic set or a prepared cache (the programs this
+    // test starts inherit it).
+    setenv("XDG_CACHE_HOME", (folder_ / "cache").c_str(), 1);
     registry_.scan({BACHLAB_TEST_PLUGIN_DIR});
   }
   void TearDown() override { fs::remove_all(folder_); }
@@ -170,7 +180,7 @@ TEST_F(TuneEndToEndTest, AMisspeltDimensionIsReportedAtItsTableInTheStudyConfig)
 
 TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
   const fs::path program = fs::path(BACHLAB_BINARY_DIR) / "bachlab";
-  if (!fs::exists(program)) GTEST_SKIP() << program << " is not built";
+  ASSERT_TRUE(fs::exists(program)) << program << " is not built; the test depends on it (tests/tune/CMakeLists.txt)";
   const std::string command = program.string() + " tune " + kQuickConfig.string() + " --workers 2 --quiet --folder " +
                               folder_.string() + " > " + (folder_ / "out.txt").string() + " 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << std::ifstream(folder_ / "out.txt").rdbuf();
@@ -181,7 +191,9 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
   for (const auto& t : trials) {
     EXPECT_NE(t.record.state, sdk::TrialRecord::State::Running);
     EXPECT_EQ(t.attempts, 1) << "trial " << t.record.id << " was handed out twice";
+    owners.insert(t.owner);
   }
+  EXPECT_EQ(owners.size(), 2u) << "both worker processes ran trials";
   EXPECT_TRUE(fs::exists(folder_ / "best_trial.toml"));
   const std::string status = program.string() + " tune --status " + folder_.string() + " > " +
                              (folder_ / "status.txt").string() + " 2>&1";
@@ -194,6 +206,96 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
   EXPECT_EQ(first, "study " + folder_.string());
   EXPECT_EQ(second, "tuner bayesian, objective val_accuracy (max), up to 6 trials");
   EXPECT_NE(third.find("trials: "), std::string::npos) << third;
+}
+
+// A trial folder belongs to the params it was trained with: when study.db is removed and
+// the study begun again with another space, trial 0 gets other params and must train them,
+// not "complete" at once with the metrics an earlier trial 0 left in its folder.
+TEST_F(TuneEndToEndTest, ATrialFolderTrainedWithOtherParamsIsNeverReused) {
+  const fs::path file = folder_ / "study.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                      << "[tune]\nmax_trials = 1\nepochs = 1\n";
+  StudyConfig study = load_study_config(file, registry_);
+  study.settings.folder = folder_;
+  TrialFunction trial = training_trial_function(study, options_);
+  TrialRequest request;
+  request.trial.id = 0;
+  request.trial.epochs = 1;
+  request.trial.params = {{"optimizer.plugin", std::string("adam")}, {"optimizer.lr", 0.0804}};
+  request.folder = trial_folder(folder_, 0);
+  fs::create_directories(request.folder);
+  auto history_lr = [&] {
+    for (const auto& entry : fs::directory_iterator(request.folder / "execution-0"))
+      if (fs::exists(entry.path() / "metrics.json"))
+        return run_summary_from_json(nlohmann::json::parse(read_file(entry.path() / "metrics.json")),
+                                     entry.path() / "metrics.json")
+            .history.at(0)
+            .lr;
+    return -1.0;
+  };
+  trial(request);
+  EXPECT_DOUBLE_EQ(history_lr(), 0.0804);
+  // Asked again with the same params (a worker died after training): the run is reused.
+  const auto first = fs::last_write_time(request.folder / "execution-0" / "trial-key.txt");
+  trial(request);
+  EXPECT_EQ(fs::last_write_time(request.folder / "execution-0" / "trial-key.txt"), first);
+
+  request.trial.params["optimizer.lr"] = 0.00235;
+  trial(request);
+  EXPECT_DOUBLE_EQ(history_lr(), 0.00235) << "the earlier trial 0's results were taken for this one";
+}
+
+// Workers live only as long as their coordinator: a kill -9 of `bachlab tune --workers 2`
+// stops both workers (their trials stay "running" until --resume hands them out again).
+TEST_F(TuneEndToEndTest, KillingTheCoordinatorStopsItsWorkers) {
+  const fs::path program = fs::path(BACHLAB_BINARY_DIR) / "bachlab";
+  ASSERT_TRUE(fs::exists(program)) << program << " is not built; the test depends on it (tests/tune/CMakeLists.txt)";
+  const fs::path file = folder_ / "long.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                      << "[tune]\nmax_trials = 4\nepochs = 1000000\n";
+  const fs::path pid_file = folder_ / "coordinator.pid";
+  const std::string command = "'" + program.string() + "' tune '" + file.string() + "' --workers 2 --quiet --folder '" +
+                              folder_.string() + "' >'" + (folder_ / "out.txt").string() + "' 2>&1 & echo $! >'" +
+                              pid_file.string() + "'";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const pid_t coordinator = std::stoi(read_file(pid_file));
+
+  // Wait (bounded) until both workers are running a trial.
+  std::vector<pid_t> workers;
+  for (int i = 0; i < 600 && workers.size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    workers.clear();
+    if (!fs::exists(folder_ / "study.db")) continue;
+    try {
+      StudyStore store(folder_ / "study.db");
+      for (const auto& t : store.trials())
+        if (t.record.state == sdk::TrialRecord::State::Running && !t.owner.empty())
+          workers.push_back(std::stoi(t.owner.substr(t.owner.find(':') + 1)));
+    } catch (const Error&) {
+      // the coordinator is still creating the database
+    }
+  }
+  ASSERT_EQ(workers.size(), 2u) << read_file(folder_ / "out.txt");
+
+  ::kill(coordinator, SIGKILL);
+  for (pid_t worker : workers) {
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+      gone = ::kill(worker, 0) != 0 && errno == ESRCH;
+      // A worker killed before the coordinator's shell reaps it stays a zombie: also gone.
+      if (!gone) {
+        std::ifstream stat("/proc/" + std::to_string(worker) + "/stat");
+        std::string pid, name, state;
+        stat >> pid >> name >> state;
+        gone = state == "Z";
+      }
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(gone) << "worker " << worker << " kept running after its coordinator was killed";
+    if (!gone) ::kill(worker, SIGKILL);
+  }
 }
 
 }  // namespace
