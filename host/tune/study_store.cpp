@@ -167,6 +167,14 @@ auto StudyStore::write(F&& body) {
 
 void StudyStore::create_tables() {
   const std::string& where = storage_.url;
+  // Most openings find the study made: a read, so that workers opening connections (one
+  // per trial's heartbeat) do not queue for the write lock.
+  try {
+    const auto schema = db_->run("SELECT value FROM study WHERE key = 'schema'");
+    if (!schema.rows.empty() && as_text(schema.rows[0][0]) == std::to_string(kSchemaVersion)) return;
+  } catch (const Error&) {
+    // No tables yet (or not a study database): the write transaction below says which.
+  }
   try {
     write([&] {
       // Several workers may start on an empty database at once: the study lock makes one
