@@ -266,7 +266,7 @@ int tune(const TuneArgs& args) {
                 << format_comparison_table(runs) << "\n";
     }
   }
-  std::cout << format_status(folder);
+  std::cout << format_status(store, storage.kind == StorageUrl::Kind::Postgres ? storage.url : folder.string());
   return 0;
 }
 
