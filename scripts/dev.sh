@@ -17,6 +17,8 @@ PACKAGES=(
   cmake g++ ninja-build pkg-config
   libtorch-dev libopencv-dev libtiff-dev libboost-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libbenchmark-dev
+  # libpq for studies on PostgreSQL; the server for the tests that start a throwaway one.
+  libpq-dev postgresql
   # torchvision exports the ResNet50/VGG16 weights the transfer tests check against.
   python3-torch python3-torchvision
 )

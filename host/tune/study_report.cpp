@@ -262,6 +262,10 @@ std::string format_status(const fs::path& folder) {
     throw Error(folder.string() + ": no study here (expected " + db.string() +
                 "); give the study folder, e.g. the [tune] folder of the config");
   StudyStore store(db);
+  return format_status(store, folder.string());
+}
+
+std::string format_status(const StudyStore& store, const std::string& label) {
   const auto trials = store.trials();
   const std::string objective = store.get("objective").value_or("objective");
   const bool maximize = store.get("direction").value_or("max") == "max";
@@ -272,7 +276,7 @@ std::string format_status(const fs::path& folder) {
     if (t.record.state == TrialRecord::State::Complete) ++done;
     if (t.record.state == TrialRecord::State::Failed) ++failed;
   }
-  std::string out = fmt::format("study {}\n", folder.string());
+  std::string out = fmt::format("study {}\n", label);
   out += fmt::format("tuner {}, objective {} ({}), up to {} trials\n", store.get("tuner").value_or("?"), objective,
                      maximize ? "max" : "min", max_trials);
   out += fmt::format("trials: {} complete, {} failed, {} running\n", done, failed, running);

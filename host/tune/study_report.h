@@ -55,5 +55,7 @@ void write_study_outputs(const std::filesystem::path& folder, const std::vector<
 /// running trials with their workers, failures with their messages. Throws Error naming
 /// the folder if it holds no study.
 std::string format_status(const std::filesystem::path& folder);
+/// The same for an open study (e.g. one on PostgreSQL), headed "study <label>".
+std::string format_status(const StudyStore& store, const std::string& label);
 
 }  // namespace bachlab::host

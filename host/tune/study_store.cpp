@@ -6,10 +6,10 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 namespace bachlab::host {
 
@@ -25,7 +26,8 @@ using sdk::TrialRecord;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: heartbeat and host columns, state "waiting". A schema-1 file gains them on opening.
+constexpr int kSchemaVersion = 2;
 
 std::string utc_now() { return now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc); }
 
@@ -42,7 +44,7 @@ std::string process_start(long pid) {
   return "";
 }
 
-std::string host_name() {
+std::string host_name_of_machine() {
   char buffer[256] = {};
   if (gethostname(buffer, sizeof buffer - 1) != 0) return "localhost";
   return buffer;
@@ -59,8 +61,9 @@ std::string host_name() {
 TrialRecord::State parse_state(const std::string& text, const fs::path& file, int64_t id) {
   if (text == "complete") return TrialRecord::State::Complete;
   if (text == "failed") return TrialRecord::State::Failed;
-  if (text == "running") return TrialRecord::State::Running;
-  bad_row(file, id, "its state is \"" + text + "\"; expected running, complete or failed");
+  // A waiting trial (requeued after its heartbeat stopped) is one the tuner sees as running.
+  if (text == "running" || text == "waiting") return TrialRecord::State::Running;
+  bad_row(file, id, "its state is \"" + text + "\"; expected running, waiting, complete or failed");
 }
 
 nlohmann::json params_to_json(const sdk::Assignment& params) {
@@ -88,72 +91,31 @@ sdk::Assignment params_from_json(const std::string& text, const fs::path& file, 
   return out;
 }
 
-// One prepared statement, finalised on every path.
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql, const fs::path& file) : db_(db), file_(file) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
-      throw Error(file.string() + ": study database error (" + sqlite3_errmsg(db) + ") in: " + sql);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
-  Statement& bind(int i, double v) {
-    // SQLite stores NaN as NULL; the objective of a complete trial is always finite.
-    return check(std::isfinite(v) ? sqlite3_bind_double(stmt_, i, v) : sqlite3_bind_null(stmt_, i));
-  }
-  Statement& bind(int i, const std::string& v) {
-    return check(sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-
-  /// True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw Error(file_.string() + ": study database error (" + sqlite3_errmsg(db_) + ")");
-  }
-  int64_t integer(int c) const { return sqlite3_column_int64(stmt_, c); }
-  double real(int c) const {
-    return sqlite3_column_type(stmt_, c) == SQLITE_NULL ? std::nan("") : sqlite3_column_double(stmt_, c);
-  }
-  std::string text(int c) const {
-    const auto* p = sqlite3_column_text(stmt_, c);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-
- private:
-  Statement& check(int rc) {
-    if (rc != SQLITE_OK) throw Error(file_.string() + ": study database error (" + sqlite3_errmsg(db_) + ")");
-    return *this;
-  }
-  sqlite3* db_;
-  fs::path file_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
 const char* kTrialColumns =
     "id, state, params, epochs, resume_from, score, objective, epochs_used, seconds, message, owner, attempts, "
-    "started, finished";
+    "started, finished, host";
 
-StoredTrial read_row(const Statement& s, const fs::path& file) {
+int64_t as_int(const std::optional<std::string>& v) { return v ? std::stoll(*v) : 0; }
+double as_real(const std::optional<std::string>& v) { return v ? std::stod(*v) : std::nan(""); }
+std::string as_text(const std::optional<std::string>& v) { return v.value_or(""); }
+
+StoredTrial read_row(const SqlRow& r, const fs::path& where) {
   StoredTrial t;
-  t.record.id = s.integer(0);
-  t.record.state = parse_state(s.text(1), file, t.record.id);
-  t.record.params = params_from_json(s.text(2), file, t.record.id);
-  t.record.epochs = s.integer(3);
-  t.record.resume_from = s.integer(4);
-  t.record.score = s.real(5);
-  t.objective = s.real(6);
-  t.epochs_used = s.integer(7);
-  t.seconds = s.real(8);
-  t.message = s.text(9);
-  t.owner = s.text(10);
-  t.attempts = s.integer(11);
-  t.started = s.text(12);
-  t.finished = s.text(13);
+  t.record.id = as_int(r[0]);
+  t.record.state = parse_state(as_text(r[1]), where, t.record.id);
+  t.record.params = params_from_json(as_text(r[2]), where, t.record.id);
+  t.record.epochs = as_int(r[3]);
+  t.record.resume_from = as_int(r[4]);
+  t.record.score = as_real(r[5]);
+  t.objective = as_real(r[6]);
+  t.epochs_used = as_int(r[7]);
+  t.seconds = r[8] ? std::stod(*r[8]) : 0;
+  t.message = as_text(r[9]);
+  t.owner = as_text(r[10]);
+  t.attempts = as_int(r[11]);
+  t.started = as_text(r[12]);
+  t.finished = as_text(r[13]);
+  t.host = as_text(r[14]);
   return t;
 }
 
@@ -170,14 +132,14 @@ std::string state_name(TrialRecord::State state) {
 
 std::string this_process_owner() {
   const long pid = static_cast<long>(getpid());
-  return host_name() + ":" + std::to_string(pid) + ":" + process_start(pid);
+  return this_host() + ":" + std::to_string(pid) + ":" + process_start(pid);
 }
 
 bool owner_alive(const std::string& owner) {
   const auto first = owner.find(':');
   const auto second = owner.rfind(':');
   if (first == std::string::npos || second == first) return false;
-  if (owner.substr(0, first) != host_name()) return true;
+  if (owner.substr(0, first) != this_host()) return true;
   long pid = 0;
   try {
     pid = std::stol(owner.substr(first + 1, second - first - 1));
@@ -188,112 +150,153 @@ bool owner_alive(const std::string& owner) {
   return process_start(pid) == owner.substr(second + 1);
 }
 
-StudyStore::StudyStore(const fs::path& file) : file_(file) {
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string reason = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw Error(file.string() + ": cannot open the study database (" + reason +
-                "); check that the study folder is writable");
+std::string this_host() { return host_name_of_machine(); }
+
+StudyStore::StudyStore(const fs::path& file, StoreOptions options) : StudyStore(sqlite_storage(file), options) {}
+
+StudyStore::StudyStore(const StorageUrl& storage, StoreOptions options)
+    : storage_(storage), options_(options), db_(open_sql_connection(storage)) {
+  if (!db_->postgres()) {
+    db_->run("PRAGMA journal_mode=WAL");
+    db_->run("PRAGMA synchronous=FULL");
   }
-  // Workers wait for each other's short transactions instead of failing with SQLITE_BUSY.
-  sqlite3_busy_timeout(db_, 60000);
+  create_tables();
+}
+
+StudyStore::~StudyStore() = default;
+
+template <typename F>
+auto StudyStore::write(F&& body) {
+  db_->begin_write();
   try {
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
-    exec("BEGIN IMMEDIATE");
-    exec("CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    exec("CREATE TABLE IF NOT EXISTS trials ("
-         "id INTEGER PRIMARY KEY, state TEXT NOT NULL, params TEXT NOT NULL, epochs INTEGER NOT NULL, "
-         "resume_from INTEGER NOT NULL, score REAL, objective REAL, epochs_used INTEGER NOT NULL DEFAULT 0, "
-         "seconds REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '', "
-         "attempts INTEGER NOT NULL DEFAULT 1, started TEXT NOT NULL, finished TEXT NOT NULL DEFAULT '', "
-         "finish_order INTEGER)");
-    exec("INSERT OR IGNORE INTO study (key, value) VALUES ('schema', '" + std::to_string(kSchemaVersion) + "')");
-    exec("COMMIT");
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      db_->commit();
+    } else {
+      auto out = body();
+      db_->commit();
+      return out;
+    }
+  } catch (...) {
+    db_->rollback();
+    throw;
+  }
+}
+
+void StudyStore::create_tables() {
+  const std::string& where = storage_.url;
+  // Most openings find the study made: a read, so that workers opening connections (one
+  // per trial's heartbeat) do not queue for the write lock.
+  try {
+    const auto schema = db_->run("SELECT value FROM study WHERE key = 'schema'");
+    if (!schema.rows.empty() && as_text(schema.rows[0][0]) == std::to_string(kSchemaVersion)) return;
+  } catch (const Error&) {
+    // No tables yet (or not a study database): the write transaction below says which.
+  }
+  try {
+    write([&] {
+      // Several workers may start on an empty database at once: the study lock makes one
+      // of them create the tables and the others find them.
+      db_->lock_study();
+      db_->run("CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      db_->run(
+          "CREATE TABLE IF NOT EXISTS trials ("
+          "id BIGINT PRIMARY KEY, state TEXT NOT NULL, params TEXT NOT NULL, epochs BIGINT NOT NULL, "
+          "resume_from BIGINT NOT NULL, score DOUBLE PRECISION, objective DOUBLE PRECISION, "
+          "epochs_used BIGINT NOT NULL DEFAULT 0, seconds DOUBLE PRECISION NOT NULL DEFAULT 0, "
+          "message TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '', attempts BIGINT NOT NULL DEFAULT 1, "
+          "started TEXT NOT NULL, finished TEXT NOT NULL DEFAULT '', finish_order BIGINT, "
+          "heartbeat DOUBLE PRECISION, host TEXT NOT NULL DEFAULT '')");
+      const auto schema = db_->run("SELECT value FROM study WHERE key = 'schema'");
+      if (schema.rows.empty()) {
+        db_->run("INSERT INTO study (key, value) VALUES ('schema', ?)", {std::to_string(kSchemaVersion)});
+      } else if (as_text(schema.rows[0][0]) == "1") {
+        // Made before heartbeats: the columns are added, nothing else changes.
+        db_->run("ALTER TABLE trials ADD COLUMN heartbeat DOUBLE PRECISION");
+        db_->run("ALTER TABLE trials ADD COLUMN host TEXT NOT NULL DEFAULT ''");
+        db_->run("UPDATE trials SET state = 'waiting' WHERE state = 'running' AND owner = ''");
+        db_->run("UPDATE study SET value = ? WHERE key = 'schema'", {std::to_string(kSchemaVersion)});
+      }
+    });
   } catch (const Error& e) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw Error(file.string() + ": not a bachlab study database (" + e.what() +
-                "); remove the file or choose another [tune] folder");
+    throw Error(where + ": not a bachlab study database (" + e.what() +
+                "); remove it or choose another [tune] folder or storage");
   }
   auto schema = get("schema");
-  if (schema != std::to_string(kSchemaVersion)) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw Error(file.string() + ": study database schema " + schema.value_or("(none)") + ", expected " +
-                std::to_string(kSchemaVersion) + "; it was made by another bachlab version: start a new study folder");
-  }
-}
-
-StudyStore::~StudyStore() {
-  if (db_) sqlite3_close(db_);
-}
-
-void StudyStore::exec(const std::string& sql) const {
-  char* error = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string reason = error ? error : "unknown error";
-    sqlite3_free(error);
-    throw Error(file_.string() + ": study database error (" + reason + ") in: " + sql);
-  }
+  if (schema != std::to_string(kSchemaVersion))
+    throw Error(where + ": study database schema " + schema.value_or("(none)") + ", expected " +
+                std::to_string(kSchemaVersion) + "; it was made by another bachlab version: start a new study");
 }
 
 std::optional<std::string> StudyStore::get(const std::string& key) const {
-  Statement s(db_, "SELECT value FROM study WHERE key = ?", file_);
-  s.bind(1, key);
-  if (!s.step()) return std::nullopt;
-  return s.text(0);
+  const auto r = db_->run("SELECT value FROM study WHERE key = ?", {key});
+  if (r.rows.empty()) return std::nullopt;
+  return as_text(r.rows[0][0]);
 }
 
 void StudyStore::set(const std::string& key, const std::string& value) {
-  Statement s(db_, "INSERT INTO study (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-              file_);
-  s.bind(1, key).bind(2, value);
-  s.step();
+  db_->run("INSERT INTO study (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+           {key, value});
 }
 
 std::vector<StoredTrial> StudyStore::read_trials() const {
-  Statement s(db_, std::string("SELECT ") + kTrialColumns + " FROM trials ORDER BY id", file_);
+  const auto r = db_->run(std::string("SELECT ") + kTrialColumns + " FROM trials ORDER BY id");
   std::vector<StoredTrial> out;
-  while (s.step()) out.push_back(read_row(s, file_));
+  for (const auto& row : r.rows) out.push_back(read_row(row, where()));
   return out;
 }
 
 std::vector<StoredTrial> StudyStore::trials() const { return read_trials(); }
 
+std::vector<int64_t> StudyStore::requeue_stale_locked(double grace_s) {
+  // Heartbeats are compared on the database's clock alone (it wrote them too): the
+  // workers' clocks may differ by more than the grace period across machines.
+  const auto r = db_->run("UPDATE trials SET state = 'waiting', owner = '' WHERE state = 'running' AND "
+                          "heartbeat IS NOT NULL AND heartbeat < " + db_->now_seconds() + " - ? RETURNING id",
+                          {grace_s});
+  std::vector<int64_t> ids;
+  for (const auto& row : r.rows) ids.push_back(as_int(row[0]));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<int64_t> StudyStore::requeue_stale(double grace_s) {
+  return write([&] { return requeue_stale_locked(grace_s); });
+}
+
 Claim StudyStore::claim(const std::function<sdk::Proposal(const std::vector<TrialRecord>&)>& ask,
                         const std::string& owner) {
-  // IMMEDIATE takes the write lock before reading, so the history the tuner sees cannot
-  // change before its answer is recorded.
-  exec("BEGIN IMMEDIATE");
-  try {
+  const std::string now = db_->now_seconds();
+  return write([&] {
+    if (options_.grace_s > 0) requeue_stale_locked(options_.grace_s);
     Claim claim;
-    {
-      Statement orphan(db_, std::string("SELECT ") + kTrialColumns +
-                                " FROM trials WHERE state = 'running' AND owner = '' ORDER BY id LIMIT 1",
-                       file_);
-      if (orphan.step()) {
-        claim.kind = Claim::Kind::Run;
-        claim.trial = read_row(orphan, file_).record;
-        claim.retry = true;
-      }
-    }
-    if (claim.retry) {
-      Statement update(db_, "UPDATE trials SET owner = ?, attempts = attempts + 1, started = ? WHERE id = ?", file_);
-      update.bind(1, owner).bind(2, utc_now()).bind(3, claim.trial.id);
-      update.step();
-      exec("COMMIT");
+    // A waiting trial first. On PostgreSQL SKIP LOCKED lets concurrent workers each take a
+    // different one without queueing behind each other; SQLite's write lock serialises.
+    const auto waiting =
+        db_->run(std::string("SELECT ") + kTrialColumns + " FROM trials WHERE state = 'waiting' ORDER BY id LIMIT 1" +
+                 db_->skip_locked());
+    if (!waiting.rows.empty()) {
+      claim.kind = Claim::Kind::Run;
+      claim.trial = read_row(waiting.rows[0], where()).record;
+      claim.retry = true;
+      db_->run("UPDATE trials SET state = 'running', owner = ?, host = ?, attempts = attempts + 1, started = ?, "
+               "heartbeat = " + now + " WHERE id = ?",
+               {owner, this_host(), utc_now(), claim.trial.id});
       return claim;
     }
+    // A new trial: the tuner is a function of the whole history, so asking it and
+    // recording its answer hold the study's lock (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    // already did). Row locks with SKIP LOCKED cannot do this: the new row does not exist yet.
+    db_->lock_study();
     std::vector<TrialRecord> history;
     for (auto& t : read_trials()) history.push_back(std::move(t.record));
     const sdk::Proposal proposal = ask(history);
     if (proposal.kind != sdk::Proposal::Kind::Run) {
-      exec("COMMIT");
       claim.kind = proposal.kind == sdk::Proposal::Kind::Wait ? Claim::Kind::Wait : Claim::Kind::Done;
+      const bool unfinished = std::any_of(history.begin(), history.end(), [](const TrialRecord& t) {
+        return t.state == TrialRecord::State::Running;
+      });
+      if (claim.kind == Claim::Kind::Done && unfinished && options_.grace_s > 0) claim.kind = Claim::Kind::Wait;
       return claim;
     }
     claim.kind = Claim::Kind::Run;
@@ -302,87 +305,94 @@ Claim StudyStore::claim(const std::function<sdk::Proposal(const std::vector<Tria
     claim.trial.params = proposal.params;
     claim.trial.epochs = proposal.epochs;
     claim.trial.resume_from = proposal.resume_from;
-    Statement insert(db_,
-                     "INSERT INTO trials (id, state, params, epochs, resume_from, owner, started) "
-                     "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-                     file_);
-    insert.bind(1, claim.trial.id)
-        .bind(2, params_to_json(proposal.params).dump())
-        .bind(3, proposal.epochs)
-        .bind(4, proposal.resume_from)
-        .bind(5, owner)
-        .bind(6, utc_now());
-    insert.step();
-    exec("COMMIT");
+    db_->run("INSERT INTO trials (id, state, params, epochs, resume_from, owner, host, started, heartbeat) "
+             "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, " + now + ")",
+             {claim.trial.id, params_to_json(proposal.params).dump(), proposal.epochs, proposal.resume_from, owner,
+              this_host(), utc_now()});
     return claim;
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 void StudyStore::complete(int64_t id, double score, double objective, int64_t epochs_used, double seconds) {
-  exec("BEGIN IMMEDIATE");
-  try {
-    Statement s(db_,
-                "UPDATE trials SET state = 'complete', score = ?, objective = ?, epochs_used = ?, seconds = ?, "
-                "message = '', finished = ?, "
-                "finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) WHERE id = ?",
-                file_);
-    s.bind(1, score).bind(2, objective).bind(3, epochs_used).bind(4, seconds).bind(5, utc_now()).bind(6, id);
-    s.step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  write([&] {
+    db_->lock_study();  // finish_order is the study's sequence
+    db_->run("UPDATE trials SET state = 'complete', score = ?, objective = ?, epochs_used = ?, seconds = ?, "
+             "message = '', owner = '', finished = ?, "
+             "finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) "
+             "WHERE id = ? AND state IN ('running', 'waiting')",
+             {score, objective, epochs_used, seconds, utc_now(), id});
+  });
 }
 
 void StudyStore::fail(int64_t id, const std::string& message, int64_t epochs_used, double seconds) {
-  exec("BEGIN IMMEDIATE");
-  try {
-    Statement s(db_,
-                "UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, "
-                "finished = ?, finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) WHERE id = ?",
-                file_);
-    s.bind(1, message).bind(2, epochs_used).bind(3, seconds).bind(4, utc_now()).bind(5, id);
-    s.step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  write([&] {
+    db_->lock_study();
+    db_->run("UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, owner = '', "
+             "finished = ?, finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) "
+             "WHERE id = ? AND state IN ('running', 'waiting')",
+             {message, epochs_used, seconds, utc_now(), id});
+  });
+}
+
+bool StudyStore::heartbeat(int64_t id, const std::string& owner) {
+  const auto r = db_->run("UPDATE trials SET heartbeat = " + db_->now_seconds() +
+                              " WHERE id = ? AND owner = ? AND state = 'running'",
+                          {id, owner});
+  return r.changed > 0;
 }
 
 std::vector<int64_t> StudyStore::release_orphans(const std::function<bool(const std::string&)>& alive) {
-  std::vector<int64_t> released;
-  exec("BEGIN IMMEDIATE");
-  try {
-    std::vector<std::pair<int64_t, std::string>> running;
-    {
-      Statement s(db_, "SELECT id, owner FROM trials WHERE state = 'running' AND owner != '' ORDER BY id", file_);
-      while (s.step()) running.emplace_back(s.integer(0), s.text(1));
+  return write([&] {
+    std::vector<int64_t> released;
+    const auto r = db_->run("SELECT id, owner FROM trials WHERE state = 'running' ORDER BY id");
+    for (const auto& row : r.rows) {
+      const std::string owner = as_text(row[1]);
+      if (!owner.empty() && alive(owner)) continue;
+      db_->run("UPDATE trials SET state = 'waiting', owner = '' WHERE id = ?", {as_int(row[0])});
+      released.push_back(as_int(row[0]));
     }
-    for (const auto& [id, owner] : running) {
-      if (alive(owner)) continue;
-      Statement u(db_, "UPDATE trials SET owner = '' WHERE id = ?", file_);
-      u.bind(1, id);
-      u.step();
-      released.push_back(id);
-    }
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
-  return released;
+    return released;
+  });
 }
 
 int64_t StudyStore::consecutive_failures() const {
-  Statement s(db_, "SELECT state FROM trials WHERE finish_order IS NOT NULL ORDER BY finish_order DESC", file_);
+  const auto r = db_->run("SELECT state FROM trials WHERE finish_order IS NOT NULL ORDER BY finish_order DESC");
   int64_t count = 0;
-  while (s.step() && s.text(0) == "failed") ++count;
+  for (const auto& row : r.rows) {
+    if (as_text(row[0]) != "failed") break;
+    ++count;
+  }
   return count;
+}
+
+TrialHeartbeat::TrialHeartbeat(const StorageUrl& storage, int64_t id, std::string owner, double interval_s) {
+  // Connect before returning, so that a database that cannot be reached fails the trial
+  // at its start rather than silently letting it go stale.
+  auto store = std::make_shared<StudyStore>(storage);
+  const auto interval = std::chrono::duration<double>(interval_s);
+  thread_ = std::thread([this, store, id, owner = std::move(owner), interval] {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      lock.unlock();
+      try {
+        store->heartbeat(id, owner);
+        ++beats_;
+      } catch (const std::exception&) {
+        // Retried at the next beat; the grace period decides what a long outage means.
+      }
+      lock.lock();
+      if (stop_signal_.wait_for(lock, interval, [this] { return stop_; })) return;
+    }
+  });
+}
+
+TrialHeartbeat::~TrialHeartbeat() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  stop_signal_.notify_all();
+  thread_.join();
 }
 
 }  // namespace bachlab::host

@@ -1,14 +1,17 @@
-// `bachlab tune CONFIG [--workers N] [--resume]` and `bachlab tune --status DIR`.
+// `bachlab tune CONFIG [--workers N] [--resume | --join]` and `bachlab tune --status DIR`.
 //
 // With --workers N > 1 this process is only the coordinator: it starts N copies of the
 // same executable in worker mode (`bachlab tune CONFIG --worker ...`), each with its share
 // of the cores, and waits for them. The workers share nothing but the study database, so
 // a kill of any of them (or of everything) loses no finished trial, and `--resume` goes on.
+// With [tune] storage on PostgreSQL, `--join` adds workers on any machine to a study that
+// runs: each running trial's heartbeat tells the others whether its worker still lives.
 #include "host/cli/commands.h"
 #include "host/config/config.h"
 #include "host/util/time_text.h"
 #include "host/plugins/registry.h"
 #include "host/report/run_report.h"
+#include "host/tune/heartbeat_trial.h"
 #include "host/tune/study.h"
 #include "host/tune/study_report.h"
 #include "host/tune/study_store.h"
@@ -31,6 +34,8 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -48,6 +53,7 @@ struct TuneArgs {
   std::string folder;
   int workers = 1;
   bool resume = false;
+  bool join = false;
   bool worker = false;
   int threads = 0;
   bool quiet = false;
@@ -62,12 +68,36 @@ fs::path executable() {
   return self;
 }
 
+// The lines of `mine` and `theirs` that the other lacks, for saying how two configs differ.
+std::string config_difference(const std::string& theirs, const std::string& mine) {
+  auto lines = [](const std::string& text) {
+    std::multiset<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.insert(line);
+    return out;
+  };
+  const auto a = lines(theirs), b = lines(mine);
+  std::string out;
+  for (const auto& line : a)
+    if (!b.count(line)) out += "\n  study:  " + line;
+  for (const auto& line : b)
+    if (!a.count(line)) out += "\n  yours:  " + line;
+  return out.empty() ? "\n  (the same settings in another order)" : out;
+}
+
 // Opens the study database, creating and describing the study the first time; a study
-// that exists is only continued with --resume, and only under the config it started with.
-void prepare_store(StudyStore& store, const StudyConfig& study, const std::string& fingerprint, bool resume,
-                   const fs::path& folder) {
+// that exists is only continued with --resume or joined with --join, and only under the
+// config it started with (its fingerprint covers the data settings too).
+void prepare_store(StudyStore& store, const StudyConfig& study, const std::string& fingerprint,
+                   const std::string& resolved_toml, const TuneArgs& args, const fs::path& folder) {
+  const std::string& where = store.storage().url;
   auto existing = store.get("fingerprint");
+  if (!existing && args.join)
+    throw Error(fmt::format("{}: there is no study to join in {}; start it first with `bachlab tune {}` (on any "
+                            "machine), then join",
+                            study.file.string(), where, study.file.string()));
   if (!existing) {
+    store.set("resolved_config", resolved_toml);
     store.set("fingerprint", fingerprint);
     store.set("config", fs::absolute(study.file).lexically_normal().string());
     store.set("tuner", study.settings.tuner);
@@ -78,15 +108,22 @@ void prepare_store(StudyStore& store, const StudyConfig& study, const std::strin
     return;
   }
   const auto trials = store.trials();
-  if (!resume)
+  if (!args.resume && !args.join)
     throw Error(fmt::format("{}: a study is already there ({} trials); continue it with `bachlab tune {} --resume`, "
-                            "or set another [tune] folder (or --folder) for a new study",
-                            folder.string(), trials.size(), study.file.string()));
-  if (*existing != fingerprint)
-    throw Error(fmt::format("{}: the config changed since the study in {} started (it was {}); a study resumes only "
-                            "under the config it started with: restore the config, or start a new study with "
-                            "another [tune] folder",
-                            study.file.string(), folder.string(), store.get("config").value_or("?")));
+                            "add workers to it with --join, or set another [tune] folder (or --folder) or storage "
+                            "for a new study",
+                            store.storage().kind == StorageUrl::Kind::Postgres ? where : folder.string(),
+                            trials.size(), study.file.string()));
+  if (*existing != fingerprint) {
+    const auto theirs = store.get("resolved_config");
+    const std::string difference =
+        theirs ? config_difference(*theirs, resolved_toml) : " (the study did not record its settings)";
+    throw Error(fmt::format("{}: this config differs from the one the study in {} started with ({}); a worker joins "
+                            "and a study resumes only under the config it started with, data settings included: "
+                            "restore the config, or start a new study with another [tune] folder or storage. "
+                            "What differs:{}",
+                            study.file.string(), where, store.get("config").value_or("?"), difference));
+  }
 }
 
 int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
@@ -127,7 +164,10 @@ int tune(const TuneArgs& args) {
   if (args.config.empty()) throw Error("bachlab tune: give a study config (bachlab tune CONFIG) or --status DIR");
   PluginRegistry registry;
   StudyConfig study = load_study_config(args.config, registry);
-  if (!args.folder.empty()) study.settings.folder = args.folder;
+  if (!args.folder.empty()) {
+    if (study.settings.artifacts == study.settings.folder) study.settings.artifacts = args.folder;
+    study.settings.folder = args.folder;
+  }
   const fs::path folder = study.settings.folder;
   std::error_code ec;
   fs::create_directories(folder, ec);
@@ -135,7 +175,14 @@ int tune(const TuneArgs& args) {
     throw Error(folder.string() + ": cannot create the study folder (" + ec.message() +
                 "); set [tune] folder to a writable place");
   Config config = Config::load(args.config);
-  StudyStore store(folder / "study.db");
+  const StorageUrl storage =
+      study.settings.storage.empty()
+          ? sqlite_storage(folder / "study.db")
+          : parse_storage_url(study.settings.storage, fs::absolute(study.file).parent_path(), study.file.string());
+  StoreOptions store_options;
+  store_options.grace_s = study.settings.grace_s;
+  StudyStore store(storage, store_options);
+  const fs::path artifacts = study.settings.artifacts;
   std::ostream* log = args.quiet ? nullptr : &std::cerr;
 
   TrainingTrialOptions training;
@@ -158,11 +205,15 @@ int tune(const TuneArgs& args) {
     WorkerOptions options;
     options.log = log;
     options.after_trial = write_outputs;
-    run_worker(store, *tuner, study.settings, folder, training_trial_function(study, training), options);
+    options.owner = this_process_owner();
+    run_worker(store, *tuner, study.settings, artifacts,
+               with_heartbeat(training_trial_function(study, training), storage, options.owner,
+                              study.settings.heartbeat_s),
+               options);
     return 0;
   }
 
-  prepare_store(store, study, study_fingerprint(config), args.resume, folder);
+  prepare_store(store, study, study_fingerprint(config), config.resolved_toml(), args, folder);
   const auto released = store.release_orphans();
   for (int64_t id : released) std::cerr << fmt::format("trial {} was running when its worker stopped: it runs again\n", id);
 
@@ -187,8 +238,12 @@ int tune(const TuneArgs& args) {
     WorkerOptions options;
     options.log = log;
     options.after_trial = write_outputs;
+    options.owner = this_process_owner();
     try {
-      run_worker(store, *tuner, study.settings, folder, training_trial_function(study, training), options);
+      run_worker(store, *tuner, study.settings, artifacts,
+                 with_heartbeat(training_trial_function(study, training), storage, options.owner,
+                                study.settings.heartbeat_s),
+                 options);
     } catch (const Error&) {
       write_outputs();
       throw;
@@ -207,6 +262,12 @@ int tune(const TuneArgs& args) {
               << " --resume` once they are done to retrain the best trials\n";
     return 0;
   }
+  if (args.join) {
+    // The machine that started the study writes best_trial.toml and retrains the best.
+    std::cerr << "every trial is finished; `bachlab tune " << args.config
+              << " --resume` on the machine that started the study retrains the best trials\n";
+    return 0;
+  }
   if (!store.get("finished")) store.set("finished", utc_now());
   if (write_best_trial_config(study, trials, folder))
     std::cerr << "wrote " << (folder / "best_trial.toml").string() << "\n";
@@ -218,7 +279,7 @@ int tune(const TuneArgs& args) {
                 << format_comparison_table(runs) << "\n";
     }
   }
-  std::cout << format_status(folder);
+  std::cout << format_status(store, storage.kind == StorageUrl::Kind::Postgres ? storage.url : folder.string());
   return 0;
 }
 
@@ -232,6 +293,9 @@ void add_tune_commands(CLI::App& app) {
   command->add_option("--workers", args.workers, "Worker processes sharing the study (each gets cores / N threads)")
       ->check(CLI::Range(1, 256));
   command->add_flag("--resume", args.resume, "Continue the study in the config's [tune] folder");
+  command->add_flag("--join", args.join,
+                    "Add workers (on this machine) to a study that exists in the config's [tune] storage; refused "
+                    "if this config differs from the study's");
   command->add_option("--status", args.status, "Print the progress of the study in this folder and exit");
   command->add_option("--folder", args.folder, "Study folder (default: [tune] folder of the config)");
   command->add_flag("--quiet", args.quiet, "Only errors and the final summary");

@@ -209,6 +209,18 @@ TuneSettings read_tune_settings(Config& config) {
   const std::string folder = t.get_path("folder", "");
   t.describe("folder", "", "\"studies/\" + the config file's stem");
   s.folder = folder.empty() ? config_dir / "studies" / config.path().stem() : fs::path(folder);
+  s.storage = t.get_string("storage", "");
+  t.describe("storage", "", "\"sqlite:///\" + <folder>/study.db");
+  s.heartbeat_s = t.get_float("heartbeat_s", s.heartbeat_s, {0.01, 3600});
+  s.grace_s = t.get_float("grace_s", 3 * s.heartbeat_s, {0.01, 86400});
+  t.describe("grace_s", "", "3 x heartbeat_s");
+  if (s.grace_s <= s.heartbeat_s)
+    t.fail("grace_s", "must exceed heartbeat_s (was grace_s " + sdk::to_string(Scalar(s.grace_s)) +
+                          ", heartbeat_s " + sdk::to_string(Scalar(s.heartbeat_s)) +
+                          "), or live trials would be taken from their workers; e.g. grace_s = 3 x heartbeat_s");
+  const std::string artifacts = t.get_path("artifacts", "");
+  t.describe("artifacts", "", "the study folder");
+  s.artifacts = artifacts.empty() ? s.folder : fs::path(artifacts);
   return s;
 }
 

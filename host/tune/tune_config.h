@@ -53,6 +53,17 @@ struct TuneSettings {
   /// The study folder (study.db, trials/, tables, plots). Default: studies/<config stem>,
   /// relative to the config file.
   std::filesystem::path folder;
+  /// Where the trials are stored: "sqlite:///path/study.db" or
+  /// "postgresql://user@host:port/db" (no password). Default: "sqlite:///" + <folder>/study.db.
+  std::string storage;
+  /// Seconds between a running trial's heartbeats. Default: 10.
+  double heartbeat_s = 10;
+  /// A running trial whose heartbeat is older than this is run again by another worker.
+  /// Default: 3 x heartbeat_s.
+  double grace_s = 30;
+  /// Folder of the trials' run folders (<artifacts>/trials/<id>): shared by every
+  /// machine, or the same path on each machine (the trial records its host). Default: <folder>.
+  std::filesystem::path artifacts;
 };
 
 /// Where each dimension was written, for messages: the table's origin.
