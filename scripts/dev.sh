@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine:
-#   scripts/dev.sh setup   install missing Debian packages, configure and build (release)
+#   scripts/dev.sh setup   install missing Debian packages, configure and build (release), and export
+#                          the seeded random weights the *_transfer_quick.toml configs name (weights/)
 #   scripts/dev.sh demo    setup, then list the plugins and run configs/quickstart.toml (Model 4A on
 #                          the built-in synthetic H&E data; the run folder goes to runs/quickstart/)
 #   scripts/dev.sh test    setup, then run the whole test suite with ctest
@@ -48,21 +49,41 @@ build() {
   cmake --build --preset "${PRESET}" -j "${JOBS}"
 }
 
+# The transfer quick configs run on seeded random backbone weights (no download): torchvision's
+# ResNet50 and VGG16 (without its classifier) exported by /usr/bin/python3, which has the
+# python3-torch and python3-torchvision packages above. Each file is made once.
+export_quick_weights() {
+  local made=0
+  mkdir -p weights
+  if [ ! -f weights/resnet50_seed7.pt ]; then
+    /usr/bin/python3 scripts/export_torchvision.py resnet50 --random-seed 7 -o weights/resnet50_seed7.pt
+    made=$((made + 1))
+  fi
+  if [ ! -f weights/vgg16_seed7_notop.pt ]; then
+    /usr/bin/python3 scripts/export_torchvision.py vgg16 --random-seed 7 --notop -o weights/vgg16_seed7_notop.pt
+    made=$((made + 1))
+  fi
+  echo "setup: transfer quick-config weights in weights/ ($made exported now)"
+}
+
 command="${1:-}"
 case "$command" in
   setup)
     install_missing
     build
+    export_quick_weights
     ;;
   demo)
     install_missing
     build
+    export_quick_weights
     "./${BUILD_DIR}/bachlab" plugins
     "./${BUILD_DIR}/bachlab" run configs/quickstart.toml
     ;;
   test)
     install_missing
     build
+    export_quick_weights
     ctest --preset "${PRESET}" -j "${JOBS}" --timeout 900
     ;;
   *)

@@ -5,17 +5,27 @@
 //   tuner/<name>/ask/history:N                          one proposal after N finished trials
 //   data/...                                            the data path (bench/data), kind "data"
 // Plugins come from the build's plugin folder plus BACHLAB_PLUGIN_PATH, as for `bachlab`.
+// A model is benchmarked in the first form that builds without files from elsewhere: its
+// defaults; else `pretrained = false` (the transfer backbones, randomly initialised: the
+// same kernels, so the same speed); else `module = ` a small TorchScript module this program
+// makes (the torchscript plugin). A plugin that builds in none is listed with its reason and
+// skipped; no exception ends the program.
 // Own flags (before Google Benchmark's): --size=S (default 64), --batch=B (default 16),
 // --threads=T (default: all cores), --kind=K (only that kind, or "data").
 #include "bench/data/data_benchmarks.h"
 #include "host/plugins/registry.h"
 
 #include <benchmark/benchmark.h>
+#include <torch/script.h>
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
-#include <thread>
+#include <filesystem>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 namespace {
 
@@ -61,56 +71,142 @@ std::vector<std::vector<torch::Tensor>> trainable_groups(sdk::Network& network) 
   return groups;
 }
 
-void register_model(const host::PluginRegistry& registry, const std::string& name, const BenchOptions& o) {
-  const std::string prefix = "model/" + name + "/";
-  benchmark::RegisterBenchmark((prefix + "forward").c_str(), [&registry, name, o](benchmark::State& state) {
-    sdk::Params params("[model]");
-    auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
-    network->eval();
-    torch::NoGradGuard no_grad;
-    auto images = torch::rand({o.batch, 3, o.size, o.size});
-    for (auto _ : state) benchmark::DoNotOptimize(network->forward(images));
-    state.SetItemsProcessed(state.iterations() * o.batch);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark((prefix + "train_step").c_str(), [&registry, name, o](benchmark::State& state) {
-    sdk::Params model_params("[model]");
-    auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
-    network->train();
-    sdk::Params optimizer_params("[optimizer]");
-    auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
-    auto images = torch::rand({o.batch, 3, o.size, o.size});
-    auto labels = torch::randint(0, 4, {o.batch}, torch::kLong);
-    for (auto _ : state) {
-      optimizer->zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(network->forward(images), labels);
-      loss.backward();
-      optimizer->step();
+// A small TorchScript feature extractor (a strided 3x3 convolution to 16 maps), saved once
+// per process, for the torchscript plugin's `module` key; removed at exit.
+std::string bench_torchscript_module() {
+  static const std::string file = [] {
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("bachlab_bench_features_" + std::to_string(::getpid()) + ".ts");
+    torch::jit::Module module("BenchFeatures");
+    torch::manual_seed(0);
+    module.register_parameter("weight", torch::randn({16, 3, 3, 3}) * 0.1, false);
+    module.define(R"(
+def forward(self, x):
+    return torch.relu(torch.conv2d(x, self.weight, None, [2, 2], [1, 1], [1, 1], 1))
+)");
+    module.save(path.string());
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove(std::filesystem::temp_directory_path() /
+                                  ("bachlab_bench_features_" + std::to_string(::getpid()) + ".ts"),
+                              ec);
+    });
+    return path.string();
+  }();
+  return file;
+}
+
+// The settings a model is benchmarked with (see the file comment) and what they mean.
+struct ModelForm {
+  sdk::Params params;
+  std::string label;  // shown in the benchmark's label column; "" for the defaults
+};
+
+// The first form of `name` that builds, or nullopt with `reason` set to why none did (the
+// message of the defaults' failure, which names what the plugin needs).
+std::optional<ModelForm> benchmarkable_form(const host::PluginRegistry& registry, const std::string& name,
+                                            const BenchOptions& o, std::string& reason) {
+  std::vector<ModelForm> forms;
+  forms.push_back({sdk::Params("[model]"), ""});
+  forms.push_back({sdk::Params("[model]"), "random init (pretrained = false)"});
+  forms.back().params.set("pretrained", false);
+  forms.push_back({sdk::Params("[model]"), "a 3x3 conv TorchScript module made by the bench"});
+  try {
+    forms.back().params.set("module", bench_torchscript_module());
+  } catch (const std::exception&) {
+    forms.pop_back();  // cannot happen with a working LibTorch; the other forms still apply
+  }
+  for (auto& form : forms) {
+    sdk::Params params = form.params;
+    try {
+      registry.create_model(name, {3, o.size, o.size, 4}, params);
+      return form;
+    } catch (const std::exception& e) {
+      if (reason.empty()) reason = e.what();
     }
-    state.SetItemsProcessed(state.iterations() * o.batch);
+  }
+  return std::nullopt;
+}
+
+// Runs `body`, turning an exception into the benchmark's error (shown in its row) rather
+// than the end of the program.
+template <typename Body>
+void guarded(benchmark::State& state, Body&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Returns false (after saying why on stderr) if the model cannot be built in any form.
+bool register_model(const host::PluginRegistry& registry, const std::string& name, const BenchOptions& o) {
+  std::string reason;
+  const std::optional<ModelForm> form = benchmarkable_form(registry, name, o, reason);
+  if (!form) {
+    std::cerr << "skipped model/" << name << ": it cannot be built for benchmarking: " << reason << "\n";
+    return false;
+  }
+  const std::string prefix = "model/" + name + "/";
+  benchmark::RegisterBenchmark((prefix + "forward").c_str(), [&registry, name, o, form](benchmark::State& state) {
+    guarded(state, [&] {
+      sdk::Params params = form->params;
+      auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
+      network->eval();
+      torch::NoGradGuard no_grad;
+      auto images = torch::rand({o.batch, 3, o.size, o.size});
+      for (auto _ : state) benchmark::DoNotOptimize(network->forward(images));
+      state.SetItemsProcessed(state.iterations() * o.batch);
+      state.SetLabel(form->label);
+    });
   })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((prefix + "train_step").c_str(), [&registry, name, o, form](benchmark::State& state) {
+    guarded(state, [&] {
+      sdk::Params model_params = form->params;
+      auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
+      network->train();
+      sdk::Params optimizer_params("[optimizer]");
+      auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
+      auto images = torch::rand({o.batch, 3, o.size, o.size});
+      auto labels = torch::randint(0, 4, {o.batch}, torch::kLong);
+      for (auto _ : state) {
+        optimizer->zero_grad();
+        auto loss = torch::nn::functional::cross_entropy(network->forward(images), labels);
+        loss.backward();
+        optimizer->step();
+      }
+      state.SetItemsProcessed(state.iterations() * o.batch);
+      state.SetLabel(form->label);
+    });
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  return true;
 }
 
 void register_augmentation(const host::PluginRegistry& registry, const std::string& name, const BenchOptions& o) {
   benchmark::RegisterBenchmark(("augmentation/" + name).c_str(), [&registry, name, o](benchmark::State& state) {
-    sdk::Params params("[[augment]]");
-    auto augmentation = registry.create_augmentation(name, params);
-    auto images = torch::rand({o.batch, 3, o.size, o.size});
-    auto generator = at::detail::createCPUGenerator(7);
-    for (auto _ : state) benchmark::DoNotOptimize(augmentation->apply(images, generator));
-    state.SetItemsProcessed(state.iterations() * o.batch);
+    guarded(state, [&] {
+      sdk::Params params("[[augment]]");
+      auto augmentation = registry.create_augmentation(name, params);
+      auto images = torch::rand({o.batch, 3, o.size, o.size});
+      auto generator = at::detail::createCPUGenerator(7);
+      for (auto _ : state) benchmark::DoNotOptimize(augmentation->apply(images, generator));
+      state.SetItemsProcessed(state.iterations() * o.batch);
+    });
   })->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
 void register_optimizer(const host::PluginRegistry& registry, const std::string& name) {
   benchmark::RegisterBenchmark(("optimizer/" + name + "/step").c_str(), [&registry, name](benchmark::State& state) {
-    torch::manual_seed(0);
-    std::vector<torch::Tensor> parameters;
-    for (int i = 0; i < 10; ++i) parameters.push_back(torch::randn({100000}, torch::requires_grad()));
-    sdk::Params params("[optimizer]");
-    auto optimizer = registry.create_optimizer(name, {parameters}, params);
-    for (auto& p : parameters) p.mutable_grad() = torch::randn_like(p);
-    for (auto _ : state) optimizer->step();
-    state.SetItemsProcessed(state.iterations() * 1000000);
+    guarded(state, [&] {
+      torch::manual_seed(0);
+      std::vector<torch::Tensor> parameters;
+      for (int i = 0; i < 10; ++i) parameters.push_back(torch::randn({100000}, torch::requires_grad()));
+      sdk::Params params("[optimizer]");
+      auto optimizer = registry.create_optimizer(name, {parameters}, params);
+      for (auto& p : parameters) p.mutable_grad() = torch::randn_like(p);
+      for (auto _ : state) optimizer->step();
+      state.SetItemsProcessed(state.iterations() * 1000000);
+    });
   })->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
@@ -154,7 +250,7 @@ void register_tuner(const host::PluginRegistry& registry, const std::string& nam
   for (int64_t observed : {10, 100, 500}) {
     benchmark::RegisterBenchmark(
         ("tuner/" + name + "/ask/history:" + std::to_string(observed)).c_str(),
-        [&registry, name, observed](benchmark::State& state) {
+        [&registry, name, observed](benchmark::State& state) { guarded(state, [&] {
           sdk::StudySettings settings;
           settings.max_trials = observed + 1000000;  // never "done" while measuring
           settings.epochs = 10;
@@ -181,14 +277,40 @@ void register_tuner(const host::PluginRegistry& registry, const std::string& nam
             return;
           }
           for (auto _ : state) benchmark::DoNotOptimize(tuner->ask(history));
-        })
+        }); })
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
 }
 
+// Google Benchmark's console table with our own header: what was measured on what, and
+// what each column means. (Its own header warns "Library was built as DEBUG" because
+// Debian builds libbenchmark without NDEBUG; that concerns the library's bookkeeping, not
+// the timed code, which is this build's.)
+class Reporter : public benchmark::ConsoleReporter {
+ public:
+  Reporter(OutputOptions options, std::string setting) : ConsoleReporter(options), setting_(std::move(setting)) {}
+
+  bool ReportContext(const Context& context) override {
+    name_field_width_ = context.name_field_width;
+    printed_header_ = false;
+    prev_counters_.clear();
+    const auto& cpu = context.cpu_info;
+    GetErrorStream() << context.sys_info.name << ": " << cpu.num_cpus << (cpu.num_cpus == 1 ? " CPU" : " CPUs")
+                     << " at " << static_cast<int64_t>(cpu.cycles_per_second / 1e6) << " MHz; " << setting_ << "\n"
+                     << "Time: wall-clock time per iteration (a batch through a model or augmentation, one "
+                        "optimizer step, one tuner proposal). CPU: this process's CPU time per iteration, summed "
+                        "over its threads. Iterations: how many were timed. items_per_second: images (optimizers: "
+                        "parameters) per second. The last column says which form of a model was built.\n";
+    return true;
+  }
+
+ private:
+  std::string setting_;
+};
+
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   BenchOptions options = take_options(argc, argv);
   // OpenMP may start with one thread here (omp_get_max_threads() is 1 on this machine),
   // so the default is set explicitly: every core, as the trainer does.
@@ -206,14 +328,32 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("torch_threads", std::to_string(torch::get_num_threads()));
 
   if (options.kind.empty() || options.kind == "data") register_data_benchmarks();
+  int skipped = 0;
   for (const auto& plugin : registry.plugins()) {
     if (!options.kind.empty() && plugin.kind != options.kind) continue;
-    if (plugin.kind == "model") register_model(registry, plugin.name, options);
+    if (plugin.kind == "model" && !register_model(registry, plugin.name, options)) ++skipped;
     if (plugin.kind == "augmentation") register_augmentation(registry, plugin.name, options);
     if (plugin.kind == "optimizer") register_optimizer(registry, plugin.name);
     if (plugin.kind == "tuner") register_tuner(registry, plugin.name);
   }
-  benchmark::RunSpecifiedBenchmarks();
+  const int threads = torch::get_num_threads();
+  Reporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                          : benchmark::ConsoleReporter::OO_Tabular,
+                    "input " + std::to_string(options.size) + "x" + std::to_string(options.size) + ", batch " +
+                        std::to_string(options.batch) + ", " + std::to_string(threads) +
+                        (threads == 1 ? " LibTorch thread" : " LibTorch threads"));
+  const size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  if (skipped > 0) std::cerr << skipped << (skipped == 1 ? " model plugin was" : " model plugins were")
+                             << " skipped (see above)\n";
+  if (ran == 0) {
+    std::cerr << "no benchmark matched" << (options.kind.empty() ? "" : " of kind " + options.kind)
+              << "; `bachlab plugins` lists the plugins, and --filter is a regular expression over names such as "
+                 "model/model4a/forward\n";
+    return 1;
+  }
   return 0;
+} catch (const std::exception& e) {
+  std::cerr << "bench_plugins: " << e.what() << "\n";
+  return 1;
 }

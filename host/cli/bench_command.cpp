@@ -82,7 +82,8 @@ std::string compare_bench_results(const fs::path& before, const fs::path& after)
   auto a = read_results(before);
   auto b = read_results(after);
   size_t width = 9;
-  for (const auto& [name, r] : a) width = std::max(width, name.size());
+  for (const auto* results : {&a, &b})
+    for (const auto& [name, r] : *results) width = std::max(width, name.size());
   std::string out = fmt::format("{:<{}}  {:>10}  {:>10}  {:>7}\n", "BENCHMARK", width, "BEFORE", "AFTER", "SPEEDUP");
   for (const auto& [name, ra] : a) {
     auto it = b.find(name);
@@ -105,6 +106,7 @@ void add_bench_commands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmark every plugin against the others of its kind");
   static std::string kind, filter, out;
   static int64_t size = 64, batch = 16, threads = 0;
+  static double min_time = 0;
   bench->add_option("--kind", kind, "Only plugins of this kind, or \"data\" for the data path")
       ->check(CLI::IsMember({"model", "augmentation", "optimizer", "tuner", "data"}));
   bench->add_option("--filter", filter, "Only benchmarks whose name matches this regex");
@@ -112,12 +114,16 @@ void add_bench_commands(CLI::App& app) {
   bench->add_option("--size", size, "Input height and width for models and augmentations")->check(CLI::Range(8, 4096));
   bench->add_option("--batch", batch, "Images per batch")->check(CLI::Range(1, 4096));
   bench->add_option("--threads", threads, "LibTorch threads (0: every core)")->check(CLI::Range(0, 1024));
+  bench->add_option("--min-time", min_time,
+                    "Seconds each benchmark runs at least (default 0.5); small values give quick, rough figures")
+      ->check(CLI::Range(0.0, 3600.0));
   on_run(bench, []() -> int {
     fs::path program = find_bench_program();
     std::vector<std::string> args = {program.string(), "--size=" + std::to_string(size),
                                      "--batch=" + std::to_string(batch), "--threads=" + std::to_string(threads)};
     if (!kind.empty()) args.push_back("--kind=" + kind);
     if (!filter.empty()) args.push_back("--benchmark_filter=" + filter);
+    if (min_time > 0) args.push_back(fmt::format("--benchmark_min_time={}", min_time));
     if (!out.empty()) {
       args.push_back("--benchmark_out=" + out);
       args.push_back("--benchmark_out_format=json");

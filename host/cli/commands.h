@@ -2,6 +2,11 @@
 // Each area of the host adds its subcommands to the one CLI11 app here; main() only
 // wires them up, so a new command never needs an edit outside its own area.
 
+#include "host/config/config.h"
+#include "host/data/data_config.h"
+
+#include <bachlab/sdk/error.h>
+
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -11,7 +16,6 @@
 #include <vector>
 
 namespace bachlab::host {
-class Config;
 class PluginRegistry;
 }  // namespace bachlab::host
 
@@ -23,6 +27,34 @@ using Action = std::function<int()>;
 /// Sets the action run when `command` is chosen on the command line.
 void on_run(CLI::App* command, Action action);
 
+/// A mistake in how the program was called (a missing argument, arguments that clash),
+/// as opposed to a mistake in a config or the data: main() exits with 2 for it, as for
+/// the usage errors CLI11 finds itself.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The positional arguments of a command that takes configs, split into the config files
+/// and the KEY=VALUE overrides (host::Config::apply_overrides) that follow them. An argument
+/// naming an existing file is a file even if it holds a "=".
+struct ConfigArguments {
+  std::vector<std::string> files;
+  std::vector<std::string> overrides;
+};
+inline ConfigArguments split_config_arguments(const std::vector<std::string>& arguments) {
+  ConfigArguments out;
+  for (const auto& argument : arguments) {
+    std::error_code ec;
+    if (host::Config::is_override(argument) && !std::filesystem::is_regular_file(argument, ec)) {
+      out.overrides.push_back(argument);
+    } else {
+      out.files.push_back(argument);
+    }
+  }
+  return out;
+}
+
 /// The subcommands, one function per area (each defined in that area's folder).
 void add_plugins_commands(CLI::App& app);  // plugins, check      (host/cli)
 void add_config_keys_commands(CLI::App& app);  // config-keys     (host/cli/config_keys_command.cpp)
@@ -32,11 +64,14 @@ void add_synth_commands(CLI::App& app);    // synth               (host/data/syn
 void add_data_commands(CLI::App& app);     // explore             (host/data)
 void add_run_commands(CLI::App& app);      // run, eval, predict  (host/train)
 void add_tune_commands(CLI::App& app);     // tune                (host/tune)
+void add_compare_commands(CLI::App& app);  // compare             (host/cli/compare_command.cpp)
 /// What `bachlab check` found in one config: its OK line and the plugins it built.
 struct CheckedConfig {
   std::string summary;
   /// (kind, name) of every plugin object the config built, tuner included.
   std::vector<std::pair<std::string, std::string>> plugins;
+  /// The experiment's [data], for checking the photos (host::check_dataset).
+  host::DataConfig data;
 };
 
 /// Runs every reader of `config` as `bachlab check` does: for a study config ([tune]) the

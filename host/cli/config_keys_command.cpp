@@ -36,13 +36,13 @@ std::string settings_table(const std::string& kind) {
 void add_config_keys_commands(CLI::App& app) {
   auto* command = app.add_subcommand(
       "config-keys", "Every config key the code reads, with type, default and range, over the configs given");
-  static std::vector<std::string> configs;
+  static std::vector<std::string> arguments;
   static std::string format = "text";
   static std::string update;
   static std::string check;
-  command->add_option("CONFIG", configs, "Configs whose readers to run (the union of their keys is printed)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  command->add_option("CONFIG", arguments,
+                      "Configs whose readers to run (the union of their keys is printed), then KEY=VALUE overrides")
+      ->required();
   command->add_option("--format", format, "text or markdown")->check(CLI::IsMember({"text", "markdown"}));
   auto* update_option =
       command->add_option("--update", update, "Rewrite the generated tables of this doc, keeping its meaning column")
@@ -51,11 +51,14 @@ void add_config_keys_commands(CLI::App& app) {
       ->check(CLI::ExistingFile)
       ->excludes(update_option);
   on_run(command, [] {
+    const ConfigArguments given = split_config_arguments(arguments);
+    const std::vector<std::string>& configs = given.files;
+    if (configs.empty()) throw UsageError("bachlab config-keys needs a config file");
     host::ConfigSchema schema;
     // Every plugin some config could have loaded, by kind and name: the doc must cover all.
     std::map<std::pair<std::string, std::string>, std::string> found;
     for (const auto& file : configs) {
-      host::Config config = host::Config::load(file);
+      host::Config config = host::Config::load(file, given.overrides);
       host::PluginRegistry registry;
       const CheckedConfig checked = check_config(config, registry);
       schema.add(config, host::reference_table);

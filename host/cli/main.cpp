@@ -20,6 +20,35 @@ std::map<CLI::App*, Action>& actions() {
 
 void on_run(CLI::App* command, Action action) { actions()[command] = std::move(action); }
 
+namespace {
+
+// The deepest command chosen so far: `bench compare` rather than `bench`.
+CLI::App* chosen_command(CLI::App& app) {
+  CLI::App* chosen = &app;
+  while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
+  return chosen;
+}
+
+// "unknown option --epoch; did you mean --epochs?" for the first --option of argv that
+// `command` does not take, when one of its options is close; "" otherwise.
+std::string option_hint(CLI::App* command, int argc, char** argv) {
+  std::vector<std::string> known;
+  for (CLI::App* c = command; c; c = c->get_parent())
+    for (const CLI::Option* option : c->get_options())
+      for (const auto& name : option->get_lnames()) known.push_back("--" + name);
+  for (int i = 1; i < argc; ++i) {
+    std::string argument = argv[i];
+    if (argument.rfind("--", 0) != 0 || argument == "--") continue;
+    argument = argument.substr(0, argument.find('='));
+    if (std::find(known.begin(), known.end(), argument) != known.end()) continue;
+    const std::string hint = sdk::closest_match(argument, known);
+    return hint.empty() ? "" : "unknown option " + argument + "; did you mean " + hint + "?";
+  }
+  return "";
+}
+
+}  // namespace
+
 }  // namespace bachlab::cli
 
 int main(int argc, char** argv) {
@@ -36,6 +65,7 @@ int main(int argc, char** argv) {
   cli::add_new_plugin_commands(app);
   cli::add_data_commands(app);
   cli::add_run_commands(app);
+  cli::add_compare_commands(app);
   cli::add_synth_commands(app);
 
   // CLI11 would only say "A subcommand is required" for a misspelt command.
@@ -47,18 +77,29 @@ int main(int argc, char** argv) {
               << (hint.empty() ? "" : "; did you mean \"" + hint + "\"?") << " (see bachlab --help)\n";
     return 2;
   }
+  if (argc == 1) {
+    // Bare `bachlab`: what it can do, rather than CLI11's "A subcommand is required".
+    std::cout << app.help();
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    if (code == 0) return 0;  // --help, --version
+    // Every usage error exits with 2, as for an unknown command (CLI11 has one code per kind).
+    const std::string hint = cli::option_hint(cli::chosen_command(app), argc, argv);
+    if (!hint.empty()) std::cerr << "bachlab " << cli::chosen_command(app)->get_name() << ": " << hint << "\n";
+    return 2;
   }
   try {
     // The deepest chosen command acts: `bench compare` is compare's action, not bench's.
-    CLI::App* chosen = &app;
-    while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
-    auto it = cli::actions().find(chosen);
+    auto it = cli::actions().find(cli::chosen_command(app));
     if (it != cli::actions().end()) return it->second();
     std::cerr << "bachlab: no action for this command\n";
+    return 2;
+  } catch (const cli::UsageError& e) {
+    std::cerr << "error: " << e.what() << " (see bachlab " << cli::chosen_command(app)->get_name() << " --help)\n";
     return 2;
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -2,6 +2,7 @@
 // every reader of a config run once (check_config, which `bachlab config-keys` reuses).
 #include "host/cli/commands.h"
 #include "host/config/config.h"
+#include "host/data/dataset.h"
 #include "host/plugins/registry.h"
 #include "host/train/experiment.h"
 #include "host/tune/trial_training.h"
@@ -21,6 +22,7 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry)
     out.summary = fmt::format("OK - study with {} dimensions, tuner {}", study.space.dimensions.size(),
                               study.settings.tuner);
     out.plugins.emplace_back("tuner", study.settings.tuner);
+    out.data = study.data;
     return out;
   }
   host::ExperimentPlan plan = host::plan_experiment(config, registry);
@@ -30,6 +32,7 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry)
   out.plugins.emplace_back("model", plan.model_plugin);
   out.plugins.emplace_back("optimizer", plan.optimizer_plugin);
   for (const auto& name : plan.augmentation_plugins) out.plugins.emplace_back("augmentation", name);
+  out.data = plan.data;
   return out;
 }
 
@@ -47,17 +50,28 @@ void add_plugins_commands(CLI::App& app) {
     return 0;
   });
 
-  auto* check = app.add_subcommand("check", "Validate configs and every plugin they name, without running anything");
-  static std::vector<std::string> configs;
-  check->add_option("CONFIG", configs, "Experiment config files (TOML)")->required()->check(CLI::ExistingFile);
+  auto* check = app.add_subcommand(
+      "check", "Validate configs, every plugin they name and their photos (listed, not decoded), running nothing");
+  static std::vector<std::string> arguments;
+  static bool no_data = false;
+  check->add_option("CONFIG", arguments, "Experiment config files (TOML), then KEY=VALUE overrides")->required();
+  check->add_flag("--no-data", no_data, "Check the configs only, not their photos");
   on_run(check, [] {
+    const ConfigArguments given = split_config_arguments(arguments);
+    if (given.files.empty()) throw UsageError("bachlab check needs a config file (e.g. bachlab check configs/model4a.toml)");
     int failed = 0;
-    for (const auto& file : configs) {
+    for (const auto& file : given.files) {
       try {
-        host::Config config = host::Config::load(file);
+        host::Config config = host::Config::load(file, given.overrides);
         host::PluginRegistry registry;
-        const std::string summary = check_config(config, registry).summary;
-        std::cout << file << ": " << summary << "\n";
+        const CheckedConfig checked = check_config(config, registry);
+        if (no_data) {
+          std::cout << file << ": " << checked.summary << "; data not checked (--no-data)\n";
+          continue;
+        }
+        // OK only if `run` would start: the photos are there, in every class.
+        const std::string data = host::check_dataset(checked.data);
+        std::cout << file << ": " << checked.summary << "\n  data: " << data << "\n";
       } catch (const Error& e) {
         ++failed;
         std::cout << e.what() << "\n";

@@ -302,6 +302,77 @@ std::vector<std::string> Config::subtables(const std::string& name) {
   return names;
 }
 
+Config Config::load(const fs::path& path, const std::vector<std::string>& overrides) {
+  Config config = load(path);
+  config.apply_overrides(overrides);
+  return config;
+}
+
+bool Config::is_override(const std::string& argument) {
+  const auto equals = argument.find('=');
+  if (equals == std::string::npos || equals == 0) return false;
+  const std::string key = argument.substr(0, equals);
+  return key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
+             std::string::npos &&
+         key.front() != '.' && key.back() != '.';
+}
+
+void Config::apply_overrides(const std::vector<std::string>& overrides) {
+  // No line: the prefix reads "command line: ", and get_path() leaves relative paths to
+  // the working directory, where the user typed them.
+  const Origin origin{"command line", 0};
+  for (const auto& assignment : overrides) {
+    if (!is_override(assignment))
+      throw Error("command line: \"" + assignment +
+                  "\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. train.epochs=5");
+    const auto equals = assignment.find('=');
+    const std::string key = assignment.substr(0, equals);
+    const std::string text = assignment.substr(equals + 1);
+    sdk::Value value = std::string(text);
+    try {
+      // As TOML reads it; a bare word (model.plugin=model4b) is not TOML, so it stays a string.
+      toml::table parsed = toml::parse("v = " + text);
+      if (const toml::node* node = parsed.get("v")) {
+        if (auto* array = node->as_array()) {
+          std::vector<sdk::Scalar> items;
+          for (auto&& element : *array) {
+            sdk::Scalar scalar;
+            if (!to_scalar(element, scalar))
+              throw Error("command line: " + key + ": lists may hold only strings, numbers and booleans");
+            items.push_back(std::move(scalar));
+          }
+          value = std::move(items);
+        } else if (!node->is_table()) {
+          sdk::Scalar scalar;
+          if (to_scalar(*node, scalar)) value = std::visit([](auto&& v) -> sdk::Value { return v; }, scalar);
+        }
+      }
+    } catch (const toml::parse_error&) {
+    }
+    Table* table = &impl_->root;
+    std::stringstream stream(key);
+    std::vector<std::string> parts;
+    for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
+    std::string walked;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      walked = join(walked, parts[i]);
+      if (table->values.count(parts[i]))
+        throw Error("command line: " + assignment + ": " + walked + " is a value, not a table");
+      if (table->arrays.count(parts[i]))
+        throw Error("command line: " + assignment + ": [[" + walked +
+                    "]] is an array of tables, whose elements cannot be set from the command line; edit the config");
+      auto [it, created] = table->tables.try_emplace(parts[i]);
+      if (created) it->second.origin = origin;
+      table = &it->second;
+    }
+    const std::string& leaf = parts.back();
+    if (table->tables.count(leaf) || table->arrays.count(leaf))
+      throw Error("command line: " + assignment + ": " + key + " is a table; set one of its keys, e.g. " + key +
+                  ".KEY=VALUE");
+    table->values[leaf] = {std::move(value), origin};
+  }
+}
+
 std::vector<std::pair<std::string, const Params*>> Config::tables_read() const {
   std::vector<std::pair<std::string, const Params*>> out;
   for (const auto& [name, params] : impl_->tables) out.emplace_back("[" + name + "]", &params);
@@ -425,7 +496,9 @@ std::string Config::resolved_toml(Paths paths) const {
   toml::table out;
   to_toml(root, out);
   std::stringstream stream;
-  stream << "# Fully resolved config (every `extends` merged); runs as is with `bachlab run`.\n" << out << "\n";
+  stream << "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
+            "`bachlab run`.\n"
+         << out << "\n";
   return stream.str();
 }
 

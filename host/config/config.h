@@ -21,6 +21,9 @@ class Config {
   /// errors, missing files and `extends` cycles throw Error naming file and line.
   static Config load(const std::filesystem::path& path);
 
+  /// load(), then apply_overrides(overrides).
+  static Config load(const std::filesystem::path& path, const std::vector<std::string>& overrides);
+
   /// Parses TOML text as if read from `name` (for tests and for configs made in code).
   static Config parse(const std::string& text, const std::string& name);
 
@@ -28,6 +31,19 @@ class Config {
   ~Config();
   Config(Config&&) noexcept;
   Config& operator=(Config&&) noexcept;
+
+  /// Sets `dotted.key=value` assignments from the command line (Hydra style:
+  /// `train.epochs=5 optimizer.lr=3e-4 model.plugin=model4b`) on top of the files, as if
+  /// written last. A value is read as TOML (integer, float, bool, list, quoted string);
+  /// anything else is taken as a bare string. Each value's origin is "command line", so the
+  /// readers validate it like a file key (type, range, "did you mean") and say where it came
+  /// from; a relative path in one is taken from the working directory. Throws Error for an
+  /// assignment that is not KEY=VALUE or that addresses an array of tables or a value.
+  void apply_overrides(const std::vector<std::string>& overrides);
+
+  /// True if `argument` is written as a command-line override (KEY=VALUE with a dotted or
+  /// plain key), rather than a file name.
+  static bool is_override(const std::string& argument);
 
   /// The file given to load(), as given.
   const std::filesystem::path& path() const { return path_; }

@@ -228,6 +228,17 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
 
 }  // namespace
 
+namespace {
+
+void require_bach_classes(const DataConfig& config) {
+  if (config.classes != default_bach_classes())
+    throw Error(fmt::format("{}[data] classes must be the four BACH classes when source = \"synthetic\" (was {}); "
+                            "remove classes or use source = \"folder\"",
+                            config.origin.empty() ? "" : config.origin + ": ", join_classes(config.classes)));
+}
+
+}  // namespace
+
 fs::path synthetic_dataset_dir(const DataConfig& config) {
   const auto& s = config.synthetic;
   // The default variant keeps the name it had before variants existed, so its sets stay valid.
@@ -238,10 +249,7 @@ fs::path synthetic_dataset_dir(const DataConfig& config) {
 
 Dataset discover_dataset(const DataConfig& config) {
   if (config.source != "synthetic") return discover_folder(config, config.root);
-  if (config.classes != default_bach_classes())
-    throw Error(fmt::format("{}[data] classes must be the four BACH classes when source = \"synthetic\" (was {}); "
-                            "remove classes or use source = \"folder\"",
-                            config.origin.empty() ? "" : config.origin + ": ", join_classes(config.classes)));
+  require_bach_classes(config);
   SynthOptions options;
   options.out = synthetic_dataset_dir(config);
   options.per_class = config.synthetic.per_class;
@@ -259,6 +267,31 @@ Dataset discover_dataset(const DataConfig& config) {
   DataConfig bach = config;
   bach.layout = "bach";
   return discover_folder(bach, options.out);
+}
+
+std::string check_dataset(const DataConfig& config) {
+  if (config.source == "synthetic") {
+    require_bach_classes(config);
+    const fs::path folder = synthetic_dataset_dir(config);
+    std::error_code ec;
+    const bool made = fs::exists(folder / "Photos", ec);
+    const std::string where =
+        made ? "made in " + folder.string() : "made on the first run into " + folder.string();
+    return fmt::format("synthetic, {} photos per class of {}x{} ({})", config.synthetic.per_class,
+                       config.synthetic.width, config.synthetic.height, where);
+  }
+  const Dataset dataset = discover_dataset(config);
+  std::vector<int64_t> counts(dataset.classes.size(), 0);
+  for (int64_t label : dataset.labels) ++counts.at(static_cast<size_t>(label));
+  std::string per_class;
+  for (size_t c = 0; c < counts.size(); ++c)
+    per_class += fmt::format("{}{} {}", c == 0 ? "" : ", ", dataset.classes[c], counts[c]);
+  std::string line = fmt::format("{} {} in {}: {}", dataset.files.size(), dataset.files.size() == 1 ? "photo" : "photos",
+                                 dataset.root.string(), per_class);
+  if (!dataset.skipped.empty())
+    line += fmt::format("; {} {} left out (on_bad_image = \"skip\")", dataset.skipped.size(),
+                        dataset.skipped.size() == 1 ? "file" : "files");
+  return line;
 }
 
 Dataset select(const Dataset& dataset, const std::vector<int64_t>& indices) {

@@ -40,6 +40,12 @@ Dataset discover_dataset(const DataConfig& config);
 /// The folder the synthetic set for `config` lives in: <cache_dir>/synthetic-<options>.
 std::filesystem::path synthetic_dataset_dir(const DataConfig& config);
 
+/// What `bachlab check` says of the photos `config` names, as one line ("400 photos in
+/// <root>: Normal 100, Benign 100, ..."): the same listing and checks as discover_dataset,
+/// without decoding a photo, and without making the synthetic set (it says whether the
+/// set is already made). Throws discover_dataset's Error when `run` would stop at the data.
+std::string check_dataset(const DataConfig& config);
+
 /// The subset of `dataset` at `indices` (in that order), keeping classes, root and skipped.
 Dataset select(const Dataset& dataset, const std::vector<int64_t>& indices);
 

@@ -187,23 +187,66 @@ cv::Mat difference_map(const cv::Mat& normal, const cv::Mat& rest, double& large
   return out;
 }
 
+// One class's red, green and blue histograms as the share of its pixels at each value (%),
+// with both axes labelled, a legend, and the 255 spike clipped (see histogram_scale).
 cv::Mat histogram_panel(const std::string& title, const std::array<std::array<uint64_t, 256>, 3>& counts) {
-  const int width = 300, height = 170, left = 22, top = 28, plot_h = 120;
+  const int width = 440, height = 280, left = 62, top = 34, plot_w = 256 + 64, plot_h = 170;
+  const cv::Scalar kAxis(90, 90, 90), kGridLine(228, 228, 228);
   cv::Mat panel(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  put_text(panel, title, {left, 18}, 0.5);
-  uint64_t most = 1;
-  for (const auto& channel : counts) most = std::max(most, *std::max_element(channel.begin(), channel.end()));
-  const cv::Scalar colours[3] = {cv::Scalar(220, 40, 40), cv::Scalar(40, 160, 40), cv::Scalar(40, 40, 220)};
+  put_text(panel, title, {left, 20}, 0.55, cv::Scalar(30, 30, 30), 1);
+
+  std::array<std::array<double, 256>, 3> shares{};
+  for (size_t c = 0; c < 3; ++c) {
+    double total = 0;
+    for (uint64_t k : counts[c]) total += double(k);
+    for (size_t v = 0; v < 256; ++v) shares[c][v] = total > 0 ? 100.0 * double(counts[c][v]) / total : 0.0;
+  }
+  const double top_share = histogram_scale(shares);
   const int base = top + plot_h;
-  cv::line(panel, {left, base}, {left + 256, base}, cv::Scalar(120, 120, 120));
-  for (int c = 0; c < 3; ++c)
-    for (int v = 1; v < 256; ++v) {
-      const int y0 = base - int(double(counts[size_t(c)][size_t(v - 1)]) / double(most) * plot_h);
-      const int y1 = base - int(double(counts[size_t(c)][size_t(v)]) / double(most) * plot_h);
-      cv::line(panel, {left + v - 1, y0}, {left + v, y1}, colours[c], 1, cv::LINE_AA);
+  auto x_of = [&](int v) { return left + int(std::lround(v * double(plot_w) / 255.0)); };
+  auto y_of = [&](double share) { return base - int(std::lround(std::min(share, top_share) / top_share * plot_h)); };
+
+  // y ticks at a round step, labelled in percent.
+  const double raw = top_share / 4;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = power;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= m * power) {
+      step = m * power;
+      break;
     }
-  put_text(panel, "0", {left - 4, base + 16}, 0.4);
-  put_text(panel, "255", {left + 244, base + 16}, 0.4);
+  const int decimals = step >= 1 ? 0 : std::min(3, int(std::ceil(-std::log10(step))));
+  for (int i = 0; i * step <= top_share + 1e-12; ++i) {
+    const int y = y_of(i * step);
+    cv::line(panel, {left, y}, {left + plot_w, y}, kGridLine);
+    put_text(panel, fmt::format("{:.{}f}", i * step, decimals), {left - 8 - 8 * (decimals + 2), y + 4}, 0.38, kAxis);
+  }
+  for (int v : {0, 64, 128, 192, 255}) {
+    cv::line(panel, {x_of(v), base}, {x_of(v), base + 4}, kAxis);
+    put_text(panel, std::to_string(v), {x_of(v) - 4 * int(std::to_string(v).size()), base + 17}, 0.38, kAxis);
+  }
+  cv::rectangle(panel, {left, top}, {left + plot_w, base}, kAxis);
+  put_text(panel, "pixel value", {left + plot_w / 2 - 36, base + 34}, 0.42, kAxis);
+  put_text(panel, "% of pixels", {4, top - 6}, 0.42, kAxis);
+
+  // BGR colours for the R, G and B channels (the counts are of an RGB image).
+  const cv::Scalar colours[3] = {cv::Scalar(40, 40, 220), cv::Scalar(40, 160, 40), cv::Scalar(220, 90, 40)};
+  const char* names[3] = {"red", "green", "blue"};
+  std::string clipped;
+  for (size_t c = 0; c < 3; ++c) {
+    for (int v = 1; v < 256; ++v)
+      cv::line(panel, {x_of(v - 1), y_of(shares[c][size_t(v - 1)])}, {x_of(v), y_of(shares[c][size_t(v)])}, colours[c],
+               1, cv::LINE_AA);
+    if (shares[c][255] > top_share)
+      clipped += fmt::format("{}{} {:.1f}%", clipped.empty() ? "at 255 (off scale): " : ", ", names[c], shares[c][255]);
+  }
+  if (!clipped.empty()) put_text(panel, clipped, {left, base + 52}, 0.38, kAxis);
+  // The legend, right of the plot.
+  for (size_t c = 0; c < 3; ++c) {
+    const int y = top + 14 + int(c) * 20;
+    cv::line(panel, {left + plot_w + 10, y}, {left + plot_w + 28, y}, colours[c], 2, cv::LINE_AA);
+    put_text(panel, names[c], {left + plot_w + 32, y + 4}, 0.4, cv::Scalar(30, 30, 30));
+  }
   return panel;
 }
 
@@ -489,6 +532,12 @@ ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& opt
   summary.files.push_back(md);
   summary.files.push_back(html);
   return summary;
+}
+
+double histogram_scale(const std::array<std::array<double, 256>, 3>& shares) {
+  double most = 0;
+  for (const auto& channel : shares) most = std::max(most, *std::max_element(channel.begin(), channel.end() - 1));
+  return most > 0 ? most * 1.1 : 1.0;
 }
 
 }  // namespace bachlab::host

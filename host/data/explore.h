@@ -8,6 +8,7 @@
 // base64_encode, which the report uses for its inlined pictures, lives there now.
 #include "host/util/html.h"
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -39,6 +40,11 @@ struct ExploreSummary {
   /// Every file written, report.md and report.html last.
   std::vector<std::filesystem::path> files;
 };
+
+/// The top of a channel-histogram picture's y axis (in the shares' unit): 10% above the
+/// largest share among values 0..254. The bright background piles up at 255; scaling to
+/// that spike would flatten every other value, so it is drawn clipped, its height written.
+double histogram_scale(const std::array<std::array<double, 256>, 3>& shares);
 
 /// Decodes every photo once (on every core, one full-size photo per worker in memory),
 /// writes the pictures and report.md / report.html to options.out. A photo that cannot be

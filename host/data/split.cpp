@@ -1,6 +1,7 @@
 #include "host/data/split.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -50,13 +51,6 @@ void sort_parts(Split& split) {
   std::sort(split.train.begin(), split.train.end());
   std::sort(split.val.begin(), split.val.end());
   std::sort(split.test.begin(), split.test.end());
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "host/report/run_report.h"
 
+#include "host/data/image_decode.h"
 #include "host/report/plots.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
@@ -9,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -33,23 +35,135 @@ std::string cell(double v, const char* format = "{:.4f}") {
   return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : std::string("-");
 }
 
-std::string duration(double seconds) {
-  if (!std::isfinite(seconds)) return "-";
-  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
-  if (seconds < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
-  return fmt::format("{}h{:02d}m", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) % 3600) / 60);
-}
-
 std::vector<double> column(const std::vector<EpochRecord>& history, double EpochMetrics::*field, bool val) {
   std::vector<double> out;
   for (const auto& r : history) out.push_back((val ? r.val : r.train).*field);
   return out;
 }
 
+std::string class_name(const std::vector<std::string>& classes, int64_t c) {
+  return c >= 0 && static_cast<size_t>(c) < classes.size() ? classes[static_cast<size_t>(c)] : std::to_string(c);
+}
+
+// The class with the highest probability (the first of equals; NaN never wins).
+int64_t predicted_class(const std::vector<double>& probabilities) {
+  int64_t best = 0;
+  for (size_t c = 1; c < probabilities.size(); ++c) {
+    const double p = probabilities[c], top = probabilities[static_cast<size_t>(best)];
+    if (!std::isnan(p) && (std::isnan(top) || p > top)) best = static_cast<int64_t>(c);
+  }
+  return best;
+}
+
+std::string relative_name(const fs::path& file, const fs::path& root) {
+  const fs::path relative = root.empty() ? fs::path() : file.lexically_relative(root);
+  return (relative.empty() || *relative.begin() == "..") ? file.string() : relative.generic_string();
+}
+
+// A photo as a small inline PNG (longest side `side` pixels), or "" if it cannot be read
+// any more (the report still lists it).
+std::string thumbnail_png_base64(const fs::path& file, int side) {
+  try {
+    cv::Mat rgb = load_image_rgb(file);
+    if (rgb.empty()) return "";
+    const double scale = static_cast<double>(side) / std::max(rgb.cols, rgb.rows);
+    cv::Mat small, bgr;
+    cv::resize(rgb, small, cv::Size(), scale, scale, cv::INTER_AREA);
+    cv::cvtColor(small, bgr, cv::COLOR_RGB2BGR);
+    std::vector<uint8_t> png;
+    cv::imencode(".png", bgr, png);
+    return base64_encode(png);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// The report's list of misclassified photos of the held-out split, most confident
+// mistakes first, each with a thumbnail; at most kMaxListed of them.
+void misclassified_section(std::ostream& h, const RunSummary& s) {
+  constexpr size_t kMaxListed = 48;
+  const SplitResult* shown = s.held_out();
+  if (!shown) return;
+  struct Mistake {
+    fs::path file;
+    int64_t truth, predicted;
+    double confidence;
+    std::optional<int> fold;
+  };
+  std::vector<Mistake> mistakes;
+  size_t photos = 0;
+  for (const auto& part : s.predictions) {
+    if (part.split != shown->name) continue;
+    for (size_t i = 0; i < part.files.size(); ++i) {
+      ++photos;
+      const int64_t predicted = predicted_class(part.probabilities[i]);
+      if (predicted != part.labels[i])
+        mistakes.push_back({part.files[i], part.labels[i], predicted,
+                            part.probabilities[i][static_cast<size_t>(predicted)], part.fold});
+    }
+  }
+  if (photos == 0) return;
+  std::stable_sort(mistakes.begin(), mistakes.end(),
+                   [](const Mistake& a, const Mistake& b) { return a.confidence > b.confidence; });
+  h << "<h2>Misclassified photos (" << shown->name << ")</h2>\n<p>" << mistakes.size() << " of " << photos
+    << " photos misclassified";
+  if (mistakes.size() > kMaxListed) h << "; the " << kMaxListed << " most confident mistakes are shown";
+  h << ". Every photo's probabilities are in <code>predictions.csv</code>.</p>\n";
+  if (mistakes.empty()) return;
+  h << "<table><tr><th>photo</th><th>file</th><th>true class</th><th>predicted</th><th>probability</th>"
+    << (s.fold_val_accuracy.empty() ? "" : "<th>fold</th>") << "</tr>\n";
+  for (size_t i = 0; i < mistakes.size() && i < kMaxListed; ++i) {
+    const Mistake& m = mistakes[i];
+    const std::string thumbnail = thumbnail_png_base64(m.file, 128);
+    h << "<tr><td>"
+      << (thumbnail.empty() ? std::string("(unreadable)")
+                            : "<img class=\"thumb\" alt=\"" + html_escape(m.file.filename().string()) +
+                                  "\" src=\"data:image/png;base64," + thumbnail + "\">")
+      << "</td><td>" << html_escape(relative_name(m.file, s.data_root)) << "</td><td>"
+      << html_escape(class_name(s.classes, m.truth)) << "</td><td>" << html_escape(class_name(s.classes, m.predicted))
+      << "</td><td>" << cell(m.confidence, "{:.3f}") << "</td>"
+      << (s.fold_val_accuracy.empty() ? std::string() : "<td>" + (m.fold ? std::to_string(*m.fold + 1) : "-") + "</td>")
+      << "</tr>\n";
+  }
+  h << "</table>\n";
+}
+
 const cv::Scalar kTrainColor(180, 119, 31);  // the blue and orange of matplotlib's defaults
 const cv::Scalar kValColor(14, 127, 255);
 
 }  // namespace
+
+std::string format_predictions_csv(const std::vector<SplitPredictions>& predictions,
+                                   const std::vector<std::string>& classes, const fs::path& data_root) {
+  size_t columns = classes.size();
+  for (const auto& part : predictions)
+    for (const auto& row : part.probabilities) columns = std::max(columns, row.size());
+  std::string out = "file,true_class,predicted_class";
+  for (size_t c = 0; c < columns; ++c) out += "," + csv_field(class_name(classes, static_cast<int64_t>(c)));
+  out += ",split,fold\n";
+  for (const auto& part : predictions) {
+    if (part.files.size() != part.labels.size() || part.files.size() != part.probabilities.size())
+      throw Error(fmt::format("predictions of the {} split: {} files, {} labels and {} rows of probabilities; they "
+                              "must be one per photo",
+                              part.split, part.files.size(), part.labels.size(), part.probabilities.size()));
+    const std::string fold = part.fold ? std::to_string(*part.fold + 1) : "";
+    for (size_t i = 0; i < part.files.size(); ++i) {
+      const auto& row = part.probabilities[i];
+      out += csv_field(relative_name(part.files[i], data_root)) + "," + csv_field(class_name(classes, part.labels[i])) +
+             "," + csv_field(class_name(classes, predicted_class(row)));
+      for (size_t c = 0; c < columns; ++c) out += c < row.size() ? fmt::format(",{:.6f}", row[c]) : std::string(",");
+      out += "," + part.split + "," + fold + "\n";
+    }
+  }
+  return out;
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds)) return "-";
+  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  return fmt::format("{}h{:02d}m", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) % 3600) / 60);
+}
 
 const SplitResult* RunSummary::split(const std::string& name) const {
   for (const auto& s : splits)
@@ -224,12 +338,15 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     << " - bachlab run</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1700px}"
        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
        "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:49%;margin:2px}"
-       "pre{background:#f7f7f7;padding:1em;overflow:auto}</style></head><body>\n";
+       "pre{background:#f7f7f7;padding:1em;overflow:auto}img.thumb{max-width:none}</style></head><body>\n";
   h << "<h1>" << html_escape(s.experiment) << "</h1>\n";
   if (!s.description.empty()) h << "<p>" << html_escape(s.description) << "</p>\n";
   h << "<p>Run folder <code>" << html_escape(s.run_dir) << "</code>, started " << html_escape(s.started)
     << ", config <code>" << html_escape(s.config_file) << "</code>, seed " << s.seed << ", " << s.threads
-    << " threads, training time " << duration(s.seconds) << ". " << s.history.size() << " epochs"
+    << (s.threads == 1 ? " thread" : " threads") << ", training time " << format_duration(s.seconds)
+    << (s.fold_val_accuracy.empty() ? std::string()
+                                    : fmt::format(" (the sum over its {} folds)", s.fold_val_accuracy.size()))
+    << ". " << s.history.size() << (s.history.size() == 1 ? " epoch" : " epochs")
     << (s.stopped_early ? " (stopped early)" : "") << "; final metrics use the "
     << (s.weights == "best" ? "best epoch's (" + std::to_string(s.best_epoch) + ", by " + s.monitor + ")"
                             : std::string("last epoch's"))
@@ -263,12 +380,16 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
          "the training patches; its validation columns are per photo.</p>\n";
 
   if (!s.fold_val_accuracy.empty()) {
+    const auto [mean, sd] = mean_and_sd(s.fold_val_accuracy);
     h << "<p>" << s.fold_val_accuracy.size()
-      << "-fold cross-validation: each fold's model validated on the images it did not train on (folders fold-1, "
-         "fold-2, ...); the val row pools those out-of-fold predictions, and the curves are the folds' mean. "
-         "Validation accuracy per fold:";
-    for (double a : s.fold_val_accuracy) h << " " << cell(a, "{:.3f}");
-    h << ".</p>\n";
+      << "-fold cross-validation: each fold's model validated on the images it did not train on; the val row pools "
+         "those out-of-fold predictions, and the curves are the folds' mean with a band of &plusmn;1 standard "
+         "deviation.</p>\n<table><tr><th>fold</th><th>validation accuracy</th><th>report</th></tr>\n";
+    for (size_t k = 0; k < s.fold_val_accuracy.size(); ++k)
+      h << "<tr><td>" << k + 1 << "</td><td>" << cell(s.fold_val_accuracy[k], "{:.3f}") << "</td><td><a href=\"fold-"
+        << k + 1 << "/report.html\">fold-" << k + 1 << "/report.html</a></td></tr>\n";
+    h << "<tr><th>mean &plusmn; SD</th><th>" << cell(mean, "{:.3f}") << " &plusmn; " << cell(sd, "{:.3f}")
+      << "</th><th></th></tr>\n</table>\n";
   }
 
   if (!s.skipped.empty()) {
@@ -298,6 +419,8 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     image("confusion_matrix.png", "confusion matrix");
   }
 
+  misclassified_section(h, s);
+
   h << "<h2>History</h2>\n<table><tr><th>epoch</th><th>lr</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
        "<th>val loss</th><th>val accuracy</th><th>val AUROC micro</th><th>seconds</th></tr>\n";
   for (const auto& r : s.history)
@@ -313,19 +436,56 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
 void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
   write_file_atomic(run_dir / "history.csv", format_history_csv(s.history));
   write_file_atomic(run_dir / "metrics.json", to_json(s).dump(2) + "\n");
+  // The epoch whose weights give the final metrics, marked on both curves; a
+  // cross-validation's folds each have their own, so none is marked there.
+  CurveOptions marks;
+  if (s.fold_val_accuracy.empty() && !s.history.empty()) {
+    marks.marked_epoch = s.weights == "best" && s.best_epoch > 0 ? s.best_epoch : static_cast<int64_t>(s.history.size());
+    marks.marked_label = fmt::format("epoch {}: its weights are used ({})", marks.marked_epoch,
+                                     s.weights == "best" ? "best " + s.monitor : std::string("last"));
+  }
+  CurveOptions accuracy_marks = marks;
+  if (!s.classes.empty()) accuracy_marks.chance = 1.0 / static_cast<double>(s.classes.size());
+  auto series = [&](const char* name, double EpochMetrics::*field, bool val, const cv::Scalar& color) {
+    Series out{name, column(s.history, field, val), color, {}};
+    if (!s.history_sd.empty()) out.spread = column(s.history_sd, field, val);
+    return out;
+  };
+  const std::string folds = s.fold_val_accuracy.empty() ? "" : fmt::format(" (mean of {} folds)", s.fold_val_accuracy.size());
   write_png_atomic(run_dir / "loss.png",
-                   draw_learning_curve(s.experiment + ": loss", "loss",
-                                       {{"training", column(s.history, &EpochMetrics::loss, false), kTrainColor},
-                                        {"validation", column(s.history, &EpochMetrics::loss, true), kValColor}}));
+                   draw_learning_curve(s.experiment + ": loss" + folds, "loss",
+                                       {series("training", &EpochMetrics::loss, false, kTrainColor),
+                                        series("validation", &EpochMetrics::loss, true, kValColor)},
+                                       marks));
   write_png_atomic(run_dir / "accuracy.png",
-                   draw_learning_curve(s.experiment + ": categorical accuracy", "accuracy",
-                                       {{"training", column(s.history, &EpochMetrics::accuracy, false), kTrainColor},
-                                        {"validation", column(s.history, &EpochMetrics::accuracy, true), kValColor}}));
+                   draw_learning_curve(s.experiment + ": categorical accuracy" + folds, "accuracy",
+                                       {series("training", &EpochMetrics::accuracy, false, kTrainColor),
+                                        series("validation", &EpochMetrics::accuracy, true, kValColor)},
+                                       accuracy_marks));
   if (const SplitResult* shown = s.held_out())
     write_png_atomic(run_dir / "confusion_matrix.png",
                      draw_confusion_matrix(shown->metrics.confusion, s.classes,
                                            s.experiment + ": " + (shown->name == "test" ? "test split" : "out-of-fold")));
+  if (!s.predictions.empty())
+    write_file_atomic(run_dir / "predictions.csv", format_predictions_csv(s.predictions, s.classes, s.data_root));
   write_file_atomic(run_dir / "report.html", format_report_html(run_dir, s, config_toml));
+}
+
+std::string format_accuracy(const RunSummary& r, const std::string& name) {
+  const SplitResult* s = r.split(name);
+  if (!s) return std::string("-");
+  if (name != "val" || r.fold_val_accuracy.empty()) return cell(s->metrics.accuracy, "{:.3f}");
+  // Cross-validation: the pooled out-of-fold accuracy, +- the folds' standard deviation.
+  return cell(s->metrics.accuracy, "{:.3f}") + "±" + cell(mean_and_sd(r.fold_val_accuracy).second, "{:.3f}");
+}
+
+std::pair<double, double> mean_and_sd(const std::vector<double>& values) {
+  if (values.empty()) return {kNaN, kNaN};
+  double mean = 0, square = 0;
+  for (double v : values) mean += v / static_cast<double>(values.size());
+  for (double v : values) square += (v - mean) * (v - mean);
+  // The sample standard deviation; 0 for a single value.
+  return {mean, std::sqrt(square / static_cast<double>(std::max<size_t>(1, values.size() - 1)))};
 }
 
 std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown) {
@@ -335,22 +495,12 @@ std::string format_comparison_table(const std::vector<RunSummary>& runs, bool ma
   for (const auto& r : runs) {
     std::string params;
     for (const auto& [key, value] : r.params) params += (params.empty() ? "" : ", ") + key + "=" + value;
-    auto acc = [&](const std::string& name) {
-      const SplitResult* s = r.split(name);
-      if (!s) return std::string("-");
-      if (name != "val" || r.fold_val_accuracy.empty()) return cell(s->metrics.accuracy, "{:.3f}");
-      // Cross-validation: the pooled out-of-fold accuracy, +- the folds' standard deviation.
-      double mean = 0, square = 0;
-      for (double a : r.fold_val_accuracy) mean += a / static_cast<double>(r.fold_val_accuracy.size());
-      for (double a : r.fold_val_accuracy) square += (a - mean) * (a - mean);
-      const double sd = std::sqrt(square / static_cast<double>(std::max<size_t>(1, r.fold_val_accuracy.size() - 1)));
-      return cell(s->metrics.accuracy, "{:.3f}") + "±" + cell(sd, "{:.3f}");
-    };
+    auto acc = [&](const std::string& name) { return format_accuracy(r, name); };
     const SplitResult* test = r.split("test");
     rows.push_back({r.experiment, params, acc("train"), acc("val"), acc("test"),
                     test ? cell(test->metrics.auroc_micro, "{:.3f}") : "-",
                     test ? cell(test->metrics.auroc_macro, "{:.3f}") : "-", std::to_string(r.history.size()),
-                    duration(r.seconds)});
+                    format_duration(r.seconds)});
   }
   std::vector<size_t> width(rows.front().size(), 0);
   for (const auto& row : rows)

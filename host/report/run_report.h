@@ -6,6 +6,8 @@
 //   metrics.json         the summary below, final metrics of every split
 //   loss.png accuracy.png  learning curves, training against validation, as the study drew them
 //   confusion_matrix.png the test split's confusion matrix (validation's, without a test part)
+//   predictions.csv      one row per photo and split: true and predicted class, every class's
+//                        probability (a cross-validation's folder: the folds' out-of-fold rows)
 //   report.html          all of the above on one page, images inline
 //   checkpoints/         best.pt and last.pt (written by the trainer)
 // Every file is written to a temporary name and renamed.
@@ -17,6 +19,7 @@
 
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +36,26 @@ struct SplitResult {
   /// their photo's label, shown beside the photo-level accuracy; NaN otherwise.
   double patch_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
+
+/// What the final model said of each photo of one split (or of one fold's validation part):
+/// the rows of predictions.csv. Whoever computes the probabilities (one forward pass per
+/// photo, or a photo's patches aggregated) hands them over here.
+struct SplitPredictions {
+  std::string split;  ///< "train", "val" or "test"
+  /// 0-based fold of a cross-validation; unset otherwise.
+  std::optional<int> fold;
+  std::vector<std::filesystem::path> files;
+  /// True class of each photo.
+  std::vector<int64_t> labels;
+  /// One row per photo, one probability per class (the run's class order).
+  std::vector<std::vector<double>> probabilities;
+};
+
+/// predictions.csv: file (relative to `data_root` when inside it), true_class,
+/// predicted_class, one column per class with its probability, split, fold (1-based;
+/// empty outside a cross-validation). Classes beyond `classes` are named by their index.
+std::string format_predictions_csv(const std::vector<SplitPredictions>& predictions,
+                                   const std::vector<std::string>& classes, const std::filesystem::path& data_root);
 
 /// Everything metrics.json and report.html say about a run.
 struct RunSummary {
@@ -61,6 +84,14 @@ struct RunSummary {
   std::vector<double> fold_val_accuracy;
   /// Photos left out with [data] on_bad_image = "skip", as "file: reason"; empty otherwise.
   std::vector<std::string> skipped;
+  /// A cross-validation's per-epoch standard deviation over its folds (history is their
+  /// mean): the band around its curves. Not in metrics.json; empty otherwise.
+  std::vector<EpochRecord> history_sd;
+  /// Per-photo predictions (predictions.csv and the report's misclassified photos); not in
+  /// metrics.json, so a summary read back from it has none.
+  std::vector<SplitPredictions> predictions;
+  /// The folder the photos' names in predictions.csv are relative to.
+  std::filesystem::path data_root;
 
   /// The split called `name`, or null.
   const SplitResult* split(const std::string& name) const;
@@ -75,6 +106,16 @@ nlohmann::json to_json(const RunSummary& summary);
 /// Reads a metrics.json written by to_json; throws Error naming `file` if it does not fit.
 RunSummary run_summary_from_json(const nlohmann::json& json, const std::filesystem::path& file);
 
+/// The accuracy of split `name` with three decimals, "-" if the run has no such split; a
+/// cross-validation's "val" as "0.812±0.034" (pooled out-of-fold accuracy ± the folds' SD).
+std::string format_accuracy(const RunSummary& run, const std::string& name);
+
+/// Mean and sample standard deviation (0 for one value; NaN for none).
+std::pair<double, double> mean_and_sd(const std::vector<double>& values);
+
+/// A training time as a table shows it: "12.3s", "4m05s", "2h10m"; "-" if not finite.
+std::string format_duration(double seconds);
+
 /// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
 /// runs start in the same second).
 std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
@@ -83,8 +124,8 @@ std::filesystem::path create_run_folder(const std::filesystem::path& output, con
 /// val_loss,val_accuracy,val_auroc_micro,val_auroc_macro,seconds (NaN as an empty cell).
 std::string format_history_csv(const std::vector<EpochRecord>& history);
 
-/// Writes history.csv, metrics.json, loss.png, accuracy.png, confusion_matrix.png and
-/// report.html into `run_dir`. `config_toml` is shown in the report.
+/// Writes history.csv, metrics.json, loss.png, accuracy.png, confusion_matrix.png,
+/// predictions.csv (when the summary has predictions) and report.html into `run_dir`. `config_toml` is shown in the report.
 void write_run_report(const std::filesystem::path& run_dir, const RunSummary& summary,
                       const std::string& config_toml);
 

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -21,6 +22,29 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string metric(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("-"); }
+
+// Rows true class, columns predicted, each labelled with its class name.
+std::string format_confusion_matrix(const std::vector<std::vector<int64_t>>& confusion,
+                                    const std::vector<std::string>& classes) {
+  auto name = [&](size_t c) { return c < classes.size() ? classes[c] : std::to_string(c); };
+  size_t label_width = std::string("true \\ predicted").size();
+  size_t width = 6;
+  for (size_t c = 0; c < confusion.size(); ++c) {
+    label_width = std::max(label_width, name(c).size());
+    width = std::max(width, name(c).size() + 2);
+    for (int64_t v : confusion[c]) width = std::max(width, std::to_string(v).size() + 2);
+  }
+  std::string out = "confusion matrix (rows true class, columns predicted class)\n";
+  out += fmt::format("{:<{}}", "true \\ predicted", label_width);
+  for (size_t c = 0; c < confusion.size(); ++c) out += fmt::format("{:>{}}", name(c), width);
+  out += "\n";
+  for (size_t r = 0; r < confusion.size(); ++r) {
+    out += fmt::format("{:<{}}", name(r), label_width);
+    for (int64_t v : confusion[r]) out += fmt::format("{:>{}}", v, width);
+    out += "\n";
+  }
+  return out;
+}
 
 // The final metrics of a run as `bachlab eval` prints them.
 std::string format_evaluation(const host::RunSummary& s) {
@@ -46,11 +70,7 @@ std::string format_evaluation(const host::RunSummary& s) {
                          metric(pc.precision), metric(pc.recall), metric(pc.f1),
                          metric(test->metrics.auroc_per_class[c]), pc.support);
     }
-    out += "\nconfusion matrix (rows true, columns predicted)\n";
-    for (const auto& row : test->metrics.confusion) {
-      for (int64_t v : row) out += fmt::format("{:>6}", v);
-      out += "\n";
-    }
+    out += "\n" + format_confusion_matrix(test->metrics.confusion, s.classes);
   }
   out += "AUROC micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
          "AUROC macro: mean one-vs-rest AUROC\n";
@@ -60,7 +80,7 @@ std::string format_evaluation(const host::RunSummary& s) {
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  static std::vector<std::string> configs;
+  static std::vector<std::string> arguments;
   static std::string resume;
   static bool resume_latest = false;
   static int64_t epochs = 0;
@@ -68,7 +88,8 @@ void add_run_commands(CLI::App& app) {
   static std::vector<std::string> plugin_paths;
   static bool markdown = false;
   auto* run = app.add_subcommand("run", "Train one or more experiments and compare them in a table");
-  run->add_option("config", configs, "Experiment config files (TOML)");
+  run->add_option("config", arguments,
+                  "Experiment config files (TOML), then KEY=VALUE overrides for all of them (train.epochs=5)");
   run->add_option("--resume", resume, "Continue the run in this folder from its last checkpoint");
   run->add_flag("--resume-latest", resume_latest, "Continue the newest run of the config's experiment");
   run->add_option("--epochs", epochs, "Train this many epochs instead of the config's")->check(CLI::Range(1, 100000));
@@ -77,45 +98,76 @@ void add_run_commands(CLI::App& app) {
   run->add_option("--plugin-path", plugin_paths, "Also search this folder for plugins (repeatable)")->expected(1);
   run->add_flag("--markdown", markdown, "Print the comparison table as Markdown (for docs/results.md)");
   on_run(run, [] {
+    const ConfigArguments given = split_config_arguments(arguments);
+    const std::vector<std::string>& configs = given.files;
     if (configs.empty() && resume.empty())
-      throw Error("bachlab run needs a config file (e.g. bachlab run configs/quickstart.toml), or --resume RUN_DIR");
+      throw UsageError("bachlab run needs a config file (e.g. bachlab run configs/quickstart.toml), or --resume RUN_DIR");
     if (!resume.empty() && configs.size() > 0)
-      throw Error("--resume RUN_DIR continues one run from its own saved config; drop the config file(s) "
-                  "or drop --resume");
+      throw UsageError("--resume RUN_DIR continues one run from its own saved config; drop the config file(s) "
+                       "or drop --resume");
     if (resume_latest && configs.size() != 1)
-      throw Error(fmt::format("--resume-latest needs exactly one config file (got {})", configs.size()));
+      throw UsageError(fmt::format("--resume-latest needs exactly one config file (got {})", configs.size()));
     host::RunOptions options;
     if (epochs > 0) options.overrides.epochs = epochs;
     if (seed >= 0) options.overrides.seed = static_cast<uint64_t>(seed);
     if (!resume.empty()) options.resume = fs::path(resume);
     options.resume_latest = resume_latest;
+    options.config_overrides = given.overrides;
     options.progress = &std::cerr;
     options.interactive = isatty(fileno(stderr));
     for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
+    const std::vector<std::string> targets = configs.empty() ? std::vector<std::string>{""} : configs;
+
+    // Every config and its photos before the first epoch: a typo in the last config must
+    // not wait for the others to train.
+    std::vector<std::string> failures;
+    for (const auto& config : targets) {
+      try {
+        host::check_experiment(config, options);
+      } catch (const Error& e) {
+        failures.push_back(e.what());
+      }
+    }
+    if (!failures.empty()) {
+      for (const auto& f : failures) std::cerr << "error: " << f << "\n";
+      if (targets.size() > 1)
+        std::cerr << fmt::format("{} of {} configs have problems; nothing was trained\n", failures.size(),
+                                 targets.size());
+      return 1;
+    }
 
     std::vector<host::RunSummary> summaries;
-    std::vector<std::string> failures;
-    const std::vector<std::string> targets = configs.empty() ? std::vector<std::string>{""} : configs;
+    std::vector<std::string> failed;
     for (const auto& config : targets) {
       try {
         summaries.push_back(host::run_experiment(config, options));
       } catch (const Error& e) {
         // One broken experiment must not throw away the others of a comparison.
         if (targets.size() == 1) throw;
-        failures.push_back(config + ": " + e.what());
-        std::cerr << "error: " << failures.back() << "\n";
+        failed.push_back(config);
+        std::cerr << "error: " << config << ": " << e.what() << "\n";
       }
     }
     if (!summaries.empty()) std::cout << "\n" << host::format_comparison_table(summaries, markdown);
-    for (const auto& f : failures) std::cerr << "failed: " << f << "\n";
-    return failures.empty() ? 0 : 1;
+    if (!failed.empty()) {
+      std::string list;
+      for (const auto& f : failed) list += (list.empty() ? "" : ", ") + f;
+      std::cerr << fmt::format("{} of {} experiments failed (errors above): {}\n", failed.size(), targets.size(), list);
+    }
+    return failed.empty() ? 0 : 1;
   });
 
-  static std::string eval_dir;
+  static std::vector<std::string> eval_arguments;
   auto* eval = app.add_subcommand("eval", "Measure a saved run again on its own split and rewrite its report");
-  eval->add_option("run_dir", eval_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
+  eval->add_option("run_dir", eval_arguments,
+                   "Run folder, e.g. runs/model4a/20240101-120000, then KEY=VALUE overrides of its saved config "
+                   "(data.root=/elsewhere)")
+      ->required();
   on_run(eval, [] {
-    std::cout << format_evaluation(host::evaluate_run(eval_dir, &std::cerr));
+    const ConfigArguments given = split_config_arguments(eval_arguments);
+    if (given.files.size() != 1)
+      throw UsageError(fmt::format("bachlab eval takes one run folder (got {})", given.files.size()));
+    std::cout << format_evaluation(host::evaluate_run(given.files.front(), &std::cerr, given.overrides));
     return 0;
   });
 

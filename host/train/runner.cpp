@@ -1,8 +1,10 @@
 #include "host/train/runner.h"
 
 #include "host/data/data.h"
+#include "host/data/dataset.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
+#include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -13,6 +15,7 @@
 #include <ctime>
 #include <limits>
 #include <map>
+#include <tuple>
 #include <ostream>
 #include <sstream>
 
@@ -237,6 +240,25 @@ SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) 
   return d;
 }
 
+// One split's rows of predictions.csv: the photos at `indices` of `dataset` with one row of
+// `probabilities` each.
+SplitPredictions split_predictions(const std::string& split, const std::optional<int>& fold, const Dataset& dataset,
+                                   const std::vector<int64_t>& indices, const torch::Tensor& probabilities) {
+  const torch::Tensor rows = probabilities.to(torch::kFloat64).contiguous();
+  if (rows.dim() != 2 || rows.size(0) != static_cast<int64_t>(indices.size()))
+    throw Error(fmt::format("the {} split has {} photos but {} rows of predictions", split, indices.size(),
+                            rows.dim() > 0 ? rows.size(0) : 0));
+  SplitPredictions out{split, fold, {}, {}, {}};
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const auto index = static_cast<size_t>(indices[i]);
+    out.files.push_back(dataset.files.at(index));
+    out.labels.push_back(dataset.labels.at(index));
+    const double* row = rows[static_cast<int64_t>(i)].data_ptr<double>();
+    out.probabilities.emplace_back(row, row + rows.size(1));
+  }
+  return out;
+}
+
 // The run's summary with the final metrics of every split; `val_out`, if given, receives the
 // validation split's predictions (a cross-validation pools them over its folds).
 RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::path& run_dir, Trainer& trainer,
@@ -258,9 +280,11 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
   s.weights = plan.train.restore_best && s.best_epoch > 0 ? "best" : "last";
   s.skipped = data.prepared.dataset.skipped;
   for (const auto& r : s.history) s.seconds += r.seconds;
-  for (const auto& [name, split] : {std::pair<const char*, const TensorSplit*>{"train", &data.train},
-                                    {"val", &data.val},
-                                    {"test", &data.test}}) {
+  s.data_root = data.prepared.dataset.root;
+  for (const auto& [name, split, indices] :
+       {std::tuple<const char*, const TensorSplit*, const std::vector<int64_t>*>{"train", &data.train, &data.split.train},
+        {"val", &data.val, &data.split.val},
+        {"test", &data.test, &data.split.test}}) {
     if (split->size() == 0) continue;
     // A grid over every training photo costs as much as several epochs of training and
     // measures only fit; with patches the history's running figures show that instead.
@@ -269,6 +293,7 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
     if (val_out && split == &data.val) *val_out = p;
     s.splits.push_back({name, split->size(), compute_metrics(p.probabilities, split->labels, p.loss),
                         patch_accuracy(p.patch_correct, p.patch_total)});
+    s.predictions.push_back(split_predictions(name, run.fold, data.prepared.dataset, *indices, p.probabilities));
   }
   return s;
 }
@@ -390,6 +415,7 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
   base.run_dir = run_dir.string();
   base.started = run.started;
   base.history.clear();
+  base.history_sd.clear();
   base.splits.clear();
   base.seconds = 0;
   base.best_epoch = 0;
@@ -402,6 +428,11 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
     base.weights = f.weights;
     base.fold_val_accuracy.push_back(f.split("val")->metrics.accuracy);
   }
+  // The out-of-fold rows only: each photo once, predicted by the fold that did not train on it.
+  base.predictions.clear();
+  for (const auto& f : folds)
+    for (const auto& part : f.predictions)
+      if (part.split == "val") base.predictions.push_back(part);
   const auto n = static_cast<double>(folds.size());
   for (size_t e = 0; e < epochs; ++e) {
     EpochRecord mean;
@@ -418,6 +449,17 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
       mean.seconds += r.seconds;
     }
     base.history.push_back(mean);
+    // The folds' spread around that mean, for the band around the curves.
+    EpochRecord sd = mean;
+    for (EpochMetrics EpochRecord::*to : {&EpochRecord::train, &EpochRecord::val}) {
+      for (double EpochMetrics::*metric : {&EpochMetrics::loss, &EpochMetrics::accuracy, &EpochMetrics::auroc_micro,
+                                           &EpochMetrics::auroc_macro}) {
+        std::vector<double> values;
+        for (const auto& f : folds) values.push_back((f.history[e].*to).*metric);
+        (sd.*to).*metric = mean_and_sd(values).second;
+      }
+    }
+    base.history_sd.push_back(sd);
   }
   std::vector<torch::Tensor> probabilities, labels;
   double loss = 0;
@@ -485,10 +527,13 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
       throw Error(run_dir.string() + ": --seed " + std::to_string(*options.overrides.seed) +
                   " differs from the seed the run started with; a resumed run keeps its seed. Drop --seed, or "
                   "start a new run without --resume");
+    if (!options.config_overrides.empty())
+      throw Error(run_dir.string() + ": a resumed run keeps its saved config, so " + options.config_overrides.front() +
+                  " cannot apply; drop the KEY=VALUE overrides (--epochs N extends a run), or start a new run");
     if (options.overrides.epochs) run.epochs = options.overrides.epochs;
     config = load_run_config(run_dir, run);
   } else {
-    config = Config::load(config_file);
+    config = Config::load(config_file, options.config_overrides);
     run.config_file = fs::absolute(config_file).lexically_normal().string();
     run.epochs = options.overrides.epochs;
     run.seed = options.overrides.seed;
@@ -500,11 +545,21 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   return train_run(std::move(opened), run, run_dir, !resuming, options);
 }
 
+void check_experiment(const fs::path& config_file, const RunOptions& options) {
+  if (options.resume || options.resume_latest) return;
+  Opened opened = open_config(Config::load(config_file, options.config_overrides),
+                              PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+  check_dataset(opened.plan.data);
+}
+
 namespace {
 
-RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPrediction* val_out) {
+RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPrediction* val_out,
+                        const std::vector<std::string>& overrides) {
   RunFile run = read_run_file(run_dir);
-  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+  Config saved = load_run_config(run_dir, run);
+  saved.apply_overrides(overrides);
+  Opened opened = open_config(std::move(saved), PlanOverrides{run.epochs, run.seed}, {});
   ExperimentPlan& plan = opened.plan;
   if (plan.data.split.folds > 0 && !run.fold) {
     // A cross-validation: each fold again, then the pooled summary.
@@ -512,7 +567,7 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
     std::vector<ValPrediction> predictions;
     for (int k = 0; k < plan.data.split.folds; ++k) {
       predictions.emplace_back();
-      folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back()));
+      folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back(), overrides));
     }
     return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
   }
@@ -553,8 +608,8 @@ void check_run_photos(const fs::path& run_dir) {
   check_same_photos(run_dir, discover_dataset(data), data.source == "synthetic", "Reusing its results");
 }
 
-RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress) {
-  return evaluate_one(run_dir, progress, nullptr);
+RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress, const std::vector<std::string>& overrides) {
+  return evaluate_one(run_dir, progress, nullptr, overrides);
 }
 
 namespace {
@@ -669,17 +724,11 @@ std::string format_predictions(const std::vector<ImagePrediction>& predictions,
     return array.dump(2) + "\n";
   }
   if (format == "csv") {
-    auto quote = [](const std::string& s) {
-      if (s.find_first_of(",\"\n") == std::string::npos) return s;
-      std::string q = "\"";
-      for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-      return q + "\"";
-    };
     out = "image,predicted";
-    for (const auto& c : classes) out += "," + quote(c);
+    for (const auto& c : classes) out += "," + csv_field(c);
     out += "\n";
     for (const auto& p : predictions) {
-      out += quote(p.image) + "," + quote(p.predicted);
+      out += csv_field(p.image) + "," + csv_field(p.predicted);
       for (double v : p.probabilities) out += fmt::format(",{:.6f}", v);
       out += "\n";
     }

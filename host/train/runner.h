@@ -22,6 +22,10 @@ namespace bachlab::host {
 
 struct RunOptions {
   PlanOverrides overrides;
+  /// KEY=VALUE settings from the command line (Config::apply_overrides), on top of the
+  /// config file; the run folder's config.toml records the result. Not for a resumed run,
+  /// which keeps its saved config.
+  std::vector<std::string> config_overrides;
   /// Continue the run in this folder from its last checkpoint.
   std::optional<std::filesystem::path> resume;
   /// Continue the newest run of the config's experiment (error if there is none).
@@ -38,6 +42,11 @@ struct RunOptions {
 /// run folder. Returns the summary that metrics.json holds.
 RunSummary run_experiment(const std::filesystem::path& config_file, const RunOptions& options);
 
+/// Everything `run_experiment` checks before its first epoch, without training: the config
+/// with its overrides, every plugin built, and the photos listed (host::check_dataset).
+/// Throws the Error run_experiment would. A resumed run (options.resume) checks nothing.
+void check_experiment(const std::filesystem::path& config_file, const RunOptions& options);
+
 /// The newest folder under <output>/<experiment>/ of `config_file` holding a checkpoint;
 /// throws Error naming the folder searched if there is none.
 std::filesystem::path latest_run(const std::filesystem::path& config_file);
@@ -49,7 +58,10 @@ void check_run_photos(const std::filesystem::path& run_dir);
 
 /// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
 /// metrics.json, the figures and report.html, and returns the summary.
-RunSummary evaluate_run(const std::filesystem::path& run_dir, std::ostream* progress = nullptr);
+/// `overrides` (KEY=VALUE) change the saved config for this evaluation only, e.g.
+/// data.root=/elsewhere/BACH when the photos moved.
+RunSummary evaluate_run(const std::filesystem::path& run_dir, std::ostream* progress = nullptr,
+                        const std::vector<std::string>& overrides = {});
 
 /// One image's prediction.
 struct ImagePrediction {

@@ -67,8 +67,8 @@ WorkerSummary run_worker(StudyStore& store, sdk::Tuner& tuner, const TuneSetting
     request.folder = trial_folder(study_folder, claim.trial.id);
     if (claim.trial.resume_from >= 0) request.parent_folder = trial_folder(study_folder, claim.trial.resume_from);
     if (options.log)
-      *options.log << fmt::format("trial {} {}({} epochs{}): {}\n", claim.trial.id, claim.retry ? "again " : "",
-                                  claim.trial.epochs,
+      *options.log << fmt::format("trial {} {}({} {}{}): {}\n", claim.trial.id, claim.retry ? "again " : "",
+                                  claim.trial.epochs, claim.trial.epochs == 1 ? "epoch" : "epochs",
                                   claim.trial.resume_from >= 0
                                       ? fmt::format(", continuing trial {}", claim.trial.resume_from)
                                       : "",

@@ -51,6 +51,7 @@ void put_text(cv::Mat& image, const std::string& s, cv::Point at, double scale, 
 
 std::string tick_label(double v) {
   char buffer[32];
+  if (std::fabs(v) < 1e-12) v = 0;  // never "-0"
   const double m = std::fabs(v);
   std::snprintf(buffer, sizeof buffer, (m != 0 && (m < 1e-2 || m >= 1e5)) ? "%.0e" : "%.3g", v);
   return buffer;
@@ -216,10 +217,18 @@ cv::Mat draw_objective_against(const std::vector<StoredTrial>& trials, const Dim
   if (x_hi <= x_lo) x_hi = x_lo + 1;
   Frame frame(title, d.name + (d.log ? " (log scale)" : ""), settings.objective, x_lo, x_hi, lo, hi,
               d.type == Dimension::Type::Float && d.log);
-  if (numeric) {
+  if (numeric && frame.x_log) {
+    // A log axis gets its ticks at 1, 2 and 5 times each power of ten in range (the ends
+    // too when fewer than three of those fall inside), so equal ratios look equally far apart.
+    std::vector<double> ticks;
+    for (double decade = std::pow(10.0, std::floor(std::log10(x_lo))); decade <= x_hi * (1 + 1e-9); decade *= 10)
+      for (double m : {1.0, 2.0, 5.0})
+        if (m * decade >= x_lo * (1 - 1e-9) && m * decade <= x_hi * (1 + 1e-9)) ticks.push_back(m * decade);
+    if (ticks.size() < 3) ticks.insert(ticks.begin(), x_lo), ticks.push_back(x_hi);
+    for (double v : ticks) frame.x_tick(v, tick_label(v));
+  } else if (numeric) {
     for (int i = 0; i <= 5; ++i) {
-      double v = frame.x_log ? std::exp(std::log(x_lo) + (std::log(x_hi) - std::log(x_lo)) * i / 5)
-                             : x_lo + (x_hi - x_lo) * i / 5;
+      const double v = x_lo + (x_hi - x_lo) * i / 5;
       frame.x_tick(v, tick_label(v));
     }
   } else {
@@ -242,6 +251,35 @@ cv::Mat draw_objective_against(const std::vector<StoredTrial>& trials, const Dim
     cv::circle(frame.image, {frame.px(x) + jitter, frame.py(t->objective)}, 4, kOrange, cv::FILLED, cv::LINE_AA);
   }
   return frame.image;
+}
+
+std::string format_trial_settings(const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                                  const TuneSettings& settings) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"rank", "trial", settings.objective};
+  for (const auto& d : space.dimensions)
+    if (d.type != Dimension::Type::Fixed) header.push_back(d.name);
+  rows.push_back(header);
+  int rank = 0;
+  for (const auto& t : trials) {
+    std::vector<std::string> row = {std::to_string(++rank), std::to_string(t.record.id), number(t.objective)};
+    for (const auto& d : space.dimensions) {
+      if (d.type == Dimension::Type::Fixed) continue;
+      auto it = t.record.params.find(d.name);
+      row.push_back(it == t.record.params.end() ? "-" : scalar_cell(it->second));
+    }
+    rows.push_back(row);
+  }
+  std::vector<size_t> width(header.size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += (c ? "  " : "") + fmt::format("{:>{}}", row[c], width[c]);
+    out += line + "\n";
+  }
+  return out;
 }
 
 std::string objective_plot_name(const std::string& dimension) { return "objective_" + dimension + ".png"; }
@@ -287,7 +325,8 @@ std::string format_status(const StudyStore& store, const std::string& label) {
   }
   for (const auto& t : trials)
     if (t.record.state == TrialRecord::State::Running)
-      out += fmt::format("running: trial {} ({} epochs) {}\n", t.record.id, t.record.epochs,
+      out += fmt::format("running: trial {} ({} {}) {}\n", t.record.id, t.record.epochs,
+                         t.record.epochs == 1 ? "epoch" : "epochs",
                          t.owner.empty() ? "waiting to be redone" : "on " + t.owner + ", since " + t.started + " UTC");
   for (const auto& t : trials)
     if (t.record.state == TrialRecord::State::Failed)

@@ -35,6 +35,12 @@ std::optional<StoredTrial> best_trial(const std::vector<StoredTrial>& trials);
 /// Up to `k` best complete trials, best first, ranked as best_trial() does.
 std::vector<StoredTrial> top_trials(const std::vector<StoredTrial>& trials, int64_t k);
 
+/// The tuned values of `trials` (best first, as top_trials gives them): one row per trial
+/// with its rank, id and objective and a column for every dimension of `space` that is not
+/// fixed ("-" where a conditional dimension was inactive).
+std::string format_trial_settings(const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                                  const TuneSettings& settings);
+
 /// Every trial's objective (dots, failed ones left out) and the best so far (a line), by trial id.
 cv::Mat draw_best_so_far(const std::vector<StoredTrial>& trials, const TuneSettings& settings);
 

@@ -202,6 +202,7 @@ StudyConfig load_study_config(Config& config, PluginRegistry& registry) {
   }
   study.tuner_params = tuner_params(config);
   ExperimentPlan plan = plan_experiment(config, registry);
+  study.data = plan.data;
   if (!tuner_failure.empty()) throw Error(file.string() + ": [tune] tuner: " + tuner_failure);
 
   // Each dimension at each end of its range (every value of a choice), the others at their
@@ -296,7 +297,7 @@ bool key_matches(const fs::path& execution_root, const std::string& key) {
 
 TrialFunction training_trial_function(const StudyConfig& study, const TrainingTrialOptions& options) {
   return [study, options](const TrialRequest& request) -> TrialResult {
-    Config config = Config::load(study.file);
+    Config config = Config::load(study.file, study.overrides);
     const Overrides pinned = pinned_split(config);
     double sum = 0;
     int64_t used = 0;
@@ -382,7 +383,7 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
 bool write_best_trial_config(const StudyConfig& study, const std::vector<StoredTrial>& trials, const fs::path& folder) {
   auto best = best_trial(trials);
   if (!best) return false;
-  Config config = Config::load(study.file);
+  Config config = Config::load(study.file, study.overrides);
   Overrides extra = pinned_split(config);
   extra.emplace_back("experiment.name", study.file.stem().string() + "-best");
   extra.emplace_back("experiment.seed", static_cast<int64_t>(study.settings.seed));
@@ -398,7 +399,7 @@ bool write_best_trial_config(const StudyConfig& study, const std::vector<StoredT
 std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::vector<StoredTrial>& trials,
                                            const TrainingTrialOptions& options) {
   std::vector<RunSummary> out;
-  Config config = Config::load(study.file);
+  Config config = Config::load(study.file, study.overrides);
   const fs::path top = study.settings.folder / "top";
   fs::create_directories(top);
   int rank = 0;

@@ -10,6 +10,7 @@
 // copies its parent's run folders and trains them on to its own epochs.
 
 #include "host/config/config.h"
+#include "host/data/data_config.h"
 #include "host/plugins/registry.h"
 #include "host/report/run_report.h"
 #include "host/tune/study.h"
@@ -33,6 +34,10 @@ struct StudyConfig {
   DimensionOrigins origins;
   /// The [tune.options] settings, for creating the tuner.
   sdk::Params tuner_params;
+  /// The experiment's [data] (for `bachlab check`).
+  DataConfig data;
+  /// Command-line KEY=VALUE overrides, applied each time the study's file is read.
+  std::vector<std::string> overrides;
 };
 
 /// Reads [tune], [tune.space.*] and [tune.options] of `file`, checks that the experiment part

@@ -48,7 +48,10 @@ using namespace bachlab::host;
 namespace {
 
 struct TuneArgs {
+  /// The study config, then KEY=VALUE overrides (split from `arguments` before tune()).
+  std::vector<std::string> arguments;
   std::string config;
+  std::vector<std::string> overrides;
   std::string status;
   std::string folder;
   int workers = 1;
@@ -137,6 +140,8 @@ int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
     std::vector<std::string> argv_text = {self,       "tune",    args.config,          "--worker",
                                           "--folder", folder.string(), "--threads", std::to_string(threads)};
     if (args.quiet) argv_text.push_back("--quiet");
+    // Right after the config, as the user gave them: each worker reads the same study.
+    argv_text.insert(argv_text.begin() + 3, args.overrides.begin(), args.overrides.end());
     std::vector<char*> argv;
     for (auto& a : argv_text) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -145,7 +150,7 @@ int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
     if (rc != 0) throw Error("cannot start worker " + std::to_string(w + 1) + " (" + std::strerror(rc) + ")");
     children.push_back(pid);
   }
-  std::cerr << fmt::format("started {} workers with {} threads each\n", workers, threads);
+  std::cerr << fmt::format("started {} workers with {} {} each\n", workers, threads, threads == 1 ? "thread" : "threads");
   int failed = 0;
   for (pid_t pid : children) {
     int status = 0;
@@ -161,9 +166,11 @@ int tune(const TuneArgs& args) {
     std::cout << format_status(args.status);
     return 0;
   }
-  if (args.config.empty()) throw Error("bachlab tune: give a study config (bachlab tune CONFIG) or --status DIR");
+  if (args.config.empty()) throw UsageError("bachlab tune: give a study config (bachlab tune CONFIG) or --status DIR");
   PluginRegistry registry;
-  StudyConfig study = load_study_config(args.config, registry);
+  Config study_file = Config::load(args.config, args.overrides);
+  StudyConfig study = load_study_config(study_file, registry);
+  study.overrides = args.overrides;
   if (!args.folder.empty()) {
     if (study.settings.artifacts == study.settings.folder) study.settings.artifacts = args.folder;
     study.settings.folder = args.folder;
@@ -174,7 +181,7 @@ int tune(const TuneArgs& args) {
   if (ec)
     throw Error(folder.string() + ": cannot create the study folder (" + ec.message() +
                 "); set [tune] folder to a writable place");
-  Config config = Config::load(args.config);
+  Config config = Config::load(args.config, args.overrides);
   const StorageUrl storage =
       study.settings.storage.empty()
           ? sqlite_storage(folder / "study.db")
@@ -274,9 +281,14 @@ int tune(const TuneArgs& args) {
   if (study.settings.top_k > 0) {
     auto runs = retrain_top_trials(study, trials, training);
     if (!runs.empty()) {
-      std::cout << fmt::format("The {} best trials, retrained with seed {} and tested:\n", runs.size(),
-                               study.settings.seed)
-                << format_comparison_table(runs) << "\n";
+      std::cout << (runs.size() == 1 ? fmt::format("The best trial, retrained with seed {} and tested:\n",
+                                                   study.settings.seed)
+                                     : fmt::format("The {} best trials, retrained with seed {} and tested:\n",
+                                                   runs.size(), study.settings.seed))
+                << format_comparison_table(runs) << "\n"
+                << (runs.size() == 1 ? "Its tuned settings:\n" : "Their tuned settings:\n")
+                << format_trial_settings(top_trials(trials, study.settings.top_k), study.space, study.settings)
+                << "\n";
     }
   }
   std::cout << format_status(store, storage.kind == StorageUrl::Kind::Postgres ? storage.url : folder.string());
@@ -289,7 +301,8 @@ void add_tune_commands(CLI::App& app) {
   static TuneArgs args;
   auto* command = app.add_subcommand(
       "tune", "Search hyper-parameters: run a study's trials, resumable, optionally with several worker processes");
-  command->add_option("config", args.config, "Study config: an experiment with [tune] and [tune.space.*] tables");
+  command->add_option("config", args.arguments,
+                      "Study config (an experiment with [tune] and [tune.space.*] tables), then KEY=VALUE overrides");
   command->add_option("--workers", args.workers, "Worker processes sharing the study (each gets cores / N threads)")
       ->check(CLI::Range(1, 256));
   command->add_flag("--resume", args.resume, "Continue the study in the config's [tune] folder");
@@ -302,7 +315,14 @@ void add_tune_commands(CLI::App& app) {
   // Internal: how the coordinator starts its workers.
   command->add_flag("--worker", args.worker)->group("");
   command->add_option("--threads", args.threads)->group("");
-  on_run(command, [] { return tune(args); });
+  on_run(command, [] {
+    const ConfigArguments given = split_config_arguments(args.arguments);
+    if (given.files.size() > 1)
+      throw UsageError(fmt::format("bachlab tune takes one study config (got {})", given.files.size()));
+    args.config = given.files.empty() ? std::string() : given.files.front();
+    args.overrides = given.overrides;
+    return tune(args);
+  });
 }
 
 }  // namespace bachlab::cli

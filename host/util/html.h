@@ -1,6 +1,7 @@
 #pragma once
-// Text encodings the HTML reports (dataset exploration, run reports) share: escaping for
-// HTML and base64 for pictures inlined as data: URIs, so a report is one portable file.
+// Text encodings the reports (dataset exploration, run reports, CSV files) share: escaping
+// for HTML and CSV, and base64 for pictures inlined as data: URIs, so a report is one
+// portable file.
 
 #include <cstdint>
 #include <string>
@@ -15,6 +16,10 @@ std::string html_escape(std::string_view text);
 
 /// Base64 of `bytes` (RFC 4648, with padding).
 std::string base64_encode(std::string_view bytes);
+
+/// `text` as one CSV field (RFC 4180): quoted, with quotes doubled, if it holds a comma, a
+/// quote or a line break; as is otherwise.
+std::string csv_field(std::string_view text);
 
 /// Base64 of `bytes` (RFC 4648, with padding).
 inline std::string base64_encode(const std::vector<uint8_t>& bytes) {

@@ -2,6 +2,8 @@
 #include <bachlab/sdk/plugin.h>
 
 #include <gtest/gtest.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,8 +26,9 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-Result run(const std::string& arguments) {
-  const std::string command = std::string("'") + BACHLAB_BINARY_DIR + "/bachlab' " + arguments + " 2>&1";
+// `environment`: assignments put before the command, e.g. "BACHLAB_PLUGIN_PATH=/x ".
+Result run(const std::string& arguments, const std::string& environment = "") {
+  const std::string command = environment + "'" + BACHLAB_BINARY_DIR + "/bachlab' " + arguments + " 2>&1";
   Result result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return result;
@@ -56,7 +60,8 @@ TEST(Cli, EveryShippedExperimentConfigChecksClean) {
   for (const auto& entry : fs::directory_iterator(fs::path(BACHLAB_SOURCE_DIR) / "configs" / "tune"))
     if (entry.path().extension() == ".toml") files += " '" + entry.path().string() + "'";
   ASSERT_FALSE(files.empty());
-  Result r = run("check" + files);
+  // --no-data: the configs that read photos from disk name data/BACH, which a checkout lacks.
+  Result r = run("check --no-data" + files);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("problem"), std::string::npos) << r.output;
 }
@@ -108,24 +113,44 @@ class TransferConfigs : public ::testing::Test {
 TEST_F(TransferConfigs, CheckCleanWithExportedWeights) {
   add_weights();
   ASSERT_GE(configs_.size(), 6u) << "expected the resnet50 and vgg16 transfer configs and their quick variants";
-  Result r = run("check" + quoted_configs());
+  Result r = run("check --no-data" + quoted_configs());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("problem"), std::string::npos) << r.output;
 }
 
 TEST_F(TransferConfigs, MissingWeightsFileSaysHowToExportIt) {
   for (const auto& config : configs_) {
-    Result r = run("check '" + config.string() + "'");
+    Result r = run("check --no-data '" + config.string() + "'");
     EXPECT_EQ(r.exit_code, 1) << config << "\n" << r.output;
     // Only the weights are missing: one problem, naming the file and the export command.
     EXPECT_NE(r.output.find("1 problem in " + config.string()), std::string::npos) << r.output;
     // Relative to the config that names it, as written.
     EXPECT_NE(r.output.find("[model] weights \"" + (root_ / "configs").string() + "/../weights/"), std::string::npos)
         << r.output;
-    EXPECT_NE(r.output.find("cannot be opened (no such file); export ImageNet weights on a machine with internet "
-                            "with \"/usr/bin/python3 scripts/export_torchvision.py "),
+    // The exact command for this config's file: seeded random weights for the quick ones,
+    // VGG16's without the classifier.
+    const bool quick = config.filename().string().find("quick") != std::string::npos;
+    const std::string model = config.filename().string().substr(0, config.filename().string().find('_'));
+    const std::string file = (root_ / "configs").string() + "/../weights/" + model +
+                             (quick ? "_seed7" : "_imagenet") + (model == "vgg16" ? "_notop" : "") + ".pt";
+    const std::string command = "\"/usr/bin/python3 scripts/export_torchvision.py " + model +
+                                (quick ? " --random-seed 7" : " --pretrained") + (model == "vgg16" ? " --notop" : "") +
+                                " -o " + file + "\"";
+    EXPECT_NE(r.output.find("cannot be opened (no such file); " +
+                            std::string(quick ? "make these seeded random weights (no download) from the checkout with "
+                                              : "export ImageNet weights on a machine with internet with ") +
+                            command),
               std::string::npos)
         << r.output;
+    // `scripts/dev.sh setup` runs that very command for the quick configs, so they run as shipped.
+    if (quick) {
+      const std::string in_dev_sh = "/usr/bin/python3 scripts/export_torchvision.py " + model + " --random-seed 7" +
+                                    (model == "vgg16" ? " --notop" : "") + " -o weights/" +
+                                    fs::path(file).filename().string() + "\n";
+      std::ifstream dev_sh(fs::path(BACHLAB_SOURCE_DIR) / "scripts" / "dev.sh");
+      const std::string script((std::istreambuf_iterator<char>(dev_sh)), std::istreambuf_iterator<char>());
+      EXPECT_NE(script.find(in_dev_sh), std::string::npos) << "scripts/dev.sh does not run " << in_dev_sh;
+    }
   }
 }
 
@@ -268,6 +293,255 @@ TEST(Cli, NewPluginRefusesANameTheHostAlreadyHas) {
   EXPECT_EQ(r.output, std::string("error: optimizer plugin \"sgd\" already exists (") + BACHLAB_TEST_PLUGIN_DIR +
                           "/bachlab-optimizer-sgd.so); bachlab would reject a second one as shadowed, so choose "
                           "another name\n");
+}
+
+// A folder of its own for one test, removed afterwards.
+class CliFolder : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bachlab_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+            std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A config that trains in a second: the baseline plugin on 16x16 synthetic photos.
+  fs::path tiny_config(const std::string& name, const std::string& extra = "") {
+    const fs::path file = dir_ / (name + ".toml");
+    std::ofstream(file) << "[experiment]\nseed = 3\noutput = \"runs\"\n"
+                        << "[data]\nsource = \"synthetic\"\nimage_size = 16\nworkers = 1\ncache_dir = \""
+                        << (fs::temp_directory_path() / "bachlab_cli_test_cache").string() << "\"\n"
+                        << "[data.synthetic]\nper_class = 5\nwidth = 32\nheight = 24\n"
+                        << "[model]\nplugin = \"baseline\"\nfilters = 4\nhidden_units = 8\n"
+                        << "[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
+                        << "[train]\nepochs = 3\nbatch_size = 8\nthreads = 1\n"
+                        << extra;
+    return file;
+  }
+  std::string q(const fs::path& path) const { return "'" + path.string() + "'"; }
+  static size_t count(const std::string& text, const std::string& word) {
+    size_t n = 0;
+    for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+    return n;
+  }
+  // The only run folder of experiment `name`.
+  fs::path run_folder(const std::string& name) const {
+    std::vector<fs::path> found;
+    for (const auto& entry : fs::directory_iterator(dir_ / "runs" / name)) found.push_back(entry.path());
+    EXPECT_EQ(found.size(), 1u);
+    return found.empty() ? fs::path() : found.front();
+  }
+
+  fs::path dir_;
+};
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST_F(CliFolder, RunTakesOverridesAndSavesTheFinalValues) {
+  const fs::path config = tiny_config("tiny");
+  Result r = run("run " + q(config) + " train.epochs=1 optimizer.lr=3e-4 model.hidden_units=6");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string saved = read_text(run_folder("tiny") / "config.toml");
+  EXPECT_NE(saved.find("epochs = 1\n"), std::string::npos) << saved;
+  EXPECT_NE(saved.find("lr = 0.0003\n"), std::string::npos) << saved;
+  EXPECT_NE(saved.find("hidden_units = 6\n"), std::string::npos) << saved;
+  // One epoch was trained, not the file's three, and the override was not taken for a file.
+  EXPECT_EQ(count(read_text(run_folder("tiny") / "history.csv"), "\n"), 2u);
+  EXPECT_EQ(r.output.find("train.epochs=1:"), std::string::npos) << r.output;
+
+  // eval names the classes on the confusion matrix's rows and columns.
+  Result e = run("eval " + q(run_folder("tiny")));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_NE(e.output.find("confusion matrix (rows true class, columns predicted class)\n"
+                          "true \\ predicted    Normal    Benign    InSitu  Invasive\nNormal          "),
+            std::string::npos)
+      << e.output;
+  EXPECT_NE(e.output.find("\nInvasive        "), std::string::npos) << e.output;
+}
+
+TEST_F(CliFolder, OverrideMistakesNameTheCommandLine) {
+  const fs::path config = tiny_config("tiny");
+  Result r = run("check --no-data " + q(config) + " train.epochs=abc train.epohcs=2 optimizer.lr=-1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("command line: [train] epochs must be an integer (was string \"abc\")"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("command line: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("command line: [optimizer] lr must be "), std::string::npos) << r.output;
+  // The same for the other commands that take configs.
+  Result keys = run("config-keys " + q(config) + " train.epohcs=2");
+  EXPECT_EQ(keys.exit_code, 1) << keys.output;
+  EXPECT_NE(keys.output.find("command line: [train] unknown key \"epohcs\""), std::string::npos) << keys.output;
+  Result tune = run("tune " + q(config) + " train.epohcs=2");
+  EXPECT_EQ(tune.exit_code, 1) << tune.output;
+  EXPECT_NE(tune.output.find("command line: [train] unknown key \"epohcs\""), std::string::npos) << tune.output;
+}
+
+TEST_F(CliFolder, RunChecksEveryConfigBeforeTrainingAnyAndReportsEachErrorOnce) {
+  const fs::path good = tiny_config("good");
+  const fs::path typo = dir_ / "typo.toml";
+  std::ofstream(typo) << read_text(good) << "[trian]\nseed = 1\n";
+  Result r = run("run " + q(good) + " " + q(typo));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(count(r.output, "unknown table [trian]"), 1u) << r.output;
+  EXPECT_NE(r.output.find("1 of 2 configs have problems; nothing was trained"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "runs" / "good")) << "the good config trained before the bad one was checked";
+}
+
+TEST_F(CliFolder, CheckListsThePhotosOfEachClassAndFailsWithoutThem) {
+  const fs::path root = dir_ / "photos";
+  const fs::path config = dir_ / "folder.toml";
+  std::ofstream(config) << "[data]\nsource = \"folder\"\nlayout = \"folders\"\nroot = \"photos\"\n"
+                           "classes = [\"Normal\", \"Benign\", \"InSitu\"]\nimage_size = 16\n"
+                           "[model]\nplugin = \"baseline\"\nfilters = 4\nhidden_units = 8\n";
+  Result missing = run("check " + q(config));
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find(root.string() + ": dataset folder not found"), std::string::npos) << missing.output;
+  EXPECT_EQ(missing.output.find("OK"), std::string::npos) << missing.output;
+
+  const cv::Mat photo(8, 8, CV_8UC3, cv::Scalar(200, 100, 150));
+  for (const auto& [name, n] : std::vector<std::pair<std::string, int>>{{"Normal", 2}, {"Benign", 1}}) {
+    fs::create_directories(root / name);
+    for (int i = 0; i < n; ++i) cv::imwrite((root / name / (std::to_string(i) + ".png")).string(), photo);
+  }
+  Result no_class = run("check " + q(config));
+  EXPECT_EQ(no_class.exit_code, 1) << no_class.output;
+  EXPECT_NE(no_class.output.find((root / "InSitu").string() + ": class folder not found"), std::string::npos)
+      << no_class.output;
+
+  fs::create_directories(root / "InSitu");
+  cv::imwrite((root / "InSitu" / "a.png").string(), photo);
+  Result ok = run("check " + q(config));
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("\n  data: 4 photos in " + root.string() + ": Normal 2, Benign 1, InSitu 1\n"),
+            std::string::npos)
+      << ok.output;
+
+  fs::remove_all(root);
+  Result skipped = run("check --no-data " + q(config));
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.output;
+  EXPECT_NE(skipped.output.find("data not checked (--no-data)"), std::string::npos) << skipped.output;
+}
+
+TEST(Cli, UsageErrorsExitWith2AndAMistypedOptionGetsASuggestion) {
+  Result typo = run("run --epoch 3 configs/quickstart.toml");
+  EXPECT_EQ(typo.exit_code, 2) << typo.output;
+  EXPECT_NE(typo.output.find("bachlab run: unknown option --epoch; did you mean --epochs?"), std::string::npos)
+      << typo.output;
+  Result no_config = run("run");
+  EXPECT_EQ(no_config.exit_code, 2) << no_config.output;
+  EXPECT_NE(no_config.output.find("bachlab run needs a config file"), std::string::npos) << no_config.output;
+  Result no_dir = run("eval");
+  EXPECT_EQ(no_dir.exit_code, 2) << no_dir.output;
+  Result bad_value = run("plugins --kind modle");
+  EXPECT_EQ(bad_value.exit_code, 2) << bad_value.output;
+}
+
+TEST(Cli, BareProgramPrintsTheCommandList) {
+  Result r = run("");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const char* command : {"run", "check", "eval", "tune", "bench", "explore", "config-keys"})
+    EXPECT_NE(r.output.find("\n  " + std::string(command) + " "), std::string::npos) << command << "\n" << r.output;
+}
+
+// `bench --kind model` benchmarks every model plugin of the build (the transfer backbones
+// randomly initialised, the torchscript plugin on a module the bench makes), skips with its
+// reason one that cannot be built, and ends normally. Tiny sizes and --min-time keep it quick.
+TEST_F(CliFolder, BenchModelCoversEveryModelPluginAndSkipsOnesThatCannotBeBuilt) {
+  if (!fs::exists(fs::path(BACHLAB_BINARY_DIR) / "bench" / "bench_plugins")) GTEST_SKIP() << "bench_plugins is not built";
+  std::vector<std::string> models;
+  for (const auto& entry : fs::directory_iterator(BACHLAB_TEST_PLUGIN_DIR)) {
+    const std::string file = entry.path().filename().string();
+    if (file.rfind("bachlab-model-", 0) == 0 && entry.path().extension() == ".so")
+      models.push_back(file.substr(14, file.size() - 14 - 3));
+  }
+  ASSERT_GE(models.size(), 9u);
+  const fs::path out = dir_ / "models.json";
+  Result r = run("bench --kind model --size 32 --batch 2 --threads 1 --min-time 0.01 --out " + q(out),
+                 std::string("BACHLAB_PLUGIN_PATH='") + FIXTURE_PLUGIN_DIR + "' ");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped model/fixture_throws: it cannot be built for benchmarking: throwing model: refuses "
+                          "to build (as designed for the test)\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("skipped model/fixture_throws_std: it cannot be built for benchmarking: out of cheese\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("2 model plugins were skipped (see above)"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Library was built as DEBUG"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Time: wall-clock time per iteration"), std::string::npos) << r.output;
+  const std::string json = read_text(out);
+  for (const auto& model : models)
+    for (const char* benchmark : {"forward", "train_step"}) {
+      const std::string name = "\"name\": \"model/" + model + "/" + benchmark + "\"";
+      const size_t at = json.find(name);
+      ASSERT_NE(at, std::string::npos) << name << " missing:\n" << r.output;
+      const size_t end = json.find('}', at);
+      EXPECT_EQ(json.substr(at, end - at).find("error_occurred"), std::string::npos) << json.substr(at, end - at);
+    }
+  EXPECT_NE(json.find("\"label\": \"random init (pretrained = false)\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"label\": \"a 3x3 conv TorchScript module made by the bench\""), std::string::npos) << json;
+}
+
+TEST(Cli, BenchFilterThatMatchesNothingFails) {
+  if (!fs::exists(fs::path(BACHLAB_BINARY_DIR) / "bench" / "bench_plugins")) GTEST_SKIP() << "bench_plugins is not built";
+  Result r = run("bench --kind optimizer --filter 'no_such_benchmark'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no benchmark matched of kind optimizer"), std::string::npos) << r.output;
+}
+
+TEST_F(CliFolder, BenchCompareAlignsNamesFoundInEitherFile) {
+  std::ofstream(dir_ / "a.json") << R"({"benchmarks": [{"name": "x", "real_time": 2.0, "time_unit": "ms"}]})";
+  std::ofstream(dir_ / "b.json")
+      << R"({"benchmarks": [{"name": "a/much/longer/name", "real_time": 1.0, "time_unit": "ms"}]})";
+  Result r = run("bench compare " + q(dir_ / "a.json") + " " + q(dir_ / "b.json"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find("SPEEDUP =")),
+            "BENCHMARK               BEFORE       AFTER  SPEEDUP\n"
+            "x                         2 ms           -        -\n"
+            "a/much/longer/name           -        1 ms        -\n");
+}
+
+// `compare` reads run folders made by separate `run` calls: the settings that differ, the
+// metrics, and (with --html) their validation curves overlaid.
+TEST_F(CliFolder, CompareShowsTheSettingsThatDifferAndOverlaysTheCurves) {
+  const fs::path config = tiny_config("tiny");
+  ASSERT_EQ(run("run " + q(config) + " train.epochs=1 optimizer.lr=0.01").exit_code, 0);
+  ASSERT_EQ(run("run " + q(config) + " train.epochs=2 optimizer.lr=0.001").exit_code, 0);
+  std::vector<fs::path> runs;
+  for (const auto& entry : fs::directory_iterator(dir_ / "runs" / "tiny")) runs.push_back(entry.path());
+  std::sort(runs.begin(), runs.end());
+  ASSERT_EQ(runs.size(), 2u);
+  const fs::path html = dir_ / "compare.html";
+  Result r = run("compare " + q(runs[0]) + " " + q(runs[1]) + " --html " + q(html));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string header, first, second;
+  std::getline(lines, header), std::getline(lines, first), std::getline(lines, second);
+  EXPECT_TRUE(std::regex_search(header, std::regex("^run +started +optimizer\\.lr +train\\.epochs +val acc +test acc +"
+                                                   "test AUROC micro +test AUROC macro +epochs +time$")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(first, std::regex("^tiny " + runs[0].filename().string() +
+                                                  " +[-0-9: ]+ +0\\.01 +1 +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +1 +")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(second, std::regex(" 0\\.001 +2 +.* 2 +[0-9.]+s$"))) << r.output;
+  const std::string page = read_text(html);
+  EXPECT_EQ(count(page, "<img alt=\"validation "), 2u);
+  EXPECT_NE(page.find("<th>optimizer.lr</th>"), std::string::npos);
+
+  Result one = run("compare " + q(runs[0]));
+  EXPECT_EQ(one.exit_code, 2) << one.output;
+  Result not_a_run = run("compare " + q(runs[0]) + " " + q(dir_));
+  EXPECT_EQ(not_a_run.exit_code, 1) << not_a_run.output;
+  EXPECT_NE(not_a_run.output.find(dir_.string() + ": not a finished run folder (it has no metrics.json)"),
+            std::string::npos)
+      << not_a_run.output;
 }
 
 }  // namespace

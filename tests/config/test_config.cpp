@@ -206,5 +206,55 @@ TEST_F(ConfigTest, OnlyRegularFilesOfAConfigsSizeAreRead) {
                            "a .toml file");
 }
 
+// Command-line overrides (`bachlab run cfg.toml train.epochs=5`) are typed as TOML reads
+// them, win over the files, and are validated and reported like file keys.
+TEST_F(ConfigTest, OverridesAreTypedAndWinOverTheFiles) {
+  auto path = write("a.toml", "[train]\nepochs = 10\n[model]\nplugin = \"model4a\"\n");
+  Config config = Config::load(path, {"train.epochs=5", "optimizer.lr=3e-4", "model.plugin=model4b",
+                                      "model.filters=[16, 32]", "train.restore_best=false", "data.root=photos"});
+  EXPECT_EQ(config.table("train").get_int("epochs", 0), 5);
+  EXPECT_DOUBLE_EQ(config.table("optimizer").get_float("lr", 0), 3e-4);
+  EXPECT_EQ(config.table("model").get_string("plugin", ""), "model4b");
+  EXPECT_EQ(config.table("model").get_int_list("filters", {}), (std::vector<int64_t>{16, 32}));
+  EXPECT_FALSE(config.table("train").get_bool("restore_best", true));
+  // Typed in a shell: relative to the working directory, not to the config file.
+  EXPECT_EQ(config.table("data").get_path("root", ""), "photos");
+  EXPECT_TRUE(config.problems().empty());
+  // The saved config records the final values.
+  Config again = Config::parse(config.resolved_toml(), "saved.toml");
+  EXPECT_EQ(again.table("train").get_int("epochs", 0), 5);
+  EXPECT_EQ(again.table("model").get_string("plugin", ""), "model4b");
+}
+
+TEST_F(ConfigTest, OverrideMistakesAreReportedAsFromTheCommandLine) {
+  auto path = write("a.toml", "[train]\nepochs = 10\n");
+  Config config = Config::load(path, {"train.epochs=abc", "train.batch_size=0", "train.epohcs=3", "trian.seed=1"});
+  config.table("train").get_int("epochs", 20, {1, 100000});
+  config.table("train").get_int("batch_size", 32, {1, 4096});
+  EXPECT_EQ(config.problems(),
+            (std::vector<std::string>{
+                "command line: unknown table [trian]; did you mean [train]?",
+                "command line: [train] epochs must be an integer (was string \"abc\")",
+                "command line: [train] batch_size must be in 1..4096 (was 0)",
+                "command line: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"}));
+}
+
+TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
+  auto path = write("a.toml", "[train]\nepochs = 10\n[[augment]]\nplugin = \"flip\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"epochs"}); }),
+            "command line: \"epochs\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. "
+            "train.epochs=5");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"train.epochs.max=3"}); }),
+            "command line: train.epochs.max=3: train.epochs is a value, not a table");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"augment.p=0.5"}); }),
+            "command line: augment.p=0.5: [[augment]] is an array of tables, whose elements cannot be set from the "
+            "command line; edit the config");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"train=3"}); }),
+            "command line: train=3: train is a table; set one of its keys, e.g. train.KEY=VALUE");
+  EXPECT_TRUE(Config::is_override("optimizer.lr=3e-4"));
+  EXPECT_FALSE(Config::is_override("configs/a=b.toml"));
+  EXPECT_FALSE(Config::is_override("configs/model4a.toml"));
+}
+
 }  // namespace
 }  // namespace bachlab::host

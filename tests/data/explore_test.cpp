@@ -82,6 +82,16 @@ TEST(ExploreTest, MeanImagesReflectTheClassColours) {
   EXPECT_NEAR(normal[0], 200, 8);
 }
 
+// The histograms are scaled to the values below 255, so a white background's spike at 255
+// does not flatten the rest.
+TEST(ExploreTest, HistogramScaleIgnoresTheSpikeAt255) {
+  std::array<std::array<double, 256>, 3> shares{};
+  shares[0][100] = 2.0;
+  shares[2][30] = 4.0;
+  shares[1][255] = 60.0;
+  EXPECT_DOUBLE_EQ(histogram_scale(shares), 4.4);
+}
+
 TEST(ExploreTest, Base64MatchesRfc4648Vectors) {
   auto encode = [](const std::string& text) { return base64_encode(std::vector<uint8_t>(text.begin(), text.end())); };
   EXPECT_EQ(encode(""), "");

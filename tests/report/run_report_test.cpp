@@ -96,5 +96,61 @@ TEST(RunReport, ConfusionMatrixImageHasOneCellPerPair) {
   EXPECT_EQ(full, cv::Vec3b(140, 60, 10));
 }
 
+// predictions.csv: one row per photo, names relative to the data root, the predicted class
+// the most probable one (NaN never wins), the fold 1-based and empty outside a cross-validation.
+TEST(RunReport, PredictionsCsvHasOneRowPerPhoto) {
+  SplitPredictions test{"test", std::nullopt, {"/data/Photos/A/a1.tif", "/elsewhere/b,1.tif"}, {0, 1},
+                        {{0.75, 0.25}, {kNaN, 0.5}}};
+  SplitPredictions fold{"val", 2, {"/data/Photos/B/b2.tif"}, {1}, {{0.6, 0.4}}};
+  EXPECT_EQ(format_predictions_csv({test, fold}, {"A", "B"}, "/data/Photos"),
+            "file,true_class,predicted_class,A,B,split,fold\n"
+            "A/a1.tif,A,A,0.750000,0.250000,test,\n"
+            "\"/elsewhere/b,1.tif\",B,B,nan,0.500000,test,\n"
+            "B/b2.tif,B,A,0.600000,0.400000,val,3\n");
+  SplitPredictions short_rows{"test", std::nullopt, {"a.tif", "b.tif"}, {0, 1}, {{1.0, 0.0}}};
+  EXPECT_THROW(format_predictions_csv({short_rows}, {"A", "B"}, ""), Error);
+}
+
+TEST(RunReport, TickLabelsNeverShowMinusZero) {
+  EXPECT_EQ(tick_label(-1e-17, 0.1), "0.0");
+  EXPECT_EQ(tick_label(-0.2, 0.1), "-0.2");
+  EXPECT_EQ(tick_label(3, 1), "3");
+}
+
+int pixels_of(const cv::Mat& image, const cv::Vec3b& color) {
+  int n = 0;
+  for (int y = 0; y < image.rows; ++y)
+    for (int x = 0; x < image.cols; ++x) n += image.at<cv::Vec3b>(y, x) == color;
+  return n;
+}
+
+// The legend sits below the plot: the plot area is the same whatever the legend says. The
+// marked epoch and the chance line are drawn in their own greys, a spread as a band.
+TEST(RunReport, LearningCurveKeepsTheLegendOffTheCurvesAndMarksWhatItIsAskedTo) {
+  const std::vector<double> up = {0.2, 0.5, 0.9}, down = {0.9, 0.6, 0.1};
+  const cv::Scalar blue(180, 119, 31), orange(14, 127, 255);
+  const cv::Mat named = draw_learning_curve("t", "y", {{"training", up, blue, {}}, {"validation", down, orange, {}}});
+  const cv::Mat unnamed = draw_learning_curve("t", "y", {{"", up, blue, {}}, {"", down, orange, {}}});
+  const cv::Rect plot(80, 50, 690, 340);  // left 80, top 50, right 30; below: axis band 60, one legend row 22, 8
+  EXPECT_EQ(cv::norm(named(plot), unnamed(plot), cv::NORM_INF), 0.0) << "the legend reaches into the plot";
+  EXPECT_GT(cv::norm(named, unnamed, cv::NORM_INF), 0.0) << "no legend drawn at all";
+
+  EXPECT_EQ(pixels_of(named, {60, 60, 60}), 0);
+  EXPECT_EQ(pixels_of(named, {120, 120, 120}), 0);
+  CurveOptions options;
+  options.chance = 0.25;
+  options.marked_epoch = 2;
+  options.marked_label = "epoch 2: its weights are used";
+  const cv::Mat marked = draw_learning_curve("t", "y", {{"training", up, blue, {}}}, options);
+  EXPECT_GT(pixels_of(marked(plot), {60, 60, 60}), 100);    // the dashed vertical at epoch 2
+  EXPECT_GT(pixels_of(marked(plot), {120, 120, 120}), 200);  // the dashed chance line
+
+  const cv::Mat band = draw_learning_curve("t", "y", {{"mean", up, blue, {0.1, 0.1, 0.1}}});
+  const cv::Vec3b faded(static_cast<uint8_t>(std::lround(0.2 * 180 + 0.8 * 255)),
+                        static_cast<uint8_t>(std::lround(0.2 * 119 + 0.8 * 255)),
+                        static_cast<uint8_t>(std::lround(0.2 * 31 + 0.8 * 255)));
+  EXPECT_GT(pixels_of(band(plot), faded), 1000) << "no +-SD band";
+}
+
 }  // namespace
 }  // namespace bachlab::host

@@ -14,6 +14,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <fstream>
@@ -95,10 +96,8 @@ TEST_F(RunTest, WritesTheWholeRunFolder) {
   EXPECT_EQ(loss.rows, 480);
   std::string html = read_file(dir / "report.html");
   size_t images = 0;
-  for (size_t at = html.find("data:image/png;base64,"); at != std::string::npos;
-       at = html.find("data:image/png;base64,", at + 1))
-    ++images;
-  EXPECT_EQ(images, 3u);
+  for (size_t at = html.find("<img alt="); at != std::string::npos; at = html.find("<img alt=", at + 1)) ++images;
+  EXPECT_EQ(images, 3u);  // the figures; misclassified photos' thumbnails are <img class="thumb">
   EXPECT_NE(html.find("AUROC micro"), std::string::npos);
 
   std::string split = read_file(dir / "split.csv");
@@ -387,6 +386,84 @@ TEST_F(RunTest, PhotosSkippedAsBadAreListedInMetricsAndTheReport) {
   EXPECT_EQ(metrics.at("skipped"), nlohmann::json(s.skipped));
   EXPECT_NE(read_file(fs::path(s.run_dir) / "report.html").find("1 photo was left out"), std::string::npos);
   EXPECT_EQ(run_summary_from_json(metrics, "metrics.json").skipped, s.skipped);
+}
+
+// The rows of a CSV file without its header, each split at commas (no field here is quoted).
+std::vector<std::vector<std::string>> csv_rows(const std::string& text, std::string* header = nullptr) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(text);
+  std::string line;
+  std::getline(lines, line);
+  if (header) *header = line;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> cells;
+    std::istringstream cellstream(line);
+    for (std::string cell; std::getline(cellstream, cell, ',');) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.push_back("");
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+// predictions.csv holds every photo of every split once, with the split.csv's file and
+// class, the most probable class as the prediction, and the split's accuracy; report.html
+// shows the test split's mistakes with a thumbnail each.
+TEST_F(RunTest, PredictionsCsvHasEveryPhotoOnceAndTheReportShowsTheMistakes) {
+  RunSummary s = run_experiment(write_config("per_photo", 2), RunOptions{});
+  const fs::path dir = s.run_dir;
+  std::string header;
+  const auto rows = csv_rows(read_file(dir / "predictions.csv"), &header);
+  EXPECT_EQ(header, "file,true_class,predicted_class,Normal,Benign,InSitu,Invasive,split,fold");
+  ASSERT_EQ(rows.size(), 40u);
+  std::set<std::string> from_split;
+  for (const auto& row : csv_rows(read_file(dir / "split.csv"))) from_split.insert(row[0] + "," + row[1] + "," + row[2]);
+  const std::vector<std::string> classes = {"Normal", "Benign", "InSitu", "Invasive"};
+  int test_rows = 0, test_right = 0, test_wrong = 0;
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.size(), 9u);
+    EXPECT_EQ(from_split.count(row[7] + "," + row[0] + "," + row[1]), 1u) << row[0] << " is not in split.csv so";
+    std::vector<double> p;
+    for (int c = 3; c < 7; ++c) p.push_back(std::stod(row[size_t(c)]));
+    EXPECT_NEAR(p[0] + p[1] + p[2] + p[3], 1.0, 1e-5);
+    EXPECT_EQ(row[2], classes[size_t(std::max_element(p.begin(), p.end()) - p.begin())]);
+    EXPECT_EQ(row[8], "");
+    if (row[7] == "test") {
+      ++test_rows;
+      (row[1] == row[2] ? test_right : test_wrong)++;
+    }
+  }
+  EXPECT_EQ(test_rows, 8);
+  EXPECT_DOUBLE_EQ(test_right / 8.0, s.split("test")->metrics.accuracy);
+
+  const std::string html = read_file(dir / "report.html");
+  EXPECT_NE(html.find("<h2>Misclassified photos (test)</h2>\n<p>" + std::to_string(test_wrong) + " of 8 photos"),
+            std::string::npos)
+      << html;
+  size_t thumbnails = 0;
+  for (size_t at = html.find("<img class=\"thumb\""); at != std::string::npos;
+       at = html.find("<img class=\"thumb\"", at + 1))
+    ++thumbnails;
+  EXPECT_EQ(thumbnails, size_t(test_wrong));
+}
+
+// A cross-validation's folder holds the pooled out-of-fold predictions: every photo once,
+// in the fold that validated it.
+TEST_F(RunTest, CrossValidationFolderHasThePooledOutOfFoldPredictions) {
+  RunSummary s = run_experiment(write_config("cv_photos", 1, "folds = 2\n"), RunOptions{});
+  const auto rows = csv_rows(read_file(fs::path(s.run_dir) / "predictions.csv"));
+  ASSERT_EQ(rows.size(), 40u);
+  std::set<std::string> seen;
+  int right = 0;
+  for (const auto& row : rows) {
+    EXPECT_EQ(row[7], "val");
+    EXPECT_TRUE(seen.insert(row[0]).second) << row[0] << " twice";
+    std::set<std::string> fold_val;
+    for (const auto& line : csv_rows(read_file(fs::path(s.run_dir) / ("fold-" + row[8]) / "split.csv")))
+      if (line[0] == "val") fold_val.insert(line[1]);
+    EXPECT_EQ(fold_val.count(row[0]), 1u) << row[0] << " is not in fold " << row[8] << "'s validation part";
+    right += row[1] == row[2];
+  }
+  EXPECT_DOUBLE_EQ(right / 40.0, s.split("val")->metrics.accuracy);
 }
 
 }  // namespace

@@ -121,16 +121,23 @@ TEST_F(TransferTest, PretrainedWithoutWeightsSaysHowToGetThem) {
   EXPECT_EQ(error_of("vgg16", 32, 4, {}),
             "configs/transfer.toml:1: [model] weights is required with pretrained = true (the default): export "
             "ImageNet weights on a machine with internet with \"/usr/bin/python3 scripts/export_torchvision.py vgg16 "
-            "--pretrained -o vgg16_imagenet.pt\", copy the file next to this config and set weights = "
-            "\"vgg16_imagenet.pt\"; or set pretrained = false and mode = \"finetune\" to train from scratch");
+            "--pretrained --notop -o vgg16_imagenet_notop.pt\", copy the file next to this config and set weights = "
+            "\"vgg16_imagenet_notop.pt\"; or set pretrained = false and mode = \"finetune\" to train from scratch");
 }
 
 TEST_F(TransferTest, MissingWeightsFileSaysHowToGetOne) {
   EXPECT_EQ(error_of("resnet50", 32, 4, {{"weights", "/nonexistent/resnet50.pt"}}),
             "configs/transfer.toml:2: [model] weights \"/nonexistent/resnet50.pt\" cannot be opened (no such file); "
             "export ImageNet weights on a machine with internet with \"/usr/bin/python3 "
-            "scripts/export_torchvision.py resnet50 --pretrained -o <file>\" and point weights at that file "
-            "(relative to this config), or set pretrained = false and mode = \"finetune\" to train from scratch");
+            "scripts/export_torchvision.py resnet50 --pretrained -o /nonexistent/resnet50.pt\" and copy the file "
+            "there; or set pretrained = false and mode = \"finetune\" to train from scratch");
+  // The quick configs' seeded random weights need no internet, and VGG16's are top-less.
+  EXPECT_EQ(error_of("vgg16", 32, 4, {{"weights", "/nonexistent/vgg16_seed7_notop.pt"}}),
+            "configs/transfer.toml:2: [model] weights \"/nonexistent/vgg16_seed7_notop.pt\" cannot be opened (no such "
+            "file); make these seeded random weights (no download) from the checkout with \"/usr/bin/python3 "
+            "scripts/export_torchvision.py vgg16 --random-seed 7 --notop -o /nonexistent/vgg16_seed7_notop.pt\", as "
+            "`scripts/dev.sh setup` does for the quick configs; or set pretrained = false and mode = \"finetune\" to "
+            "train from scratch");
 }
 
 TEST_F(TransferTest, UnreadableAndWrongKindFilesSayHowToWriteOne) {

@@ -268,6 +268,26 @@ TEST_F(StudyTest, OutputsListEveryTrialAndPlotEveryDimension) {
     EXPECT_GT(fs::file_size(folder_ / file), 1000u) << file;
 }
 
+// The summary of the best trials names every tuned dimension, fixed ones left out and
+// inactive conditional ones as "-".
+TEST_F(StudyTest, TrialSettingsListEveryTunedDimension) {
+  sdk::SearchSpace space;
+  space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-2)};
+  sdk::Dimension filters{"model.filters", sdk::Dimension::Type::Int};
+  filters.int_min = 32, filters.int_max = 64;
+  space.dimensions.push_back(filters);
+  sdk::Dimension fixed{"train.batch_size", sdk::Dimension::Type::Fixed};
+  fixed.fixed = int64_t{16};
+  space.dimensions.push_back(fixed);
+  StoredTrial a, b;
+  a.record.id = 7, a.objective = 0.5, a.record.params = {{"optimizer.lr", 0.001}, {"model.filters", int64_t{64}}};
+  b.record.id = 3, b.objective = 0.25, b.record.params = {{"optimizer.lr", 0.0003}};
+  EXPECT_EQ(format_trial_settings({a, b}, space, settings_),
+            "rank  trial  val_loss  optimizer.lr  model.filters\n"
+            "   1      7       0.5         0.001             64\n"
+            "   2      3      0.25        0.0003              -\n");
+}
+
 // ---------------------------------------------------------------------------------------
 // The search space in TOML.
 

@@ -120,8 +120,36 @@ inline bool read_bytes(const std::string& path, std::vector<char>& bytes) {
   return true;
 }
 
+/// The random seed a weights file's name asks for ("resnet50_seed7.pt": 7), or -1. The
+/// quick configs name seeded random exports so; any other name means ImageNet weights.
+inline int64_t seed_in_file_name(const std::string& output) {
+  const std::string name = std::filesystem::path(output).filename().string();
+  for (size_t at = name.find("seed"); at != std::string::npos; at = name.find("seed", at + 1)) {
+    size_t end = at + 4;
+    while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+    if (end > at + 4 && end - at - 4 <= 9) return std::stoll(name.substr(at + 4, end - at - 4));
+  }
+  return -1;
+}
+
+/// The command (run from the checkout) that writes the weights file `output` names: seeded
+/// random weights for a "..._seed<N>..." name, else ImageNet's; without the classifier for
+/// a "...notop..." name, as the configs name VGG16's top-less files.
 inline std::string export_command(const std::string& model, const std::string& output) {
-  return "/usr/bin/python3 scripts/export_torchvision.py " + model + " --pretrained -o " + output;
+  const int64_t seed = seed_in_file_name(output);
+  const bool notop = std::filesystem::path(output).filename().string().find("notop") != std::string::npos;
+  return "/usr/bin/python3 scripts/export_torchvision.py " + model +
+         (seed >= 0 ? " --random-seed " + std::to_string(seed) : std::string(" --pretrained")) +
+         (notop ? " --notop" : "") + " -o " + output;
+}
+
+/// How to get the missing weights file `output`, phrased to follow "cannot be opened (...); ".
+inline std::string how_to_export(const std::string& model, const std::string& output) {
+  if (seed_in_file_name(output) >= 0)
+    return "make these seeded random weights (no download) from the checkout with \"" + export_command(model, output) +
+           "\", as `scripts/dev.sh setup` does for the quick configs";
+  return "export ImageNet weights on a machine with internet with \"" + export_command(model, output) +
+         "\" and copy the file there";
 }
 
 // In words that do not change between LibTorch versions (tagKind() says IntList in one,
@@ -144,9 +172,8 @@ inline std::string read_weights_file(const std::string& path, const std::string&
   std::vector<char> bytes;
   if (!read_bytes(path, bytes))
     return "cannot be opened (" + std::string(std::filesystem::exists(path) ? "permission denied" : "no such file") +
-           "); export ImageNet weights on a machine with internet with \"" + export_command(model, "<file>") +
-           "\" and point weights at that file (relative to this config), or set pretrained = false and mode = "
-           "\"finetune\" to train from scratch";
+           "); " + how_to_export(model, path) +
+           "; or set pretrained = false and mode = \"finetune\" to train from scratch";
   identity = content_identity(path, bytes);
   const std::string rewrite = "; write it with scripts/export_torchvision.py, which saves torchvision's state_dict "
                               "as a plain dict {name: tensor} with torch.save";
@@ -353,7 +380,10 @@ inline BackboneOptions read_backbone_options(Params& params, const ModelSpec& sp
   o.imagenet_normalize(params.get_bool("imagenet_normalize", true));
   o.head_options = read_head_options(params, head_defaults);
 
-  const std::string file = params.has("weights") ? o.weights() : model + "_imagenet.pt";
+  // Without the ImageNet classifier when the config does not use it (VGG16's is 120M
+  // parameters), as the shipped configs name their files.
+  const std::string file =
+      params.has("weights") ? o.weights() : model + (o.head() == "imagenet" ? "_imagenet.pt" : "_imagenet_notop.pt");
   if (o.pretrained() && !params.has("weights"))
     params.fail("weights", "is required with pretrained = true (the default): export ImageNet weights on a machine "
                            "with internet with \"" + export_command(model, file) + "\", copy the file next to this "

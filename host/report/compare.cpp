@@ -1,0 +1,189 @@
+#include "host/report/compare.h"
+
+#include "host/report/plots.h"
+#include "host/util/atomic_file.h"
+#include "host/util/html.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every value under `table` as (dotted key, TOML text).
+void flatten(const toml::table& table, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
+  for (auto&& [key, node] : table) {
+    const std::string name = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const auto* child = node.as_table()) {
+      flatten(*child, name, out);
+    } else if (const auto* array = node.as_array(); array && array->is_array_of_tables()) {
+      for (size_t i = 0; i < array->size(); ++i) flatten(*array->get(i)->as_table(), name + "." + std::to_string(i + 1), out);
+    } else {
+      std::ostringstream text;
+      node.visit([&](auto&& value) { text << value; });
+      out.emplace_back(name, text.str());
+    }
+  }
+}
+
+// Columns a string takes in a terminal: UTF-8 continuation bytes ("±") take none.
+size_t display_width(const std::string& text) {
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::string pad(const std::string& text, size_t width, bool left) {
+  const std::string fill(width > display_width(text) ? width - display_width(text) : 0, ' ');
+  return left ? text + fill : fill + text;
+}
+
+std::string value_of(const ComparedRun& run, const std::string& key) {
+  for (const auto& [k, v] : run.settings)
+    if (k == key) return v;
+  return "-";
+}
+
+// Distinct, readable colours (BGR) for overlaid curves; they repeat after ten runs.
+const std::vector<cv::Scalar>& palette() {
+  static const std::vector<cv::Scalar> colors = {
+      {180, 119, 31}, {14, 127, 255}, {44, 160, 44},  {40, 39, 214},  {189, 103, 148},
+      {75, 86, 140},  {194, 119, 227}, {127, 127, 127}, {34, 189, 188}, {207, 190, 23}};
+  return colors;
+}
+
+std::string run_label(const ComparedRun& run) {
+  return run.summary.experiment + " " + run.folder.filename().string();
+}
+
+// The table as rows of cells; the first row is the header.
+std::vector<std::vector<std::string>> table_rows(const std::vector<ComparedRun>& runs) {
+  const std::vector<std::string> differing = differing_settings(runs);
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"run", "started"};
+  for (const auto& key : differing) header.push_back(key);
+  for (const char* column : {"val acc", "test acc", "test AUROC micro", "test AUROC macro", "epochs", "time"})
+    header.push_back(column);
+  rows.push_back(header);
+  for (const auto& run : runs) {
+    const RunSummary& s = run.summary;
+    std::vector<std::string> row = {run_label(run), s.started};
+    for (const auto& key : differing) row.push_back(value_of(run, key));
+    const SplitResult* test = s.split("test");
+    auto metric = [](const SplitResult* split, double SplitMetrics::*field) {
+      return split && std::isfinite(split->metrics.*field) ? fmt::format("{:.3f}", split->metrics.*field)
+                                                          : std::string("-");
+    };
+    row.push_back(format_accuracy(s, "val"));
+    row.push_back(format_accuracy(s, "test"));
+    row.push_back(metric(test, &SplitMetrics::auroc_micro));
+    row.push_back(metric(test, &SplitMetrics::auroc_macro));
+    row.push_back(std::to_string(s.history.size()));
+    row.push_back(format_duration(s.seconds) + (s.fold_val_accuracy.empty() ? "" : " (sum of folds)"));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+}  // namespace
+
+ComparedRun read_compared_run(const fs::path& folder) {
+  const fs::path metrics = folder / "metrics.json";
+  if (!fs::exists(metrics))
+    throw Error(folder.string() + ": not a finished run folder (it has no metrics.json); pass folders made by "
+                "`bachlab run`, such as runs/<experiment>/<timestamp>");
+  ComparedRun run;
+  run.folder = folder;
+  try {
+    run.summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(metrics.string() + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  const fs::path config = folder / "config.toml";
+  if (fs::exists(config)) {
+    try {
+      flatten(toml::parse(read_file(config), config.string()), "", run.settings);
+    } catch (const toml::parse_error& e) {
+      throw Error(config.string() + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
+                  std::string(e.description()));
+    }
+  }
+  return run;
+}
+
+std::vector<std::string> differing_settings(const std::vector<ComparedRun>& runs) {
+  std::set<std::string> keys;
+  for (const auto& run : runs)
+    for (const auto& [key, value] : run.settings) keys.insert(key);
+  std::vector<std::string> out;
+  for (const auto& key : keys) {
+    std::set<std::string> values;
+    for (const auto& run : runs) values.insert(value_of(run, key));
+    if (values.size() > 1) out.push_back(key);
+  }
+  return out;
+}
+
+std::string format_run_comparison(const std::vector<ComparedRun>& runs) {
+  const auto rows = table_rows(runs);
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += (c ? "  " : "") + pad(row[c], width[c], c < 2);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  if (differing_settings(runs).empty()) out += "(the runs' saved configs are identical)\n";
+  return out;
+}
+
+std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bachlab compare</title>\n<style>"
+       "body{font-family:sans-serif;margin:2em;max-width:1700px}table{border-collapse:collapse;margin:1em 0}"
+       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
+       "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}img{max-width:49%;margin:2px}</style></head><body>\n"
+    << "<h1>" << runs.size() << " runs compared</h1>\n<p>Settings are those whose values differ between the runs' "
+       "saved config.toml files (\"-\": not set). Time is the training time (a cross-validation's: the sum over its "
+       "folds).</p>\n<table>\n";
+  const auto rows = table_rows(runs);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    h << "<tr>";
+    for (const auto& cell : rows[r]) h << (r == 0 ? "<th>" : "<td>") << html_escape(cell) << (r == 0 ? "</th>" : "</td>");
+    h << "</tr>\n";
+  }
+  h << "</table>\n<h2>Validation curves</h2>\n";
+  for (const auto& [title, field] : {std::pair<std::string, double EpochMetrics::*>{"loss", &EpochMetrics::loss},
+                                     {"accuracy", &EpochMetrics::accuracy}}) {
+    std::vector<Series> series;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Series s{run_label(runs[i]), {}, palette()[i % palette().size()]};
+      for (const auto& record : runs[i].summary.history) s.values.push_back(record.val.*field);
+      series.push_back(std::move(s));
+    }
+    CurveOptions options;
+    if (title == "accuracy" && !runs.front().summary.classes.empty())
+      options.chance = 1.0 / static_cast<double>(runs.front().summary.classes.size());
+    std::vector<uint8_t> png;
+    cv::imencode(".png", draw_learning_curve("validation " + title, title, series, options), png);
+    h << "<img alt=\"validation " << title << " per epoch\" src=\"data:image/png;base64," << base64_encode(png)
+      << "\">\n";
+  }
+  h << "</body></html>\n";
+  return h.str();
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,37 @@
+#pragma once
+// `bachlab compare RUN_DIR...`: runs made at different times, side by side. One table of
+// the settings that differ between their saved configs, their final metrics and training
+// time; with --html, the same table and their validation curves overlaid.
+
+#include "host/report/run_report.h"
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bachlab::host {
+
+/// One run folder as compare reads it: metrics.json and the saved config.toml.
+struct ComparedRun {
+  std::filesystem::path folder;
+  RunSummary summary;
+  /// Every value of config.toml as (dotted key, TOML text), e.g. ("optimizer.lr", "0.001");
+  /// an array of tables element by element ("augment.1.plugin").
+  std::vector<std::pair<std::string, std::string>> settings;
+};
+
+/// Reads a run folder; throws Error naming the folder if it is not a finished run.
+ComparedRun read_compared_run(const std::filesystem::path& folder);
+
+/// The keys whose values differ between the runs (absent counts as a value), in key order.
+std::vector<std::string> differing_settings(const std::vector<ComparedRun>& runs);
+
+/// The text table: run, started, each differing setting, val and test accuracy, test
+/// AUROC micro and macro, epochs, time (summed over folds for a cross-validation).
+std::string format_run_comparison(const std::vector<ComparedRun>& runs);
+
+/// The HTML page: the table and the runs' validation loss and accuracy curves overlaid.
+std::string format_run_comparison_html(const std::vector<ComparedRun>& runs);
+
+}  // namespace bachlab::host
