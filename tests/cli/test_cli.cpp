@@ -344,11 +344,11 @@ std::string read_text(const fs::path& file) {
 
 TEST_F(CliFolder, RunTakesOverridesAndSavesTheFinalValues) {
   const fs::path config = tiny_config("tiny");
-  Result r = run("run " + q(config) + " train.epochs=1 optimizer.lr=3e-4 model.hidden_units=6");
+  Result r = run("run " + q(config) + " train.epochs=1 optimizer.lr=5e-1 model.hidden_units=6");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string saved = read_text(run_folder("tiny") / "config.toml");
   EXPECT_NE(saved.find("epochs = 1\n"), std::string::npos) << saved;
-  EXPECT_NE(saved.find("lr = 0.0003\n"), std::string::npos) << saved;
+  EXPECT_NE(saved.find("lr = 0.5\n"), std::string::npos) << saved;
   EXPECT_NE(saved.find("hidden_units = 6\n"), std::string::npos) << saved;
   // One epoch was trained, not the file's three, and the override was not taken for a file.
   EXPECT_EQ(count(read_text(run_folder("tiny") / "history.csv"), "\n"), 2u);
