@@ -7,9 +7,9 @@
 #   scripts/bach_benchmark.sh DATA_ROOT [--config FILE] [--folds K] [--out DIR] [--bachlab BIN]
 #                             [KEY=VALUE ...]   (overrides, as `bachlab run` takes them)
 #
-# DATA_ROOT may also be "synthetic:nuclear" (the built-in synthetic set of that variant,
-# generated at the config's [data.synthetic] size): synthetic figures are a check of the
-# method, never BACH results, and the summary says which data it ran on.
+# DATA_ROOT may also be "synthetic:nuclear" (the built-in synthetic set of that variant at
+# BACH's 2048x1536; data.synthetic.per_class=N sets its size): synthetic figures are a check
+# of the method, never BACH results, and the summary says which data it ran on.
 # A killed benchmark continues where it stopped when run again with the same --out.
 set -euo pipefail
 
@@ -52,7 +52,9 @@ bench_config="$out/bach_benchmark.toml"
     synthetic:*)
       echo "source = \"synthetic\""
       echo "[data.synthetic]"
-      echo "variant = \"${data#synthetic:}\"" ;;
+      echo "variant = \"${data#synthetic:}\""
+      echo "width = 2048    # BACH's size, so the recipe's scale and patches mean what they mean there"
+      echo "height = 1536" ;;
     *)
       [ -d "$data" ] || { echo "bach_benchmark: DATA_ROOT '$data' is not a folder" >&2; exit 2; }
       echo "source = \"folder\""
