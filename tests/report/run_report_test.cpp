@@ -135,8 +135,9 @@ TEST(RunReport, LearningCurveKeepsTheLegendOffTheCurvesAndMarksWhatItIsAskedTo) 
   EXPECT_EQ(cv::norm(named(plot), unnamed(plot), cv::NORM_INF), 0.0) << "the legend reaches into the plot";
   EXPECT_GT(cv::norm(named, unnamed, cv::NORM_INF), 0.0) << "no legend drawn at all";
 
-  EXPECT_EQ(pixels_of(named, {60, 60, 60}), 0);
-  EXPECT_EQ(pixels_of(named, {120, 120, 120}), 0);
+  // Anti-aliased text and curves hit these greys in a few pixels; the lines, in hundreds.
+  EXPECT_LT(pixels_of(named, {60, 60, 60}), 20);
+  EXPECT_LT(pixels_of(named, {120, 120, 120}), 20);
   CurveOptions options;
   options.chance = 0.25;
   options.marked_epoch = 2;

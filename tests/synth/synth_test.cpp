@@ -489,6 +489,3 @@ TEST_F(SynthTest, ProcessesGeneratingTheSameSetOnAnEmptyCacheAtOnceAllSucceed) {
   for (const auto& entry : fs::directory_iterator(root_))
     EXPECT_EQ(entry.path().filename().string().find(".shared.synth-partial"), std::string::npos) << entry.path();
 }
-
-}  // namespace
-}  // namespace bachlab::host
