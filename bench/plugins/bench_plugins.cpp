@@ -108,8 +108,11 @@ std::optional<ModelForm> benchmarkable_form(const host::PluginRegistry& registry
                                             const BenchOptions& o, std::string& reason) {
   std::vector<ModelForm> forms;
   forms.push_back({sdk::Params("[model]"), ""});
-  forms.push_back({sdk::Params("[model]"), "random init (pretrained = false)"});
+  // Without weights a backbone cannot stay frozen (it would be random features), so the
+  // random-init form trains it too: mode = "finetune", the transfer plugins' own rule.
+  forms.push_back({sdk::Params("[model]"), "random init (pretrained = false, mode = finetune)"});
   forms.back().params.set("pretrained", false);
+  forms.back().params.set("mode", std::string("finetune"));
   forms.push_back({sdk::Params("[model]"), "a 3x3 conv TorchScript module made by the bench"});
   try {
     forms.back().params.set("module", bench_torchscript_module());

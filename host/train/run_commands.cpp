@@ -95,7 +95,8 @@ void add_run_commands(CLI::App& app) {
   run->add_option("--epochs", epochs, "Train this many epochs instead of the config's")->check(CLI::Range(1, 100000));
   run->add_option("--seed", seed, "Use this seed instead of the config's")->check(CLI::NonNegativeNumber);
   // One folder per --plugin-path (repeat it for more), so a config after it stays a config.
-  run->add_option("--plugin-path", plugin_paths, "Also search this folder for plugins (repeatable)")->expected(1);
+  run->add_option("--plugin-path", plugin_paths, "Also search this folder for plugins (repeatable)")
+      ->allow_extra_args(false);
   run->add_flag("--markdown", markdown, "Print the comparison table as Markdown (for docs/results.md)");
   on_run(run, [] {
     const ConfigArguments given = split_config_arguments(arguments);

@@ -317,7 +317,7 @@ void StudyStore::complete(int64_t id, double score, double objective, int64_t ep
   write([&] {
     db_->lock_study();  // finish_order is the study's sequence
     db_->run("UPDATE trials SET state = 'complete', score = ?, objective = ?, epochs_used = ?, seconds = ?, "
-             "message = '', owner = '', finished = ?, "
+             "message = '', finished = ?, "
              "finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) "
              "WHERE id = ? AND state IN ('running', 'waiting')",
              {score, objective, epochs_used, seconds, utc_now(), id});
@@ -327,7 +327,7 @@ void StudyStore::complete(int64_t id, double score, double objective, int64_t ep
 void StudyStore::fail(int64_t id, const std::string& message, int64_t epochs_used, double seconds) {
   write([&] {
     db_->lock_study();
-    db_->run("UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, owner = '', "
+    db_->run("UPDATE trials SET state = 'failed', message = ?, epochs_used = ?, seconds = ?, "
              "finished = ?, finish_order = (SELECT COALESCE(MAX(finish_order), 0) + 1 FROM trials) "
              "WHERE id = ? AND state IN ('running', 'waiting')",
              {message, epochs_used, seconds, utc_now(), id});

@@ -281,9 +281,9 @@ TEST_F(SynthTest, RefusesAFolderWithOtherFiles) {
 TEST_F(SynthTest, RefusesADatasetMadeWithOtherOptions) {
   generate_synthetic_dataset(small("set", 5));
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(small("set", 6)); }),
-            fmt::format("synth: output folder '{}' holds a synthetic dataset made with other options (per-class 3, "
-                        "size 32x24, seed 5, generator version {}; asked for per-class 3, size 32x24, seed 6, "
-                        "generator version {}); choose another --out or remove the folder",
+            fmt::format("synth: output folder '{}' holds a synthetic dataset made with other options (variant "
+                        "default, per-class 3, size 32x24, seed 5, generator version {}; asked for variant default, "
+                        "per-class 3, size 32x24, seed 6, generator version {}); choose another --out or remove the folder",
                         (root_ / "set").string(), kSynthGeneratorVersion, kSynthGeneratorVersion));
 }
 

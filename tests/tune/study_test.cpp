@@ -417,7 +417,7 @@ TEST_F(StudyTest, ADamagedTrialRowIsAnErrorNamingTheDatabaseAndTheTrial) {
       << message();
   damage("UPDATE trials SET params = '{\"f.x1\": 1.5}', state = 'paused' WHERE id = 1");
   EXPECT_EQ(message(), file + ": trial 1 is damaged in the study database (its state is \"paused\"; expected running, "
-                              "complete or failed); restore study.db from a copy, or start the study again in a new "
+                              "waiting, complete or failed); restore study.db from a copy, or start the study again in a new "
                               "folder");
 }
 
