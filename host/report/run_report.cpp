@@ -315,18 +315,6 @@ fs::path create_run_folder(const fs::path& output, const std::string& experiment
   }
 }
 
-std::string format_history_csv(const std::vector<EpochRecord>& history) {
-  auto v = [](double x) { return std::isfinite(x) ? fmt::format("{:.17g}", x) : std::string(); };
-  std::string out =
-      "epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,val_loss,val_accuracy,"
-      "val_auroc_micro,val_auroc_macro,seconds\n";
-  for (const auto& r : history)
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.3f}\n", r.epoch, v(r.lr), v(r.train.loss), v(r.train.accuracy),
-                       v(r.train.auroc_micro), v(r.train.auroc_macro), v(r.val.loss), v(r.val.accuracy),
-                       v(r.val.auroc_micro), v(r.val.auroc_macro), r.seconds);
-  return out;
-}
-
 std::string format_report_html(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
   std::ostringstream h;
   auto image = [&](const char* file, const char* alt) {

@@ -13,7 +13,7 @@
 // Every file is written to a temporary name and renamed.
 
 #include "host/eval/metrics.h"
-#include "host/train/trainer.h"
+#include "host/eval/history.h"
 
 #include <nlohmann/json.hpp>
 
@@ -119,10 +119,6 @@ std::string format_duration(double seconds);
 /// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
 /// runs start in the same second).
 std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
-
-/// history.csv: epoch,lr,train_loss,train_accuracy,train_auroc_micro,train_auroc_macro,
-/// val_loss,val_accuracy,val_auroc_micro,val_auroc_macro,seconds (NaN as an empty cell).
-std::string format_history_csv(const std::vector<EpochRecord>& history);
 
 /// Writes history.csv, metrics.json, loss.png, accuracy.png, confusion_matrix.png,
 /// predictions.csv (when the summary has predictions) and report.html into `run_dir`. `config_toml` is shown in the report.

@@ -2,6 +2,7 @@
 
 #include "host/data/data.h"
 #include "host/data/dataset.h"
+#include "host/train/history_csv.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -377,6 +378,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (!fresh) check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
+  trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
   trainer.set_progress(options.progress, options.interactive);
   if (!fresh) {
     if (trainer.resume()) {

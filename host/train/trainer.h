@@ -1,13 +1,10 @@
 #pragma once
 // The training loop: seeded shuffling, augmentation plugins on training batches only,
-// cross-entropy (+ the model's regularization term), the optimizer plugin, a learning-rate
-// schedule, early stopping, per-epoch metrics, and checkpoints that make a killed run
-// resumable to the very same numbers.
-//
-// A model with a frozen backbone (sdk::Network::has_frozen_features()) gives every image
-// the same features in every epoch, so the trainer takes them from a FeatureCache
-// (host/train/feature_cache.h): the backbone runs once per image (per augmented copy),
-// and every epoch, validation and prediction after that runs only the head.
+// cross-entropy (+ the model's regularization term) and the optimizer plugin, with the
+// rest of training as callbacks (host/train/callback.h): early stopping and the best
+// epoch (early_stopping.h), the learning-rate schedule (lr_schedule.h), the frozen-feature
+// cache (frozen_features.h), checkpoints that make a killed run resumable to the very
+// same numbers (checkpoints.h), progress output (progress.h) and history.csv (history_csv.h).
 //
 // Reproducibility: every random number of training comes from two generators, the
 // trainer's own (shuffling, augmentations) and LibTorch's default CPU generator (dropout
@@ -16,15 +13,19 @@
 
 #include "host/eval/metrics.h"
 #include "host/train/batch_source.h"
+#include "host/train/callback.h"
+#include "host/train/early_stopping.h"
 #include "host/train/feature_cache.h"
+#include "host/train/frozen_features.h"
+#include "host/eval/history.h"
 #include "host/train/train_settings.h"
 
 #include <bachlab/sdk/augmentation.h>
 #include <bachlab/sdk/model.h>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
@@ -35,31 +36,7 @@
 
 namespace bachlab::host {
 
-/// The four numbers recorded per split and epoch.
-struct EpochMetrics {
-  double loss = 0;
-  double accuracy = 0;
-  double auroc_micro = 0;
-  double auroc_macro = 0;
-};
-
-/// One line of history.csv.
-struct EpochRecord {
-  /// 1-based.
-  int64_t epoch = 0;
-  /// Learning rate of the first parameter group during this epoch.
-  double lr = 0;
-  /// Running metrics over the epoch's training batches, in training mode (dropout on),
-  /// as Keras reports them.
-  EpochMetrics train;
-  /// Metrics on the validation split after the epoch, in evaluation mode; NaN if empty.
-  EpochMetrics val;
-  /// Wall-clock seconds of the epoch (not part of the reproducible numbers).
-  double seconds = 0;
-};
-
-/// The value of a monitorable metric ("val_loss", ...) in a record.
-double metric_value(const EpochRecord& record, const std::string& metric);
+class Checkpoints;
 
 /// What the trainer builds on: objects made by plugins.
 struct TrainerParts {
@@ -105,17 +82,21 @@ class Trainer {
   /// and `normalize` (default: none) turns the result into the model's input.
   Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, BatchTransform normalize = {});
 
-  /// Writes best.pt and last.pt to `folder` after each epoch (atomically); empty: none.
+  /// Adds a callback; callbacks run in the order added, after the trainer's own (early
+  /// stopping, the schedule, the feature cache).
+  void add_callback(std::shared_ptr<TrainingCallback> callback);
+  /// Adds the Checkpoints callback: best.pt and last.pt in `folder` (see checkpoints.h).
   void set_checkpoint_dir(const std::filesystem::path& folder);
-  /// Where progress goes; `interactive` draws a redrawn bar, otherwise one line per epoch.
-  /// Default: no output.
+  /// Adds the ProgressOutput callback writing to `out`; `interactive` draws a redrawn bar,
+  /// otherwise one line per epoch.
   void set_progress(std::ostream* out, bool interactive);
-  /// Called after each batch with (epoch, batch index); lets tests interrupt a run at any
-  /// point, as a kill would.
+  /// Adds a callback calling `hook` after each batch with (epoch, batch index); lets
+  /// tests interrupt a run at any point, as a kill would.
   void set_batch_hook(std::function<void(int64_t epoch, int64_t batch)> hook);
 
   /// Restores the state of last.pt (and best.pt) from the checkpoint folder. Returns false
-  /// if there is no last.pt; throws Error if it cannot be read or does not fit the model.
+  /// if there is none or no last.pt; throws Error if it cannot be read or does not fit the
+  /// model.
   bool resume();
 
   /// Loads only the model weights of a checkpoint (best.pt or last.pt), e.g. to evaluate
@@ -147,22 +128,26 @@ class Trainer {
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<EpochRecord>& history() const { return history_; }
   /// Epoch with the best monitored value so far (0: none) and whether training stopped early.
-  int64_t best_epoch() const { return best_epoch_; }
-  bool stopped_early() const { return stopped_early_; }
+  int64_t best_epoch() const { return early_stopping_->best_epoch(); }
+  bool stopped_early() const { return early_stopping_->stopped(); }
   const TrainSettings& settings() const { return settings_; }
   sdk::Network& model() { return *parts_.model; }
   /// What the feature cache did (all zero unless the model has frozen features).
-  const FeatureCacheStats& feature_cache_stats() const { return feature_cache_.stats(); }
+  const FeatureCacheStats& feature_cache_stats() const;
+
+  // What callbacks work with.
+  torch::optim::Optimizer& optimizer() { return *parts_.optimizer; }
+  torch::Generator& generator() { return generator_; }
+  torch::Device device() const { return device_; }
+  EarlyStopping& early_stopping() { return *early_stopping_; }
+  /// The training state a checkpoint stores: epochs done, history and every callback's
+  /// save_state(), in one JSON object.
+  nlohmann::json state() const;
+  /// Restores what state() returned.
+  void load_state(const nlohmann::json& state);
 
  private:
-  void apply_learning_rate(int64_t epoch);
-  void after_epoch(const EpochRecord& record);
-  void save_checkpoint(const std::filesystem::path& file, bool full) const;
-  std::string state_json() const;
-  void load_state_json(const std::string& text);
   torch::Tensor to_unit(const torch::Tensor& batch) const;
-  torch::Tensor cached_features(const torch::Tensor& images, int64_t epoch);
-  void report(const EpochRecord& record) const;
 
   TrainerParts parts_;
   TrainSettings settings_;
@@ -170,26 +155,14 @@ class Trainer {
   BatchTransform normalize_;
   torch::Device device_;
   torch::Generator generator_;
-  std::filesystem::path checkpoint_dir_;
-  std::ostream* progress_ = nullptr;
-  bool interactive_ = false;
-  std::function<void(int64_t, int64_t)> batch_hook_;
   std::function<Prediction(const TensorSplit&)> validate_;
-  FeatureCache feature_cache_;
-  FeatureInputs feature_inputs_;
-
-  // Everything below is saved in last.pt.
+  std::vector<std::shared_ptr<TrainingCallback>> callbacks_;
+  std::shared_ptr<EarlyStopping> early_stopping_;
+  /// Set when the model has a frozen backbone.
+  std::shared_ptr<FrozenFeatures> frozen_features_;
+  std::shared_ptr<Checkpoints> checkpoints_;
   std::vector<EpochRecord> history_;
-  int64_t best_epoch_ = 0;
-  double best_value_ = 0;
-  double stop_best_ = 0;      // early stopping's reference value (moves by > min_delta)
-  int64_t stop_wait_ = 0;     // epochs since it last moved
-  bool stopped_early_ = false;
-  double lr_factor_ = 1.0;    // plateau schedule's accumulated factor
-  double plateau_best_ = 0;
-  int64_t plateau_wait_ = 0;
-  bool started_ = false;      // fit() seeded the default generator already
-  std::vector<std::pair<std::string, torch::Tensor>> best_weights_;
+  bool started_ = false;  // fit() or resume() set the default generator already
 };
 
 }  // namespace bachlab::host

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 namespace {
@@ -104,6 +105,76 @@ TEST_F(TrainerCacheTest, BackboneRunsOncePerImageThenOnlyTheHeadTrains) {
   trainer.predict(val);
   EXPECT_EQ(network->extracted_images, 12);
   EXPECT_EQ(trainer.feature_cache_stats().memory_hits, 5);
+}
+
+struct Interrupted {};
+
+// The same network, as if built from another weights file.
+class OtherWeights : public Counting {
+ public:
+  using Counting::Counting;
+  std::string features_cache_key() const override { return "resnet50 weights /elsewhere/resnet50_other.pt"; }
+};
+
+// A frozen backbone's checkpoints hold what trains and the identity of the weights file the
+// backbone came from, not the backbone: a resumed run still ends with the numbers of an
+// uninterrupted one, and a model whose frozen part came from another file is refused.
+TEST_F(TrainerCacheTest, FrozenBackboneCheckpointsHoldTheHeadAndTheWeightsIdentity) {
+  REQUIRE_TORCHVISION();
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "bachlab_frozen_checkpoint_test";
+  std::filesystem::remove_all(dir);
+  const TensorSplit train = split(8, 1), val = split(4, 2), test = split(6, 3);
+  auto network = [] {
+    torch::manual_seed(7);
+    return counting_resnet();
+  };
+  Trainer reference(head_parts(network()), few_epochs(3), 5);
+  const auto expected = reference.fit(train, val);
+  const torch::Tensor expected_test = reference.predict(test).probabilities;
+  {
+    Trainer first(head_parts(network()), few_epochs(3), 5);
+    first.set_checkpoint_dir(dir);
+    first.set_batch_hook([](int64_t epoch, int64_t) {
+      if (epoch == 2) throw Interrupted{};
+    });
+    EXPECT_THROW(first.fit(train, val), Interrupted);
+  }
+  // The head, the backbone's batch-norm statistics and Adam's state: far from ResNet50's 100 MB.
+  EXPECT_LT(std::filesystem::file_size(dir / "last.pt"), 2'000'000u);
+
+  Trainer second(head_parts(network()), few_epochs(3), 5);
+  second.set_checkpoint_dir(dir);
+  ASSERT_TRUE(second.resume());
+  const auto resumed = second.fit(train, val);
+  ASSERT_EQ(resumed.history.size(), expected.history.size());
+  for (size_t i = 0; i < expected.history.size(); ++i) {
+    EXPECT_EQ(resumed.history[i].train.loss, expected.history[i].train.loss) << "epoch " << i + 1;
+    EXPECT_EQ(resumed.history[i].val.loss, expected.history[i].val.loss) << "epoch " << i + 1;
+  }
+  EXPECT_TRUE(torch::equal(second.predict(test).probabilities, expected_test));
+
+  torch::manual_seed(7);
+  auto other = std::make_shared<OtherWeights>(
+      create("resnet50", 32, 4, {{"weights", fixture("resnet50_seed7.pt")}, {"hidden_units", int64_t{8}}}));
+  Trainer third(head_parts(other), few_epochs(3), 5);
+  third.set_checkpoint_dir(dir);
+  try {
+    third.resume();
+    FAIL() << "a checkpoint trained on other frozen weights was loaded";
+  } catch (const bachlab::Error& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind((dir / "best.pt").string() + ": this checkpoint holds only the trained part of the model; "
+                            "its frozen part came from the weights in \"resnet50 weights " + fixture("resnet50_seed7.pt"),
+                            0),
+              0u)
+        << message;
+    EXPECT_NE(message.find("but the model built from the config now has \"resnet50 weights "
+                           "/elsewhere/resnet50_other.pt\". The weights file changed since the run was trained; put "
+                           "the original file back, or start a new run"),
+              std::string::npos)
+        << message;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(TrainerCacheTest, HeadOnCachedFeaturesPredictsWhatTheWholeNetworkPredicts) {

@@ -1,0 +1,62 @@
+#pragma once
+// The points of the training loop where behaviour plugs in, in the shape of Keras
+// callbacks and Lightning's Callback. Trainer::fit() is a small loop:
+//
+//   on_train_begin
+//   for each epoch:  on_epoch_begin -> batches (on_batch_end after each step)
+//                    -> validation -> on_epoch_end
+//   on_train_end     (not when an exception ends training: a kill must look the same)
+//
+// Early stopping, the learning-rate schedule, the frozen-feature cache, checkpoints,
+// progress output and history.csv are callbacks (one file each under host/train/). They
+// run in the order they were added; the trainer adds its own first (early stopping, the
+// schedule, the feature cache), so that a checkpoint written at on_epoch_end holds their
+// updated state.
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+
+namespace bachlab::host {
+
+class Trainer;
+class BatchSource;
+struct EpochRecord;
+
+/// What a callback learns after each optimizer step.
+struct BatchEnd {
+  /// 1-based epoch.
+  int64_t epoch = 0;
+  /// 0-based batch index and the epoch's number of batches.
+  int64_t batch = 0;
+  int64_t batches = 0;
+  /// Mean training loss over the epoch's batches so far.
+  double mean_loss = 0;
+  /// Seconds since the epoch's first batch.
+  double seconds = 0;
+};
+
+class TrainingCallback {
+ public:
+  virtual ~TrainingCallback() = default;
+
+  /// Once per fit(), before its first epoch (after a resume(), before the next epoch).
+  virtual void on_train_begin(Trainer&) {}
+  /// Before the batches of `epoch` (1-based) are drawn from `train`.
+  virtual void on_epoch_begin(Trainer&, int64_t epoch, BatchSource& train) {}
+  /// After each optimizer step.
+  virtual void on_batch_end(Trainer&, const BatchEnd&) {}
+  /// After the epoch's validation; `record` is already the last of Trainer::history().
+  virtual void on_epoch_end(Trainer&, const EpochRecord& record) {}
+  /// After the last epoch of fit().
+  virtual void on_train_end(Trainer&) {}
+
+  /// Writes what a resumed run needs of this callback into the checkpoint's state object
+  /// (one flat JSON object shared by the trainer and every callback, so each key names
+  /// its owner's variable). Default: nothing.
+  virtual void save_state(nlohmann::json& state) const {}
+  /// Reads back what save_state() wrote.
+  virtual void load_state(const nlohmann::json& state) {}
+};
+
+}  // namespace bachlab::host

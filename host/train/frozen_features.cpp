@@ -1,0 +1,52 @@
+#include "host/train/frozen_features.h"
+
+#include "host/train/batch_source.h"
+#include "host/train/progress.h"
+#include "host/train/trainer.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace bachlab::host {
+
+FrozenFeatures::FrozenFeatures(FeatureCacheSettings settings, FeatureInputs inputs)
+    : cache_(std::move(settings)), inputs_(std::move(inputs)) {}
+
+void FrozenFeatures::on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) {
+  training_features(trainer.model(), train, epoch);
+}
+
+torch::Tensor FrozenFeatures::training_features(sdk::Network& model, BatchSource& train, int64_t epoch) {
+  if (!train.whole_images())
+    throw Error("a model with a frozen backbone trains on whole images only (its features are cached per image); "
+                "set [data.patches] size = 0 or fine-tune the backbone");
+  const torch::Tensor& images = train.whole_images()->images;
+  if (prepared_epoch_ != epoch || !prepared_images_.is_same(images)) {
+    prepared_ = timed(model, images, epoch);
+    prepared_epoch_ = epoch;
+    prepared_images_ = images;
+  }
+  return prepared_;
+}
+
+torch::Tensor FrozenFeatures::features(sdk::Network& model, const torch::Tensor& images) {
+  return timed(model, images, 0);
+}
+
+torch::Tensor FrozenFeatures::timed(sdk::Network& model, const torch::Tensor& images, int64_t epoch) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor features = epoch == 0 ? cache_.features(model, images, inputs_, 0)
+                                      : cache_.training_features(model, images, inputs_, epoch);
+  // A backbone pass or a disk read is worth a line; memory hits are not.
+  if (progress_ && cache_.last_note() != "memory")
+    progress_->note(fmt::format("features of {} images{}: {}, {:.1f}s", images.size(0),
+                                epoch > 0 && !inputs_.augmentations.empty() ? " (augmented copy)" : "",
+                                cache_.last_note(),
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+  return features;
+}
+
+}  // namespace bachlab::host
