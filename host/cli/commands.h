@@ -1,6 +1,7 @@
 #pragma once
-// Each area of the host adds its subcommands to the one CLI11 app here; main() only
-// wires them up, so a new command never needs an edit outside its own area.
+// The commands: cli/ is the one area that knows them (CLI11). Each add_*_commands function
+// (one file per area it wires, all in host/cli/) adds its subcommands to the app and calls
+// the functions that area's library exposes; main() only calls them.
 
 #include "host/config/config.h"
 #include "host/data/data_config.h"
@@ -26,6 +27,8 @@ using Action = std::function<int()>;
 
 /// Sets the action run when `command` is chosen on the command line.
 void on_run(CLI::App* command, Action action);
+/// The action on_run() set for `command`; null if none.
+const Action* action_of(CLI::App* command);
 
 /// A mistake in how the program was called (a missing argument, arguments that clash),
 /// as opposed to a mistake in a config or the data: main() exits with 2 for it, as for
@@ -55,16 +58,16 @@ inline ConfigArguments split_config_arguments(const std::vector<std::string>& ar
   return out;
 }
 
-/// The subcommands, one function per area (each defined in that area's folder).
-void add_plugins_commands(CLI::App& app);  // plugins, check      (host/cli)
-void add_config_keys_commands(CLI::App& app);  // config-keys     (host/cli/config_keys_command.cpp)
-void add_bench_commands(CLI::App& app);    // bench, bench compare (host/cli)
-void add_new_plugin_commands(CLI::App& app);  // new-plugin          (host/cli)
-void add_synth_commands(CLI::App& app);    // synth               (host/data/synth_command.cpp)
-void add_data_commands(CLI::App& app);     // explore             (host/data)
-void add_run_commands(CLI::App& app);      // run, eval, predict  (host/train)
-void add_tune_commands(CLI::App& app);     // tune                (host/tune)
-void add_compare_commands(CLI::App& app);  // compare             (host/cli/compare_command.cpp)
+/// The subcommands, one function per area (each defined in host/cli/).
+void add_plugins_commands(CLI::App& app);  // plugins, check      (plugins_command.cpp)
+void add_config_keys_commands(CLI::App& app);  // config-keys     (config_keys_command.cpp)
+void add_bench_commands(CLI::App& app);    // bench, bench compare (bench_command.cpp)
+void add_new_plugin_commands(CLI::App& app);  // new-plugin          (new_plugin_command.cpp)
+void add_synth_commands(CLI::App& app);    // synth               (synth_command.cpp)
+void add_data_commands(CLI::App& app);     // explore             (explore_command.cpp)
+void add_run_commands(CLI::App& app);      // run, eval, predict  (run_commands.cpp)
+void add_tune_commands(CLI::App& app);     // tune                (tune_command.cpp)
+void add_compare_commands(CLI::App& app);  // compare             (compare_command.cpp)
 /// What `bachlab check` found in one config: its OK line and the plugins it built.
 struct CheckedConfig {
   std::string summary;

@@ -7,18 +7,8 @@
 
 #include <algorithm>
 #include <iostream>
-#include <map>
 
 namespace bachlab::cli {
-
-namespace {
-std::map<CLI::App*, Action>& actions() {
-  static std::map<CLI::App*, Action> table;
-  return table;
-}
-}  // namespace
-
-void on_run(CLI::App* command, Action action) { actions()[command] = std::move(action); }
 
 namespace {
 
@@ -94,8 +84,7 @@ int main(int argc, char** argv) {
   }
   try {
     // The deepest chosen command acts: `bench compare` is compare's action, not bench's.
-    auto it = cli::actions().find(cli::chosen_command(app));
-    if (it != cli::actions().end()) return it->second();
+    if (const cli::Action* action = cli::action_of(cli::chosen_command(app))) return (*action)();
     std::cerr << "bachlab: no action for this command\n";
     return 2;
   } catch (const cli::UsageError& e) {

@@ -1,7 +1,7 @@
 #include "host/eval/photo_prediction.h"
 
 #include "host/config/config.h"
-#include "host/train/patch_sampler.h"
+#include "host/data/tissue.h"
 
 #include <bachlab/sdk/error.h>
 

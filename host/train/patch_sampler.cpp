@@ -19,11 +19,6 @@ PatchSettings read_patch_settings(sdk::Params& table) {
 
 PatchSettings read_patch_settings(Config& config) { return read_patch_settings(config.table("data.patches")); }
 
-double tissue_fraction(const torch::Tensor& image) {
-  if (image.scalar_type() != torch::kUInt8 || image.numel() == 0) return 1.0;
-  return image.lt(kGlassLevel).any(0).to(torch::kFloat32).mean().item<double>();
-}
-
 PatchSampler::PatchSampler(const TensorSplit& split, PatchSettings settings)
     : split_(split), settings_(settings) {
   if (!settings_.enabled()) throw Error("PatchSampler needs [data.patches] size > 0");

@@ -6,13 +6,12 @@
 // a position whose patch is mostly blank glass is drawn again (up to kTissueTries times;
 // then the most tissue-rich of the draws is kept), so training does not learn "white".
 //
-// Tissue is any pixel that is not near-white: some channel below kGlassLevel (220 of 255).
-// BACH's glass background is bright and unsaturated in all three channels; H&E stained
-// tissue, even pale stroma, has at least one channel (green, under eosin) below that.
+// Tissue is any pixel that is not near-white (host/data/tissue.h).
 //
 // The patches are cut from the prepared image at its own resolution: a (N,3,H,W) uint8
 // tensor of any H and W at least `size`, never resized here.
 
+#include "host/data/tissue.h"
 #include "host/train/batch_source.h"
 
 #include <bachlab/sdk/params.h>
@@ -26,8 +25,6 @@ namespace bachlab::host {
 
 class Config;
 
-/// A channel value below this marks a pixel as tissue (not glass).
-inline constexpr int kGlassLevel = 220;
 /// Draws per patch before min_tissue gives up and keeps the best one.
 inline constexpr int kTissueTries = 10;
 
@@ -49,10 +46,6 @@ struct PatchSettings {
 /// Reads [data.patches], recording every problem in the table's Params.
 PatchSettings read_patch_settings(sdk::Params& table);
 PatchSettings read_patch_settings(Config& config);
-
-/// Share of tissue pixels of a uint8 (3, h, w) image or patch; 1 for float images (their
-/// scale is not known, so every pixel counts).
-double tissue_fraction(const torch::Tensor& image);
 
 class PatchSampler : public BatchSource {
  public:

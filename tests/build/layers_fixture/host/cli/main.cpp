@@ -1,0 +1,2 @@
+#include "host/cli/commands.h"
+#include "host/data/synth.h"
