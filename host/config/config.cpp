@@ -462,7 +462,10 @@ void absolutize_paths(Table& table, const Params& params) {
     if (spec.type != "path" && spec.type != "path or list of paths") continue;
     auto it = table.values.find(key);
     if (it == table.values.end()) continue;
-    const fs::path base = fs::absolute(fs::path(it->second.origin.file).parent_path());
+    // As get_path() reads it: relative to the folder of the file that set it, or to the
+    // working directory for a bare file name and for the command line.
+    const fs::path folder = fs::path(it->second.origin.file).parent_path();
+    const fs::path base = folder.empty() ? fs::current_path() : fs::absolute(folder);
     auto resolve = [&](std::string& text) {
       if (!text.empty() && fs::path(text).is_relative()) text = (base / text).lexically_normal().string();
     };

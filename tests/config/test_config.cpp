@@ -191,6 +191,24 @@ TEST_F(ConfigTest, ResolvedTomlWithAbsolutePathsMeansTheSameFromAnyFolder) {
   EXPECT_EQ(as_written.table("data").get_string("root", ""), "../photos");
 }
 
+TEST_F(ConfigTest, ABareFileNameAndTheCommandLineResolveAgainstTheWorkingDirectory) {
+  // `cd exp && bachlab run child.toml data.cache_dir=cache`: neither origin has a folder
+  // part (the file is "child.toml", the override's origin "command line"); both mean the
+  // working directory, as get_path() reads them, instead of failing to absolutize "".
+  fs::create_directories(dir / "exp");
+  write("exp/child.toml", "[data]\nroot = \"photos\"\n");
+  const fs::path before = fs::current_path();
+  fs::current_path(dir / "exp");
+  Config config = Config::load("child.toml", {"data.cache_dir=cache"});
+  config.table("data").get_path("root", "");
+  config.table("data").get_path("cache_dir", "");
+  const std::string resolved = config.resolved_toml(Config::Paths::absolute);
+  fs::current_path(before);
+  Config saved = Config::parse(resolved, (dir / "elsewhere" / "x.toml").string());
+  EXPECT_EQ(saved.table("data").get_string("root", ""), (dir / "exp" / "photos").string());
+  EXPECT_EQ(saved.table("data").get_string("cache_dir", ""), (dir / "exp" / "cache").string());
+}
+
 TEST_F(ConfigTest, OnlyRegularFilesOfAConfigsSizeAreRead) {
   fs::create_directories(dir / "folder");
   auto child = write("child.toml", "extends = \"folder\"\n");
