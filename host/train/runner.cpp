@@ -2,6 +2,7 @@
 
 #include "host/data/data.h"
 #include "host/data/dataset.h"
+#include "host/report/heatmap.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -335,6 +336,29 @@ fs::path latest_run(const fs::path& config_file) {
 
 namespace {
 
+// The heatmap of every misclassified photo the run's report lists, drawn from the run's
+// final model as `predict --heatmap` draws it: where in the photo the model found each
+// class. Written before the report, which links the ones that exist.
+void write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& summary) {
+  const std::vector<Mistake> mistakes = misclassified_photos(summary, kMistakesListed);
+  if (mistakes.empty()) return;
+  std::vector<fs::path> files;
+  for (const auto& m : mistakes) files.push_back(m.file);
+  std::vector<std::string> classes;
+  const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes);
+  for (size_t i = 0; i < mistakes.size(); ++i) {
+    const ImagePrediction& p = predictions[i];
+    const std::string truth = mistakes[i].truth < static_cast<int64_t>(classes.size())
+                                  ? classes[static_cast<size_t>(mistakes[i].truth)]
+                                  : std::to_string(mistakes[i].truth);
+    const fs::path file = run_dir / mistake_heatmap(summary, mistakes[i]);
+    fs::create_directories(file.parent_path());
+    write_png_atomic(file, draw_heatmap(heatmap_input(p.photo, p.patches, p.patch_size, classes,
+                                                      torch::tensor(p.probabilities), files[i].filename().string(),
+                                                      truth)));
+  }
+}
+
 // One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
 // timestamped one if empty - with config, split and run.json before the first epoch; a
 // resumed one continues from its last checkpoint.
@@ -398,6 +422,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  write_mistake_heatmaps(run_dir, summary);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   log("wrote " + (run_dir / "report.html").string());
   return summary;
@@ -595,6 +620,7 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  write_mistake_heatmaps(run_dir, summary);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   return summary;
 }
