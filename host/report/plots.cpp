@@ -75,7 +75,8 @@ cv::Mat draw_learning_curve(const std::string& title, const std::string& y_label
   for (const auto& s : series) entries.push_back({s.spread.empty() ? s.name : s.name + " (mean, band: +-1 SD)", s.color, false});
   if (options.chance) entries.push_back({"chance", cv::Scalar(120, 120, 120), true});
   if (options.marked_epoch > 0) entries.push_back({options.marked_label, cv::Scalar(60, 60, 60), true});
-  const int left = 80, right = 30, top = 50, axis_band = 60, row_height = 22;
+  // top leaves the title a line of its own above the y axis label, however long the title.
+  const int left = 80, right = 30, top = 66, axis_band = 60, row_height = 22;
   int legend_rows = 1, x = left;
   for (const auto& e : entries) {
     const int w = legend_entry_width(e.name);

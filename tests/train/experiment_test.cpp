@@ -47,6 +47,22 @@ epochs = 2
   EXPECT_EQ(params[3], (std::pair<std::string, std::string>{"augment", "none"}));
 }
 
+TEST_F(ExperimentTest, KeyParamsNameTheScaleAndStainNormalisationAPatchRecipeUses) {
+  // A scaled photo is not squeezed to image_size, so the run tables must not say it is.
+  Config config = Config::parse("[data]\nsource = \"synthetic\"\nscale = 0.5\nstain_normalize = \"reinhard\"\n"
+                                "[data.patches]\nsize = 16\n[model]\nplugin = \"tiny_cnn\"\n",
+                                "scaled.toml");
+  const auto params = plan_experiment(config, registry_).key_params();
+  auto value = [&](const std::string& key) {
+    for (const auto& [k, v] : params)
+      if (k == key) return v;
+    return std::string("(absent)");
+  };
+  EXPECT_EQ(value("scale"), "0.5");
+  EXPECT_EQ(value("stain_normalize"), "reinhard");
+  EXPECT_EQ(value("image_size"), "(absent)");
+}
+
 TEST_F(ExperimentTest, SameSeedSameInitialWeights) {
   const std::string text = "[data]\nsource = \"synthetic\"\nimage_size = 12\n[model]\nplugin = \"tiny_cnn\"\n";
   Config a = Config::parse(text, "a.toml");
