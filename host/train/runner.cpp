@@ -3,6 +3,7 @@
 #include "host/data/data.h"
 #include "host/data/dataset.h"
 #include "host/report/heatmap.h"
+#include "host/train/memory_estimate.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -575,6 +576,7 @@ void check_experiment(const fs::path& config_file, const RunOptions& options) {
   Opened opened = open_config(Config::load(config_file, options.config_overrides),
                               PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
   check_dataset(opened.plan.data);
+  check_memory(estimate_memory(opened.plan), config_file.string());
 }
 
 namespace {
