@@ -340,13 +340,17 @@ namespace {
 // The heatmap of every misclassified photo the run's report lists, drawn from the run's
 // final model as `predict --heatmap` draws it: where in the photo the model found each
 // class. Written before the report, which links the ones that exist.
-void write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& summary) {
+// The run's plugin folders are passed on: its model may come from one only they hold.
+// Never fatal: a heatmap that cannot be drawn must not cost the run its report, so a failure
+// is returned as a note for the log.
+std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& summary,
+                                   const std::vector<fs::path>& plugin_paths) try {
   const std::vector<Mistake> mistakes = misclassified_photos(summary, kMistakesListed);
-  if (mistakes.empty()) return;
+  if (mistakes.empty()) return "";
   std::vector<fs::path> files;
   for (const auto& m : mistakes) files.push_back(m.file);
   std::vector<std::string> classes;
-  const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes);
+  const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes, plugin_paths);
   for (size_t i = 0; i < mistakes.size(); ++i) {
     const ImagePrediction& p = predictions[i];
     const std::string truth = mistakes[i].truth < static_cast<int64_t>(classes.size())
@@ -358,6 +362,9 @@ void write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& summary) 
                                                       torch::tensor(p.probabilities), files[i].filename().string(),
                                                       truth)));
   }
+  return "";
+} catch (const std::exception& e) {
+  return std::string("warning: the misclassified photos' heatmaps were not drawn: ") + e.what();
 }
 
 // One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
@@ -423,7 +430,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
-  write_mistake_heatmaps(run_dir, summary);
+  if (const std::string note = write_mistake_heatmaps(run_dir, summary, options.plugin_paths); !note.empty()) log(note);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   log("wrote " + (run_dir / "report.html").string());
   return summary;
@@ -622,7 +629,8 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
-  write_mistake_heatmaps(run_dir, summary);
+  if (const std::string note = write_mistake_heatmaps(run_dir, summary, {}); !note.empty() && progress)
+    *progress << note << "\n";
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   return summary;
 }
@@ -651,8 +659,8 @@ struct LoadedModel {
   std::optional<StainTarget> stain_target;
 };
 
-LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
-  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const std::vector<fs::path>& plugin_paths) {
+  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
   LoadedModel out;
   out.plan = opened.plan;
   out.classes = out.plan.data.classes;
@@ -675,13 +683,14 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
 }  // namespace
 
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
-                                            std::vector<std::string>* classes_out) {
+                                            std::vector<std::string>* classes_out,
+                                            const std::vector<fs::path>& plugin_paths) {
   RunFile run = read_run_file(run_dir);
   // A cross-validation's folder predicts with the ensemble of its fold models: each fold's
   // probabilities per patch (after TTA), averaged, then aggregated per photo.
   std::vector<LoadedModel> models;
   {
-    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
     const int folds = opened.plan.data.split.folds;
     if (folds > 0 && !run.fold) {
       for (int k = 0; k < folds; ++k) {
@@ -690,10 +699,10 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
           throw Error(folder.string() + ": fold " + std::to_string(k + 1) + " of " + std::to_string(folds) +
                       " has no checkpoint, so the fold ensemble is incomplete; finish the cross-validation with "
                       "`bachlab run --resume " + run_dir.string() + "`");
-        models.push_back(load_final_model(folder, read_run_file(folder)));
+        models.push_back(load_final_model(folder, read_run_file(folder), plugin_paths));
       }
     } else {
-      models.push_back(load_final_model(run_dir, run));
+      models.push_back(load_final_model(run_dir, run, plugin_paths));
     }
   }
   const ExperimentPlan& plan = models.front().plan;
