@@ -1,6 +1,6 @@
 // Every TIFF flavour decodes to the right pixels; PNG and JPEG through OpenCV; every bad
 // file gives its own message naming the file.
-#include "host/data/image_decode.h"
+#include "host/data/image_tensor.h"
 #include "tests/data/fixtures.h"
 
 #include <bachlab/sdk/error.h>
