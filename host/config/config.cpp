@@ -194,7 +194,11 @@ Params to_params(const Table* table, const std::string& label, const Origin& fal
 }
 
 void to_toml(const Table& in, toml::table& out) {
-  for (const auto& [key, entry] : in.values) {
+  for (const auto& item : in.values) {
+    // Named, not a structured binding: a lambda below uses the key (C++17 lambdas cannot
+    // capture structured bindings, which clang enforces).
+    const std::string& key = item.first;
+    const Table::Entry& entry = item.second;
     auto scalar_node = [](const sdk::Scalar& s, toml::array& array) {
       std::visit([&](auto&& v) { array.push_back(v); }, s);
     };
