@@ -438,6 +438,27 @@ TEST(DecodeTest, ThePixelLimitIsOneSettingForEveryFormat) {
   }
 }
 
+TEST(DecodeErrorTest, ATiffWhoseTilesExceedThePixelLimitIsRefusedFromItsHeader) {
+  // Found with the image_decode fuzz target (tests/fuzz): a 216-byte TIFF of 8x6 pixels
+  // claiming 65520x65520 tiles made the decoder allocate (and zero) one 12.9 GB tile.
+  const fs::path file =
+      fs::path(BACHLAB_SOURCE_DIR) / "tests/fuzz/regressions/image_decode/tiff_tile_65520x65520_of_8x6_photo.tif";
+  ASSERT_TRUE(fs::exists(file)) << file;
+  EXPECT_THAT(error_of([&] { load_image_rgb(file); }),
+              ::testing::StartsWith(file.string() + ": the TIFF header says its tiles are 65520x65520 pixels "
+                                                    "(4.29e+03 megapixels, for a photo of 8x6), more than the limit of "
+                                                    "268435456 pixels ([data] max_pixels)"));
+  // The tile counts however small the photo: an 8x6 photo in 16x16 tiles needs 256 pixels.
+  TempDir dir;
+  write_tiff(dir / "a.tif", spec_with([](TiffSpec& s) { s.width = 8, s.height = 6, s.tile = 16; }));
+  cv::Mat rgb;
+  EXPECT_NO_THROW(decode_image_rgb(dir / "a.tif", rgb, 256));
+  EXPECT_EQ(rgb.cols, 8);
+  EXPECT_THAT(error_of([&] { decode_image_rgb(dir / "a.tif", rgb, 255); }),
+              ::testing::HasSubstr("its tiles are 16x16 pixels (0.000256 megapixels, for a photo of 8x6), more than "
+                                   "the limit of 255 pixels"));
+}
+
 TEST(DecodeErrorTest, AFolderNamedLikeAnImageIsNotAnEmptyFile) {
   TempDir dir;
   fs::create_directories(dir / "x.tif");
