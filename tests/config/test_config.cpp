@@ -256,5 +256,25 @@ TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
   EXPECT_FALSE(Config::is_override("configs/model4a.toml"));
 }
 
+// Found with the config fuzz target (tests/fuzz): an override that was not UTF-8 (a Latin-1
+// file name, say) was saved in the run's config.toml as other characters ("\u00E9" for the
+// byte 0xE9), so eval and --resume would have read another path. Now it is refused.
+TEST_F(ConfigTest, AnOverrideThatIsNotUtf8IsRefusedBecauseTheSavedRunWouldNameSomethingElse) {
+  auto path = write("a.toml", "[data]\nroot = \"photos\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"data.root=/data/caf\xE9"}); }),
+            "command line: data.root=...: the value is not UTF-8 text (byte 0xe9 at position 10 of the value); a "
+            "config holds UTF-8 text only, so write the value in UTF-8 (a file name in another encoding: rename "
+            "the file, or put it in a folder with a UTF-8 name)");
+  // Overlong forms, surrogates and cut-off sequences are not UTF-8 either.
+  for (const char* bad : {"x=\xC0\xAF", "x=\xED\xA0\x80", "x=\xE2\x82", "x=\xF4\x90\x80\x80", "x=\"\xFF\""})
+    EXPECT_NE(message_of([&] { Config::load(path, {std::string("experiment.") + bad}); }), "(no error)") << bad;
+  // UTF-8 (two-, three- and four-byte characters) is kept byte for byte through the saved config.
+  const std::string name = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x94\xAC";
+  Config config = Config::load(path, {"data.root=/data/" + name, "experiment.name=\"" + name + "\""});
+  Config again = Config::parse(config.resolved_toml(), "saved.toml");
+  EXPECT_EQ(again.table("data").get_path("root", ""), "/data/" + name);
+  EXPECT_EQ(again.table("experiment").get_string("name", ""), name);
+}
+
 }  // namespace
 }  // namespace bachlab::host
