@@ -439,8 +439,9 @@ TEST(DecodeTest, ThePixelLimitIsOneSettingForEveryFormat) {
 }
 
 TEST(DecodeErrorTest, ATiffWhoseTilesExceedThePixelLimitIsRefusedFromItsHeader) {
-  // Found with the image_decode fuzz target (tests/fuzz): a 216-byte TIFF of 8x6 pixels
-  // claiming 65520x65520 tiles made the decoder allocate (and zero) one 12.9 GB tile.
+  // Seen while writing the image_decode fuzz target (tests/fuzz) and confirmed with it: a
+  // 216-byte TIFF of 8x6 pixels claiming 65520x65520 tiles made the decoder allocate (and
+  // zero) one 12.9 GB tile.
   const fs::path file =
       fs::path(BACHLAB_SOURCE_DIR) / "tests/fuzz/regressions/image_decode/tiff_tile_65520x65520_of_8x6_photo.tif";
   ASSERT_TRUE(fs::exists(file)) << file;
