@@ -482,7 +482,10 @@ std::vector<std::string> Config::problems() const {
     int line = 0;
     if (next != std::string::npos) {
       const std::string digits = problem.substr(colon + 1, next - colon - 1);
-      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos) line = std::stoi(digits);
+      // At most 9 digits: a folder named like "a:99999999999:b" is not a line number, and
+      // std::stoi would throw std::out_of_range for it.
+      if (!digits.empty() && digits.size() <= 9 && digits.find_first_not_of("0123456789") == std::string::npos)
+        line = std::stoi(digits);
     }
     return std::make_pair(line > 0 ? problem.substr(0, colon) : std::string("\xff"), line);
   };

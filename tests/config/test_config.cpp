@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace bachlab::host {
@@ -274,6 +275,23 @@ TEST_F(ConfigTest, AnOverrideThatIsNotUtf8IsRefusedBecauseTheSavedRunWouldNameSo
   Config again = Config::parse(config.resolved_toml(), "saved.toml");
   EXPECT_EQ(again.table("data").get_path("root", ""), "/data/" + name);
   EXPECT_EQ(again.table("experiment").get_string("name", ""), name);
+}
+
+// problems() sorts by the "file:line:" each problem starts with; a folder whose name looks
+// like ":<digits>:" with more digits than an int holds made that an std::out_of_range (an
+// "internal error" instead of the list of problems).
+TEST_F(ConfigTest, AFolderNamedWithColonsAndManyDigitsKeepsTheProblemList) {
+  fs::create_directories(dir / "a:99999999999:b");
+  auto path = write("a:99999999999:b/c.toml", "[train]\nepohcs = 3\nbach_size = 2\n");
+  Config config = Config::load(path);
+  config.table("train").get_int("epochs", 1);
+  config.table("train").get_int("batch_size", 1);
+  std::vector<std::string> problems;
+  ASSERT_NO_THROW(problems = config.problems());  // two problems, so they are sorted
+  std::sort(problems.begin(), problems.end());
+  EXPECT_EQ(problems, (std::vector<std::string>{
+                          path.string() + ":3: [train] unknown key \"bach_size\"; did you mean \"batch_size\"?",
+                          path.string() + ":2: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"}));
 }
 
 }  // namespace
