@@ -290,8 +290,8 @@ TEST_F(ConfigTest, AFolderNamedWithColonsAndManyDigitsKeepsTheProblemList) {
   ASSERT_NO_THROW(problems = config.problems());  // two problems, so they are sorted
   std::sort(problems.begin(), problems.end());
   EXPECT_EQ(problems, (std::vector<std::string>{
-                          path.string() + ":3: [train] unknown key \"bach_size\"; did you mean \"batch_size\"?",
-                          path.string() + ":2: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"}));
+                          path.string() + ":2: [train] unknown key \"epohcs\"; did you mean \"epochs\"?",
+                          path.string() + ":3: [train] unknown key \"bach_size\"; did you mean \"batch_size\"?"}));
 }
 
 }  // namespace
