@@ -5,6 +5,8 @@
 
 #include <bachlab/sdk/error.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -13,16 +15,27 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
 #include <unistd.h>
 
 namespace bachlab::fuzz {
 
 /// A folder of this process's own under the temporary folder, made on first use and
-/// removed at exit (libFuzzer's -fork/-jobs workers each get their own).
+/// removed at exit (libFuzzer's -fork/-jobs workers each get their own). libFuzzer often
+/// leaves by _Exit (after a crash, a timeout, and at the end of a replay), which skips that,
+/// so the folders of processes that are gone are removed here first: one is left at most.
 inline const std::filesystem::path& scratch_dir(const char* target) {
   static const std::filesystem::path dir = [target] {
-    auto path = std::filesystem::temp_directory_path() /
-                ("bachlab-fuzz-" + std::string(target) + "-" + std::to_string(::getpid()));
+    const std::string prefix = "bachlab-fuzz-" + std::string(target) + "-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      const std::string digits = name.substr(prefix.size());
+      if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (::kill(pid_t(std::stol(digits)), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(entry.path(), ec);
+    }
+    auto path = std::filesystem::temp_directory_path() / (prefix + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
     std::atexit([] {
       std::error_code ec;
