@@ -2,7 +2,7 @@
 
 #include "host/util/atomic_file.h"
 
-#include "host/data/image_decode.h"
+#include "host/data/image_tensor.h"
 #include "host/data/parallel.h"
 #include "host/util/cache_key.h"
 
