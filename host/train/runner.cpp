@@ -672,6 +672,9 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const 
     out.classes = summary.classes;
     best = summary.weights == "best";
   }
+  // Photos predicted one at a time (predict, a report's heatmaps): writing each one's
+  // backbone features to the run's feature cache would only fill it.
+  out.plan.train.feature_cache.disk = false;
   out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
                                           normalization_transform(run.normalization));
   const fs::path checkpoints = run_dir / "checkpoints";
