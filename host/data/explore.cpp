@@ -3,6 +3,7 @@
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
 #include "host/util/atomic_file.h"
+#include "host/util/ticks.h"
 #include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
@@ -210,14 +211,7 @@ cv::Mat histogram_panel(const std::string& title, const std::array<std::array<ui
   auto y_of = [&](double share) { return base - int(std::lround(std::min(share, top_share) / top_share * plot_h)); };
 
   // y ticks at a round step, labelled in percent.
-  const double raw = top_share / 4;
-  const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = power;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * power) {
-      step = m * power;
-      break;
-    }
+  const double step = nice_step(top_share, 4);
   const int decimals = step >= 1 ? 0 : std::min(3, int(std::ceil(-std::log10(step))));
   for (int i = 0; i * step <= top_share + 1e-12; ++i) {
     const int y = y_of(i * step);

@@ -1,5 +1,7 @@
 #include "host/report/plots.h"
 
+#include "host/util/ticks.h"
+
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -34,15 +36,6 @@ std::string tick_label(double value, double step) {
 }
 
 namespace {
-
-// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `count` ticks.
-double nice_step(double range, int count) {
-  double raw = range / count;
-  double power = std::pow(10.0, std::floor(std::log10(raw)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * power) return m * power;
-  return 10 * power;
-}
 
 // Dashed line from a to b (OpenCV has none): dashes of `dash` pixels, gaps as long.
 void dashed_line(cv::Mat& image, cv::Point a, cv::Point b, const cv::Scalar& color, int thickness, int dash = 8) {

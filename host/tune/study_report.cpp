@@ -1,6 +1,7 @@
 #include "host/tune/study_report.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/ticks.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -79,13 +80,7 @@ struct Frame {
     y_hi += pad;
     // Ticks at a round step (1, 2 or 5 times a power of ten), counted from an integer so
     // that rounding never gives "-0" or an uneven label.
-    const double raw = (y_hi - y_lo) / 5, power = std::pow(10.0, std::floor(std::log10(raw)));
-    double step = 10 * power;
-    for (double m : {1.0, 2.0, 5.0})
-      if (raw <= m * power) {
-        step = m * power;
-        break;
-      }
+    const double step = nice_step(y_hi - y_lo, 5);
     for (auto i = static_cast<int64_t>(std::ceil(y_lo / step)); i * step <= y_hi + step * 1e-9; ++i) {
       const double v = std::abs(i) == 0 ? 0.0 : static_cast<double>(i) * step;
       const int y = py(v);
