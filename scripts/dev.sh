@@ -4,7 +4,9 @@
 #                          the seeded random weights the *_transfer_quick.toml configs name (weights/)
 #   scripts/dev.sh demo    setup, then list the plugins and run configs/quickstart.toml (Model 4A on
 #                          the built-in synthetic H&E data; the run folder goes to runs/quickstart/)
-#   scripts/dev.sh test    setup, then run the whole test suite with ctest
+#   scripts/dev.sh test    setup, then run the whole test suite with ctest, then build the fuzz
+#                          targets (preset "fuzz", clang, build/fuzz) and run each for 60 s
+#   scripts/dev.sh fuzz [SECONDS]   build the fuzz targets and run each for SECONDS (default 600)
 # Installing needs root (or sudo); every step is idempotent and says what it does.
 set -euo pipefail
 
@@ -22,6 +24,8 @@ PACKAGES=(
   libpq-dev postgresql
   # torchvision exports the ResNet50/VGG16 weights the transfer tests check against.
   python3-torch python3-torchvision
+  # The fuzz build (tests/fuzz): clang with libFuzzer's runtime, which clang only recommends.
+  clang-14 libclang-rt-14-dev
 )
 
 install_missing() {
@@ -66,6 +70,17 @@ export_quick_weights() {
   echo "setup: transfer quick-config weights in weights/ ($made exported now)"
 }
 
+# The libFuzzer targets (tests/fuzz) in their own clang build; its ctest runs each target for
+# $1 seconds (tests fuzz.*) after replaying the seeds and the inputs that once crashed.
+fuzz() {
+  local seconds="$1"
+  echo "setup: configuring (fuzz) and building the fuzz targets in build/fuzz"
+  # Chained: under `fuzz 60 || status=$?` set -e does not stop at a failed step.
+  cmake --preset fuzz -DBACHLAB_FUZZ_SECONDS="${seconds}" >/dev/null &&
+    cmake --build --preset fuzz -j "${JOBS}" &&
+    ctest --preset fuzz -j "${JOBS}"
+}
+
 command="${1:-}"
 case "$command" in
   setup)
@@ -84,10 +99,17 @@ case "$command" in
     install_missing
     build
     export_quick_weights
-    ctest --preset "${PRESET}" -j "${JOBS}" --timeout 900
+    status=0
+    ctest --preset "${PRESET}" -j "${JOBS}" --timeout 900 || status=$?
+    fuzz 60 || status=$?
+    exit "${status}"
+    ;;
+  fuzz)
+    install_missing
+    fuzz "${2:-600}"
     ;;
   *)
-    echo "usage: scripts/dev.sh setup|demo|test" >&2
+    echo "usage: scripts/dev.sh setup|demo|test|fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac

@@ -5,6 +5,7 @@
 
 #include "host/config/config.h"
 #include "host/data/data_config.h"
+#include "host/train/memory_estimate.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -75,6 +76,9 @@ struct CheckedConfig {
   std::vector<std::pair<std::string, std::string>> plugins;
   /// The experiment's [data], for checking the photos (host::check_dataset).
   host::DataConfig data;
+  /// The least memory the experiment needs (lists the photos and decodes the first); unset
+  /// for a study config, whose trials differ.
+  std::function<host::MemoryEstimate()> memory;
 };
 
 /// Runs every reader of `config` as `bachlab check` does: for a study config ([tune]) the

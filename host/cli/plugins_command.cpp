@@ -33,6 +33,8 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry)
   out.plugins.emplace_back("optimizer", plan.optimizer_plugin);
   for (const auto& name : plan.augmentation_plugins) out.plugins.emplace_back("augmentation", name);
   out.data = plan.data;
+  auto shared = std::make_shared<host::ExperimentPlan>(std::move(plan));
+  out.memory = [shared] { return host::estimate_memory(*shared); };
   return out;
 }
 
@@ -71,7 +73,13 @@ void add_plugins_commands(CLI::App& app) {
         }
         // OK only if `run` would start: the photos are there, in every class.
         const std::string data = host::check_dataset(checked.data);
-        std::cout << file << ": " << checked.summary << "\n  data: " << data << "\n";
+        std::string memory;
+        if (checked.memory) {
+          const host::MemoryEstimate estimate = checked.memory();
+          host::check_memory(estimate, file);
+          memory = "\n  memory: " + estimate.describe();
+        }
+        std::cout << file << ": " << checked.summary << "\n  data: " << data << memory << "\n";
       } catch (const Error& e) {
         ++failed;
         std::cout << e.what() << "\n";

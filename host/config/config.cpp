@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -194,7 +195,11 @@ Params to_params(const Table* table, const std::string& label, const Origin& fal
 }
 
 void to_toml(const Table& in, toml::table& out) {
-  for (const auto& [key, entry] : in.values) {
+  for (const auto& item : in.values) {
+    // Named, not a structured binding: a lambda below uses the key (C++17 lambdas cannot
+    // capture structured bindings, which clang enforces).
+    const std::string& key = item.first;
+    const Table::Entry& entry = item.second;
     auto scalar_node = [](const sdk::Scalar& s, toml::array& array) {
       std::visit([&](auto&& v) { array.push_back(v); }, s);
     };
@@ -225,6 +230,40 @@ void to_toml(const Table& in, toml::table& out) {
     }
     out.insert_or_assign(key, std::move(array));
   }
+}
+
+// The offset of the first byte of `text` that does not begin a valid UTF-8 sequence (an
+// overlong form, a surrogate or a code point above U+10FFFF included), or npos.
+size_t invalid_utf8_at(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t more = 0;
+    uint32_t code = 0;
+    if ((lead & 0xE0) == 0xC0) {
+      more = 1, code = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+      more = 2, code = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+      more = 3, code = lead & 0x07;
+    } else {
+      return i;
+    }
+    if (text.size() - i <= more) return i;
+    for (size_t k = 1; k <= more; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return i;
+      code = code << 6 | (next & 0x3F);
+    }
+    const uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+    if (code < smallest[more] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) return i;
+    i += more + 1;
+  }
+  return std::string::npos;
 }
 
 }  // namespace
@@ -328,6 +367,15 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
     const auto equals = assignment.find('=');
     const std::string key = assignment.substr(0, equals);
     const std::string text = assignment.substr(equals + 1);
+    // A config is UTF-8 text: toml++ would save other bytes as other characters (0xE9, a
+    // Latin-1 e-acute, as U+00E9), so the run folder's config.toml would name another file.
+    if (const size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
+      throw Error("command line: " + key + "=...: the value is not UTF-8 text (byte " + byte + " at position " +
+                  std::to_string(bad + 1) + " of the value); a config holds UTF-8 text only, so write the value in "
+                  "UTF-8 (a file name in another encoding: rename the file, or put it in a folder with a UTF-8 name)");
+    }
     sdk::Value value = std::string(text);
     try {
       // As TOML reads it; a bare word (model.plugin=model4b) is not TOML, so it stays a string.
@@ -434,7 +482,10 @@ std::vector<std::string> Config::problems() const {
     int line = 0;
     if (next != std::string::npos) {
       const std::string digits = problem.substr(colon + 1, next - colon - 1);
-      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos) line = std::stoi(digits);
+      // At most 9 digits: a folder named like "a:99999999999:b" is not a line number, and
+      // std::stoi would throw std::out_of_range for it.
+      if (!digits.empty() && digits.size() <= 9 && digits.find_first_not_of("0123456789") == std::string::npos)
+        line = std::stoi(digits);
     }
     return std::make_pair(line > 0 ? problem.substr(0, colon) : std::string("\xff"), line);
   };
@@ -462,7 +513,10 @@ void absolutize_paths(Table& table, const Params& params) {
     if (spec.type != "path" && spec.type != "path or list of paths") continue;
     auto it = table.values.find(key);
     if (it == table.values.end()) continue;
-    const fs::path base = fs::absolute(fs::path(it->second.origin.file).parent_path());
+    // As get_path() reads it: relative to the folder of the file that set it, or to the
+    // working directory for a bare file name and for the command line.
+    const fs::path folder = fs::path(it->second.origin.file).parent_path();
+    const fs::path base = folder.empty() ? fs::current_path() : fs::absolute(folder);
     auto resolve = [&](std::string& text) {
       if (!text.empty() && fs::path(text).is_relative()) text = (base / text).lexically_normal().string();
     };

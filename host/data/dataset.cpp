@@ -1,5 +1,6 @@
 #include "host/data/dataset.h"
 
+#include "host/data/ground_truth.h"
 #include "host/data/image_decode.h"
 #include "host/data/synth.h"
 
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <system_error>
 
 namespace bachlab::host {
@@ -26,13 +28,6 @@ std::string join_classes(const std::vector<std::string>& classes) {
   std::string out;
   for (const auto& c : classes) out += (out.empty() ? "" : ", ") + c;
   return out;
-}
-
-std::string trim(const std::string& text) {
-  const char* space = " \t\r\n";
-  size_t first = text.find_first_not_of(space);
-  if (first == std::string::npos) return "";
-  return text.substr(first, text.find_last_not_of(space) - first + 1);
 }
 
 [[noreturn]] void throw_problems(const std::vector<std::string>& problems, const fs::path& where) {
@@ -90,8 +85,8 @@ std::vector<fs::path> list_class_folder(const fs::path& dir, const std::string& 
   return files;
 }
 
-// Checks the BACH ground truth against the files found in the class folders: every row
-// must name a file that is in its label's folder, every file must have a row.
+// Reads the BACH ground truth and checks it against the files found in the class folders
+// (check_ground_truth_text does the parsing).
 void check_ground_truth(const fs::path& photos, const std::vector<std::string>& classes,
                         const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems) {
   const fs::path csv = photos / kBachGroundTruth;
@@ -102,69 +97,14 @@ void check_ground_truth(const fs::path& photos, const std::vector<std::string>& 
                                    csv.string()));
     return;
   }
-  std::ifstream in(csv);
+  std::ifstream in(csv, std::ios::binary);
   if (!in) {
     problems.push_back(fmt::format("{}: cannot open the file; check its permissions", csv.string()));
     return;
   }
-  // Which class folder(s) each file name was found in.
-  std::map<std::string, std::vector<size_t>> on_disk;
-  for (size_t c = 0; c < per_class.size(); ++c)
-    for (const auto& file : per_class[c]) on_disk[file.filename().string()].push_back(c);
-
-  std::map<std::pair<std::string, size_t>, int> listed;  // (file, class) -> CSV line
-  std::map<std::string, int> first_line;
-  std::string text;
-  for (int line = 1; std::getline(in, text); ++line) {
-    if (line == 1 && text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // spreadsheet BOM
-    text = trim(text);
-    if (text.empty()) continue;
-    const size_t comma = text.find(',');
-    const std::string file = comma == std::string::npos ? text : trim(text.substr(0, comma));
-    const std::string label = comma == std::string::npos ? "" : trim(text.substr(comma + 1));
-    if (comma == std::string::npos || file.empty() || label.empty() || label.find(',') != std::string::npos) {
-      problems.push_back(fmt::format("{}:{}: expected <file>,<Class> (was \"{}\")", csv.string(), line, text));
-      continue;
-    }
-    auto known = std::find(classes.begin(), classes.end(), label);
-    if (known == classes.end()) {
-      // A header row is allowed: the first line, naming no image file.
-      if (line == 1 && !has_image_extension(file)) continue;
-      std::string hint = sdk::closest_match(label, classes);
-      problems.push_back(fmt::format("{}:{}: unknown label \"{}\" for {}; expected one of {}{}", csv.string(), line,
-                                     label, file, join_classes(classes),
-                                     hint.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", hint)));
-      continue;
-    }
-    const size_t c = size_t(known - classes.begin());
-    if (auto seen = first_line.find(file); seen != first_line.end()) {
-      problems.push_back(fmt::format("{}:{}: {} is listed again (first at line {}); delete one of the rows",
-                                     csv.string(), line, file, seen->second));
-      continue;
-    }
-    first_line[file] = line;
-    auto found = on_disk.find(file);
-    const bool in_own_folder =
-        found != on_disk.end() && std::find(found->second.begin(), found->second.end(), c) != found->second.end();
-    if (in_own_folder) {
-      listed[{file, c}] = line;
-    } else if (found != on_disk.end()) {
-      problems.push_back(fmt::format("{}:{}: labels {} as {} but the file is in {}/; fix the row or move the file",
-                                     csv.string(), line, file, label, (photos / classes[found->second.front()]).string()));
-      listed[{file, found->second.front()}] = line;
-    } else {
-      problems.push_back(fmt::format("{}:{}: names {}, which is not in {}/; restore the file or delete the row",
-                                     csv.string(), line, file, (photos / label).string()));
-    }
-  }
-  for (size_t c = 0; c < per_class.size(); ++c) {
-    for (const auto& file : per_class[c]) {
-      const std::string name = file.filename().string();
-      if (!listed.count({name, c}))
-        problems.push_back(fmt::format("{}: not listed in {}; add the row \"{},{}\" or remove the file",
-                                       file.string(), csv.string(), name, classes[c]));
-    }
-  }
+  std::stringstream text;
+  text << in.rdbuf();
+  check_ground_truth_text(text.str(), csv, photos, classes, per_class, problems);
 }
 
 Dataset discover_folder(const DataConfig& config, const fs::path& root) {

@@ -3,6 +3,7 @@
 #include "host/data/image_decode.h"
 #include "host/data/parallel.h"
 #include "host/util/atomic_file.h"
+#include "host/util/ticks.h"
 #include "host/util/html.h"
 
 #include <bachlab/sdk/error.h>
@@ -187,10 +188,13 @@ cv::Mat difference_map(const cv::Mat& normal, const cv::Mat& rest, double& large
   return out;
 }
 
+}  // namespace
+
 // One class's red, green and blue histograms as the share of its pixels at each value (%),
 // with both axes labelled, a legend, and the 255 spike clipped (see histogram_scale).
 cv::Mat histogram_panel(const std::string& title, const std::array<std::array<uint64_t, 256>, 3>& counts) {
-  const int width = 440, height = 280, left = 62, top = 34, plot_w = 256 + 64, plot_h = 170;
+  // Wide enough for the legend's longest name; the title gets a line above the y label.
+  const int width = 480, height = 292, left = 62, top = 46, plot_w = 256 + 64, plot_h = 170;
   const cv::Scalar kAxis(90, 90, 90), kGridLine(228, 228, 228);
   cv::Mat panel(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
   put_text(panel, title, {left, 20}, 0.55, cv::Scalar(30, 30, 30), 1);
@@ -207,14 +211,7 @@ cv::Mat histogram_panel(const std::string& title, const std::array<std::array<ui
   auto y_of = [&](double share) { return base - int(std::lround(std::min(share, top_share) / top_share * plot_h)); };
 
   // y ticks at a round step, labelled in percent.
-  const double raw = top_share / 4;
-  const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = power;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * power) {
-      step = m * power;
-      break;
-    }
+  const double step = nice_step(top_share, 4);
   const int decimals = step >= 1 ? 0 : std::min(3, int(std::ceil(-std::log10(step))));
   for (int i = 0; i * step <= top_share + 1e-12; ++i) {
     const int y = y_of(i * step);
@@ -229,8 +226,9 @@ cv::Mat histogram_panel(const std::string& title, const std::array<std::array<ui
   put_text(panel, "pixel value", {left + plot_w / 2 - 36, base + 34}, 0.42, kAxis);
   put_text(panel, "% of pixels", {4, top - 6}, 0.42, kAxis);
 
-  // BGR colours for the R, G and B channels (the counts are of an RGB image).
-  const cv::Scalar colours[3] = {cv::Scalar(40, 40, 220), cv::Scalar(40, 160, 40), cv::Scalar(220, 90, 40)};
+  // The red, green and blue channels' colours, in RGB like every picture here (save_png
+  // converts once).
+  const cv::Scalar colours[3] = {cv::Scalar(220, 40, 40), cv::Scalar(40, 160, 40), cv::Scalar(40, 90, 220)};
   const char* names[3] = {"red", "green", "blue"};
   std::string clipped;
   for (size_t c = 0; c < 3; ++c) {
@@ -249,6 +247,8 @@ cv::Mat histogram_panel(const std::string& title, const std::array<std::array<ui
   }
   return panel;
 }
+
+namespace {
 
 cv::Mat to_8u(const cv::Mat& mean) {
   cv::Mat out;

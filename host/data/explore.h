@@ -8,6 +8,8 @@
 // base64_encode, which the report uses for its inlined pictures, lives there now.
 #include "host/util/html.h"
 
+#include <opencv2/core.hpp>
+
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -45,6 +47,10 @@ struct ExploreSummary {
 /// largest share among values 0..254. The bright background piles up at 255; scaling to
 /// that spike would flatten every other value, so it is drawn clipped, its height written.
 double histogram_scale(const std::array<std::array<double, 256>, 3>& shares);
+
+/// One class's histogram figure (RGB): the share of its pixels at each value per channel,
+/// each channel's curve in its own colour, axes, legend, the 255 spike clipped.
+cv::Mat histogram_panel(const std::string& title, const std::array<std::array<uint64_t, 256>, 3>& counts);
 
 /// Decodes every photo once (on every core, one full-size photo per worker in memory),
 /// writes the pictures and report.md / report.html to options.out. A photo that cannot be

@@ -195,6 +195,22 @@ TiffLayout read_layout(const TiffReader& reader, const fs::path& file, uint64_t 
   if (layout.width == 0 || layout.height == 0)
     reader.fail(fmt::format("corrupt TIFF: the image is {}x{} pixels", layout.width, layout.height));
   check_pixel_limit(file, ImageFormat::tiff, layout.width, layout.height, max_pixels);
+  // A tile is decoded whole, and a tile may be larger than the photo: its size is the other
+  // number in the header that says how much a decoder allocates (a 1 KB file of 8x6 pixels
+  // can claim 65520x65520 tiles, 12.9 GB each).
+  if (TIFFIsTiled(tif)) {
+    uint32_t tile_w = 0, tile_h = 0;
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_w);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);
+    if (tile_w == 0 || tile_h == 0) reader.fail("corrupt TIFF: the tile size is 0");
+    if (uint64_t(tile_w) * tile_h > max_pixels)
+      throw Error(fmt::format("{}: the TIFF header says its tiles are {}x{} pixels ({:.3g} megapixels, for a photo of "
+                              "{}x{}), more than the limit of {} pixels ([data] max_pixels); the photo is refused "
+                              "before decoding, as each tile would need about {:.1f} GB of memory. Rewrite it "
+                              "without tiles (e.g. `tiffcp -s in.tif out.tif`) or with smaller ones",
+                              file.string(), tile_w, tile_h, double(tile_w) * double(tile_h) / 1e6, layout.width,
+                              layout.height, max_pixels, double(tile_w) * double(tile_h) * 8 / 1e9));
+  }
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &layout.samples);
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &layout.bits);
   TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &layout.planar);
@@ -273,8 +289,7 @@ void decode_direct(const TiffReader& reader, const TiffLayout& layout, cv::Mat& 
   if (TIFFIsTiled(tif)) {
     uint32_t tile_w = 0, tile_h = 0;
     TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_w);
-    TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);
-    if (tile_w == 0 || tile_h == 0) reader.fail("corrupt TIFF: the tile size is 0");
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);  // both checked against the limit by read_layout
     std::vector<uint8_t> tile(size_t(TIFFTileSize(tif)));
     const size_t tile_row_bytes = size_t(tile_w) * pixel_bytes;
     if (tile.size() < tile_row_bytes * tile_h) reader.fail("corrupt TIFF: the tile size tags disagree");
@@ -575,27 +590,6 @@ cv::Mat load_image_rgb(const fs::path& file, uint64_t max_pixels) {
 void resize_square(const cv::Mat& rgb, int size, cv::Mat& out) {
   const bool shrinks = rgb.cols > size || rgb.rows > size;
   cv::resize(rgb, out, cv::Size(size, size), 0, 0, shrinks ? cv::INTER_AREA : cv::INTER_LINEAR);
-}
-
-void copy_to_chw(const cv::Mat& rgb, torch::Tensor chw) {
-  const int64_t size = chw.size(1);
-  TORCH_CHECK(chw.is_contiguous() && chw.scalar_type() == torch::kUInt8 && chw.size(0) == 3 &&
-                  rgb.rows == size && rgb.cols == chw.size(2) && rgb.type() == CV_8UC3,
-              "copy_to_chw: shapes disagree");
-  uint8_t* base = chw.data_ptr<uint8_t>();
-  std::vector<cv::Mat> planes;
-  for (int c = 0; c < 3; ++c) planes.emplace_back(rgb.rows, rgb.cols, CV_8UC1, base + size_t(c) * rgb.rows * rgb.cols);
-  cv::split(rgb, planes);
-}
-
-torch::Tensor preprocess_image(const fs::path& file, int image_size, uint64_t max_pixels) {
-  if (image_size < 1) throw Error(fmt::format("preprocess_image: image_size must be >= 1 (was {})", image_size));
-  cv::Mat rgb, small;
-  decode_image_rgb(file, rgb, max_pixels);
-  resize_square(rgb, image_size, small);
-  torch::Tensor out = torch::empty({3, image_size, image_size}, torch::kUInt8);
-  copy_to_chw(small, out);
-  return out;
 }
 
 }  // namespace bachlab::host

@@ -4,10 +4,12 @@
 // compression libtiff was built with works and a broken file is reported, never printed
 // by libtiff or half-decoded; PNG and JPEG go through OpenCV. The content decides the
 // decoder only after it has been checked against the extension, so a mislabelled file is
-// an error that names it rather than a surprise later.
+// an error that names it rather than a surprise later. No LibTorch here (the fuzz build
+// compiles this file alone); the tensor side is in host/data/image_tensor.h.
 
 #include <opencv2/core.hpp>
-#include <torch/torch.h>
+
+#include <cstdint>
 
 #include <filesystem>
 #include <string>
@@ -65,12 +67,5 @@ cv::Mat load_image_rgb(const std::filesystem::path& file, uint64_t max_pixels = 
 /// The training resize: `size` x `size`, INTER_AREA when either side shrinks (it averages
 /// every source pixel instead of sampling a few), INTER_LINEAR when both grow.
 void resize_square(const cv::Mat& rgb, int size, cv::Mat& out);
-
-/// Writes an RGB CV_8UC3 image of size S x S into `chw`, a contiguous uint8 (3,S,S) tensor.
-void copy_to_chw(const cv::Mat& rgb, torch::Tensor chw);
-
-/// One photo as training sees it: uint8 (3, size, size).
-torch::Tensor preprocess_image(const std::filesystem::path& file, int image_size,
-                               uint64_t max_pixels = kDefaultMaxPixels);
 
 }  // namespace bachlab::host

@@ -1,5 +1,7 @@
 #include "host/report/plots.h"
 
+#include "host/util/ticks.h"
+
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -35,15 +37,6 @@ std::string tick_label(double value, double step) {
 
 namespace {
 
-// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `count` ticks.
-double nice_step(double range, int count) {
-  double raw = range / count;
-  double power = std::pow(10.0, std::floor(std::log10(raw)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * power) return m * power;
-  return 10 * power;
-}
-
 // Dashed line from a to b (OpenCV has none): dashes of `dash` pixels, gaps as long.
 void dashed_line(cv::Mat& image, cv::Point a, cv::Point b, const cv::Scalar& color, int thickness, int dash = 8) {
   const double length = std::hypot(b.x - a.x, b.y - a.y);
@@ -75,7 +68,8 @@ cv::Mat draw_learning_curve(const std::string& title, const std::string& y_label
   for (const auto& s : series) entries.push_back({s.spread.empty() ? s.name : s.name + " (mean, band: +-1 SD)", s.color, false});
   if (options.chance) entries.push_back({"chance", cv::Scalar(120, 120, 120), true});
   if (options.marked_epoch > 0) entries.push_back({options.marked_label, cv::Scalar(60, 60, 60), true});
-  const int left = 80, right = 30, top = 50, axis_band = 60, row_height = 22;
+  // top leaves the title a line of its own above the y axis label, however long the title.
+  const int left = 80, right = 30, top = 66, axis_band = 60, row_height = 22;
   int legend_rows = 1, x = left;
   for (const auto& e : entries) {
     const int w = legend_entry_width(e.name);

@@ -79,42 +79,31 @@ std::string thumbnail_png_base64(const fs::path& file, int side) {
 }
 
 // The report's list of misclassified photos of the held-out split, most confident
-// mistakes first, each with a thumbnail; at most kMaxListed of them.
-void misclassified_section(std::ostream& h, const RunSummary& s) {
-  constexpr size_t kMaxListed = 48;
+// mistakes first, each with a thumbnail and, where the run drew it, its heatmap.
+void misclassified_section(std::ostream& h, const fs::path& run_dir, const RunSummary& s) {
   const SplitResult* shown = s.held_out();
   if (!shown) return;
-  struct Mistake {
-    fs::path file;
-    int64_t truth, predicted;
-    double confidence;
-    std::optional<int> fold;
-  };
-  std::vector<Mistake> mistakes;
   size_t photos = 0;
-  for (const auto& part : s.predictions) {
-    if (part.split != shown->name) continue;
-    for (size_t i = 0; i < part.files.size(); ++i) {
-      ++photos;
-      const int64_t predicted = predicted_class(part.probabilities[i]);
-      if (predicted != part.labels[i])
-        mistakes.push_back({part.files[i], part.labels[i], predicted,
-                            part.probabilities[i][static_cast<size_t>(predicted)], part.fold});
-    }
-  }
+  const std::vector<Mistake> mistakes = misclassified_photos(s, std::numeric_limits<size_t>::max(), &photos);
   if (photos == 0) return;
-  std::stable_sort(mistakes.begin(), mistakes.end(),
-                   [](const Mistake& a, const Mistake& b) { return a.confidence > b.confidence; });
   h << "<h2>Misclassified photos (" << shown->name << ")</h2>\n<p>" << mistakes.size() << " of " << photos
     << " photos misclassified";
-  if (mistakes.size() > kMaxListed) h << "; the " << kMaxListed << " most confident mistakes are shown";
-  h << ". Every photo's probabilities are in <code>predictions.csv</code>.</p>\n";
+  if (mistakes.size() > kMistakesListed) h << "; the " << kMistakesListed << " most confident mistakes are shown";
+  h << ". Every photo's probabilities are in <code>predictions.csv</code>; a heatmap shows where the model "
+       "found each class.</p>\n";
   if (mistakes.empty()) return;
   h << "<table><tr><th>photo</th><th>file</th><th>true class</th><th>predicted</th><th>probability</th>"
-    << (s.fold_val_accuracy.empty() ? "" : "<th>fold</th>") << "</tr>\n";
-  for (size_t i = 0; i < mistakes.size() && i < kMaxListed; ++i) {
+    << (s.fold_val_accuracy.empty() ? "" : "<th>fold</th>") << "<th>heatmap</th></tr>\n";
+  for (size_t i = 0; i < mistakes.size() && i < kMistakesListed; ++i) {
     const Mistake& m = mistakes[i];
     const std::string thumbnail = thumbnail_png_base64(m.file, 128);
+    // Linked, not inlined: a heatmap is a wide figure and there may be dozens.
+    const fs::path heatmap = mistake_heatmap(s, m);
+    const std::string heatmap_cell =
+        fs::exists(run_dir / heatmap)
+            ? "<a href=\"" + html_escape(heatmap.generic_string()) + "\"><img class=\"heat\" alt=\"heatmap\" src=\"" +
+                  html_escape(heatmap.generic_string()) + "\"></a>"
+            : std::string("-");
     h << "<tr><td>"
       << (thumbnail.empty() ? std::string("(unreadable)")
                             : "<img class=\"thumb\" alt=\"" + html_escape(m.file.filename().string()) +
@@ -123,7 +112,7 @@ void misclassified_section(std::ostream& h, const RunSummary& s) {
       << html_escape(class_name(s.classes, m.truth)) << "</td><td>" << html_escape(class_name(s.classes, m.predicted))
       << "</td><td>" << cell(m.confidence, "{:.3f}") << "</td>"
       << (s.fold_val_accuracy.empty() ? std::string() : "<td>" + (m.fold ? std::to_string(*m.fold + 1) : "-") + "</td>")
-      << "</tr>\n";
+      << "<td>" << heatmap_cell << "</td></tr>\n";
   }
   h << "</table>\n";
 }
@@ -326,7 +315,7 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     << " - bachlab run</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1700px}"
        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
        "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:49%;margin:2px}"
-       "pre{background:#f7f7f7;padding:1em;overflow:auto}img.thumb{max-width:none}</style></head><body>\n";
+       "pre{background:#f7f7f7;padding:1em;overflow:auto}img.thumb{max-width:none}img.heat{width:480px}</style></head><body>\n";
   h << "<h1>" << html_escape(s.experiment) << "</h1>\n";
   if (!s.description.empty()) h << "<p>" << html_escape(s.description) << "</p>\n";
   h << "<p>Run folder <code>" << html_escape(s.run_dir) << "</code>, started " << html_escape(s.started)
@@ -407,7 +396,7 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     image("confusion_matrix.png", "confusion matrix");
   }
 
-  misclassified_section(h, s);
+  misclassified_section(h, run_dir, s);
 
   h << "<h2>History</h2>\n<table><tr><th>epoch</th><th>lr</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
        "<th>val loss</th><th>val accuracy</th><th>val AUROC micro</th><th>seconds</th></tr>\n";
@@ -419,6 +408,36 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
   h << "</table>\n";
   h << "<h2>Resolved config</h2>\n<pre>" << html_escape(config_toml) << "</pre>\n</body></html>\n";
   return h.str();
+}
+
+std::vector<Mistake> misclassified_photos(const RunSummary& s, size_t max, size_t* photos) {
+  std::vector<Mistake> mistakes;
+  size_t count = 0;
+  if (const SplitResult* shown = s.held_out()) {
+    for (const auto& part : s.predictions) {
+      if (part.split != shown->name) continue;
+      for (size_t i = 0; i < part.files.size(); ++i) {
+        ++count;
+        const int64_t predicted = predicted_class(part.probabilities[i]);
+        if (predicted != part.labels[i])
+          mistakes.push_back({part.files[i], part.labels[i], predicted,
+                              part.probabilities[i][static_cast<size_t>(predicted)], part.fold});
+      }
+    }
+  }
+  std::stable_sort(mistakes.begin(), mistakes.end(),
+                   [](const Mistake& a, const Mistake& b) { return a.confidence > b.confidence; });
+  if (mistakes.size() > max) mistakes.resize(max);
+  if (photos) *photos = count;
+  return mistakes;
+}
+
+fs::path mistake_heatmap(const RunSummary& s, const Mistake& m) {
+  std::string name = relative_name(m.file, s.data_root);
+  std::replace(name.begin(), name.end(), '/', '-');
+  const fs::path file = fs::path("heatmaps") / (fs::path(name).replace_extension().string() + ".heatmap.png");
+  const bool pooled = !s.fold_val_accuracy.empty();
+  return pooled && m.fold ? fs::path(fmt::format("fold-{}", *m.fold + 1)) / file : file;
 }
 
 void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {

@@ -51,6 +51,15 @@ struct SplitPredictions {
   std::vector<std::vector<double>> probabilities;
 };
 
+/// A photo of the held-out split whose predicted class is not its true class.
+struct Mistake {
+  std::filesystem::path file;
+  int64_t truth = 0;
+  int64_t predicted = 0;
+  double confidence = 0;  ///< The predicted class's probability.
+  std::optional<int> fold;
+};
+
 /// predictions.csv: file (relative to `data_root` when inside it), true_class,
 /// predicted_class, one column per class with its probability, split, fold (1-based;
 /// empty outside a cross-validation). Classes beyond `classes` are named by their index.
@@ -119,6 +128,18 @@ std::string format_duration(double seconds);
 /// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
 /// runs start in the same second).
 std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
+
+/// How many misclassified photos a report lists (and draws heatmaps of).
+constexpr size_t kMistakesListed = 48;
+
+/// The held-out split's misclassified photos, most confident first, at most `max`;
+/// `photos`, if given, receives the split's photo count.
+std::vector<Mistake> misclassified_photos(const RunSummary& summary, size_t max, size_t* photos = nullptr);
+
+/// Where a misclassified photo's heatmap is kept, relative to the summary's run folder:
+/// heatmaps/<its path under the data root, '/' as '-'>.heatmap.png; a cross-validation's
+/// pooled mistakes point into the folder of the fold that predicted them.
+std::filesystem::path mistake_heatmap(const RunSummary& summary, const Mistake& mistake);
 
 /// Writes history.csv, metrics.json, loss.png, accuracy.png, confusion_matrix.png,
 /// predictions.csv (when the summary has predictions) and report.html into `run_dir`. `config_toml` is shown in the report.

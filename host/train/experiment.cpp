@@ -88,7 +88,12 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   std::string augment;
   for (const auto& name : augmentation_plugins) augment += (augment.empty() ? "" : "+") + name;
   out.emplace_back("augment", augment.empty() ? "none" : augment);
-  out.emplace_back("image_size", std::to_string(data.image_size));
+  // What the model's input is made from: a scale (aspect kept) takes precedence over image_size.
+  if (data.scale > 0)
+    out.emplace_back("scale", format_number(data.scale));
+  else
+    out.emplace_back("image_size", std::to_string(data.image_size));
+  if (data.stain_normalize != "none") out.emplace_back("stain_normalize", data.stain_normalize);
   if (patches.enabled()) {
     out.emplace_back("patches", std::to_string(patches.size) + " px, " + std::to_string(patches.per_image) +
                                     " per photo per epoch" +

@@ -166,6 +166,9 @@ torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor&
   if (use_disk) {
     try {
       fs::create_directories(settings_.folder);
+      // A writer killed mid-write leaves its temporary file (up to the size of the
+      // features); clear those whose process is gone, as the checkpoint folder does.
+      remove_orphaned_temp_files(settings_.folder);
       torch::serialize::OutputArchive archive;
       archive.write("key", c10::IValue(key));
       archive.write("features", computed);

@@ -2,7 +2,9 @@
 
 #include "host/data/data.h"
 #include "host/data/dataset.h"
+#include "host/report/heatmap.h"
 #include "host/train/history_csv.h"
+#include "host/train/memory_estimate.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -336,6 +338,36 @@ fs::path latest_run(const fs::path& config_file) {
 
 namespace {
 
+// The heatmap of every misclassified photo the run's report lists, drawn from the run's
+// final model as `predict --heatmap` draws it: where in the photo the model found each
+// class. Written before the report, which links the ones that exist.
+// The run's plugin folders are passed on: its model may come from one only they hold.
+// Never fatal: a heatmap that cannot be drawn must not cost the run its report, so a failure
+// is returned as a note for the log.
+std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& summary,
+                                   const std::vector<fs::path>& plugin_paths) try {
+  const std::vector<Mistake> mistakes = misclassified_photos(summary, kMistakesListed);
+  if (mistakes.empty()) return "";
+  std::vector<fs::path> files;
+  for (const auto& m : mistakes) files.push_back(m.file);
+  std::vector<std::string> classes;
+  const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes, plugin_paths);
+  for (size_t i = 0; i < mistakes.size(); ++i) {
+    const ImagePrediction& p = predictions[i];
+    const std::string truth = mistakes[i].truth < static_cast<int64_t>(classes.size())
+                                  ? classes[static_cast<size_t>(mistakes[i].truth)]
+                                  : std::to_string(mistakes[i].truth);
+    const fs::path file = run_dir / mistake_heatmap(summary, mistakes[i]);
+    fs::create_directories(file.parent_path());
+    write_png_atomic(file, draw_heatmap(heatmap_input(p.photo, p.patches, p.patch_size, classes,
+                                                      torch::tensor(p.probabilities), files[i].filename().string(),
+                                                      truth)));
+  }
+  return "";
+} catch (const std::exception& e) {
+  return std::string("warning: the misclassified photos' heatmaps were not drawn: ") + e.what();
+}
+
 // One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
 // timestamped one if empty - with config, split and run.json before the first epoch; a
 // resumed one continues from its last checkpoint.
@@ -400,6 +432,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  if (const std::string note = write_mistake_heatmaps(run_dir, summary, options.plugin_paths); !note.empty()) log(note);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   log("wrote " + (run_dir / "report.html").string());
   return summary;
@@ -552,6 +585,7 @@ void check_experiment(const fs::path& config_file, const RunOptions& options) {
   Opened opened = open_config(Config::load(config_file, options.config_overrides),
                               PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
   check_dataset(opened.plan.data);
+  check_memory(estimate_memory(opened.plan), config_file.string());
 }
 
 namespace {
@@ -597,6 +631,8 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  if (const std::string note = write_mistake_heatmaps(run_dir, summary, {}); !note.empty() && progress)
+    *progress << note << "\n";
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
   return summary;
 }
@@ -625,8 +661,8 @@ struct LoadedModel {
   std::optional<StainTarget> stain_target;
 };
 
-LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
-  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const std::vector<fs::path>& plugin_paths) {
+  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
   LoadedModel out;
   out.plan = opened.plan;
   out.classes = out.plan.data.classes;
@@ -638,6 +674,9 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
     out.classes = summary.classes;
     best = summary.weights == "best";
   }
+  // Photos predicted one at a time (predict, a report's heatmaps): writing each one's
+  // backbone features to the run's feature cache would only fill it.
+  out.plan.train.feature_cache.disk = false;
   out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
                                           normalization_transform(run.normalization));
   const fs::path checkpoints = run_dir / "checkpoints";
@@ -649,13 +688,14 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run) {
 }  // namespace
 
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
-                                            std::vector<std::string>* classes_out) {
+                                            std::vector<std::string>* classes_out,
+                                            const std::vector<fs::path>& plugin_paths) {
   RunFile run = read_run_file(run_dir);
   // A cross-validation's folder predicts with the ensemble of its fold models: each fold's
   // probabilities per patch (after TTA), averaged, then aggregated per photo.
   std::vector<LoadedModel> models;
   {
-    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, {});
+    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
     const int folds = opened.plan.data.split.folds;
     if (folds > 0 && !run.fold) {
       for (int k = 0; k < folds; ++k) {
@@ -664,10 +704,10 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
           throw Error(folder.string() + ": fold " + std::to_string(k + 1) + " of " + std::to_string(folds) +
                       " has no checkpoint, so the fold ensemble is incomplete; finish the cross-validation with "
                       "`bachlab run --resume " + run_dir.string() + "`");
-        models.push_back(load_final_model(folder, read_run_file(folder)));
+        models.push_back(load_final_model(folder, read_run_file(folder), plugin_paths));
       }
     } else {
-      models.push_back(load_final_model(run_dir, run));
+      models.push_back(load_final_model(run_dir, run, plugin_paths));
     }
   }
   const ExperimentPlan& plan = models.front().plan;

@@ -81,9 +81,12 @@ struct ImagePrediction {
 /// training preprocessing (resize to image_size, the run's normalization) and the run's
 /// photo-level prediction (patch grid, TTA, aggregation). For the folder of a k-fold
 /// cross-validation, the k fold models' patch probabilities are averaged (an ensemble).
+/// `plugin_paths`: plugin folders searched besides the built-in ones (as `run
+/// --plugin-path` gives them).
 std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir,
                                             const std::vector<std::filesystem::path>& images,
-                                            std::vector<std::string>* classes = nullptr);
+                                            std::vector<std::string>* classes = nullptr,
+                                            const std::vector<std::filesystem::path>& plugin_paths = {});
 
 /// `predictions` as "table", "csv" or "json".
 std::string format_predictions(const std::vector<ImagePrediction>& predictions,

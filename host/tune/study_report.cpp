@@ -1,6 +1,7 @@
 #include "host/tune/study_report.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/ticks.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -68,12 +69,20 @@ struct Frame {
         double yl, double yh, bool log_x)
       : image(480, 800, CV_8UC3, cv::Scalar(255, 255, 255)), plot(80, 50, 800 - 80 - 30, 480 - 50 - 60),
         x_lo(xl), x_hi(xh), y_lo(yl), y_hi(yh), x_log(log_x) {
-    if (y_hi - y_lo < 1e-12) y_lo -= 0.5, y_hi += 0.5;
+    // Every trial scoring the same: a narrow band around it, not one running into negative
+    // accuracies.
+    if (y_hi - y_lo < 1e-12) {
+      const double half = 0.05 * std::max(1.0, std::abs(y_lo));
+      y_lo -= half, y_hi += half;
+    }
     const double pad = (y_hi - y_lo) * 0.05;
     y_lo -= pad;
     y_hi += pad;
-    for (int i = 0; i <= 5; ++i) {
-      const double v = y_lo + (y_hi - y_lo) * i / 5;
+    // Ticks at a round step (1, 2 or 5 times a power of ten), counted from an integer so
+    // that rounding never gives "-0" or an uneven label.
+    const double step = nice_step(y_hi - y_lo, 5);
+    for (auto i = static_cast<int64_t>(std::ceil(y_lo / step)); i * step <= y_hi + step * 1e-9; ++i) {
+      const double v = std::abs(i) == 0 ? 0.0 : static_cast<double>(i) * step;
       const int y = py(v);
       cv::line(image, {plot.x, y}, {plot.x + plot.width, y}, kGrid, 1);
       put_text(image, tick_label(v), {plot.x - 8, y + 5}, 0.45, kBlack, 1.0);

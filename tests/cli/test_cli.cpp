@@ -173,6 +173,28 @@ TEST(Cli, CheckListsEveryProblemAndFails) {
       << r.output;
 }
 
+TEST(Cli, CheckAndRunRefuseAConfigThatCannotFitInMemoryWithTheArithmetic) {
+  // 4,000 photos squeezed to 4096x4096 are 200 GB as uint8 before anything trains (and
+  // patch_resnet's weights do not grow with the input, so the model itself is built): refused
+  // by check and by run before a run folder is made, instead of an allocator's backtrace.
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_cli_memory_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path config = dir / "huge.toml";
+  std::ofstream(config) << "[experiment]\noutput = \"runs\"\n[data]\nsource = \"synthetic\"\nimage_size = 4096\n"
+                           "[data.synthetic]\nper_class = 1000\n[model]\nplugin = \"patch_resnet\"\n";
+  Result check = run("check '" + config.string() + "'");
+  Result train = run("run '" + config.string() + "'");
+  const bool made_runs = fs::exists(dir / "runs");
+  fs::remove_all(dir);
+  for (const Result* r : {&check, &train}) {
+    EXPECT_EQ(r->exit_code, 1) << r->output;
+    EXPECT_NE(r->output.find(config.string() + ": this run needs more than this machine's"), std::string::npos)
+        << r->output;
+    EXPECT_NE(r->output.find("4000 photos of 3x4096x4096"), std::string::npos) << r->output;
+  }
+  EXPECT_FALSE(made_runs);
+}
+
 TEST(Cli, RunTakesOneFolderPerPluginPathSoTheConfigAfterItStaysAConfig) {
   const fs::path missing = fs::temp_directory_path() / "bachlab_cli_no_such_config.toml";
   Result r = run("run --plugin-path /nonexistent-plugins '" + missing.string() + "'");

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace bachlab::host {
@@ -191,6 +192,24 @@ TEST_F(ConfigTest, ResolvedTomlWithAbsolutePathsMeansTheSameFromAnyFolder) {
   EXPECT_EQ(as_written.table("data").get_string("root", ""), "../photos");
 }
 
+TEST_F(ConfigTest, ABareFileNameAndTheCommandLineResolveAgainstTheWorkingDirectory) {
+  // `cd exp && bachlab run child.toml data.cache_dir=cache`: neither origin has a folder
+  // part (the file is "child.toml", the override's origin "command line"); both mean the
+  // working directory, as get_path() reads them, instead of failing to absolutize "".
+  fs::create_directories(dir / "exp");
+  write("exp/child.toml", "[data]\nroot = \"photos\"\n");
+  const fs::path before = fs::current_path();
+  fs::current_path(dir / "exp");
+  Config config = Config::load("child.toml", {"data.cache_dir=cache"});
+  config.table("data").get_path("root", "");
+  config.table("data").get_path("cache_dir", "");
+  const std::string resolved = config.resolved_toml(Config::Paths::absolute);
+  fs::current_path(before);
+  Config saved = Config::parse(resolved, (dir / "elsewhere" / "x.toml").string());
+  EXPECT_EQ(saved.table("data").get_string("root", ""), (dir / "exp" / "photos").string());
+  EXPECT_EQ(saved.table("data").get_string("cache_dir", ""), (dir / "exp" / "cache").string());
+}
+
 TEST_F(ConfigTest, OnlyRegularFilesOfAConfigsSizeAreRead) {
   fs::create_directories(dir / "folder");
   auto child = write("child.toml", "extends = \"folder\"\n");
@@ -254,6 +273,43 @@ TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
   EXPECT_TRUE(Config::is_override("optimizer.lr=3e-4"));
   EXPECT_FALSE(Config::is_override("configs/a=b.toml"));
   EXPECT_FALSE(Config::is_override("configs/model4a.toml"));
+}
+
+// Found with the config fuzz target (tests/fuzz): an override that was not UTF-8 (a Latin-1
+// file name, say) was saved in the run's config.toml as other characters ("\u00E9" for the
+// byte 0xE9), so eval and --resume would have read another path. Now it is refused.
+TEST_F(ConfigTest, AnOverrideThatIsNotUtf8IsRefusedBecauseTheSavedRunWouldNameSomethingElse) {
+  auto path = write("a.toml", "[data]\nroot = \"photos\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"data.root=/data/caf\xE9"}); }),
+            "command line: data.root=...: the value is not UTF-8 text (byte 0xe9 at position 10 of the value); a "
+            "config holds UTF-8 text only, so write the value in UTF-8 (a file name in another encoding: rename "
+            "the file, or put it in a folder with a UTF-8 name)");
+  // Overlong forms, surrogates and cut-off sequences are not UTF-8 either.
+  for (const char* bad : {"x=\xC0\xAF", "x=\xED\xA0\x80", "x=\xE2\x82", "x=\xF4\x90\x80\x80", "x=\"\xFF\""})
+    EXPECT_NE(message_of([&] { Config::load(path, {std::string("experiment.") + bad}); }), "(no error)") << bad;
+  // UTF-8 (two-, three- and four-byte characters) is kept byte for byte through the saved config.
+  const std::string name = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x94\xAC";
+  Config config = Config::load(path, {"data.root=/data/" + name, "experiment.name=\"" + name + "\""});
+  Config again = Config::parse(config.resolved_toml(), "saved.toml");
+  EXPECT_EQ(again.table("data").get_path("root", ""), "/data/" + name);
+  EXPECT_EQ(again.table("experiment").get_string("name", ""), name);
+}
+
+// problems() sorts by the "file:line:" each problem starts with; a folder whose name looks
+// like ":<digits>:" with more digits than an int holds made that an std::out_of_range (an
+// "internal error" instead of the list of problems).
+TEST_F(ConfigTest, AFolderNamedWithColonsAndManyDigitsKeepsTheProblemList) {
+  fs::create_directories(dir / "a:99999999999:b");
+  auto path = write("a:99999999999:b/c.toml", "[train]\nepohcs = 3\nbach_size = 2\n");
+  Config config = Config::load(path);
+  config.table("train").get_int("epochs", 1);
+  config.table("train").get_int("batch_size", 1);
+  std::vector<std::string> problems;
+  ASSERT_NO_THROW(problems = config.problems());  // two problems, so they are sorted
+  std::sort(problems.begin(), problems.end());
+  EXPECT_EQ(problems, (std::vector<std::string>{
+                          path.string() + ":2: [train] unknown key \"epohcs\"; did you mean \"epochs\"?",
+                          path.string() + ":3: [train] unknown key \"bach_size\"; did you mean \"batch_size\"?"}));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Every TIFF flavour decodes to the right pixels; PNG and JPEG through OpenCV; every bad
 // file gives its own message naming the file.
-#include "host/data/image_decode.h"
+#include "host/data/image_tensor.h"
 #include "tests/data/fixtures.h"
 
 #include <bachlab/sdk/error.h>
@@ -436,6 +436,28 @@ TEST(DecodeTest, ThePixelLimitIsOneSettingForEveryFormat) {
                 ::testing::HasSubstr("header says 40x30 pixels (0.0012 megapixels), more than the limit of 1199 pixels"));
     EXPECT_THAT(error_of([&] { preprocess_image(dir / name, 8, 1199); }), ::testing::HasSubstr("limit of 1199"));
   }
+}
+
+TEST(DecodeErrorTest, ATiffWhoseTilesExceedThePixelLimitIsRefusedFromItsHeader) {
+  // Seen while writing the image_decode fuzz target (tests/fuzz) and confirmed with it: a
+  // 216-byte TIFF of 8x6 pixels claiming 65520x65520 tiles made the decoder allocate (and
+  // zero) one 12.9 GB tile.
+  const fs::path file =
+      fs::path(BACHLAB_SOURCE_DIR) / "tests/fuzz/regressions/image_decode/tiff_tile_65520x65520_of_8x6_photo.tif";
+  ASSERT_TRUE(fs::exists(file)) << file;
+  EXPECT_THAT(error_of([&] { load_image_rgb(file); }),
+              ::testing::StartsWith(file.string() + ": the TIFF header says its tiles are 65520x65520 pixels "
+                                                    "(4.29e+03 megapixels, for a photo of 8x6), more than the limit of "
+                                                    "268435456 pixels ([data] max_pixels)"));
+  // The tile counts however small the photo: an 8x6 photo in 16x16 tiles needs 256 pixels.
+  TempDir dir;
+  write_tiff(dir / "a.tif", spec_with([](TiffSpec& s) { s.width = 8, s.height = 6, s.tile = 16; }));
+  cv::Mat rgb;
+  EXPECT_NO_THROW(decode_image_rgb(dir / "a.tif", rgb, 256));
+  EXPECT_EQ(rgb.cols, 8);
+  EXPECT_THAT(error_of([&] { decode_image_rgb(dir / "a.tif", rgb, 255); }),
+              ::testing::HasSubstr("its tiles are 16x16 pixels (0.000256 megapixels, for a photo of 8x6), more than "
+                                   "the limit of 255 pixels"));
 }
 
 TEST(DecodeErrorTest, AFolderNamedLikeAnImageIsNotAnEmptyFile) {

@@ -92,6 +92,26 @@ TEST(ExploreTest, HistogramScaleIgnoresTheSpikeAt255) {
   EXPECT_DOUBLE_EQ(histogram_scale(shares), 4.4);
 }
 
+// Each channel's curve is drawn in its own colour: with only red pixels counted, every
+// coloured pixel above the baseline belongs to the red curve, so it must be red in the
+// (RGB) figure - a BGR colour would draw it blue.
+TEST(ExploreTest, TheRedChannelsCurveIsRed) {
+  std::array<std::array<uint64_t, 256>, 3> counts{};
+  for (int v = 0; v < 256; ++v) counts[0][size_t(v)] = uint64_t(1000 + 10 * std::abs(v - 128));
+  // Green and blue count nothing: their curves lie on the baseline, below the region looked at.
+  const cv::Mat panel = histogram_panel("Normal", counts);
+  int red = 0, blue = 0;
+  // The plot's inside, above the baseline and left of the legend.
+  for (int y = 50; y < 200; ++y)
+    for (int x = 70; x < 370; ++x) {
+      const cv::Vec3b p = panel.at<cv::Vec3b>(y, x);  // R, G, B
+      if (p[0] > 150 && p[1] < 110 && p[2] < 110) ++red;
+      if (p[2] > 150 && p[0] < 110 && p[1] < 150) ++blue;
+    }
+  EXPECT_GT(red, 100);
+  EXPECT_EQ(blue, 0);
+}
+
 TEST(ExploreTest, Base64MatchesRfc4648Vectors) {
   auto encode = [](const std::string& text) { return base64_encode(std::vector<uint8_t>(text.begin(), text.end())); };
   EXPECT_EQ(encode(""), "");

@@ -1,7 +1,7 @@
 // Preparation and its cache: the tensors match preprocess_image(), a second run loads
 // them without decoding, any change of a photo or a parameter rebuilds them, and a damaged
 // cache file is detected and rebuilt, never trusted.
-#include "host/data/image_decode.h"
+#include "host/data/image_tensor.h"
 #include "host/data/prepare.h"
 #include "host/data/synth.h"
 #include "tests/data/fixtures.h"

@@ -1,5 +1,6 @@
 // plan_experiment: a config is validated completely in one pass, with every plugin built.
 #include "host/train/experiment.h"
+#include "host/train/memory_estimate.h"
 
 #include <gtest/gtest.h>
 
@@ -45,6 +46,58 @@ epochs = 2
   EXPECT_EQ(params[0], (std::pair<std::string, std::string>{"model", "tiny_cnn"}));
   EXPECT_EQ(params[2], (std::pair<std::string, std::string>{"lr", "0.01"}));
   EXPECT_EQ(params[3], (std::pair<std::string, std::string>{"augment", "none"}));
+}
+
+TEST_F(ExperimentTest, KeyParamsNameTheScaleAndStainNormalisationAPatchRecipeUses) {
+  // A scaled photo is not squeezed to image_size, so the run tables must not say it is.
+  Config config = Config::parse("[data]\nsource = \"synthetic\"\nscale = 0.5\nstain_normalize = \"reinhard\"\n"
+                                "[data.patches]\nsize = 16\n[model]\nplugin = \"tiny_cnn\"\n",
+                                "scaled.toml");
+  const auto params = plan_experiment(config, registry_).key_params();
+  auto value = [&](const std::string& key) {
+    for (const auto& [k, v] : params)
+      if (k == key) return v;
+    return std::string("(absent)");
+  };
+  EXPECT_EQ(value("scale"), "0.5");
+  EXPECT_EQ(value("stain_normalize"), "reinhard");
+  EXPECT_EQ(value("image_size"), "(absent)");
+}
+
+TEST_F(ExperimentTest, MemoryEstimateCountsPhotosBatchAndWeightsAndRefusesWhatCannotFit) {
+  Config config = Config::parse("[data]\nsource = \"synthetic\"\nimage_size = 20\n[model]\nplugin = \"tiny_cnn\"\n"
+                                "filters = 4\n[train]\nbatch_size = 32\n",
+                                "m.toml");
+  const ExperimentPlan plan = plan_experiment(config, registry_);
+  ASSERT_EQ(plan.trainable_parameters, 260);
+  // 100 photos squeezed to 20x20: 1200 bytes each, twice (the prepared set and the splits);
+  // a batch of 32 float inputs and its normalised copy; 16 bytes per trainable weight.
+  const MemoryEstimate e = estimate_memory(plan, 100, 1536, 2048);
+  EXPECT_EQ(e.photo_height, 20);
+  EXPECT_DOUBLE_EQ(e.photo_bytes, 2.0 * 100 * 1200);
+  EXPECT_DOUBLE_EQ(e.batch_bytes, 2.0 * 4 * 32 * 1200);
+  EXPECT_DOUBLE_EQ(e.model_bytes, 16.0 * 260);
+  EXPECT_NO_THROW(check_memory(e, "m.toml", e.total() + 1));
+  try {
+    check_memory(e, "m.toml", e.total() - 1);
+    ADD_FAILURE() << "an estimate above the memory must be refused";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_EQ(message.rfind("m.toml: this run needs more than this machine's 1 MiB of memory, at least 1 MiB: 100 "
+                            "photos of 3x20x20",
+                            0),
+              0u)
+        << message;
+  }
+  // A scaled recipe keeps the photo's aspect; the batch is of patches.
+  Config scaled = Config::parse("[data]\nsource = \"synthetic\"\nscale = 0.5\n[data.patches]\nsize = 16\n"
+                                "[model]\nplugin = \"tiny_cnn\"\n",
+                                "s.toml");
+  const MemoryEstimate p = estimate_memory(plan_experiment(scaled, registry_), 400, 1536, 2048);
+  EXPECT_EQ(p.photo_height, 768);
+  EXPECT_EQ(p.photo_width, 1024);
+  EXPECT_DOUBLE_EQ(p.photo_bytes, 2.0 * 400 * 3 * 768 * 1024);
+  EXPECT_DOUBLE_EQ(p.batch_bytes, 2.0 * 4 * 32 * 3 * 16 * 16);
 }
 
 TEST_F(ExperimentTest, SameSeedSameInitialWeights) {

@@ -7,6 +7,7 @@
 #include "host/train/patch_sampler.h"
 #include "host/train/runner.h"
 #include "host/train/trainer.h"
+#include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -205,6 +206,20 @@ void write_texture_photos(const fs::path& root, int per_class, uint64_t seed) {
   }
 }
 
+// Every misclassified photo a run's report lists has its heatmap file (in the fold's folder
+// for a cross-validation's pooled list), and the report links it.
+void expect_mistake_heatmaps(const RunSummary& run) {
+  const std::vector<Mistake> mistakes = misclassified_photos(run, kMistakesListed);
+  ASSERT_FALSE(mistakes.empty()) << "the test needs a run with mistakes";
+  const std::string report = read_file(fs::path(run.run_dir) / "report.html");
+  for (const auto& m : mistakes) {
+    const fs::path heatmap = mistake_heatmap(run, m);
+    EXPECT_TRUE(fs::exists(fs::path(run.run_dir) / heatmap)) << heatmap;
+    EXPECT_NE(report.find("src=\"" + heatmap.generic_string() + "\""), std::string::npos) << heatmap;
+    if (!run.fold_val_accuracy.empty()) EXPECT_EQ(heatmap.begin()->string().rfind("fold-", 0), 0u) << heatmap;
+  }
+}
+
 class PatchRecipeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -251,6 +266,8 @@ TEST_F(PatchRecipeTest, PatchesOfTheFullResolutionPhotoLearnWhatSqueezingLoses) 
   // The patch-level figure is reported beside the photo-level one, and only with patches.
   EXPECT_TRUE(std::isfinite(patches.split("test")->patch_accuracy));
   EXPECT_TRUE(std::isnan(whole.split("test")->patch_accuracy));
+  // The report draws a heatmap of every misclassified photo it lists, and links it.
+  expect_mistake_heatmaps(whole);
 }
 
 TEST_F(PatchRecipeTest, PredictOnACrossValidationAveragesItsFoldModels) {
@@ -272,6 +289,8 @@ TEST_F(PatchRecipeTest, PredictOnACrossValidationAveragesItsFoldModels) {
     EXPECT_EQ(ensemble[i].patches.positions.size(0), 16);
     EXPECT_EQ(ensemble[i].patches.probabilities.sizes(), torch::IntArrayRef({16, 2}));
   }
+  // One epoch leaves mistakes; the pooled report's heatmaps are the folds' own.
+  expect_mistake_heatmaps(cv);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "transfer_fixtures.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace {
 
@@ -74,6 +75,22 @@ TEST_F(FeatureCacheTest, NextRunReadsTheDiskFileAndADamagedFileIsRecomputed) {
       << after_damage.last_note();
   EXPECT_TRUE(torch::equal(computed, recomputed));
   EXPECT_EQ(FeatureCache(settings).features(*network, images, {}).size(0), 4);
+}
+
+TEST_F(FeatureCacheTest, TemporaryFilesOfKilledWritersAreRemovedWhenFeaturesAreWritten) {
+  REQUIRE_TORCHVISION();
+  TempDir temp;
+  auto network = resnet(fixture("resnet50_seed7.pt"));
+  FeatureCacheSettings settings;
+  settings.folder = temp.path() / "features";
+  fs::create_directories(settings.folder);
+  // No process has pid 2^22+1 (Linux caps pids at 2^22): that writer was killed.
+  const fs::path orphan = settings.folder / "abc.pt.4194305.0.tmp";
+  const fs::path live = settings.folder / ("abc.pt." + std::to_string(::getpid()) + ".3.tmp");
+  for (const auto& file : {orphan, live}) std::ofstream(file) << "partial";
+  FeatureCache(settings).features(*network, random_images(2, 32, 5), {});
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists(live)) << "a running writer's temporary file was removed";
 }
 
 TEST_F(FeatureCacheTest, ChangedWeightsFileInvalidatesTheFeatures) {
