@@ -22,6 +22,8 @@ PACKAGES=(
   nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libbenchmark-dev
   # libpq for studies on PostgreSQL; the server for the tests that start a throwaway one.
   libpq-dev postgresql
+  # Gloo's headers, which c10d's ProcessGroupGloo header includes (data-parallel training).
+  libgloo-dev
   # torchvision exports the ResNet50/VGG16 weights the transfer tests check against.
   python3-torch python3-torchvision
   # The fuzz build (tests/fuzz): clang with libFuzzer's runtime, which clang only recommends.

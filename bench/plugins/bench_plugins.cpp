@@ -15,6 +15,7 @@
 #include "bench/data/data_benchmarks.h"
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <benchmark/benchmark.h>
 #include <torch/script.h>
 
@@ -64,10 +65,10 @@ BenchOptions take_options(int& argc, char** argv) {
   return options;
 }
 
-std::vector<std::vector<torch::Tensor>> trainable_groups(sdk::Network& network) {
-  std::vector<std::vector<torch::Tensor>> groups;
+std::vector<sdk::ParameterGroup> trainable_groups(sdk::Network& network) {
+  std::vector<sdk::ParameterGroup> groups;
   for (auto& group : network.parameter_groups())
-    if (group.trainable) groups.push_back(group.parameters);
+    if (group.trainable) groups.push_back(group);
   return groups;
 }
 
@@ -98,7 +99,7 @@ def forward(self, x):
 
 // The settings a model is benchmarked with (see the file comment) and what they mean.
 struct ModelForm {
-  sdk::Params params;
+  sdk::ParamTable params;
   std::string label;  // shown in the benchmark's label column; "" for the defaults
 };
 
@@ -107,20 +108,20 @@ struct ModelForm {
 std::optional<ModelForm> benchmarkable_form(const host::PluginRegistry& registry, const std::string& name,
                                             const BenchOptions& o, std::string& reason) {
   std::vector<ModelForm> forms;
-  forms.push_back({sdk::Params("[model]"), ""});
+  forms.push_back({sdk::ParamTable("[model]"), ""});
   // Without weights a backbone cannot stay frozen (it would be random features), so the
   // random-init form trains it too: mode = "finetune", the transfer plugins' own rule.
-  forms.push_back({sdk::Params("[model]"), "random init (pretrained = false, mode = finetune)"});
+  forms.push_back({sdk::ParamTable("[model]"), "random init (pretrained = false, mode = finetune)"});
   forms.back().params.set("pretrained", false);
   forms.back().params.set("mode", std::string("finetune"));
-  forms.push_back({sdk::Params("[model]"), "a 3x3 conv TorchScript module made by the bench"});
+  forms.push_back({sdk::ParamTable("[model]"), "a 3x3 conv TorchScript module made by the bench"});
   try {
     forms.back().params.set("module", bench_torchscript_module());
   } catch (const std::exception&) {
     forms.pop_back();  // cannot happen with a working LibTorch; the other forms still apply
   }
   for (auto& form : forms) {
-    sdk::Params params = form.params;
+    sdk::ParamTable params = form.params;
     try {
       registry.create_model(name, {3, o.size, o.size, 4}, params);
       return form;
@@ -153,7 +154,7 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
   const std::string prefix = "model/" + name + "/";
   benchmark::RegisterBenchmark((prefix + "forward").c_str(), [&registry, name, o, form](benchmark::State& state) {
     guarded(state, [&] {
-      sdk::Params params = form->params;
+      sdk::ParamTable params = form->params;
       auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
       network->eval();
       torch::NoGradGuard no_grad;
@@ -165,10 +166,10 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
   })->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark((prefix + "train_step").c_str(), [&registry, name, o, form](benchmark::State& state) {
     guarded(state, [&] {
-      sdk::Params model_params = form->params;
+      sdk::ParamTable model_params = form->params;
       auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
       network->train();
-      sdk::Params optimizer_params("[optimizer]");
+      sdk::ParamTable optimizer_params("[optimizer]");
       auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
       auto images = torch::rand({o.batch, 3, o.size, o.size});
       auto labels = torch::randint(0, 4, {o.batch}, torch::kLong);
@@ -188,7 +189,7 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
 void register_augmentation(const host::PluginRegistry& registry, const std::string& name, const BenchOptions& o) {
   benchmark::RegisterBenchmark(("augmentation/" + name).c_str(), [&registry, name, o](benchmark::State& state) {
     guarded(state, [&] {
-      sdk::Params params("[[augment]]");
+      sdk::ParamTable params("[[augment]]");
       auto augmentation = registry.create_augmentation(name, params);
       auto images = torch::rand({o.batch, 3, o.size, o.size});
       auto generator = at::detail::createCPUGenerator(7);
@@ -204,8 +205,8 @@ void register_optimizer(const host::PluginRegistry& registry, const std::string&
       torch::manual_seed(0);
       std::vector<torch::Tensor> parameters;
       for (int i = 0; i < 10; ++i) parameters.push_back(torch::randn({100000}, torch::requires_grad()));
-      sdk::Params params("[optimizer]");
-      auto optimizer = registry.create_optimizer(name, {parameters}, params);
+      sdk::ParamTable params("[optimizer]");
+      auto optimizer = registry.create_optimizer(name, {{"all", parameters}}, params);
       for (auto& p : parameters) p.mutable_grad() = torch::randn_like(p);
       for (auto _ : state) optimizer->step();
       state.SetItemsProcessed(state.iterations() * 1000000);
@@ -258,7 +259,7 @@ void register_tuner(const host::PluginRegistry& registry, const std::string& nam
           settings.max_trials = observed + 1000000;  // never "done" while measuring
           settings.epochs = 10;
           settings.seed = 1;
-          sdk::Params params("[tune]");
+          sdk::ParamTable params("[tune]");
           auto tuner = registry.create_tuner(name, study_like_space(), settings, params);
           // The history is what this tuner itself proposed, completed with made-up scores,
           // so budget-scheduling tuners (Hyperband) see a history they can continue.

@@ -13,6 +13,7 @@
 #include "host/train/trainer.h"
 #include "host/util/atomic_file.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -56,12 +57,12 @@ int run(const Options& o) {
   host::PluginRegistry registry;
   registry.scan({BACHLAB_BENCH_PLUGIN_DIR});
   torch::manual_seed(1);
-  sdk::Params model_params("[model]");
+  sdk::ParamTable model_params("[model]");
   host::TrainerParts parts;
   parts.model = registry.create_model(o.model, sdk::ModelSpec{3, o.size, o.size, 4}, model_params);
-  sdk::Params optimizer_params("[optimizer]");
+  sdk::ParamTable optimizer_params("[optimizer]");
   optimizer_params.set("lr", o.lr);
-  parts.optimizer = registry.create_optimizer("adam", {parts.model->parameters()}, optimizer_params);
+  parts.optimizer = registry.create_optimizer("adam", {{"all", parts.model->parameters()}}, optimizer_params);
 
   torch::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
   host::TensorSplit data{torch::randint(0, 256, {o.images, 3, o.size, o.size}, g, torch::kUInt8),

@@ -15,6 +15,7 @@
 #include "host/train/patch_sampler.h"
 #include "host/train/trainer.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <benchmark/benchmark.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -30,11 +31,11 @@ using bench::registry;
 
 host::TrainerParts make_parts(const std::string& model, int64_t size) {
   torch::manual_seed(1);
-  sdk::Params model_params("[model]");
+  sdk::ParamTable model_params("[model]");
   host::TrainerParts parts;
   parts.model = registry().create_model(model, sdk::ModelSpec{3, size, size, 4}, model_params);
-  sdk::Params optimizer_params("[optimizer]");
-  parts.optimizer = registry().create_optimizer("adam", {parts.model->parameters()}, optimizer_params);
+  sdk::ParamTable optimizer_params("[optimizer]");
+  parts.optimizer = registry().create_optimizer("adam", {{"all", parts.model->parameters()}}, optimizer_params);
   return parts;
 }
 

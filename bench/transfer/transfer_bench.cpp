@@ -13,6 +13,7 @@
 #include "host/plugins/registry.h"
 #include "host/train/feature_cache.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
 
@@ -25,7 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using bachlab::host::PluginRegistry;
 using bachlab::sdk::ModelSpec;
-using bachlab::sdk::Params;
+using bachlab::sdk::ParamTable;
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kSize = 224;
@@ -43,7 +44,7 @@ PluginRegistry& registry() {
 }
 
 std::shared_ptr<bachlab::sdk::Network> from_scratch(const std::string& model) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("pretrained", false);
   params.set("mode", std::string("finetune"));
   return registry().create_model(model, ModelSpec{3, kSize, kSize, 4}, params);
@@ -68,7 +69,7 @@ std::string write_random_weights(const std::string& model) {
 }
 
 std::shared_ptr<bachlab::sdk::Network> frozen(const std::string& model) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("weights", write_random_weights(model));
   return registry().create_model(model, ModelSpec{3, kSize, kSize, 4}, params);
 }

@@ -5,6 +5,7 @@
 //   build/<dir>/bench/bench_tuners --benchmark_min_time=0.5
 #include "bench/bench_registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/tuner.h>
 
 #include <benchmark/benchmark.h>
@@ -63,7 +64,7 @@ std::vector<sdk::TrialRecord> history_of(int64_t n) {
   sdk::StudySettings settings;
   settings.max_trials = n + 10;
   settings.seed = 1;
-  sdk::Params params("[tune.options]");
+  sdk::ParamTable params("[tune.options]");
   auto random = registry().create_tuner("random", model4a_space(), settings, params);
   std::vector<sdk::TrialRecord> history;
   for (int64_t i = 0; i < n; ++i) {
@@ -86,7 +87,7 @@ void ask_latency(benchmark::State& state, const std::string& name) {
   settings.max_trials = n + 1000;
   settings.epochs = 50;
   settings.seed = 7;
-  sdk::Params params("[tune.options]");
+  sdk::ParamTable params("[tune.options]");
   if (name == "hyperband") params.set("max_epochs", int64_t{81});
   // The Gaussian process itself is measured, not the random warm-up.
   if (name == "bayesian") params.set("initial_points", int64_t{2});

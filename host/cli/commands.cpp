@@ -18,4 +18,15 @@ const Action* action_of(CLI::App* command) {
   return it == actions().end() ? nullptr : &it->second;
 }
 
+namespace {
+std::vector<std::string>& arguments() {
+  static std::vector<std::string> list;
+  return list;
+}
+}  // namespace
+
+void remember_arguments(int argc, char** argv) { arguments().assign(argv + 1, argv + argc); }
+
+const std::vector<std::string>& program_arguments() { return arguments(); }
+
 }  // namespace bachlab::cli

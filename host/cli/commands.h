@@ -31,6 +31,11 @@ void on_run(CLI::App* command, Action action);
 /// The action on_run() set for `command`; null if none.
 const Action* action_of(CLI::App* command);
 
+/// The program's command-line arguments after its name, as main() received them (`run
+/// --nproc` starts its ranks with the same ones).
+void remember_arguments(int argc, char** argv);
+const std::vector<std::string>& program_arguments();
+
 /// A mistake in how the program was called (a missing argument, arguments that clash),
 /// as opposed to a mistake in a config or the data: main() exits with 2 for it, as for
 /// the usage errors CLI11 finds itself.

@@ -3,7 +3,7 @@
 #include "host/plugins/registry.h"
 
 #include <bachlab/sdk/error.h>
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <algorithm>
 #include <iostream>
@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     std::cout << app.help();
     return 0;
   }
+  cli::remember_arguments(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

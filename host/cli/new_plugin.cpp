@@ -5,7 +5,7 @@
 #include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <fcntl.h>

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 
@@ -98,7 +99,24 @@ void add_run_commands(CLI::App& app) {
   run->add_option("--plugin-path", plugin_paths, "Also search this folder for plugins (repeatable)")
       ->allow_extra_args(false);
   run->add_flag("--markdown", markdown, "Print the comparison table as Markdown (for docs/results.md)");
+  // Data-parallel training (docs/scaling.md): this machine's processes, the machines, and
+  // where rank 0 listens.
+  static host::LaunchSettings launch;
+  run->add_option("--nproc", launch.nproc, "Train data-parallel in this many processes on this machine")
+      ->check(CLI::Range(1, 1024));
+  run->add_option("--nnodes", launch.nnodes, "Machines taking part (each runs --nproc processes)")
+      ->check(CLI::Range(1, 1024));
+  run->add_option("--node-rank", launch.node_rank, "This machine's number, 0 .. nnodes-1 (0 hosts rank 0)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--master", launch.master, "HOST:PORT where rank 0 listens (with --nnodes; default: a free "
+                                             "port on 127.0.0.1)");
+  run->add_option("--timeout", launch.timeout_s, "Seconds a rank waits for the others before it stops")
+      ->check(CLI::Range(1.0, 86400.0));
   on_run(run, [] {
+    const bool distributed = launch.nproc > 1 || launch.nnodes > 1;
+    if (distributed && std::getenv("BACHLAB_WORLD_SIZE") == nullptr)
+      return host::launch_ranks(program_arguments(), launch);
+    std::shared_ptr<host::DataParallel> parallel = host::DataParallel::from_environment();
     const ConfigArguments given = split_config_arguments(arguments);
     const std::vector<std::string>& configs = given.files;
     if (configs.empty() && resume.empty())
@@ -117,6 +135,7 @@ void add_run_commands(CLI::App& app) {
     options.progress = &std::cerr;
     options.interactive = isatty(fileno(stderr));
     for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
+    options.parallel = parallel;
     const std::vector<std::string> targets = configs.empty() ? std::vector<std::string>{""} : configs;
 
     // Every config and its photos before the first epoch: a typo in the last config must
@@ -149,6 +168,7 @@ void add_run_commands(CLI::App& app) {
         std::cerr << "error: " << config << ": " << e.what() << "\n";
       }
     }
+    if (parallel && !parallel->leader()) return failed.empty() ? 0 : 1;
     if (!summaries.empty()) std::cout << "\n" << host::format_comparison_table(summaries, markdown);
     if (!failed.empty()) {
       std::string list;

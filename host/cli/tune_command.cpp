@@ -309,7 +309,8 @@ void add_tune_commands(CLI::App& app) {
   command->add_flag("--join", args.join,
                     "Add workers (on this machine) to a study that exists in the config's [tune] storage; refused "
                     "if this config differs from the study's");
-  command->add_option("--status", args.status, "Print the progress of the study in this folder and exit");
+  command->add_option("--status", args.status, "Print the progress of the study in this folder (or at this storage URL, e.g. "
+                                       "postgresql://user@host/db) and exit");
   command->add_option("--folder", args.folder, "Study folder (default: [tune] folder of the config)");
   command->add_flag("--quiet", args.quiet, "Only errors and the final summary");
   // Internal: how the coordinator starts its workers.

@@ -1,5 +1,6 @@
 #include "host/config/config.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -13,7 +14,7 @@ namespace bachlab::host {
 
 namespace fs = std::filesystem;
 using sdk::Origin;
-using sdk::Params;
+using sdk::ParamTable;
 
 namespace {
 
@@ -187,8 +188,8 @@ const Table* find_table(const Table& root, const std::string& name) {
   return current;
 }
 
-Params to_params(const Table* table, const std::string& label, const Origin& fallback) {
-  Params params(label, table ? table->origin : fallback);
+ParamTable to_params(const Table* table, const std::string& label, const Origin& fallback) {
+  ParamTable params(label, table ? table->origin : fallback);
   if (table)
     for (const auto& [key, entry] : table->values) params.set(key, entry.value, entry.origin);
   return params;
@@ -270,8 +271,8 @@ size_t invalid_utf8_at(const std::string& text) {
 
 struct Config::Impl {
   Table root;
-  std::map<std::string, Params> tables;
-  std::map<std::string, std::vector<Params>> arrays;
+  std::map<std::string, ParamTable> tables;
+  std::map<std::string, std::vector<ParamTable>> arrays;
   std::set<std::string> known;  // tables some reader asked for, present or not
 };
 
@@ -297,19 +298,19 @@ Config Config::parse(const std::string& text, const std::string& name) {
   return config;
 }
 
-Params& Config::table(const std::string& name) {
+ParamTable& Config::table(const std::string& name) {
   impl_->known.insert(name);
   auto it = impl_->tables.find(name);
   if (it != impl_->tables.end()) return it->second;
-  Params params = to_params(find_table(impl_->root, name), "[" + name + "]", Origin{path_.string(), 0});
+  ParamTable params = to_params(find_table(impl_->root, name), "[" + name + "]", Origin{path_.string(), 0});
   return impl_->tables.emplace(name, std::move(params)).first->second;
 }
 
-std::vector<Params>& Config::array(const std::string& name) {
+std::vector<ParamTable>& Config::array(const std::string& name) {
   impl_->known.insert(name);
   auto it = impl_->arrays.find(name);
   if (it != impl_->arrays.end()) return it->second;
-  std::vector<Params> list;
+  std::vector<ParamTable> list;
   auto dot = name.rfind('.');
   const Table* parent = find_table(impl_->root, dot == std::string::npos ? "" : name.substr(0, dot));
   const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
@@ -421,8 +422,8 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
   }
 }
 
-std::vector<std::pair<std::string, const Params*>> Config::tables_read() const {
-  std::vector<std::pair<std::string, const Params*>> out;
+std::vector<std::pair<std::string, const ParamTable*>> Config::tables_read() const {
+  std::vector<std::pair<std::string, const ParamTable*>> out;
   for (const auto& [name, params] : impl_->tables) out.emplace_back("[" + name + "]", &params);
   for (const auto& [name, list] : impl_->arrays)
     for (const auto& params : list) out.emplace_back("[[" + name + "]]", &params);
@@ -508,7 +509,7 @@ namespace {
 // Makes each value of `table` that `params` read as a path absolute, against the folder of
 // the file that wrote it: a base config's `root = "../data"` keeps meaning its own folder's
 // neighbour once the merged text is saved somewhere else.
-void absolutize_paths(Table& table, const Params& params) {
+void absolutize_paths(Table& table, const ParamTable& params) {
   for (const auto& [key, spec] : params.specs()) {
     if (spec.type != "path" && spec.type != "path or list of paths") continue;
     auto it = table.values.find(key);

@@ -1,11 +1,11 @@
 #pragma once
 // An experiment config: a TOML file, possibly extending another (`extends = "base.toml"`),
-// merged into one tree and handed out table by table as sdk::Params. Every area of the
+// merged into one tree and handed out table by table as sdk::ParamTable. Every area of the
 // host reads its own table through Params, exactly as plugins read theirs, so there is one
 // way to read and validate settings: typed getters with defaults and ranges, unknown keys
 // reported with a "did you mean", every problem of every table collected in one pass.
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <filesystem>
 #include <map>
@@ -51,11 +51,11 @@ class Config {
   /// The settings of table `name` ("data", "train", or dotted for nested tables such as
   /// "tune.space.filters"): its scalars and arrays of scalars. An absent table gives empty
   /// Params. The same object is returned on every call, so the keys asked of it add up.
-  sdk::Params& table(const std::string& name);
+  sdk::ParamTable& table(const std::string& name);
 
   /// Each element of an array of tables (`[[augment]]`), in order, labelled
   /// "[[augment]] #1" and so on. Absent: empty.
-  std::vector<sdk::Params>& array(const std::string& name);
+  std::vector<sdk::ParamTable>& array(const std::string& name);
 
   /// Names of the child tables of `name` (e.g. the parameters under "tune.space"), in the
   /// order they appear in the file. Marks `name` and its children as known.
@@ -64,7 +64,7 @@ class Config {
   /// Every table handed out so far with its Params, named as a config writes it ("[data]",
   /// "[tune.space.model.filters]"); an array of tables once per element, as "[[augment]]".
   /// The keys asked of them, with their specs, are what `bachlab config-keys` documents.
-  std::vector<std::pair<std::string, const sdk::Params*>> tables_read() const;
+  std::vector<std::pair<std::string, const sdk::ParamTable*>> tables_read() const;
 
   /// True if the merged config has a table or array of tables called `name`.
   bool contains(const std::string& name) const;

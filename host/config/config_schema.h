@@ -11,7 +11,7 @@
 
 #include "host/config/config.h"
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <functional>
 #include <map>

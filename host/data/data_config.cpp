@@ -2,6 +2,7 @@
 
 #include "host/data/image_decode.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <fmt/format.h>
 
 #include <cmath>
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // The class list: strings (checked by Params), then the rules of a class list.
-std::vector<std::string> read_class_list(sdk::Params& params, const std::string& key,
+std::vector<std::string> read_class_list(sdk::ParamTable& params, const std::string& key,
                                          const std::vector<std::string>& fallback) {
   std::vector<std::string> out = params.get_string_list(key, fallback);
   if (!params.has(key)) return out;
@@ -69,7 +70,7 @@ fs::path default_cache_dir() {
   return fs::temp_directory_path() / "bachlab-cache";
 }
 
-DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Params& split, uint64_t experiment_seed) {
+DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split, uint64_t experiment_seed) {
   DataConfig out;
   out.source = data.get_string("source", out.source, {"folder", "synthetic"});
   const std::string root = data.get_path("root", "");

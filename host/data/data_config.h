@@ -4,7 +4,7 @@
 
 #include "host/config/config.h"
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -110,7 +110,7 @@ std::filesystem::path default_cache_dir();
 DataConfig read_data_config(Config& config, uint64_t experiment_seed = 0);
 
 /// The same from the three tables directly (config-less callers and tests).
-DataConfig read_data_config(sdk::Params& data, sdk::Params& synthetic, sdk::Params& split,
+DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split,
                             uint64_t experiment_seed = 0);
 
 }  // namespace bachlab::host

@@ -5,7 +5,7 @@
 #include "host/data/synth.h"
 
 #include <bachlab/sdk/error.h>
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 
 #include "host/data/image_decode.h"
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <fmt/format.h>
 

@@ -6,6 +6,7 @@
 #include "host/data/parallel.h"
 #include "host/util/cache_key.h"
 
+#include <bachlab/sdk/hash.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -403,7 +404,7 @@ fs::path cache_file_for(const CacheKey& key, const DataConfig& config, const std
   const std::string size =
       config.scale > 0 ? fmt::format("scale{:.6g}", config.scale) : fmt::format("{}px", config.image_size);
   return config.cache_dir / "prepared" /
-         fmt::format("{:016x}-{}{}.bin", fnv1a(key.identity), size, stain ? "-" + stain->method : std::string());
+         fmt::format("{:016x}-{}{}.bin", sdk::hash_text(key.identity), size, stain ? "-" + stain->method : std::string());
 }
 
 // The stain target prepare_dataset() uses: none, the one given, or the reference photo's.

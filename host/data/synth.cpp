@@ -13,7 +13,7 @@
 #include "host/data/synth.h"
 
 #include <bachlab/sdk/error.h>
-#include <bachlab/sdk/tuning.h>
+#include <bachlab/sdk/random.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -3,6 +3,7 @@
 #include "host/config/config.h"
 #include "host/data/tissue.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -12,7 +13,7 @@
 
 namespace bachlab::host {
 
-PhotoPredictionSettings read_photo_prediction_settings(sdk::Params& eval, sdk::Params& eval_patches,
+PhotoPredictionSettings read_photo_prediction_settings(sdk::ParamTable& eval, sdk::ParamTable& eval_patches,
                                                        int64_t patch_size, double min_tissue) {
   PhotoPredictionSettings s;
   s.patch_size = patch_size;

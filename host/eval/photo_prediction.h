@@ -13,7 +13,7 @@
 //   [eval.patches]  stride (default: the patch size), aggregate = "mean" | "vote" | "max"
 // The patch size and min_tissue come from [data.patches] (host/train/patch_sampler.h).
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <torch/torch.h>
 
@@ -48,7 +48,7 @@ struct PhotoPredictionSettings {
 
 /// Reads [eval] tta and [eval.patches] stride, aggregate for patches of `patch_size`
 /// (0: whole photos, where the patch keys are errors), recording problems in the tables.
-PhotoPredictionSettings read_photo_prediction_settings(sdk::Params& eval, sdk::Params& eval_patches,
+PhotoPredictionSettings read_photo_prediction_settings(sdk::ParamTable& eval, sdk::ParamTable& eval_patches,
                                                        int64_t patch_size, double min_tissue);
 PhotoPredictionSettings read_photo_prediction_settings(Config& config, int64_t patch_size, double min_tissue);
 

@@ -1,5 +1,6 @@
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <boost/dll/shared_library.hpp>
@@ -148,31 +149,9 @@ bool PluginRegistry::load(const fs::path& file) {
   // the descriptor is checked.
   auto entry_point = library->get<const bachlab_descriptor*()>(BACHLAB_PLUGIN_ENTRY_NAME);
   const bachlab_descriptor* d = entry_point();
-  if (!d) return reject("entry point \"" BACHLAB_PLUGIN_ENTRY_NAME "\" returned null; the plugin failed to initialise");
-  if (d->struct_size < offsetof(bachlab_descriptor, factory) + sizeof(void*))
-    return reject("descriptor is " + std::to_string(d->struct_size) + " bytes, expected at least " +
-                  std::to_string(offsetof(bachlab_descriptor, factory) + sizeof(void*)) +
-                  "; rebuild the plugin against this SDK");
-
+  if (std::string problem = sdk::descriptor_problem(d); !problem.empty()) return reject(problem);
+  const std::string kind = d->kind, name = d->name;
   const std::string plugin_abi = std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
-  if (d->abi_major != BACHLAB_ABI_MAJOR)
-    return reject("plugin ABI " + plugin_abi + " does not match host ABI " + host_abi_version() +
-                  " (major versions differ); rebuild the plugin against bachlab SDK " +
-                  std::to_string(BACHLAB_ABI_MAJOR) + ".x");
-  if (d->abi_minor > BACHLAB_ABI_MINOR)
-    return reject("plugin ABI " + plugin_abi + " is newer than host ABI " + host_abi_version() +
-                  "; rebuild the plugin against bachlab SDK " + host_abi_version() + " or update bachlab");
-
-  const std::string kind = d->kind ? d->kind : "";
-  static const std::vector<std::string> kinds = {"model", "augmentation", "optimizer", "tuner"};
-  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
-    return reject("unknown plugin kind \"" + kind + "\"; expected model, augmentation, optimizer or tuner");
-  const std::string torch_version = d->torch_version ? d->torch_version : "";
-  if (torch_version != TORCH_VERSION)
-    return reject("plugin built against LibTorch " + torch_version + ", host uses " + TORCH_VERSION +
-                  "; rebuild the plugin with the host's LibTorch");
-  const std::string name = d->name ? d->name : "";
-  if (name.empty() || !d->factory) return reject("descriptor has an empty name or no factory");
 
   for (const auto& existing : entries_) {
     if (existing.info.kind == kind && existing.info.name == name)
@@ -183,7 +162,7 @@ bool PluginRegistry::load(const fs::path& file) {
   if (auto warning = world_writable(file, "file"); !warning.empty()) warnings_.push_back(warning);
   Entry entry;
   entry.info = {kind,        name, d->version ? d->version : "", d->description ? d->description : "",
-                plugin_abi, torch_version, file};
+                plugin_abi, d->torch_version, file};
   entry.library = std::move(library);
   entry.factory = d->factory;
   entries_.push_back(std::move(entry));
@@ -283,11 +262,11 @@ std::shared_ptr<T> keep_loaded(std::shared_ptr<Library> library, std::shared_ptr
 // Runs a plugin's factory call. bachlab::Error passes through unchanged (its message is
 // already for the user); anything else is wrapped with the plugin's name and file.
 template <typename Call>
-auto call_plugin(const PluginInfo& info, sdk::Params& params, Call&& call) {
+auto call_plugin(const PluginInfo& info, sdk::ParamTable& params, Call&& call) {
   // The keys the factory asks for are the plugin's in the config reference; whatever way
   // the call ends, later asks of the table are the host's again.
   struct Reader {
-    sdk::Params& params;
+    sdk::ParamTable& params;
     ~Reader() { params.set_reader(""); }
   } reader{params};
   params.set_reader(info.kind + " " + info.name);
@@ -312,7 +291,7 @@ auto call_plugin(const PluginInfo& info, sdk::Params& params, Call&& call) {
 }  // namespace
 
 std::shared_ptr<sdk::Network> PluginRegistry::create_model(const std::string& name, const sdk::ModelSpec& spec,
-                                                         sdk::Params& params) const {
+                                                         sdk::ParamTable& params) const {
   const Entry& e = entry("model", name);
   auto factory = static_cast<const sdk::ModelPlugin*>(e.factory);
   auto network = call_plugin(e.info, params, [&] { return factory->create(spec, params); });
@@ -321,7 +300,7 @@ std::shared_ptr<sdk::Network> PluginRegistry::create_model(const std::string& na
 }
 
 std::shared_ptr<sdk::Augmentation> PluginRegistry::create_augmentation(const std::string& name,
-                                                                     sdk::Params& params) const {
+                                                                     sdk::ParamTable& params) const {
   const Entry& e = entry("augmentation", name);
   auto factory = static_cast<const sdk::AugmentationPlugin*>(e.factory);
   auto augmentation = call_plugin(e.info, params, [&] { return factory->create(params); });
@@ -331,7 +310,7 @@ std::shared_ptr<sdk::Augmentation> PluginRegistry::create_augmentation(const std
 }
 
 std::shared_ptr<torch::optim::Optimizer> PluginRegistry::create_optimizer(
-    const std::string& name, const std::vector<std::vector<torch::Tensor>>& groups, sdk::Params& params) const {
+    const std::string& name, const std::vector<sdk::ParameterGroup>& groups, sdk::ParamTable& params) const {
   const Entry& e = entry("optimizer", name);
   auto factory = static_cast<const sdk::OptimizerPlugin*>(e.factory);
   std::shared_ptr<torch::optim::Optimizer> optimizer =
@@ -342,7 +321,7 @@ std::shared_ptr<torch::optim::Optimizer> PluginRegistry::create_optimizer(
 
 std::shared_ptr<sdk::Tuner> PluginRegistry::create_tuner(const std::string& name, const sdk::SearchSpace& space,
                                                        const sdk::StudySettings& settings,
-                                                       sdk::Params& params) const {
+                                                       sdk::ParamTable& params) const {
   const Entry& e = entry("tuner", name);
   auto factory = static_cast<const sdk::TunerPlugin*>(e.factory);
   std::shared_ptr<sdk::Tuner> tuner = call_plugin(e.info, params, [&] { return factory->create(space, settings, params); });

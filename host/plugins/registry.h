@@ -3,6 +3,7 @@
 // object handed out keeps its library loaded for as long as it lives, so the order in
 // which plugins and objects are released can never unload code that is still in use.
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/augmentation.h>
 #include <bachlab/sdk/model.h>
 #include <bachlab/sdk/optimizer.h>
@@ -81,13 +82,13 @@ class PluginRegistry {
   /// Creates a network. Problems in `params` and errors thrown by the plugin come back as
   /// bachlab::Error with the plugin's own message.
   std::shared_ptr<sdk::Network> create_model(const std::string& name, const sdk::ModelSpec& spec,
-                                             sdk::Params& params) const;
-  std::shared_ptr<sdk::Augmentation> create_augmentation(const std::string& name, sdk::Params& params) const;
+                                             sdk::ParamTable& params) const;
+  std::shared_ptr<sdk::Augmentation> create_augmentation(const std::string& name, sdk::ParamTable& params) const;
   std::shared_ptr<torch::optim::Optimizer> create_optimizer(const std::string& name,
-                                                            const std::vector<std::vector<torch::Tensor>>& groups,
-                                                            sdk::Params& params) const;
+                                                            const std::vector<sdk::ParameterGroup>& groups,
+                                                            sdk::ParamTable& params) const;
   std::shared_ptr<sdk::Tuner> create_tuner(const std::string& name, const sdk::SearchSpace& space,
-                                           const sdk::StudySettings& settings, sdk::Params& params) const;
+                                           const sdk::StudySettings& settings, sdk::ParamTable& params) const;
 
  private:
   struct Entry;

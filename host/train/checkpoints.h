@@ -29,6 +29,10 @@ class Checkpoints : public TrainingCallback {
  public:
   explicit Checkpoints(std::filesystem::path folder) : folder_(std::move(folder)) {}
 
+  /// False: resume() reads the folder but nothing is written (the ranks of a
+  /// data-parallel run other than rank 0, which writes for all).
+  void set_writing(bool writing) { writing_ = writing; }
+
   /// Creates the folder and removes temporary files that killed runs left there.
   void on_train_begin(Trainer& trainer) override;
   void on_epoch_end(Trainer& trainer, const EpochRecord& record) override;
@@ -44,6 +48,7 @@ class Checkpoints : public TrainingCallback {
   void save(Trainer& trainer, const std::filesystem::path& file, bool full) const;
 
   std::filesystem::path folder_;
+  bool writing_ = true;
 };
 
 /// Loads the weights of checkpoint `file` (best.pt or last.pt) into `model`, e.g. to

@@ -2,6 +2,7 @@
 
 #include "host/train/feature_cache.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -26,7 +27,7 @@ std::string format_number(double value) { return sdk::to_string(sdk::Scalar(valu
 }  // namespace
 
 std::vector<fs::path> read_plugin_paths(Config& config) {
-  sdk::Params& table = config.table("plugins");
+  sdk::ParamTable& table = config.table("plugins");
   std::optional<sdk::Value> value = table.get_value("paths");
   table.describe("paths", "path or list of paths", "[]");
   if (!value) return {};
@@ -58,7 +59,7 @@ std::vector<fs::path> read_plugin_paths(Config& config) {
   return out;
 }
 
-ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& config_path) {
+ExperimentSettings read_experiment_settings(sdk::ParamTable& table, const fs::path& config_path) {
   ExperimentSettings s;
   s.name = table.get_string("name", config_path.stem().string());
   table.describe("name", "", "the config file's stem");
@@ -77,14 +78,14 @@ ExperimentSettings read_experiment_settings(sdk::Params& table, const fs::path& 
 }
 
 TrainerParts ExperimentPlan::trainer_parts() const {
-  return TrainerParts{model, optimizer, augmentations, augmentations_key, base_lrs};
+  return TrainerParts{model, optimizer, augmentations, augmentations_key};
 }
 
 std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() const {
   std::vector<std::pair<std::string, std::string>> out;
   out.emplace_back("model", model_plugin);
   out.emplace_back("optimizer", optimizer_plugin);
-  out.emplace_back("lr", base_lrs.empty() ? "-" : format_number(base_lrs.front()));
+  out.emplace_back("lr", optimizer ? format_number(optimizer->param_groups().front().options().get_lr()) : "-");
   std::string augment;
   for (const auto& name : augmentation_plugins) augment += (augment.empty() ? "" : "+") + name;
   out.emplace_back("augment", augment.empty() ? "none" : augment);
@@ -155,12 +156,11 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   plan.spec.height = plan.spec.width = plan.patches.enabled() ? plan.patches.size : plan.data.image_size;
   plan.spec.num_classes = plan.data.classes.empty() ? 4 : static_cast<int64_t>(plan.data.classes.size());
 
-  sdk::Params& model_table = config.table("model");
+  sdk::ParamTable& model_table = config.table("model");
   plan.model_plugin = model_table.get_string("plugin", "");
   model_table.describe("plugin", "", "required");
   if (plan.model_plugin.empty()) model_table.fail("plugin", "is required: name a model plugin, e.g. plugin = \"baseline\"");
-  std::vector<std::vector<torch::Tensor>> trainable;
-  std::vector<double> lr_scales;
+  std::vector<sdk::ParameterGroup> trainable;
   if (!plan.model_plugin.empty()) {
     attempt([&] {
       torch::manual_seed(plan.experiment.seed);
@@ -172,8 +172,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
           continue;
         }
         plan.trainable_parameters += count(group.parameters);
-        trainable.push_back(group.parameters);
-        lr_scales.push_back(group.lr_scale);
+        trainable.push_back(group);
       }
       if (trainable.empty())
         throw Error(config.path().string() + ": [model] plugin \"" + plan.model_plugin +
@@ -181,27 +180,19 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
     });
   }
 
-  sdk::Params& optimizer_table = config.table("optimizer");
+  sdk::ParamTable& optimizer_table = config.table("optimizer");
   plan.optimizer_plugin = optimizer_table.get_string("plugin", "adam");
   attempt([&] {
     // Without a model the optimizer is still built, on a stand-in tensor, so that its own
     // settings get checked in the same pass.
-    auto groups = trainable.empty() ? std::vector<std::vector<torch::Tensor>>{{torch::zeros({1}, torch::requires_grad())}}
-                                    : trainable;
+    auto groups = trainable.empty()
+                      ? std::vector<sdk::ParameterGroup>{{"stand-in", {torch::zeros({1}, torch::requires_grad())}}}
+                      : trainable;
     plan.optimizer = registry.create_optimizer(plan.optimizer_plugin, groups, optimizer_table);
-    if (trainable.empty()) {
-      plan.optimizer.reset();
-      return;
-    }
-    auto& param_groups = plan.optimizer->param_groups();
-    for (size_t g = 0; g < param_groups.size(); ++g) {
-      const double lr = param_groups[g].options().get_lr() * lr_scales[g];
-      param_groups[g].options().set_lr(lr);
-      plan.base_lrs.push_back(lr);
-    }
+    if (trainable.empty()) plan.optimizer.reset();
   });
 
-  for (sdk::Params& table : config.array("augment")) {
+  for (sdk::ParamTable& table : config.array("augment")) {
     std::string name = table.get_string("plugin", "");
     table.describe("plugin", "", "required");
     if (name.empty()) {
@@ -222,7 +213,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   // A frozen backbone's features are cached, so augmentation needs cached augmented copies
   // (FeatureCache); say so now rather than after the data is loaded.
-  sdk::Params& feature_cache = config.table("train.feature_cache");
+  sdk::ParamTable& feature_cache = config.table("train.feature_cache");
   const bool frozen = plan.model && plan.model->has_frozen_features();
   const int64_t copies = plan.train.feature_cache.augmented_copies;
   if (frozen && !plan.augmentation_plugins.empty() && copies == 0)

@@ -21,6 +21,7 @@
 #include "host/train/train_settings.h"
 #include "host/train/trainer.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/model.h>
 
 #include <filesystem>
@@ -71,8 +72,6 @@ struct ExperimentPlan {
   /// The [[augment]] tables' settings as text, one table a line: names the augmented
   /// copies in feature cache keys.
   std::string augmentations_key;
-  /// lr * lr_scale of each optimizer param group (the trainable model groups, in order).
-  std::vector<double> base_lrs;
   int64_t trainable_parameters = 0;
   int64_t frozen_parameters = 0;
 
@@ -87,7 +86,7 @@ struct ExperimentPlan {
 std::vector<std::filesystem::path> read_plugin_paths(Config& config);
 
 /// Reads [experiment]; `config_path` gives the default name.
-ExperimentSettings read_experiment_settings(sdk::Params& table, const std::filesystem::path& config_path);
+ExperimentSettings read_experiment_settings(sdk::ParamTable& table, const std::filesystem::path& config_path);
 
 /// Reads every table, builds every plugin object, then checks the whole config. Throws
 /// one Error listing every problem found (config mistakes, unknown plugins, plugin

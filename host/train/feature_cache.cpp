@@ -3,6 +3,7 @@
 #include "host/util/atomic_file.h"
 #include "host/util/cache_key.h"
 
+#include <bachlab/sdk/hash.h>
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/transfer.h>
 
@@ -61,7 +62,7 @@ uint64_t FeatureCache::content_hash(const torch::Tensor& images) {
     if (h.tensor.unsafeGetTensorImpl() == images.unsafeGetTensorImpl() && h.version == images._version()) return h.hash;
   torch::Tensor bytes = images.to(torch::kCPU).contiguous();
   // The SDK's hash, the one the transfer plugins identify weights files with.
-  const uint64_t hash = sdk::transfer::hash_bytes(bytes.data_ptr(), bytes.numel() * bytes.element_size());
+  const uint64_t hash = sdk::hash_bytes(bytes.data_ptr(), bytes.numel() * bytes.element_size());
   // Train, validation and test splits, a few of each at most: keep the list short.
   if (hashed_.size() >= 8) hashed_.erase(hashed_.begin());
   hashed_.push_back({images, images._version(), hash});
@@ -85,7 +86,7 @@ std::string FeatureCache::key_for(sdk::Network& network, const torch::Tensor& im
 
 fs::path FeatureCache::cache_file(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
                                   int64_t copy) {
-  return settings_.folder / fmt::format("{:016x}.pt", fnv1a(key_for(network, images, inputs, copy)));
+  return settings_.folder / fmt::format("{:016x}.pt", sdk::hash_text(key_for(network, images, inputs, copy)));
 }
 
 torch::Tensor FeatureCache::compute(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
@@ -133,7 +134,7 @@ torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor&
 
   const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.features_cache_key().empty() &&
                         (copy == 0 || !inputs.augmentations_key.empty());
-  const fs::path file = settings_.folder / fmt::format("{:016x}.pt", fnv1a(key));
+  const fs::path file = settings_.folder / fmt::format("{:016x}.pt", sdk::hash_text(key));
   std::string why = "no cache yet";
   if (use_disk && fs::exists(file)) {
     try {

@@ -28,7 +28,7 @@
 
 #include <bachlab/sdk/augmentation.h>
 #include <bachlab/sdk/model.h>
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <torch/torch.h>
 

@@ -2,13 +2,14 @@
 
 #include "host/config/config.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
 
 namespace bachlab::host {
 
-PatchSettings read_patch_settings(sdk::Params& table) {
+PatchSettings read_patch_settings(sdk::ParamTable& table) {
   PatchSettings s;
   s.size = table.get_int("size", s.size, {0, 8192});
   s.per_image = table.get_int("per_image", s.per_image, {1, 100000});

@@ -14,7 +14,7 @@
 #include "host/data/tissue.h"
 #include "host/train/batch_source.h"
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <torch/torch.h>
 
@@ -44,7 +44,7 @@ struct PatchSettings {
 };
 
 /// Reads [data.patches], recording every problem in the table's Params.
-PatchSettings read_patch_settings(sdk::Params& table);
+PatchSettings read_patch_settings(sdk::ParamTable& table);
 PatchSettings read_patch_settings(Config& config);
 
 class PatchSampler : public BatchSource {

@@ -374,23 +374,26 @@ std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& su
 RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options,
                      ValPrediction* val_out = nullptr) {
   ExperimentPlan& plan = opened.plan;
+  // In a data-parallel run every rank trains; rank 0 alone writes and reports.
+  const bool writes = !options.parallel || options.parallel->leader();
+  std::ostream* progress = writes ? options.progress : nullptr;
   auto log = [&](const std::string& line) {
-    if (options.progress) *options.progress << line << "\n" << std::flush;
+    if (progress) *progress << line << "\n" << std::flush;
   };
 
   SplitData data = load_data(plan, run.fold);
   if (fresh) {
-    if (run_dir.empty()) {
-      run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
-    } else {
+    if (run_dir.empty() && writes) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    if (options.parallel) run_dir = options.parallel->share("run folder", run_dir.string());
+    if (writes) {
       fs::create_directories(run_dir);
+      write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml(Config::Paths::absolute));
+      write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
+      write_file_atomic(run_dir / kPhotosFile, photos_listing(data.discovered, plan.data.source == "synthetic"));
     }
-    write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml(Config::Paths::absolute));
-    write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
-    write_file_atomic(run_dir / kPhotosFile, photos_listing(data.discovered, plan.data.source == "synthetic"));
     run.normalization = fit_normalization(data.train.images, plan.data);
     run.stain_target = data.prepared.stain_target;
-    write_run_file(run_dir, run);
+    if (writes) write_run_file(run_dir, run);
   }
   if (!data.prepared.dataset.skipped.empty()) {
     std::string lines;
@@ -409,9 +412,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
 
   if (!fresh) check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
+  if (options.parallel) trainer.set_data_parallel(options.parallel);
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
-  trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
-  trainer.set_progress(options.progress, options.interactive);
+  if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
+  trainer.set_progress(progress, options.interactive);
   if (!fresh) {
     if (trainer.resume()) {
       log(fmt::format("resuming after epoch {} of {}", trainer.epochs_done(), plan.train.epochs));
@@ -429,6 +433,17 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     trainer.fit(patches, data.val);
   } else {
     trainer.fit(data.train, data.val);
+  }
+  if (options.parallel && writes)
+    log(fmt::format("data-parallel over {} ranks: {} collectives, {:.2f} ms each on average, {:.1f} s in all",
+                    options.parallel->world(), options.parallel->collectives(),
+                    1000.0 * options.parallel->collective_seconds() /
+                        static_cast<double>(std::max<int64_t>(1, options.parallel->collectives())),
+                    options.parallel->collective_seconds()));
+  if (!writes) {
+    RunSummary mine;
+    mine.run_dir = run_dir.string();
+    return mine;
   }
 
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
@@ -575,6 +590,10 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     run.started = now_text("%Y-%m-%d %H:%M:%S");
   }
   Opened opened = open_config(std::move(config), PlanOverrides{run.epochs, run.seed}, options.plugin_paths);
+  if (options.parallel && opened.plan.data.split.folds > 0)
+    throw Error(run.config_file + ": [data.split] folds = " + std::to_string(opened.plan.data.split.folds) +
+                ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
+                "split (folds = 0) with --nproc");
   if (opened.plan.data.split.folds > 0 && !run.fold)
     return cross_validate(std::move(opened), run, run_dir, !resuming, options);
   return train_run(std::move(opened), run, run_dir, !resuming, options);

@@ -10,10 +10,12 @@
 
 #include "host/data/prepare.h"
 #include "host/report/run_report.h"
+#include "host/train/data_parallel.h"
 #include "host/train/experiment.h"
 
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +38,9 @@ struct RunOptions {
   bool interactive = false;
   /// Extra plugin folders (before the config's own).
   std::vector<std::filesystem::path> plugin_paths;
+  /// Train as one rank of this data-parallel group (`run --nproc`); rank 0 alone writes
+  /// the run folder and returns the full summary, the others an empty one. Null: alone.
+  std::shared_ptr<DataParallel> parallel;
 };
 
 /// Trains `config_file` (ignored when options.resume names a run folder) and writes its

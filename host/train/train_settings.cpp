@@ -2,6 +2,7 @@
 
 #include "host/config/config.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -22,7 +23,7 @@ namespace {
 
 // A key that only means something for one schedule type is an error elsewhere, rather
 // than silently ignored: a user who writes step_size with type = "cosine" expects it to act.
-void reject_unless(sdk::Params& params, const std::string& key, const std::string& type,
+void reject_unless(sdk::ParamTable& params, const std::string& key, const std::string& type,
                    const std::vector<std::string>& types) {
   if (!params.has(key) || std::find(types.begin(), types.end(), type) != types.end()) return;
   std::string list;
@@ -32,8 +33,8 @@ void reject_unless(sdk::Params& params, const std::string& key, const std::strin
 
 }  // namespace
 
-TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule,
-                                  sdk::Params& feature_cache) {
+TrainSettings read_train_settings(sdk::ParamTable& train, sdk::ParamTable& early_stopping, sdk::ParamTable& schedule,
+                                  sdk::ParamTable& feature_cache) {
   TrainSettings s;
   s.epochs = train.get_int("epochs", s.epochs, {1, 100000});
   s.batch_size = train.get_int("batch_size", s.batch_size, {1, 65536});

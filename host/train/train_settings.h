@@ -11,7 +11,7 @@
 //   [train.feature_cache]          augmented_copies, disk: the frozen-feature cache of
 //                                  transfer models (host/train/feature_cache.h)
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -95,8 +95,8 @@ struct TrainSettings {
 TrainSettings read_train_settings(Config& config);
 
 /// The same from Params objects directly (what read_train_settings does per table).
-TrainSettings read_train_settings(sdk::Params& train, sdk::Params& early_stopping, sdk::Params& schedule,
-                                  sdk::Params& feature_cache);
+TrainSettings read_train_settings(sdk::ParamTable& train, sdk::ParamTable& early_stopping, sdk::ParamTable& schedule,
+                                  sdk::ParamTable& feature_cache);
 
 /// The thread count `threads` means on this machine (0 = every core).
 int64_t effective_threads(int64_t threads);

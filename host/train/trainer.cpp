@@ -1,6 +1,7 @@
 #include "host/train/trainer.h"
 
 #include "host/train/checkpoints.h"
+#include "host/train/data_parallel.h"
 #include "host/train/state_json.h"
 #include "host/train/lr_schedule.h"
 #include "host/train/model_state.h"
@@ -68,14 +69,14 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   TORCH_CHECK(parts_.model && parts_.optimizer, "Trainer needs a model and an optimizer");
   // Every batch frees and allocates the same large buffers again; see memory.h.
   reuse_freed_memory();
-  if (parts_.base_lrs.empty())
-    for (auto& group : parts_.optimizer->param_groups()) parts_.base_lrs.push_back(group.options().get_lr());
-  TORCH_CHECK(parts_.base_lrs.size() == parts_.optimizer->param_groups().size(),
-              "Trainer: one base learning rate per optimizer param group is needed");
+  // The schedule starts from each group's rate as the optimizer plugin built it (lr *
+  // the group's lr_scale): the optimizer owns the rates, the schedule only moves them.
+  std::vector<double> base_lrs;
+  for (auto& group : parts_.optimizer->param_groups()) base_lrs.push_back(group.options().get_lr());
   parts_.model->to(device_);
   early_stopping_ = std::make_shared<EarlyStopping>(settings_.early_stopping, settings_.restore_best);
   add_callback(early_stopping_);
-  add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, parts_.base_lrs));
+  add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, std::move(base_lrs)));
   if (parts_.model->has_frozen_features()) {
     FeatureInputs inputs;
     inputs.transform = normalize_;
@@ -92,7 +93,13 @@ void Trainer::add_callback(std::shared_ptr<TrainingCallback> callback) { callbac
 
 void Trainer::set_checkpoint_dir(const fs::path& folder) {
   checkpoints_ = std::make_shared<Checkpoints>(folder);
+  checkpoints_->set_writing(!parallel_ || parallel_->leader());
   add_callback(checkpoints_);
+}
+
+void Trainer::set_data_parallel(std::shared_ptr<DataParallel> parallel) {
+  parallel_ = std::move(parallel);
+  if (checkpoints_) checkpoints_->set_writing(!parallel_ || parallel_->leader());
 }
 
 void Trainer::set_progress(std::ostream* out, bool interactive) {
@@ -146,31 +153,58 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   for (int64_t b = 0; b < batches; ++b) {
     const Batch batch = train.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
     torch::Tensor y = batch.labels.to(device_);
-    torch::Tensor logits, x;
+    torch::Tensor x;
     if (features.defined()) {
       x = features.index_select(0, batch.rows);
-      logits = model.head(x.to(device_));
     } else {
+      // Every rank augments the whole batch, so that it draws what one process would.
       x = to_unit(batch.images);
       for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
-      logits = model.forward(normalize_(x).to(device_));
     }
+    if (parallel_) {
+      const auto [begin, end] = parallel_->shard(x.size(0));
+      x = x.slice(0, begin, end);
+      y = y.slice(0, begin, end);
+    }
+    torch::Tensor logits = features.defined() ? model.head(x.to(device_)) : model.forward(normalize_(x).to(device_));
     torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
     torch::Tensor extra = model.regularization();
+    if (parallel_) {
+      // This rank's share of the batch's mean loss (and of the regularization term), so
+      // that the gradients summed over the ranks are those of the whole batch.
+      // A rank whose share is empty (a last batch smaller than the group) adds zeros.
+      loss = y.size(0) == 0 ? logits.sum() * 0.0
+                            : loss * (static_cast<double>(y.size(0)) / static_cast<double>(batch.labels.size(0)));
+      if (extra.defined()) extra = extra / static_cast<double>(parallel_->world());
+    }
     if (extra.defined()) loss = loss + extra;
+    optimizer.zero_grad();
+    if (parallel_) {
+      loss.backward();
+      // The gradients and the loss, summed over the ranks in one collective: every rank
+      // then sees the batch's loss and takes the same step.
+      std::vector<torch::Tensor> summed;
+      for (auto& p : model.parameters())
+        if (p.requires_grad() && p.grad().defined()) summed.push_back(p.mutable_grad());
+      torch::Tensor total = loss.detach().reshape({1}).to(torch::kCPU, torch::kFloat32).clone();
+      summed.push_back(total);
+      parallel_->sum(summed);
+      loss = total;
+    }
     // Stop at the first non-finite loss: a step on it would make every weight NaN, and
     // everything after (metrics, checkpoints, predictions) would be meaningless.
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value))
       throw Error(divergence_message(epoch, b, batches, loss_value, all_finite(x),
                                      optimizer.param_groups().front().options().get_lr()));
-    optimizer.zero_grad();
-    loss.backward();
+    if (!parallel_) loss.backward();
     optimizer.step();
 
     loss_sum += loss_value * static_cast<double>(batch.labels.size(0));
-    probabilities.push_back(torch::softmax(logits.detach(), 1).to(torch::kCPU));
-    labels.push_back(y.to(torch::kCPU));
+    torch::Tensor batch_probabilities = torch::softmax(logits.detach(), 1).to(torch::kCPU);
+    if (parallel_) batch_probabilities = parallel_->gather_rows(batch_probabilities);
+    probabilities.push_back(batch_probabilities);
+    labels.push_back(batch.labels.to(torch::kCPU));
     const BatchEnd end{epoch, b, batches, loss_sum / static_cast<double>(std::min(n, (b + 1) * batch_size)),
                        seconds_since(start)};
     for (auto& callback : callbacks_) callback->on_batch_end(*this, end);
@@ -223,6 +257,14 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
   if (!started_) {
     torch::manual_seed(seed_);
     started_ = true;
+  }
+  if (parallel_) {
+    // Every rank starts from rank 0's weights (they are built from the same seed; this
+    // makes it so whatever a model's initialisation does).
+    std::vector<torch::Tensor> state;
+    for (auto& p : parts_.model->parameters()) state.push_back(p);
+    for (auto& b : parts_.model->buffers()) state.push_back(b);
+    parallel_->broadcast(state);
   }
   const auto start = Clock::now();
   for (auto& callback : callbacks_) callback->on_train_begin(*this);

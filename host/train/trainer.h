@@ -37,6 +37,7 @@
 namespace bachlab::host {
 
 class Checkpoints;
+class DataParallel;
 
 /// What the trainer builds on: objects made by plugins.
 struct TrainerParts {
@@ -48,9 +49,6 @@ struct TrainerParts {
   /// Identifies the augmentations' settings in feature cache keys (the [[augment]]
   /// tables); empty: augmented copies of features stay in memory only.
   std::string augmentations_key;
-  /// Learning rate of each optimizer param group before any schedule (lr * lr_scale).
-  /// Empty: taken from the optimizer as built.
-  std::vector<double> base_lrs;
 };
 
 /// What fit() ends with.
@@ -90,6 +88,9 @@ class Trainer {
   /// Adds the ProgressOutput callback writing to `out`; `interactive` draws a redrawn bar,
   /// otherwise one line per epoch.
   void set_progress(std::ostream* out, bool interactive);
+  /// Trains as one rank of `parallel` (data_parallel.h): each batch's rows are shared out,
+  /// gradients summed over the ranks, and only rank 0 writes checkpoints.
+  void set_data_parallel(std::shared_ptr<DataParallel> parallel);
   /// Adds a callback calling `hook` after each batch with (epoch, batch index); lets
   /// tests interrupt a run at any point, as a kill would.
   void set_batch_hook(std::function<void(int64_t epoch, int64_t batch)> hook);
@@ -161,6 +162,7 @@ class Trainer {
   /// Set when the model has a frozen backbone.
   std::shared_ptr<FrozenFeatures> frozen_features_;
   std::shared_ptr<Checkpoints> checkpoints_;
+  std::shared_ptr<DataParallel> parallel_;
   std::vector<EpochRecord> history_;
   bool started_ = false;  // fit() or resume() set the default generator already
 };

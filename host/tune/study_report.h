@@ -60,6 +60,7 @@ void write_study_outputs(const std::filesystem::path& folder, const std::vector<
 /// Progress of the study in `folder`: trials by state, the best so far with its values,
 /// running trials with their workers, failures with their messages. Throws Error naming
 /// the folder if it holds no study.
+/// `folder` may also be a storage URL ("postgresql://user@host/db", "sqlite:///x.db").
 std::string format_status(const std::filesystem::path& folder);
 /// The same for an open study (e.g. one on PostgreSQL), headed "study <label>".
 std::string format_status(const StudyStore& store, const std::string& label);

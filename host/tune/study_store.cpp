@@ -251,11 +251,19 @@ std::vector<StoredTrial> StudyStore::trials() const { return read_trials(); }
 std::vector<int64_t> StudyStore::requeue_stale_locked(double grace_s) {
   // Heartbeats are compared on the database's clock alone (it wrote them too): the
   // workers' clocks may differ by more than the grace period across machines.
-  const auto r = db_->run("UPDATE trials SET state = 'waiting', owner = '' WHERE state = 'running' AND "
-                          "heartbeat IS NOT NULL AND heartbeat < " + db_->now_seconds() + " - ? RETURNING id",
-                          {grace_s});
+  const auto stale = db_->run("SELECT id, owner FROM trials WHERE state = 'running' AND heartbeat IS NOT NULL AND "
+                              "heartbeat < " + db_->now_seconds() + " - ?",
+                              {grace_s});
   std::vector<int64_t> ids;
-  for (const auto& row : r.rows) ids.push_back(as_int(row[0]));
+  for (const auto& row : stale.rows) {
+    // An owner this machine sees running has a heartbeat held up, not a dead worker: 64
+    // SQLite writers kept one waiting 4 s for the write lock, past a 5 s grace with its
+    // last beat. Only the heartbeat can speak for owners on other machines.
+    const std::string owner = as_text(row[1]);
+    if (owner.substr(0, owner.find(':')) == this_host() && owner_alive(owner)) continue;
+    db_->run("UPDATE trials SET state = 'waiting', owner = '' WHERE id = ? AND state = 'running'", {as_int(row[0])});
+    ids.push_back(as_int(row[0]));
+  }
   std::sort(ids.begin(), ids.end());
   return ids;
 }

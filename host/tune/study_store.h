@@ -129,7 +129,9 @@ class StudyStore {
   bool heartbeat(int64_t id, const std::string& owner);
 
   /// Running trials handed back to waiting because their heartbeat is older than
-  /// `grace_s` seconds (by the database's clock); returns their ids. claim() calls it.
+  /// `grace_s` seconds (by the database's clock); returns their ids. claim() calls it. A
+  /// trial whose owner runs on this machine and is alive keeps it: its heartbeat is late,
+  /// not its worker dead.
   std::vector<int64_t> requeue_stale(double grace_s);
 
   /// Marks running trials whose owner is not alive (by `alive`) as waiting to be retried,

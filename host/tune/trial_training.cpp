@@ -6,6 +6,8 @@
 #include "host/train/runner.h"
 #include "host/tune/study_report.h"
 
+#include <bachlab/sdk/param_table.h>
+#include <bachlab/sdk/hash.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -56,7 +58,7 @@ void absolutize(Config& config, toml::table& table, const std::string& name) {
     if (auto* text = node.as_string()) {
       const std::string value = text->get();
       if (value.empty() || fs::path(value).is_absolute()) continue;
-      sdk::Params copy = config.table(name);  // a copy: resolving must not mark keys as read
+      sdk::ParamTable copy = config.table(name);  // a copy: resolving must not mark keys as read
       const fs::path resolved = copy.get_path(k, "");
       if (resolved.empty() || resolved == fs::path(value)) {
         // No folder part in the origin: the config sat in the working directory.
@@ -149,9 +151,9 @@ std::optional<RunSummary> finished_run(const fs::path& run_dir, int64_t epochs) 
 // The split must not move between trials and executions: pin it to the experiment's seed
 // unless the config pins it itself.
 Overrides pinned_split(Config& config) {
-  sdk::Params split = config.table("data.split");
+  sdk::ParamTable split = config.table("data.split");
   if (split.has("seed")) return {};
-  sdk::Params experiment = config.table("experiment");
+  sdk::ParamTable experiment = config.table("experiment");
   int64_t seed = 42;
   if (experiment.has("seed"))
     if (const auto* s = std::get_if<int64_t>(&experiment.raw("seed"))) seed = *s;
@@ -189,7 +191,7 @@ StudyConfig load_study_config(const fs::path& file, PluginRegistry& registry) {
 StudyConfig load_study_config(Config& config, PluginRegistry& registry) {
   const fs::path file = config.path();
   if (registry.folders().empty()) registry.scan(plugin_search_path(read_plugin_paths(config)));
-  StudyConfig study{file, read_tune_settings(config), {}, {}, sdk::Params()};
+  StudyConfig study{file, read_tune_settings(config), {}, {}, sdk::ParamTable()};
   study.space = read_search_space(config, &study.origins);
 
   // The tuner reads its settings from the config's own table, so its mistakes and unknown
@@ -434,6 +436,6 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
   return out;
 }
 
-std::string study_fingerprint(Config& config) { return fmt::format("{:016x}", fnv1a(config.resolved_toml())); }
+std::string study_fingerprint(Config& config) { return fmt::format("{:016x}", sdk::hash_text(config.resolved_toml())); }
 
 }  // namespace bachlab::host

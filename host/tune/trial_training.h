@@ -16,6 +16,7 @@
 #include "host/tune/study.h"
 #include "host/tune/tune_config.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/search_space.h>
 
 #include <filesystem>
@@ -33,7 +34,7 @@ struct StudyConfig {
   sdk::SearchSpace space;
   DimensionOrigins origins;
   /// The [tune.options] settings, for creating the tuner.
-  sdk::Params tuner_params;
+  sdk::ParamTable tuner_params;
   /// The experiment's [data] (for `bachlab check`).
   DataConfig data;
   /// Command-line KEY=VALUE overrides, applied each time the study's file is read.

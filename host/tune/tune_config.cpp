@@ -2,6 +2,7 @@
 
 #include "host/train/train_settings.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <algorithm>
 #include <functional>
 #include <optional>
@@ -11,7 +12,7 @@ namespace bachlab::host {
 
 namespace fs = std::filesystem;
 using sdk::Dimension;
-using sdk::Params;
+using sdk::ParamTable;
 using sdk::Scalar;
 
 namespace {
@@ -21,7 +22,7 @@ const std::vector<std::string> kTypes = {"int", "float", "choice", "bool", "fixe
 std::string type_word(const Scalar& s) { return sdk::type_name(std::visit([](auto&& v) -> sdk::Value { return v; }, s)); }
 
 // A list of scalars of one type, or a recorded problem.
-bool read_scalar_list(Params& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
+bool read_scalar_list(ParamTable& table, const std::string& key, std::vector<Scalar>& out, const std::string& fix) {
   const std::optional<sdk::Value> value = table.get_value(key);
   table.describe(key, "list of one type", "required");
   if (!value) {
@@ -79,13 +80,13 @@ bool can_take(const Dimension& d, const Scalar& value) {
 
 // min and max are integers for type = "int" and numbers for type = "float": one entry in
 // the config reference, whichever type the config at hand used.
-void describe_bounds(Params& t) {
+void describe_bounds(ParamTable& t) {
   for (const char* key : {"min", "max"}) t.describe(key, "integer or number", "required");
 }
 
 void read_dimension(Config& config, const std::string& table_name, const std::string& name, Dimension& d,
                     const std::vector<Dimension>& earlier) {
-  Params& t = config.table(table_name);
+  ParamTable& t = config.table(table_name);
   d.name = name;
   const std::string type = t.get_string("type", "", kTypes);
   t.describe("type", "", "required");
@@ -145,7 +146,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
   }
 
   if (!config.contains(table_name + ".when")) return;
-  Params& when = config.table(table_name + ".when");
+  ParamTable& when = config.table(table_name + ".when");
   d.parent = when.get_string("parent", "");
   when.describe("parent", "", "required");
   read_scalar_list(when, "values", d.parent_values,
@@ -188,8 +189,8 @@ std::pair<std::string, std::string> split_parameter(const std::string& name) {
 
 TuneSettings read_tune_settings(Config& config) {
   TuneSettings s;
-  Params& t = config.table("tune");
-  Params& experiment = config.table("experiment");
+  ParamTable& t = config.table("tune");
+  ParamTable& experiment = config.table("experiment");
   if (experiment.has("seed"))
     if (const auto* seed = std::get_if<int64_t>(&experiment.raw("seed"))) s.seed = static_cast<uint64_t>(*seed);
   s.tuner = t.get_string("tuner", s.tuner);
@@ -224,7 +225,7 @@ TuneSettings read_tune_settings(Config& config) {
   return s;
 }
 
-sdk::Params& tuner_params(Config& config) { return config.table("tune.options"); }
+sdk::ParamTable& tuner_params(Config& config) { return config.table("tune.options"); }
 
 sdk::StudySettings study_settings(const TuneSettings& settings) {
   sdk::StudySettings out;
@@ -247,7 +248,7 @@ sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins) {
     for (const auto& child : config.subtables(table)) {
       const std::string child_table = table + "." + child;
       const std::string child_name = name.empty() ? child : name + "." + child;
-      Params& params = config.table(child_table);
+      ParamTable& params = config.table(child_table);
       if (params.has("type")) {
         sdk::Origin origin;
         // The table's own line: Params knows only its entries', so the `type` line stands in.
@@ -263,7 +264,7 @@ sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins) {
   // Order by the line of each `type` key: the order the user wrote the dimensions in.
   std::vector<std::pair<int, size_t>> order;
   for (size_t i = 0; i < found.size(); ++i) {
-    Params& params = config.table(found[i].table);
+    ParamTable& params = config.table(found[i].table);
     const int line = params.origin("type").line;
     found[i].origin.line = line;
     order.emplace_back(line, i);

@@ -17,7 +17,7 @@
 
 #include "host/config/config.h"
 
-#include <bachlab/sdk/params.h>
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/search_space.h>
 #include <bachlab/sdk/tuner.h>
 
@@ -79,7 +79,7 @@ TuneSettings read_tune_settings(Config& config);
 sdk::SearchSpace read_search_space(Config& config, DimensionOrigins* origins = nullptr);
 
 /// The tuner plugin's settings table, [tune.options].
-sdk::Params& tuner_params(Config& config);
+sdk::ParamTable& tuner_params(Config& config);
 
 /// The StudySettings a tuner plugin is given.
 sdk::StudySettings study_settings(const TuneSettings& settings);

@@ -4,12 +4,6 @@
 
 namespace bachlab::host {
 
-uint64_t fnv1a(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
-  return hash;
-}
-
 std::optional<std::pair<std::string, std::string>> first_differing_lines(const std::string& stored,
                                                                          const std::string& current) {
   std::istringstream a(stored), b(current);

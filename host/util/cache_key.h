@@ -1,6 +1,6 @@
 #pragma once
 // Cache keys are text (one setting or input per line), stored inside the cache file and
-// compared whole; a short hash of the text names the file. Shared by the preprocessing
+// compared whole; sdk::hash_text of the text names the file. Shared by the preprocessing
 // cache, the feature cache and the study store.
 
 #include <cstdint>
@@ -9,10 +9,6 @@
 #include <utility>
 
 namespace bachlab::host {
-
-/// 64-bit FNV-1a of `text`: names a cache file. Collisions are harmless because the full
-/// key is stored inside the file and compared.
-uint64_t fnv1a(const std::string& text);
 
 /// The first line at which `stored` and `current` differ, as (stored line, current line);
 /// a side that ran out of lines gives "". Nullopt if they are equal line by line. For

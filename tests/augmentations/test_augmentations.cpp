@@ -3,6 +3,7 @@
 // generator, and the contract every augmentation keeps (shape, dtype, range, input intact).
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -15,7 +16,7 @@ namespace {
 using bachlab::Error;
 using bachlab::host::PluginRegistry;
 using bachlab::sdk::Origin;
-using bachlab::sdk::Params;
+using bachlab::sdk::ParamTable;
 using bachlab::sdk::Scalar;
 using bachlab::sdk::Value;
 
@@ -44,7 +45,7 @@ class AugmentationsTest : public ::testing::Test {
 
   // An [[augment]] element as the config loader makes it: each key on its own line, from line 2.
   static std::shared_ptr<bachlab::sdk::Augmentation> create(const std::string& name, const Entries& entries = {}) {
-    Params params("[[augment]] #1", Origin{kConfig, 1});
+    ParamTable params("[[augment]] #1", Origin{kConfig, 1});
     int line = 2;
     for (const auto& [key, value] : entries) params.set(key, value, Origin{kConfig, line++});
     return registry_->create_augmentation(name, params);

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -384,6 +385,50 @@ TEST_F(CliFolder, RunTakesOverridesAndSavesTheFinalValues) {
             std::string::npos)
       << e.output;
   EXPECT_NE(e.output.find("\nInvasive        "), std::string::npos) << e.output;
+}
+
+// The columns of history.csv as numbers, one row per epoch (an empty cell is NaN).
+std::vector<std::vector<double>> history_rows(const fs::path& file) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream in(read_text(file));
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream cells(line);
+    std::string cell;
+    while (std::getline(cells, cell, ',')) row.push_back(cell.empty() ? std::nan("") : std::stod(cell));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+TEST_F(CliFolder, RunWithTwoProcessesTrainsAsOneProcessAndWritesOneRunFolder) {
+  // The baseline has neither dropout nor batch norm, so two ranks must train what one does.
+  Result alone = run("run " + q(tiny_config("alone")));
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  Result two = run("run " + q(tiny_config("two")) + " --nproc 2 --timeout 60");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  // Rank 0 alone logs and writes: one run folder, its log lines once.
+  EXPECT_EQ(count(two.output, "run folder "), 1u) << two.output;
+  const auto a = history_rows(run_folder("alone") / "history.csv");
+  const auto b = history_rows(run_folder("two") / "history.csv");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t e = 0; e < a.size(); ++e)
+    for (size_t c : {2u, 3u, 6u, 7u})  // train loss and accuracy, val loss and accuracy
+      EXPECT_NEAR(b[e][c], a[e][c], 1e-4) << "epoch " << e + 1 << ", column " << c;
+  EXPECT_TRUE(fs::exists(run_folder("two") / "report.html"));
+}
+
+TEST_F(CliFolder, RunRefusesDataParallelCrossValidationAndABadMaster) {
+  Result folds = run("run " + q(tiny_config("folds", "[data.split]\nfolds = 2\n")) + " --nproc 2 --timeout 30");
+  EXPECT_EQ(folds.exit_code, 1);
+  EXPECT_NE(folds.output.find("a cross-validation does not train data-parallel yet"), std::string::npos)
+      << folds.output;
+  Result master = run("run " + q(tiny_config("tiny")) + " --nproc 2 --nnodes 2 --node-rank 0 --master nowhere");
+  EXPECT_EQ(master.exit_code, 1);
+  EXPECT_NE(master.output.find("--master \"nowhere\": expected HOST:PORT"), std::string::npos) << master.output;
 }
 
 TEST_F(CliFolder, OverrideMistakesNameTheCommandLine) {

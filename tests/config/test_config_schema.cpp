@@ -2,6 +2,7 @@
 // rewritten with their meanings kept, and every kind of drift between doc and code found.
 #include "host/config/config_schema.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <gtest/gtest.h>
@@ -15,7 +16,7 @@ std::string same(const std::string& table) { return table; }
 Config read_config(const std::string& name, int64_t epochs_default) {
   Config config = Config::parse("[train]\nepochs = 3\n[model]\nplugin = \"m1\"\nfilters = 8\n", name);
   config.table("train").get_int("epochs", epochs_default, {1, 100});
-  sdk::Params& model = config.table("model");
+  sdk::ParamTable& model = config.table("model");
   model.get_string("plugin", "");
   model.set_reader("model m1");
   model.get_int("filters", 32, {1, 4096});

@@ -1,24 +1,25 @@
 // [data] settings: defaults, every key read, every problem recorded with file and line.
 #include "host/data/data_config.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 namespace bachlab::host {
 namespace {
 
 using sdk::Origin;
-using sdk::Params;
+using sdk::ParamTable;
 using sdk::Scalar;
 
 struct Tables {
-  Params data{"[data]", Origin{"exp/config.toml", 1}};
-  Params synthetic{"[data.synthetic]", Origin{"exp/config.toml", 20}};
-  Params split{"[data.split]", Origin{"exp/config.toml", 30}};
+  ParamTable data{"[data]", Origin{"exp/config.toml", 1}};
+  ParamTable synthetic{"[data.synthetic]", Origin{"exp/config.toml", 20}};
+  ParamTable split{"[data.split]", Origin{"exp/config.toml", 30}};
 
   DataConfig read(uint64_t seed = 0) { return read_data_config(data, synthetic, split, seed); }
   std::vector<std::string> problems() const {
     std::vector<std::string> all;
-    for (const Params* p : {&data, &synthetic, &split})
+    for (const ParamTable* p : {&data, &synthetic, &split})
       for (const auto& problem : p->problems()) all.push_back(problem);
     return all;
   }

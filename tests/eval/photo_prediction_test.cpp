@@ -4,6 +4,7 @@
 // position and probabilities.
 #include "host/eval/photo_prediction.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <gtest/gtest.h>
@@ -164,20 +165,20 @@ TEST(PredictPhotosTest, WholePhotosAreOneInputEach) {
 }
 
 TEST(PhotoSettingsTest, PatchKeysNeedPatchesAndAStrideThatCovers) {
-  sdk::Params eval("[eval]"), patches("[eval.patches]");
+  sdk::ParamTable eval("[eval]"), patches("[eval.patches]");
   patches.set("stride", int64_t{64});
   PhotoPredictionSettings s = read_photo_prediction_settings(eval, patches, 32, 0.0);
   ASSERT_EQ(patches.problems().size(), 1u);
   EXPECT_NE(patches.problems()[0].find("stride must be at most the patch size 32"), std::string::npos)
       << patches.problems()[0];
 
-  sdk::Params eval2("[eval]"), patches2("[eval.patches]");
+  sdk::ParamTable eval2("[eval]"), patches2("[eval.patches]");
   patches2.set("aggregate", std::string("vote"));
   read_photo_prediction_settings(eval2, patches2, 0, 0.0);
   ASSERT_EQ(patches2.problems().size(), 1u);
   EXPECT_NE(patches2.problems()[0].find("only applies to patch prediction"), std::string::npos);
 
-  sdk::Params eval3("[eval]"), patches3("[eval.patches]");
+  sdk::ParamTable eval3("[eval]"), patches3("[eval.patches]");
   eval3.set("tta", std::string("d4"));
   s = read_photo_prediction_settings(eval3, patches3, 32, 0.25);
   EXPECT_TRUE(eval3.problems().empty() && patches3.problems().empty());

@@ -3,6 +3,7 @@
 // below), Keras initialisation, the tuner's search space, and rejected settings.
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,7 +20,7 @@ using bachlab::Error;
 using bachlab::host::PluginRegistry;
 using bachlab::sdk::ModelSpec;
 using bachlab::sdk::Origin;
-using bachlab::sdk::Params;
+using bachlab::sdk::ParamTable;
 using bachlab::sdk::Scalar;
 using bachlab::sdk::Value;
 
@@ -42,8 +43,8 @@ class ModelsTest : public ::testing::Test {
   void SetUp() override { torch::manual_seed(20180101); }
 
   // A [model] table as the config loader makes it: each key on its own line, from line 2.
-  static Params table(const std::vector<std::pair<std::string, Value>>& entries) {
-    Params params("[model]", Origin{kConfig, 1});
+  static ParamTable table(const std::vector<std::pair<std::string, Value>>& entries) {
+    ParamTable params("[model]", Origin{kConfig, 1});
     int line = 2;
     for (const auto& [key, value] : entries) params.set(key, value, Origin{kConfig, line++});
     return params;
@@ -51,7 +52,7 @@ class ModelsTest : public ::testing::Test {
 
   static std::shared_ptr<bachlab::sdk::Network> create(const std::string& name, int64_t size,
                                                         const std::vector<std::pair<std::string, Value>>& entries = {}) {
-    Params params = table(entries);
+    ParamTable params = table(entries);
     return registry_->create_model(name, ModelSpec{3, size, size, 4}, params);
   }
 
@@ -208,7 +209,7 @@ TEST_F(ModelsTest, ForwardAndBackwardReachEveryParameter) {
 }
 
 TEST_F(ModelsTest, NonSquareInputsAndOtherClassCountsWork) {
-  Params params = table({});
+  ParamTable params = table({});
   auto network = registry_->create_model("model3a", ModelSpec{3, 48, 80, 7}, params);
   network->eval();
   torch::NoGradGuard no_grad;
@@ -373,7 +374,7 @@ TEST_F(ModelsTest, BadSettingsAreAllReportedWithFileLineAndFix) {
 }
 
 TEST_F(ModelsTest, ASpecWithoutClassesIsRefused) {
-  Params params = table({});
+  ParamTable params = table({});
   try {
     registry_->create_model("model2", ModelSpec{3, 32, 32, 1}, params);
     FAIL() << "no error";

@@ -3,6 +3,7 @@
 // acting (training and evaluation differ), and its settings checked.
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 namespace {
@@ -10,7 +11,7 @@ namespace {
 using bachlab::Error;
 using bachlab::host::PluginRegistry;
 using bachlab::sdk::ModelSpec;
-using bachlab::sdk::Params;
+using bachlab::sdk::ParamTable;
 using bachlab::sdk::Scalar;
 
 class PatchResnetTest : public ::testing::Test {
@@ -23,7 +24,7 @@ class PatchResnetTest : public ::testing::Test {
   static void TearDownTestSuite() { delete registry_; }
   void SetUp() override { torch::manual_seed(3); }
 
-  static std::shared_ptr<bachlab::sdk::Network> create(int64_t h, int64_t w, Params params = Params("[model]")) {
+  static std::shared_ptr<bachlab::sdk::Network> create(int64_t h, int64_t w, ParamTable params = ParamTable("[model]")) {
     return registry_->create_model("patch_resnet", ModelSpec{3, h, w, 4}, params);
   }
   static int64_t count(torch::nn::Module& m) {
@@ -71,12 +72,12 @@ TEST_F(PatchResnetTest, BatchNormMakesTrainingAndEvaluationDiffer) {
 }
 
 TEST_F(PatchResnetTest, SettingsShapeTheNetworkAndBadOnesAreRefused) {
-  Params wide("[model]");
+  ParamTable wide("[model]");
   wide.set("widths", std::vector<Scalar>{int64_t{16}, int64_t{32}});
   wide.set("blocks", int64_t{2});
   EXPECT_EQ(count(*create(32, 32, wide)),
             conv3(3, 16) + bn(16) + 2 * block(16, 16) + block(16, 32) + block(32, 32) + 32 * 4 + 4);
-  Params bad("[model]");
+  ParamTable bad("[model]");
   bad.set("blocks", int64_t{0});
   try {
     create(32, 32, bad);

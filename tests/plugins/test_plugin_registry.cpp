@@ -2,6 +2,7 @@
 // fixtures that are broken in one way each. Users read these messages, so they are pinned.
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -49,11 +50,17 @@ TEST_F(PluginRegistryTest, RejectsEachBrokenFileWithItsReason) {
   std::vector<std::string> expected = {
       fixture("bachlab-empty.so") + ": empty file (0 bytes); expected a shared library built with BACHLAB_PLUGIN",
       fixture("bachlab-not-a-library.so") + ": not a loadable shared library: invalid ELF header",
+      fixture("bachlab-optimizer-fixture_abi2.so") + ": plugin ABI 2.0 does not match host ABI " + abi +
+          " (major versions differ); rebuild the plugin against bachlab SDK " + std::to_string(BACHLAB_ABI_MAJOR) +
+          ".x",
       fixture("bachlab-optimizer-fixture_abi_major.so") + ": plugin ABI " + next_major + " does not match host ABI " +
           abi + " (major versions differ); rebuild the plugin against bachlab SDK " +
           std::to_string(BACHLAB_ABI_MAJOR) + ".x",
       fixture("bachlab-optimizer-fixture_abi_minor.so") + ": plugin ABI " + next_minor + " is newer than host ABI " +
           abi + "; rebuild the plugin against bachlab SDK " + abi + " or update bachlab",
+      fixture("bachlab-optimizer-fixture_cxx_abi.so") + ": plugin built with libc++ ABI 1 (Clang 99.0.0), host uses " +
+          BACHLAB_CXX_ABI + " (" + BACHLAB_COMPILER + "); every std::string crossing between them would be misread, "
+          "so rebuild the plugin with the host's standard library and ABI setting",
       fixture("bachlab-optimizer-fixture_data_entry.so") +
           ": \"bachlab_plugin_descriptor\" is data (64 bytes), not a function; expected a library built with "
           "BACHLAB_PLUGIN",
@@ -74,7 +81,7 @@ TEST_F(PluginRegistryTest, ListingShowsPluginsThenRejectionsThenFolders) {
   std::string expected =
       "KIND       NAME          VERSION  DESCRIPTION   FILE\n"
       "optimizer  fixture_good  0.0.1    test fixture  " +
-      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (9):\n";
+      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (11):\n";
   for (const auto& r : registry.rejections()) expected += "  " + r.reason + "\n";
   expected += "\nSearched: " + fixture_dir.string() + "\n";
   EXPECT_EQ(listing, expected);
@@ -82,20 +89,20 @@ TEST_F(PluginRegistryTest, ListingShowsPluginsThenRejectionsThenFolders) {
 }
 
 TEST_F(PluginRegistryTest, PluginErrorIsShownAsIs) {
-  sdk::Params params("[model]");
+  sdk::ParamTable params("[model]");
   EXPECT_EQ(message_of([&] { registry.create_model("fixture_throws", {}, params); }),
             "throwing model: refuses to build (as designed for the test)");
 }
 
 TEST_F(PluginRegistryTest, OtherExceptionsAreWrappedWithPluginAndFile) {
-  sdk::Params params("[model]");
+  sdk::ParamTable params("[model]");
   EXPECT_EQ(message_of([&] { registry.create_model("fixture_throws_std", {}, params); }),
             "model plugin \"fixture_throws_std\" (" + fixture("bachlab-model-fixture_throws_std.so") +
                 ") failed: out of cheese");
 }
 
 TEST_F(PluginRegistryTest, ParamProblemsComeBeforeWhatFollowedFromThem) {
-  sdk::Params params("[model]");
+  sdk::ParamTable params("[model]");
   params.set("units", std::string("eight"), {"exp.toml", 4});
   params.set("unitz", int64_t{3}, {"exp.toml", 5});
   EXPECT_EQ(message_of([&] { registry.create_model("fixture_throws", {}, params); }),
@@ -104,7 +111,7 @@ TEST_F(PluginRegistryTest, ParamProblemsComeBeforeWhatFollowedFromThem) {
 }
 
 TEST_F(PluginRegistryTest, UnknownNameSuggestsTheClosest) {
-  sdk::Params params("[optimizer]");
+  sdk::ParamTable params("[optimizer]");
   EXPECT_EQ(message_of([&] { registry.create_optimizer("fixture_god", {}, params); }),
             "no optimizer plugin named \"fixture_god\"; did you mean \"fixture_good\"?; available: fixture_good "
             "(searched: " + fixture_dir.string() + ")");
@@ -126,8 +133,8 @@ TEST(PluginLifetime, ObjectsOutliveTheRegistryThatMadeThem) {
   {
     PluginRegistry local;
     local.load(file);
-    sdk::Params params("[optimizer]");
-    optimizer = local.create_optimizer("fixture_good", {{weight}}, params);
+    sdk::ParamTable params("[optimizer]");
+    optimizer = local.create_optimizer("fixture_good", {{"all", {weight}}}, params);
   }
   // The registry (and its handle on the library) is gone; the optimizer's code must still be loaded.
   EXPECT_TRUE(loaded()) << "the library was unloaded while an optimizer made by it lived";
@@ -201,11 +208,13 @@ TEST_P(OptimizerPluginTest, StepsAndAppliesGroupLearningRates) {
   torch::manual_seed(0);
   auto a = torch::randn({4}, torch::requires_grad());
   auto b = torch::randn({4}, torch::requires_grad());
-  sdk::Params params("[optimizer]");
+  sdk::ParamTable params("[optimizer]");
   params.set("lr", 0.01);
-  auto optimizer = registry.create_optimizer(GetParam(), {{a}, {b}}, params);
+  // The optimizer owns each group's rate: lr times the group's lr_scale.
+  auto optimizer = registry.create_optimizer(GetParam(), {{"head", {a}, true, 1.0}, {"finetune", {b}, true, 0.1}}, params);
   ASSERT_EQ(optimizer->param_groups().size(), 2u);
-  EXPECT_DOUBLE_EQ(optimizer->param_groups()[1].options().get_lr(), 0.01);
+  EXPECT_DOUBLE_EQ(optimizer->param_groups()[0].options().get_lr(), 0.01);
+  EXPECT_DOUBLE_EQ(optimizer->param_groups()[1].options().get_lr(), 0.001);
   auto before = a.detach().clone();
   (a * a).sum().add((b * b).sum()).backward();
   optimizer->step();
@@ -213,11 +222,11 @@ TEST_P(OptimizerPluginTest, StepsAndAppliesGroupLearningRates) {
 }
 
 TEST_P(OptimizerPluginTest, RejectsBadSettingsWithLocation) {
-  sdk::Params params("[optimizer]");
+  sdk::ParamTable params("[optimizer]");
   params.set("lr", -1.0, {"exp.toml", 7});
   params.set("weight_decai", 0.1, {"exp.toml", 8});
   auto w = torch::zeros({1}, torch::requires_grad());
-  EXPECT_EQ(message_of([&] { registry.create_optimizer(GetParam(), {{w}}, params); }),
+  EXPECT_EQ(message_of([&] { registry.create_optimizer(GetParam(), {{"all", {w}}}, params); }),
             "exp.toml:7: [optimizer] lr must be in 1e-12..10.0 (was -1.0)\n"
             "exp.toml:8: [optimizer] unknown key \"weight_decai\"; did you mean \"weight_decay\"?");
 }
@@ -227,10 +236,10 @@ INSTANTIATE_TEST_SUITE_P(InTree, OptimizerPluginTest, ::testing::Values("adam", 
 TEST(SgdPlugin, NesterovNeedsMomentum) {
   PluginRegistry registry;
   registry.scan({plugin_dir});
-  sdk::Params params("[optimizer]");
+  sdk::ParamTable params("[optimizer]");
   params.set("nesterov", true, {"exp.toml", 3});
   auto w = torch::zeros({1}, torch::requires_grad());
-  EXPECT_EQ(message_of([&] { registry.create_optimizer("sgd", {{w}}, params); }),
+  EXPECT_EQ(message_of([&] { registry.create_optimizer("sgd", {{"all", {w}}}, params); }),
             "exp.toml:3: [optimizer] nesterov needs momentum > 0 and dampening = 0 (was momentum 0.0, dampening 0.0)");
 }
 

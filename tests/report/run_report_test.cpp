@@ -2,6 +2,7 @@
 #include "host/report/plots.h"
 #include "host/report/run_report.h"
 
+#include <bachlab/sdk/error.h>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -3,6 +3,7 @@
 // worked out by hand from TensorFlow's rules, and the messages users read.
 #include <bachlab/sdk/batch_ops.h>
 #include <bachlab/sdk/layers.h>
+#include <bachlab/sdk/param_table.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -40,7 +41,7 @@ TEST(KerasSamePadding, PutsTheOddPixelAfterAsTensorFlowDoes) {
 }
 
 TEST(ReadPerLayer, OneValueSetsEveryLayerAndAbsentKeepsTheDefaults) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("filters", int64_t{48}, {"m.toml", 2});
   EXPECT_EQ(read_per_layer<int64_t>(params, "filters", {32, 64, 128}, {1, 4096}, "convolution"),
             (std::vector<int64_t>{48, 48, 48}));
@@ -50,7 +51,7 @@ TEST(ReadPerLayer, OneValueSetsEveryLayerAndAbsentKeepsTheDefaults) {
 }
 
 TEST(ReadPerLayer, AListGivesEachLayerItsOwnValue) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("dropout", std::vector<Scalar>{0.0, int64_t{1}}, {"m.toml", 3});
   EXPECT_EQ(read_per_layer<double>(params, "dropout", {0.5, 0.5}, {0.0, 1.0}, "dense hidden layer"),
             (std::vector<double>{0.0, 1.0}));
@@ -58,7 +59,7 @@ TEST(ReadPerLayer, AListGivesEachLayerItsOwnValue) {
 }
 
 TEST(ReadPerLayer, OneValueAndAListRecordTheSameSpec) {
-  Params one("[model]"), list("[model]");
+  ParamTable one("[model]"), list("[model]");
   one.set("filters", int64_t{48});
   list.set("filters", std::vector<Scalar>{int64_t{8}, int64_t{16}, int64_t{32}});
   read_per_layer<int64_t>(one, "filters", {32, 64, 128}, {1, 4096}, "convolution");
@@ -69,7 +70,7 @@ TEST(ReadPerLayer, OneValueAndAListRecordTheSameSpec) {
 }
 
 TEST(ReadPerLayer, AListOfTheWrongLengthSaysHowManyAndKeepsTheDefaults) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("filters", std::vector<Scalar>{int64_t{32}, int64_t{64}}, {"m.toml", 2});
   params.set("dropout", std::vector<Scalar>{0.5, 0.5, 0.5}, {"m.toml", 5});
   EXPECT_EQ(read_per_layer<int64_t>(params, "filters", {32, 64, 128}, {1, 4096}, "convolution"),
@@ -85,7 +86,7 @@ TEST(ReadPerLayer, AListOfTheWrongLengthSaysHowManyAndKeepsTheDefaults) {
 }
 
 TEST(ReadPerLayer, RangesAndTypesAreCheckedAsForOneValue) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("filters", int64_t{0}, {"m.toml", 2});
   params.set("hidden_units", std::vector<Scalar>{int64_t{64}, 0.5}, {"m.toml", 3});
   EXPECT_EQ(read_per_layer<int64_t>(params, "filters", {32}, {1, 4096}, "convolution"), (std::vector<int64_t>{32}));
@@ -97,7 +98,7 @@ TEST(ReadPerLayer, RangesAndTypesAreCheckedAsForOneValue) {
 }
 
 TEST(ReadChoices, PaddingAndActivationNamesAreCheckedWithASuggestion) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("padding", std::string("valid"), {"m.toml", 1});
   params.set("pool_padding", std::string("full"), {"m.toml", 2});
   params.set("activation", std::string("sigmod"), {"m.toml", 3});
@@ -121,7 +122,7 @@ ConvNetArchitecture two_blocks(Padding padding) {
 
 TEST(ConvNet, ShapesFollowTheSizeMathsAndLogitsComeOut) {
   // 15x9, "same": conv/2 8x5, pool 4x3, conv/2 2x2, pool 1x1 -> 8 features.
-  Params params("[model]");
+  ParamTable params("[model]");
   auto network = build_conv_net(two_blocks(Padding::same), ModelSpec{3, 9, 15, 5}, params, "test");
   torch::NoGradGuard no_grad;
   network->eval();
@@ -134,7 +135,7 @@ TEST(ConvNet, ShapesFollowTheSizeMathsAndLogitsComeOut) {
 }
 
 TEST(ConvNet, StartsWithGlorotUniformKernelsAndZeroBiases) {
-  Params params("[model]");
+  ParamTable params("[model]");
   auto network = build_conv_net(two_blocks(Padding::same), ModelSpec{3, 32, 32, 4}, params, "test");
   for (const auto& item : network->named_parameters()) {
     const torch::Tensor& p = item.value();
@@ -149,7 +150,7 @@ TEST(ConvNet, StartsWithGlorotUniformKernelsAndZeroBiases) {
 }
 
 TEST(ConvNet, ALayerThatLeavesNothingIsRefusedNamingTheKeyAndSizes) {
-  Params params("[model]", {"m.toml", 1});
+  ParamTable params("[model]", {"m.toml", 1});
   params.set("kernel_size", int64_t{3}, {"m.toml", 4});
   params.get_int("kernel_size", 3);  // as the plugin would, so that the key is known
   try {
@@ -163,7 +164,7 @@ TEST(ConvNet, ALayerThatLeavesNothingIsRefusedNamingTheKeyAndSizes) {
   }
   ConvNetArchitecture pooled;
   pooled.blocks = {ConvBlock{{}, 4, Padding::valid}};
-  Params pool_params("[model]");
+  ParamTable pool_params("[model]");
   EXPECT_FALSE(check_shapes(pooled, ModelSpec{3, 3, 8, 4}, pool_params));
   EXPECT_EQ(pool_params.problems(),
             (std::vector<std::string>{"[model] pool_size 4 with pool_padding \"valid\" shrinks a 8x3 input to 2x0 "

@@ -1,5 +1,5 @@
-// sdk::Params and value formatting: what plugin authors rely on and users read.
-#include <bachlab/sdk/params.h>
+// sdk::ParamTable and value formatting: what plugin authors rely on and users read.
+#include <bachlab/sdk/param_table.h>
 
 #include <gtest/gtest.h>
 
@@ -23,14 +23,14 @@ TEST(ClosestMatch, SuggestsOnlyNearMisses) {
 }
 
 TEST(Params, DefaultsWhenAbsentAndNoProblems) {
-  Params params("[model]");
+  ParamTable params("[model]");
   EXPECT_EQ(params.get_int("filters", 64, {32, 256}), 64);
   EXPECT_DOUBLE_EQ(params.get_float("dropout", 0.5), 0.5);
   EXPECT_TRUE(params.problems().empty());
 }
 
 TEST(Params, IntegersAreAcceptedAsFloatsButNotTheReverse) {
-  Params params("[optimizer]");
+  ParamTable params("[optimizer]");
   params.set("lr", int64_t{1});
   params.set("filters", 32.0, {"m.toml", 2});
   EXPECT_DOUBLE_EQ(params.get_float("lr", 0.1), 1.0);
@@ -39,7 +39,7 @@ TEST(Params, IntegersAreAcceptedAsFloatsButNotTheReverse) {
 }
 
 TEST(Params, ChoicesListTheOptionsAndSuggest) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("padding", std::string("sme"), {"m.toml", 4});
   EXPECT_EQ(params.get_string("padding", "same", {"same", "valid"}), "same");
   EXPECT_EQ(params.problems(),
@@ -47,14 +47,14 @@ TEST(Params, ChoicesListTheOptionsAndSuggest) {
 }
 
 TEST(Params, ListsAreCheckedElementByElement) {
-  Params params("[augment]");
+  ParamTable params("[augment]");
   params.set("sizes", std::vector<Scalar>{int64_t{3}, int64_t{99}}, {"a.toml", 1});
   EXPECT_EQ(params.get_int_list("sizes", {1}, {1, 11}), (std::vector<int64_t>{1}));
   EXPECT_EQ(params.problems(), (std::vector<std::string>{"a.toml:1: [augment] sizes must be in 1..11 (was [3, 99])"}));
 }
 
 TEST(Params, UnknownKeysWithoutACloseMatchListTheKnownOnes) {
-  Params params("[optimizer]");
+  ParamTable params("[optimizer]");
   params.set("learning_rate", 0.1, {"o.toml", 3});
   params.get_float("lr", 0.001);
   params.get_float("weight_decay", 0.0);
@@ -63,7 +63,7 @@ TEST(Params, UnknownKeysWithoutACloseMatchListTheKnownOnes) {
 }
 
 TEST(Params, CheckThrowsEveryProblemAtOnce) {
-  Params params("[t]");
+  ParamTable params("[t]");
   params.set("a", std::string("x"), {"t.toml", 1});
   params.set("b", int64_t{-1}, {"t.toml", 2});
   params.get_bool("a", false);
@@ -77,24 +77,24 @@ TEST(Params, CheckThrowsEveryProblemAtOnce) {
 }
 
 TEST(Params, FailRecordsAPluginRuleAtTheKey) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("kernel_size", int64_t{11}, {"m.toml", 9});
   params.fail("kernel_size", "is too large for a 32x32 input");
   EXPECT_EQ(params.problems(), (std::vector<std::string>{"m.toml:9: [model] kernel_size is too large for a 32x32 input"}));
 }
 
 TEST(Params, OriginIsTheKeysOrTheTablesWhenAbsent) {
-  Params params("[tune.space.model.filters]", {"study.toml", 12});
+  ParamTable params("[tune.space.model.filters]", {"study.toml", 12});
   params.set("type", std::string("int"), {"study.toml", 13});
   EXPECT_EQ(params.origin("type").file, "study.toml");
   EXPECT_EQ(params.origin("type").line, 13);
   EXPECT_EQ(params.origin("min").file, "study.toml");
   EXPECT_EQ(params.origin("min").line, 12);
-  EXPECT_EQ(Params().origin("min").prefix(), "");
+  EXPECT_EQ(ParamTable().origin("min").prefix(), "");
 }
 
 TEST(Params, GetValueMarksTheKeyReadWhateverItsType) {
-  Params params("[tune.space.model.act]");
+  ParamTable params("[tune.space.model.act]");
   const Value values = std::vector<Scalar>{std::string("relu"), true};
   params.set("values", values, {"study.toml", 4});
   params.set("valeus", int64_t{3}, {"study.toml", 5});
@@ -111,7 +111,7 @@ TEST(Params, GetValueMarksTheKeyReadWhateverItsType) {
 
 }  // namespace
 TEST(Params, EveryGetterRecordsTheSpecOfItsKey) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.set("filters", int64_t{64});
   params.get_int("filters", 32, {32, 256});
   params.get_float("dropout", 0.5, {0.0, {}});
@@ -139,14 +139,14 @@ TEST(Params, EveryGetterRecordsTheSpecOfItsKey) {
 }
 
 TEST(Params, DescribeOverridesOnlyTheFieldsItGives) {
-  Params params("[tune]");
+  ParamTable params("[tune]");
   params.get_int("seed", 42, {0, {}});
   params.describe("seed", "", "the [experiment] seed");
   EXPECT_EQ(params.specs().at("seed"), (KeySpec{"integer", "the [experiment] seed", ">= 0", ""}));
 }
 
 TEST(Params, SpecsNameThePluginThatAskedAndTheHostOtherwise) {
-  Params params("[model]");
+  ParamTable params("[model]");
   params.get_string("plugin", "");
   params.set_reader("model model4a");
   params.get_int("filters", 32);
@@ -158,7 +158,7 @@ TEST(Params, SpecsNameThePluginThatAskedAndTheHostOtherwise) {
 }
 
 TEST(Params, RangeMessagesMatchTheRecordedRule) {
-  Params params("[train]");
+  ParamTable params("[train]");
   params.set("epochs", int64_t{0}, {"t.toml", 3});
   params.set("min_lr", -1.0, {"t.toml", 4});
   params.get_int("epochs", 20, {1, 100000});

@@ -38,7 +38,7 @@ epochs = 2
   EXPECT_EQ(plan.spec.num_classes, 4);
   ASSERT_TRUE(plan.model && plan.optimizer);
   EXPECT_EQ(plan.model->forward(torch::zeros({2, 3, 20, 20})).sizes(), (std::vector<int64_t>{2, 4}));
-  EXPECT_EQ(plan.base_lrs, std::vector<double>{0.01});
+  EXPECT_EQ(plan.optimizer->param_groups().front().options().get_lr(), 0.01);
   // conv 3*4*9+4, hidden 4*16+16, out 16*4+4
   EXPECT_EQ(plan.trainable_parameters, 112 + 80 + 68);
   auto params = plan.key_params();

@@ -9,6 +9,7 @@
 #include "host/train/trainer.h"
 #include "host/util/atomic_file.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -120,12 +121,12 @@ class PatchTrainerTest : public ::testing::Test {
 
   TrainerParts parts(uint64_t seed) {
     torch::manual_seed(seed);
-    sdk::Params model_params("[model]");
+    sdk::ParamTable model_params("[model]");
     TrainerParts p;
     p.model = registry_->create_model("tiny_cnn", {3, 8, 8, 4}, model_params);
-    sdk::Params optimizer_params("[optimizer]");
+    sdk::ParamTable optimizer_params("[optimizer]");
     optimizer_params.set("lr", 0.01);
-    p.optimizer = registry_->create_optimizer("adam", {p.model->parameters()}, optimizer_params);
+    p.optimizer = registry_->create_optimizer("adam", {{"all", p.model->parameters()}}, optimizer_params);
     return p;
   }
 

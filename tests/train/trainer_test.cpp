@@ -5,6 +5,7 @@
 #include "host/train/trainer.h"
 #include "tests/train/synthetic_tensors.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,14 +45,14 @@ class TrainerTest : public ::testing::Test {
   // What plan_experiment does for a real config: seed, build the model, then the optimizer.
   TrainerParts parts(uint64_t seed, double lr, double dropout = 0.25) {
     torch::manual_seed(seed);
-    sdk::Params model_params("[model]");
+    sdk::ParamTable model_params("[model]");
     model_params.set("dropout", dropout);
     sdk::ModelSpec spec{3, 12, 12, 4};
     TrainerParts p;
     p.model = registry_->create_model("tiny_cnn", spec, model_params);
-    sdk::Params optimizer_params("[optimizer]");
+    sdk::ParamTable optimizer_params("[optimizer]");
     optimizer_params.set("lr", lr);
-    p.optimizer = registry_->create_optimizer("adam", {p.model->parameters()}, optimizer_params);
+    p.optimizer = registry_->create_optimizer("adam", {{"all", p.model->parameters()}}, optimizer_params);
     return p;
   }
 
@@ -157,12 +158,12 @@ TEST_F(TrainerTest, ResumeRejectsACheckpointOfAnotherModel) {
   first.fit(train_, val_);
 
   torch::manual_seed(5);
-  sdk::Params model_params("[model]");
+  sdk::ParamTable model_params("[model]");
   model_params.set("filters", int64_t{4});
   TrainerParts other;
   other.model = registry_->create_model("tiny_cnn", sdk::ModelSpec{3, 12, 12, 4}, model_params);
-  sdk::Params optimizer_params("[optimizer]");
-  other.optimizer = registry_->create_optimizer("adam", {other.model->parameters()}, optimizer_params);
+  sdk::ParamTable optimizer_params("[optimizer]");
+  other.optimizer = registry_->create_optimizer("adam", {{"all", other.model->parameters()}}, optimizer_params);
   Trainer second(other, settings(2), 5);
   second.set_checkpoint_dir(folder_);
   try {

@@ -4,6 +4,7 @@
 // makes them, and state_dict files read and written the way export_torchvision.py does.
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -19,7 +20,7 @@ namespace transfer_test {
 namespace fs = std::filesystem;
 using bachlab::sdk::ModelSpec;
 using bachlab::sdk::Origin;
-using bachlab::sdk::Params;
+using bachlab::sdk::ParamTable;
 using bachlab::sdk::Value;
 using Entries = std::vector<std::pair<std::string, Value>>;
 
@@ -45,8 +46,8 @@ inline bachlab::host::PluginRegistry& registry() {
 }
 
 // A [model] table as the config loader makes it: each key on its own line, from line 2.
-inline Params table(const Entries& entries) {
-  Params params("[model]", Origin{kConfig, 1});
+inline ParamTable table(const Entries& entries) {
+  ParamTable params("[model]", Origin{kConfig, 1});
   int line = 2;
   for (const auto& [key, value] : entries) params.set(key, value, Origin{kConfig, line++});
   return params;
@@ -54,7 +55,7 @@ inline Params table(const Entries& entries) {
 
 inline std::shared_ptr<bachlab::sdk::Network> create(const std::string& model, int64_t size, int64_t classes,
                                                      const Entries& entries) {
-  Params params = table(entries);
+  ParamTable params = table(entries);
   return registry().create_model(model, ModelSpec{3, size, size, classes}, params);
 }
 

@@ -4,6 +4,7 @@
 // come back to waiting once its heartbeat is older than the grace period and be run by
 // another worker: no trial lost, none run by two live workers at once, and the best trial
 // the same as a single worker's with the same seed.
+#include "host/tune/study_report.h"
 #include "host/tune/sql_connection.h"
 #include "host/tune/study.h"
 #include "host/tune/study_store.h"
@@ -187,6 +188,28 @@ TEST_P(DistributedStudyTest, AKilledWorkersTrialIsRequeuedAfterTheGracePeriodAnd
   EXPECT_EQ(mine.record.id, theirs.record.id);
   EXPECT_EQ(mine.objective, theirs.objective);
   EXPECT_EQ(mine.record.params, theirs.record.params);
+}
+
+TEST_P(DistributedStudyTest, ALateHeartbeatOfALiveWorkerOnThisMachineKeepsItsTrial) {
+  StoreOptions options;
+  options.grace_s = 0.3;
+  StudyStore store(parse_storage_url(url_, ".", "test"), options);
+  auto ask = [](const std::vector<sdk::TrialRecord>&) {
+    sdk::Proposal p;
+    p.kind = sdk::Proposal::Kind::Run;
+    p.params["f.x1"] = 1.5;
+    return p;
+  };
+  const Claim mine = store.claim(ask, this_process_owner());
+  ASSERT_EQ(mine.kind, Claim::Kind::Run);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Past the grace period, but this process is alive: a held-up heartbeat, not a dead worker.
+  EXPECT_TRUE(store.requeue_stale(0.3).empty());
+  EXPECT_TRUE(store.heartbeat(mine.trial.id, this_process_owner())) << "the trial was taken from its live owner";
+  // `tune --status` reads a study by its storage URL too (PostgreSQL has no study folder).
+  const std::string status = format_status(fs::path(url_));
+  EXPECT_NE(status.find("study " + url_ + "\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("0 failed, 1 running\n"), std::string::npos) << status;
 }
 
 TEST_P(DistributedStudyTest, AResultIsWrittenOnceAndAStaleTrialKeepsItsIdAndValues) {

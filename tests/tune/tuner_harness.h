@@ -3,6 +3,7 @@
 // once and appended to the history, as a study with one worker would.
 #include "host/plugins/registry.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/tuner.h>
 
 #include <cmath>
@@ -51,7 +52,7 @@ inline sdk::Dimension choice_dimension(const std::string& name, std::vector<sdk:
 }
 
 inline std::shared_ptr<sdk::Tuner> make_tuner(const std::string& name, const sdk::SearchSpace& space,
-                                              int64_t max_trials, uint64_t seed, sdk::Params params = sdk::Params("[tune.options]"),
+                                              int64_t max_trials, uint64_t seed, sdk::ParamTable params = sdk::ParamTable("[tune.options]"),
                                               int64_t epochs = 10) {
   sdk::StudySettings settings;
   settings.max_trials = max_trials;

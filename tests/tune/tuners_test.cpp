@@ -3,6 +3,7 @@
 // and log scales; no tuner repeats an assignment; proposals depend only on seed and history.
 #include "tests/tune/tuner_harness.h"
 
+#include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -66,7 +67,7 @@ int64_t depth_of(const std::vector<sdk::TrialRecord>& history, int64_t id) {
 TEST(TunersTest, HyperbandBracketsMatchThePaperForMaxEpochs81Factor3) {
   sdk::SearchSpace space;
   space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-2, true)};
-  sdk::Params params("[tune.options]");
+  sdk::ParamTable params("[tune.options]");
   params.set("max_epochs", int64_t{81});
   params.set("factor", int64_t{3});
   auto tuner = make_tuner("hyperband", space, 100000, 7, params);
@@ -127,7 +128,7 @@ TEST(TunersTest, HyperbandBracketsMatchThePaperForMaxEpochs81Factor3) {
 TEST(TunersTest, HyperbandWaitsForARungAndPromotesOthersMeanwhile) {
   sdk::SearchSpace space;
   space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-2, true)};
-  sdk::Params params("[tune.options]");
+  sdk::ParamTable params("[tune.options]");
   params.set("max_epochs", int64_t{9});
   auto tuner = make_tuner("hyperband", space, 1000, 3, params);
   // R = 9: brackets s=2 (9 at 1 epoch), s=1 (5 at 3 epochs), s=0 (3 at 9 epochs).
@@ -224,7 +225,7 @@ TEST(TunersTest, NoTunerRepeatsAnAssignmentAndEachStopsWhenTheSpaceIsExhausted) 
   space.dimensions = {testing::int_dimension("model.kernel_size", 1, 5, 2),
                       testing::choice_dimension("model.padding", {std::string("same"), std::string("valid")})};
   for (const std::string name : {"random", "bayesian"}) {
-    sdk::Params params("[tune.options]");
+    sdk::ParamTable params("[tune.options]");
     if (name == "bayesian") params.set("initial_points", int64_t{2});
     auto tuner = make_tuner(name, space, 50, 11, params);
     auto history = simulate(*tuner, [](const sdk::TrialRecord& t) {
@@ -270,7 +271,7 @@ TEST(TunersTest, AProposalDependsOnlyOnSeedAndHistory) {
 }
 
 TEST(TunersTest, BayesianSettingsAreValidated) {
-  sdk::Params params("[tune.options]");
+  sdk::ParamTable params("[tune.options]");
   params.set("acquisition", std::string("pi"), sdk::Origin{"study.toml", 7});
   params.set("restart", int64_t{3}, sdk::Origin{"study.toml", 8});
   try {

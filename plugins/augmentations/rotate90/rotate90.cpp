@@ -32,7 +32,7 @@ Rotate90Options read_options(Params& params) {
   std::sort(sorted.begin(), sorted.end());
   if (!valid || std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
     params.fail("angles", "must list distinct multiples of 90 in 0..270 (was " +
-                              bachlab::sdk::to_string(params.raw("angles")) + "); use e.g. [0, 90, 180, 270]");
+                              bachlab::sdk::to_string(bachlab::sdk::Value(std::vector<bachlab::sdk::Scalar>(angles.begin(), angles.end()))) + "); use e.g. [0, 90, 180, 270]");
   } else {
     o.angles(angles);
   }

@@ -1,72 +1,23 @@
 // Model 2 of the study: three 5x5 convolutions with stride 2, each followed by a 2x2
 // max-pooling, then two dense hidden layers with more units than the baseline's, then
-// the class logits. The study added the stride to keep the parameter count down.
-//
-// The study gives no filter counts, unit counts or padding; our choices, each a param:
-// - filters 32, 64, 128: doubling per block, as Keras' own CNN examples do.
-// - hidden_units 128, 128: "more units" than the baseline's 64.
-// - padding and pool_padding "same" (Keras' default is "valid"): with "valid", three
-//   stride-2 5x5 convolutions and three poolings leave nothing of a 32x32 input, and at
-//   224x224 they leave 2x2 instead of 4x4.
-// - activation "relu" after every convolution and dense layer.
-// Weights start as Keras' do (Glorot-uniform kernels, zero biases) so that results are
-// comparable with the study's.
-#include <bachlab/sdk/layers.h>
+// the class logits. The study added the stride to keep the parameter count down. The
+// architecture and its settings are shared with Models 4A and 4B (../common/model2_family.h).
+#include "model2_family.h"
+
 #include <bachlab/sdk/model.h>
 
 #include <memory>
-#include <vector>
 
 namespace {
 
 namespace sdk = bachlab::sdk;
-
-/// Model 2's settings, as read from its [model] table.
-struct Model2Options {
-  /// Filters of each of the three convolutions; one integer sets all. Default: 32, 64, 128
-  TORCH_ARG(std::vector<int64_t>, filters) = {32, 64, 128};
-  /// Side of the square convolution kernels. Default: 5
-  TORCH_ARG(int64_t, kernel_size) = 5;
-  /// Stride of the convolutions. Default: 2
-  TORCH_ARG(int64_t, strides) = 2;
-  /// Convolution padding, "same" or "valid" (as Keras). Default: "same"
-  TORCH_ARG(sdk::Padding, padding) = sdk::Padding::same;
-  /// Side and stride of the max-pooling windows. Default: 2
-  TORCH_ARG(int64_t, pool_size) = 2;
-  /// Pooling padding, "same" or "valid". Default: "same"
-  TORCH_ARG(sdk::Padding, pool_padding) = sdk::Padding::same;
-  /// Units of each of the two dense hidden layers; one integer sets both. Default: 128, 128
-  TORCH_ARG(std::vector<int64_t>, hidden_units) = {128, 128};
-  /// Activation after every convolution and hidden layer. Default: "relu"
-  TORCH_ARG(sdk::Activation, activation) = sdk::Activation::relu;
-};
-
-Model2Options read_options(sdk::Params& params) {
-  Model2Options o;
-  o.filters(sdk::read_per_layer(params, "filters", o.filters(), {1, 4096}, "convolution"));
-  o.kernel_size(params.get_int("kernel_size", o.kernel_size(), {1, 64}));
-  o.strides(params.get_int("strides", o.strides(), {1, 64}));
-  o.padding(sdk::read_padding(params, "padding", o.padding()));
-  o.pool_size(params.get_int("pool_size", o.pool_size(), {1, 64}));
-  o.pool_padding(sdk::read_padding(params, "pool_padding", o.pool_padding()));
-  o.hidden_units(sdk::read_per_layer(params, "hidden_units", o.hidden_units(), {1, 65536}, "dense hidden layer"));
-  o.activation(sdk::read_activation(params, "activation", o.activation()));
-  return o;
-}
-
-sdk::ConvNetArchitecture architecture(const Model2Options& o) {
-  sdk::ConvNetArchitecture arch;
-  arch.blocks = sdk::single_conv_blocks(o.filters(), o.kernel_size(), o.strides(), o.padding(), o.pool_size(),
-                                        o.pool_padding());
-  arch.hidden_units = o.hidden_units();
-  arch.activation = o.activation();
-  return arch;
-}
+namespace plugins = bachlab::plugins;
 
 class Model2Plugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
-    return sdk::build_conv_net(architecture(read_options(params)), spec, params, "model2");
+    return sdk::build_conv_net(plugins::model2_architecture(plugins::read_model2_options(params)), spec, params,
+                               "model2");
   }
 };
 

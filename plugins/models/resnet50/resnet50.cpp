@@ -77,7 +77,7 @@ class ResNet50 : public TorchvisionNetwork {
       for (const auto& block : layer->children()) blocks_.push_back({block.get()});
     }
     init_like_torchvision();
-    if (options_.head() == "imagenet") {
+    if (options_.head() == Head::imagenet) {
       fc_ = register_module("fc", torch::nn::Linear(kFeatures, spec.num_classes));
     } else {
       study_head_ = register_module("head", StudyHead(kFeatures, spec.num_classes, options_.head_options));
@@ -149,12 +149,12 @@ class ResNet50Plugin : public bachlab::sdk::ModelPlugin {
     BackboneOptions options = read_backbone_options(params, spec, "resnet50", kBlocks, kDefaultTrainableBlocks,
                                                     kPoolings, HeadOptions().batch_norm(true).l2(0.0));
     params.check();
-    check_rgb_spec(spec, "resnet50", 1);
+    check_spec(spec, "resnet50", kImageNetInput);
     auto network = std::make_shared<ResNet50>(spec, options);
     std::string identity;
     if (options.pretrained()) {
       identity = load_backbone_weights(params, options, "resnet50", network->expected_tensors(), "fc.",
-                            options.head() == "imagenet");
+                            options.head() == Head::imagenet);
       params.check();
     }
     network->finish(identity);

@@ -50,7 +50,7 @@ class Vgg16 : public TorchvisionNetwork {
     }
     init_like_torchvision(*features_);
     const int64_t feature_count = options_.pooling() == "flatten" ? 512 * 7 * 7 : 512;
-    if (options_.head() == "imagenet") {
+    if (options_.head() == Head::imagenet) {
       classifier_ = register_module("classifier", make_classifier(spec.num_classes));
       init_like_torchvision(*classifier_);
     } else {
@@ -126,12 +126,12 @@ class Vgg16Plugin : public bachlab::sdk::ModelPlugin {
                                                     kPoolings, HeadOptions().batch_norm(false).l2(0.01));
     params.check();
     // Five 2x2 max-poolings need at least 32 pixels to leave one.
-    check_rgb_spec(spec, "vgg16", 32);
+    check_spec(spec, "vgg16", {3, 32, kImageNetInput.advice});
     auto network = std::make_shared<Vgg16>(spec, options);
     std::string identity;
     if (options.pretrained()) {
       identity = load_backbone_weights(params, options, "vgg16", network->expected_tensors(), "classifier.",
-                            options.head() == "imagenet");
+                            options.head() == Head::imagenet);
       params.check();
     }
     network->finish(identity);

@@ -7,7 +7,7 @@ namespace {
 
 class AdamPlugin : public bachlab::sdk::OptimizerPlugin {
  public:
-  std::unique_ptr<torch::optim::Optimizer> create(const std::vector<std::vector<torch::Tensor>>& groups,
+  std::shared_ptr<torch::optim::Optimizer> create(const std::vector<bachlab::sdk::ParameterGroup>& groups,
                                                   bachlab::sdk::Params& params) const override {
     torch::optim::AdamOptions options(params.get_float("lr", 1e-3, {1e-12, 10.0}));
     options.betas({params.get_float("beta1", 0.9, {0.0, 0.999999}), params.get_float("beta2", 0.999, {0.0, 0.999999})})

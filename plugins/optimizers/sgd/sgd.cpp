@@ -5,7 +5,7 @@ namespace {
 
 class SgdPlugin : public bachlab::sdk::OptimizerPlugin {
  public:
-  std::unique_ptr<torch::optim::Optimizer> create(const std::vector<std::vector<torch::Tensor>>& groups,
+  std::shared_ptr<torch::optim::Optimizer> create(const std::vector<bachlab::sdk::ParameterGroup>& groups,
                                                   bachlab::sdk::Params& params) const override {
     torch::optim::SGDOptions options(params.get_float("lr", 1e-2, {1e-12, 10.0}));
     options.momentum(params.get_float("momentum", 0.0, {0.0, 1.0}))

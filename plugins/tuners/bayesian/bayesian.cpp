@@ -493,7 +493,7 @@ class BayesianTuner : public bachlab::sdk::Tuner {
 
 class BayesianPlugin : public bachlab::sdk::TunerPlugin {
  public:
-  std::unique_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
+  std::shared_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
                                               const bachlab::sdk::StudySettings& settings,
                                               bachlab::sdk::Params& params) const override {
     int64_t tuned = 0;
@@ -508,7 +508,7 @@ class BayesianPlugin : public bachlab::sdk::TunerPlugin {
     o.restarts = params.get_int("restarts", o.restarts, {1, 50});
     o.candidates = params.get_int("candidates", o.candidates, {1, 1000000});
     params.check();
-    return std::make_unique<BayesianTuner>(space, settings, std::move(o));
+    return std::make_shared<BayesianTuner>(space, settings, std::move(o));
   }
 };
 

@@ -200,7 +200,7 @@ class HyperbandTuner : public bachlab::sdk::Tuner {
 
 class HyperbandPlugin : public bachlab::sdk::TunerPlugin {
  public:
-  std::unique_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
+  std::shared_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
                                               const bachlab::sdk::StudySettings& settings,
                                               bachlab::sdk::Params& params) const override {
     HyperbandOptions o;
@@ -209,7 +209,7 @@ class HyperbandPlugin : public bachlab::sdk::TunerPlugin {
     o.factor = params.get_int("factor", o.factor, {2, 100});
     o.iterations = params.get_int("iterations", o.iterations, {1, 1000});
     params.check();
-    return std::make_unique<HyperbandTuner>(space, settings, o);
+    return std::make_shared<HyperbandTuner>(space, settings, o);
   }
 };
 

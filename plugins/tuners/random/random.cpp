@@ -43,11 +43,11 @@ class RandomTuner : public bachlab::sdk::Tuner {
 
 class RandomPlugin : public bachlab::sdk::TunerPlugin {
  public:
-  std::unique_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
+  std::shared_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
                                               const bachlab::sdk::StudySettings& settings,
                                               bachlab::sdk::Params& params) const override {
     params.check();
-    return std::make_unique<RandomTuner>(space, settings);
+    return std::make_shared<RandomTuner>(space, settings);
   }
 };
 

@@ -1,4 +1,5 @@
 // Tests of the augmentation plugin @NAME@, loaded from its built .so as the host loads it.
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/augmentation.h>
 #include <bachlab/sdk/testing.h>
 
@@ -8,7 +9,7 @@
 
 namespace {
 
-std::shared_ptr<bachlab::sdk::Augmentation> make(bachlab::sdk::Params params = bachlab::sdk::Params("[[augment]]")) {
+std::shared_ptr<bachlab::sdk::Augmentation> make(bachlab::sdk::ParamTable params = bachlab::sdk::ParamTable("[[augment]]")) {
   const auto& plugin =
       bachlab::sdk::testing::load_plugin<bachlab::sdk::AugmentationPlugin>(PLUGIN_FILE, "augmentation");
   return plugin.create(params);
@@ -37,7 +38,7 @@ TEST(@NAME@, SameSeedSameOutput) {
 }
 
 TEST(@NAME@, ProbabilityOneChangesEveryImage) {
-  bachlab::sdk::Params params("[[augment]]");
+  bachlab::sdk::ParamTable params("[[augment]]");
   params.set("p", 1.0);
   params.set("amount", 0.2);
   auto batch = torch::full({4, 3, 8, 8}, 0.5);
@@ -47,7 +48,7 @@ TEST(@NAME@, ProbabilityOneChangesEveryImage) {
 }
 
 TEST(@NAME@, RejectsAnUnknownKeyWithASuggestion) {
-  bachlab::sdk::Params params("[[augment]]");
+  bachlab::sdk::ParamTable params("[[augment]]");
   params.set("ammount", 0.1);
   try {
     make(params);

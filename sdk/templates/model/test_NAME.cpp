@@ -1,4 +1,5 @@
 // Tests of the model plugin @NAME@, loaded from its built .so as the host loads it.
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/model.h>
 #include <bachlab/sdk/testing.h>
 
@@ -15,14 +16,14 @@ TEST(@NAME@, RegistersUnderItsName) {
 }
 
 TEST(@NAME@, GivesOneLogitPerClass) {
-  bachlab::sdk::Params params("[model]");
+  bachlab::sdk::ParamTable params("[model]");
   auto net = plugin().create(bachlab::sdk::ModelSpec{3, 32, 48, 4}, params);
   EXPECT_EQ(net->forward(torch::rand({2, 3, 32, 48})).sizes(), (std::vector<int64_t>{2, 4}));
 }
 
 TEST(@NAME@, LearnsAFixedBatch) {
   torch::manual_seed(0);
-  bachlab::sdk::Params params("[model]");
+  bachlab::sdk::ParamTable params("[model]");
   params.set("dropout", 0.0);
   auto net = plugin().create(bachlab::sdk::ModelSpec{3, 16, 16, 4}, params);
   auto images = torch::rand({8, 3, 16, 16});
@@ -40,7 +41,7 @@ TEST(@NAME@, LearnsAFixedBatch) {
 }
 
 TEST(@NAME@, RejectsSettingsOutOfRange) {
-  bachlab::sdk::Params params("[model]");
+  bachlab::sdk::ParamTable params("[model]");
   params.set("filters", int64_t{0});
   try {
     plugin().create(bachlab::sdk::ModelSpec{}, params);
@@ -51,7 +52,7 @@ TEST(@NAME@, RejectsSettingsOutOfRange) {
 }
 
 TEST(@NAME@, RejectsImagesTooSmallForItsBlocks) {
-  bachlab::sdk::Params params("[model]");
+  bachlab::sdk::ParamTable params("[model]");
   params.set("blocks", int64_t{3});
   EXPECT_THROW(plugin().create(bachlab::sdk::ModelSpec{3, 4, 4, 4}, params), bachlab::Error);
 }

@@ -1,7 +1,7 @@
 // @NAME@: an optimizer plugin (written by `bachlab new-plugin optimizer @NAME@`). Plain
 // stochastic gradient descent with optional momentum and weight decay. The host passes the
-// model's trainable parameter groups and afterwards scales each group's learning rate by
-// its lr_scale, so the plugin builds one torch param group per entry, all with these options.
+// model's trainable parameter groups; make_optimizer builds one torch param group per
+// entry with these options and the group's learning rate (lr * its lr_scale).
 #include <bachlab/sdk/optimizer.h>
 
 #include <memory>
@@ -11,7 +11,7 @@ namespace {
 
 class Plugin : public bachlab::sdk::OptimizerPlugin {
  public:
-  std::unique_ptr<torch::optim::Optimizer> create(const std::vector<std::vector<torch::Tensor>>& groups,
+  std::shared_ptr<torch::optim::Optimizer> create(const std::vector<bachlab::sdk::ParameterGroup>& groups,
                                                   bachlab::sdk::Params& params) const override {
     torch::optim::SGDOptions options(params.get_float("lr", 0.01, {1e-12, 10.0}));
     options.momentum(params.get_float("momentum", 0.0, {0.0, 1.0}))

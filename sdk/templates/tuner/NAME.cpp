@@ -37,12 +37,12 @@ class RandomSearch : public bachlab::sdk::Tuner {
 
 class Plugin : public bachlab::sdk::TunerPlugin {
  public:
-  std::unique_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
+  std::shared_ptr<bachlab::sdk::Tuner> create(const bachlab::sdk::SearchSpace& space,
                                               const bachlab::sdk::StudySettings& settings,
                                               bachlab::sdk::Params& params) const override {
     // No settings of its own yet; check() still rejects any key given in its table.
     params.check();
-    return std::make_unique<RandomSearch>(space, settings);
+    return std::make_shared<RandomSearch>(space, settings);
   }
 };
 

@@ -1,4 +1,5 @@
 // Tests of the tuner plugin @NAME@, loaded from its built .so as the host loads it.
+#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/testing.h>
 #include <bachlab/sdk/tuner.h>
 
@@ -29,9 +30,9 @@ bachlab::sdk::SearchSpace space() {
   return {{filters, lr}};
 }
 
-std::unique_ptr<bachlab::sdk::Tuner> make(int64_t max_trials, uint64_t seed) {
+std::shared_ptr<bachlab::sdk::Tuner> make(int64_t max_trials, uint64_t seed) {
   const auto& plugin = bachlab::sdk::testing::load_plugin<bachlab::sdk::TunerPlugin>(PLUGIN_FILE, "tuner");
-  bachlab::sdk::Params params("[tune.options]");
+  bachlab::sdk::ParamTable params("[tune.options]");
   return plugin.create(space(), bachlab::sdk::StudySettings{max_trials, 2, seed}, params);
 }
 
@@ -73,7 +74,7 @@ TEST(@NAME@, SameSeedSameTrials) {
 
 TEST(@NAME@, RejectsSettingsItDoesNotTake) {
   const auto& plugin = bachlab::sdk::testing::load_plugin<bachlab::sdk::TunerPlugin>(PLUGIN_FILE, "tuner");
-  bachlab::sdk::Params params("[tune.options]");
+  bachlab::sdk::ParamTable params("[tune.options]");
   params.set("initial_points", int64_t{3});
   try {
     plugin.create(space(), bachlab::sdk::StudySettings{}, params);

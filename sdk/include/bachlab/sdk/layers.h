@@ -3,7 +3,8 @@
 /// Building blocks for Keras-style convolutional networks: Keras/TensorFlow output sizes
 /// and "same" padding, per-layer settings read from a [model] table, activations by name,
 /// Keras' initialisation, and a builder that turns a list of conv blocks and dense layers
-/// into a Network after checking that no layer shrinks the input to nothing. Models that
+/// into a Network after checking that no layer shrinks the input to nothing (compiled
+/// into libbachlab_sdk.so). Models that
 /// reproduce Keras experiments need all of these to match the original shapes, parameter
 /// counts and starting weights; the handcrafted models in plugins/models/ use them.
 ///
@@ -43,36 +44,24 @@ namespace bachlab::sdk {
 enum class Padding { valid, same };
 
 /// The names a config uses for Padding, in the order error messages list them.
-inline const std::vector<std::string>& padding_names() {
-  static const std::vector<std::string> names = {"same", "valid"};
-  return names;
-}
+const std::vector<std::string>& padding_names();
 
 /// The config name of a padding: "same" or "valid".
-inline std::string padding_name(Padding padding) { return padding == Padding::same ? "same" : "valid"; }
+std::string padding_name(Padding padding);
 
 /// Reads a padding setting ("same" or "valid"); a wrong value is recorded in `params`
 /// (naming both choices) and `fallback` returned.
-inline Padding read_padding(Params& params, const std::string& key, Padding fallback) {
-  return params.get_string(key, padding_name(fallback), padding_names()) == "same" ? Padding::same : Padding::valid;
-}
+Padding read_padding(Params& params, const std::string& key, Padding fallback);
 
 /// Keras/TensorFlow output size of one spatial dimension for a window of `kernel` moved by
 /// `stride`. 0 when a "valid" window does not fit, so that a caller can report the shrink
 /// instead of LibTorch failing later.
-inline int64_t keras_output_size(int64_t in, int64_t kernel, int64_t stride, Padding padding) {
-  if (padding == Padding::same) return (in + stride - 1) / stride;
-  return in < kernel ? 0 : (in - kernel) / stride + 1;
-}
+int64_t keras_output_size(int64_t in, int64_t kernel, int64_t stride, Padding padding);
 
 /// TensorFlow's "same" padding of one dimension as (before, after). TensorFlow puts the odd
 /// pixel after (bottom/right); LibTorch's padding="same" does neither that asymmetry nor
 /// strides > 1, so a Keras-compatible layer pads explicitly with these amounts.
-inline std::pair<int64_t, int64_t> keras_same_padding(int64_t in, int64_t kernel, int64_t stride) {
-  int64_t out = (in + stride - 1) / stride;
-  int64_t total = std::max<int64_t>((out - 1) * stride + kernel - in, 0);
-  return {total / 2, total - total / 2};
-}
+std::pair<int64_t, int64_t> keras_same_padding(int64_t in, int64_t kernel, int64_t stride);
 
 // ---------------------------------------------------------------------------------------
 // Settings
@@ -99,7 +88,8 @@ std::vector<T> read_per_layer(Params& params, const std::string& key, const std:
                               Range<T> range, const std::string& layer) {
   static_assert(std::is_same_v<T, int64_t> || std::is_same_v<T, double>, "read_per_layer takes int64_t or double");
   constexpr bool kIntegers = std::is_same_v<T, int64_t>;
-  if (params.has(key) && std::holds_alternative<std::vector<Scalar>>(params.raw(key))) {
+  const std::optional<Value> given = params.has(key) ? params.get_value(key) : std::nullopt;
+  if (given && std::holds_alternative<std::vector<Scalar>>(*given)) {
     std::vector<T> values;
     if constexpr (kIntegers) {
       values = params.get_int_list(key, fallback, range);
@@ -109,7 +99,7 @@ std::vector<T> read_per_layer(Params& params, const std::string& key, const std:
     describe_per_layer(params, key, fallback);
     if (values.size() != fallback.size()) {
       const std::string count = std::to_string(fallback.size());
-      params.fail(key, "must list " + count + " values, one per " + layer + " (was " + to_string(params.raw(key)) +
+      params.fail(key, "must list " + count + " values, one per " + layer + " (was " + to_string(*given) +
                            "); give " + count + " values or one " + (kIntegers ? "integer" : "number") + " for all");
       return fallback;
     }
@@ -133,56 +123,23 @@ std::vector<T> read_per_layer(Params& params, const std::string& key, const std:
 enum class Activation { relu, sigmoid, tanh };
 
 /// The names a config uses for Activation, in the order error messages list them.
-inline const std::vector<std::string>& activation_names() {
-  static const std::vector<std::string> names = {"relu", "sigmoid", "tanh"};
-  return names;
-}
+const std::vector<std::string>& activation_names();
 
 /// The config name of an activation: "relu", "sigmoid" or "tanh".
-inline std::string activation_name(Activation activation) {
-  switch (activation) {
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: break;
-  }
-  return "relu";
-}
+std::string activation_name(Activation activation);
 
 /// Reads an activation setting; a wrong value is recorded in `params` (naming the
 /// choices and the closest one) and `fallback` returned.
-inline Activation read_activation(Params& params, const std::string& key, Activation fallback) {
-  std::string name = params.get_string(key, activation_name(fallback), activation_names());
-  if (name == "sigmoid") return Activation::sigmoid;
-  if (name == "tanh") return Activation::tanh;
-  return Activation::relu;
-}
+Activation read_activation(Params& params, const std::string& key, Activation fallback);
 
 /// A fresh activation module, for a torch::nn::Sequential.
-inline torch::nn::AnyModule make_activation(Activation activation) {
-  switch (activation) {
-    case Activation::sigmoid: return torch::nn::AnyModule(torch::nn::Sigmoid());
-    case Activation::tanh: return torch::nn::AnyModule(torch::nn::Tanh());
-    case Activation::relu: break;
-  }
-  return torch::nn::AnyModule(torch::nn::ReLU());
-}
+torch::nn::AnyModule make_activation(Activation activation);
 
 /// Re-initialises every Conv2d and Linear below `network` as Keras does (Glorot-uniform
 /// kernels, zero biases) instead of LibTorch's Kaiming-uniform, so that training starts as
 /// in a Keras experiment. LibTorch's fan of a conv kernel (channels x kernel area) is
 /// Keras' too. Draws from the global generator, so torch::manual_seed fixes the weights.
-inline void init_like_keras(torch::nn::Module& network) {
-  torch::NoGradGuard no_grad;
-  for (const auto& module : network.modules(/*include_self=*/false)) {
-    if (auto* conv = module->as<torch::nn::Conv2d>()) {
-      torch::nn::init::xavier_uniform_(conv->weight);
-      if (conv->bias.defined()) torch::nn::init::zeros_(conv->bias);
-    } else if (auto* linear = module->as<torch::nn::Linear>()) {
-      torch::nn::init::xavier_uniform_(linear->weight);
-      if (linear->bias.defined()) torch::nn::init::zeros_(linear->bias);
-    }
-  }
-}
+void init_like_keras(torch::nn::Module& network);
 
 // ---------------------------------------------------------------------------------------
 // Conv nets: conv blocks, then dense layers, then the class logits
@@ -231,118 +188,28 @@ struct ConvNetArchitecture {
 
 /// One block per entry of `filters`, each a single convolution then a pooling: the shape
 /// of Keras' classic CNN examples.
-inline std::vector<ConvBlock> single_conv_blocks(const std::vector<int64_t>& filters, int64_t kernel, int64_t stride,
-                                                 Padding padding, int64_t pool, Padding pool_padding) {
-  std::vector<ConvBlock> blocks;
-  for (int64_t f : filters) blocks.push_back(ConvBlock{{ConvLayer{f, kernel, stride, padding}}, pool, pool_padding});
-  return blocks;
-}
+std::vector<ConvBlock> single_conv_blocks(const std::vector<int64_t>& filters, int64_t kernel, int64_t stride,
+                                                 Padding padding, int64_t pool, Padding pool_padding);
 
-namespace detail {
-inline std::string size_text(int64_t width, int64_t height) {
-  return std::to_string(width) + "x" + std::to_string(height);
-}
-}  // namespace detail
-
-/// Throws bachlab::Error naming `model` unless `spec` has at least 1 channel, 1x1 pixels
-/// and 2 classes.
-inline void check_spec(const ModelSpec& spec, const std::string& model) {
-  if (spec.channels < 1 || spec.height < 1 || spec.width < 1 || spec.num_classes < 2)
-    throw Error("model \"" + model + "\": expected an input of at least 1 channel and 1x1 pixels and at least " +
-                "2 classes, found " + std::to_string(spec.channels) + " channels, " +
-                detail::size_text(spec.width, spec.height) + " pixels and " + std::to_string(spec.num_classes) +
-                " classes; check [data] image_size and the class list");
-}
 
 /// Follows a spec.width x spec.height input through every block and records in `params`,
 /// against the key responsible ("kernel_size" or "pool_size"), the first layer that leaves
 /// less than one pixel, with the sizes and the fixes. Returns false if one did.
-inline bool check_shapes(const ConvNetArchitecture& arch, const ModelSpec& spec, Params& params) {
-  using detail::size_text;
-  int64_t height = spec.height, width = spec.width;
-  const std::string input = size_text(spec.width, spec.height);
-  for (size_t b = 0; b < arch.blocks.size(); ++b) {
-    const ConvBlock& block = arch.blocks[b];
-    const std::string where = " shrinks a " + input + " input to ";
-    const std::string after = " after block " + std::to_string(b + 1);
-    for (const ConvLayer& conv : block.convs) {
-      height = keras_output_size(height, conv.kernel, conv.stride, conv.padding);
-      width = keras_output_size(width, conv.kernel, conv.stride, conv.padding);
-      // Only "valid" can get here: "same" keeps at least one pixel.
-      if (height < 1 || width < 1) {
-        params.fail("kernel_size", std::to_string(conv.kernel) + " with " + conv.stride_key + " " +
-                                       std::to_string(conv.stride) + " and padding \"valid\"" + where +
-                                       size_text(width, height) + after +
-                                       "; use padding \"same\", a smaller kernel or a larger image_size");
-        return false;
-      }
-    }
-    height = keras_output_size(height, block.pool, block.pool, block.pool_padding);
-    width = keras_output_size(width, block.pool, block.pool, block.pool_padding);
-    if (height < 1 || width < 1) {
-      params.fail("pool_size", std::to_string(block.pool) + " with pool_padding \"valid\"" + where +
-                                   size_text(width, height) + after +
-                                   "; use pool_padding \"same\", a smaller pool_size or a larger image_size");
-      return false;
-    }
-  }
-  return true;
-}
+bool check_shapes(const ConvNetArchitecture& arch, const ModelSpec& spec, Params& params);
 
 /// The layers of `arch` for inputs of exactly spec's size (the "same" padding depends on
 /// it), ending in spec.num_classes logits. Assumes check_shapes() passed. Weights are
 /// LibTorch's defaults; see init_like_keras().
-inline torch::nn::Sequential build_conv_layers(const ConvNetArchitecture& arch, const ModelSpec& spec) {
-  torch::nn::Sequential layers;
-  int64_t channels = spec.channels, height = spec.height, width = spec.width;
-  for (const ConvBlock& block : arch.blocks) {
-    for (const ConvLayer& conv : block.convs) {
-      if (conv.padding == Padding::same) {
-        auto [top, bottom] = keras_same_padding(height, conv.kernel, conv.stride);
-        auto [left, right] = keras_same_padding(width, conv.kernel, conv.stride);
-        if (top + bottom + left + right > 0)
-          layers->push_back(torch::nn::ZeroPad2d(torch::nn::ZeroPad2dOptions({left, right, top, bottom})));
-      }
-      layers->push_back(torch::nn::Conv2d(
-          torch::nn::Conv2dOptions(channels, conv.filters, conv.kernel).stride(conv.stride)));
-      layers->push_back(make_activation(arch.activation));
-      channels = conv.filters;
-      height = keras_output_size(height, conv.kernel, conv.stride, conv.padding);
-      width = keras_output_size(width, conv.kernel, conv.stride, conv.padding);
-    }
-    if (block.pool_padding == Padding::same) {
-      auto [top, bottom] = keras_same_padding(height, block.pool, block.pool);
-      auto [left, right] = keras_same_padding(width, block.pool, block.pool);
-      // -inf padding is never the maximum, as in TensorFlow's "same" pooling.
-      if (top + bottom + left + right > 0)
-        layers->push_back(torch::nn::ConstantPad2d(torch::nn::ConstantPad2dOptions(
-            {left, right, top, bottom}, -std::numeric_limits<double>::infinity())));
-    }
-    layers->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(block.pool)));
-    height = keras_output_size(height, block.pool, block.pool, block.pool_padding);
-    width = keras_output_size(width, block.pool, block.pool, block.pool_padding);
-  }
-  layers->push_back(torch::nn::Flatten());
-  int64_t features = channels * height * width;
-  for (size_t i = 0; i < arch.hidden_units.size(); ++i) {
-    layers->push_back(torch::nn::Linear(features, arch.hidden_units[i]));
-    layers->push_back(make_activation(arch.activation));
-    if (i < arch.dropout.size() && arch.dropout[i] > 0) layers->push_back(torch::nn::Dropout(arch.dropout[i]));
-    features = arch.hidden_units[i];
-  }
-  layers->push_back(torch::nn::Linear(features, spec.num_classes));
-  return layers;
-}
+torch::nn::Sequential build_conv_layers(const ConvNetArchitecture& arch, const ModelSpec& spec);
 
 /// A Network that is one torch::nn::Sequential, registered as "layers" (so parameters
 /// are named "layers.<index>.weight" in checkpoints).
 class SequentialNetwork : public Network {
  public:
   /// Takes ownership of `layers`.
-  explicit SequentialNetwork(torch::nn::Sequential layers)
-      : layers_(register_module("layers", std::move(layers))) {}
+  explicit SequentialNetwork(torch::nn::Sequential layers);
   /// Runs the layers in order.
-  torch::Tensor forward(torch::Tensor images) override { return layers_->forward(images); }
+  torch::Tensor forward(torch::Tensor images) override;
 
  private:
   torch::nn::Sequential layers_;
@@ -353,14 +220,7 @@ class SequentialNetwork : public Network {
 /// (read by the plugin before this call), then for a layer that shrinks the input to
 /// nothing - in that order, so that a user sees a wrong type before a shape computed from
 /// a fallback value.
-inline std::shared_ptr<Network> build_conv_net(const ConvNetArchitecture& arch, const ModelSpec& spec,
-                                               Params& params, const std::string& model) {
-  check_spec(spec, model);
-  params.check();
-  if (!check_shapes(arch, spec, params)) params.check();
-  auto network = std::make_shared<SequentialNetwork>(build_conv_layers(arch, spec));
-  init_like_keras(*network);
-  return network;
-}
+std::shared_ptr<Network> build_conv_net(const ConvNetArchitecture& arch, const ModelSpec& spec,
+                                               Params& params, const std::string& model);
 
 }  // namespace bachlab::sdk

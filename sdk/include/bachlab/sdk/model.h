@@ -72,6 +72,21 @@ class Network : public torch::nn::Module {
   virtual std::string features_cache_key() const { return ""; }
 };
 
+/// What a model needs of its input, beyond at least 2 classes.
+struct InputNeeds {
+  /// Exactly this many channels (3 is said as "3-channel (RGB) images"); 0: at least 1.
+  int64_t channels = 0;
+  /// Height and width of at least this many pixels.
+  int64_t min_side = 1;
+  /// How to fix it, the message's end.
+  std::string advice = "check [data] image_size and the class list";
+};
+
+/// Throws bachlab::Error naming `model` unless `spec` meets `needs`, e.g. "model
+/// \"vgg16\": expected 3-channel (RGB) images of at least 32x32 pixels and at least 2
+/// classes, found 3 channels, 16x16 pixels and 4 classes; <advice>".
+void check_spec(const ModelSpec& spec, const std::string& model, const InputNeeds& needs = {});
+
 /// The interface a model plugin's factory implements.
 class ModelPlugin {
  public:

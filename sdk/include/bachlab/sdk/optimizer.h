@@ -2,6 +2,7 @@
 /// \file optimizer.h
 /// Optimizer plugins build a torch::optim::Optimizer over the trainable parameter groups.
 
+#include <bachlab/sdk/model.h>
 #include <bachlab/sdk/params.h>
 #include <bachlab/sdk/plugin.h>
 
@@ -16,22 +17,27 @@ namespace bachlab::sdk {
 class OptimizerPlugin {
  public:
   virtual ~OptimizerPlugin() = default;
-  /// Builds the optimizer with one torch param group per entry of `groups`, in order,
-  /// each with the options read from `params`. The host then scales each group's
-  /// learning rate by its ParameterGroup::lr_scale through OptimizerOptions::set_lr.
-  virtual std::unique_ptr<torch::optim::Optimizer> create(
-      const std::vector<std::vector<torch::Tensor>>& groups, Params& params) const = 0;
+  /// Builds the optimizer with one torch param group per entry of `groups` (the model's
+  /// trainable groups), in order, each with the options read from `params` and a
+  /// learning rate of lr * the group's lr_scale. The optimizer is the one owner of each
+  /// group's learning rate: the host's schedule starts from the rates it was built with.
+  virtual std::shared_ptr<torch::optim::Optimizer> create(const std::vector<ParameterGroup>& groups,
+                                                          Params& params) const = 0;
 };
 
 /// Builds a LibTorch optimizer of type `OptimizerT` with one param group per entry of
-/// `groups`, each with a copy of `options`: what most optimizer plugins need.
+/// `groups`, each with a copy of `options` whose lr is scaled by the group's lr_scale:
+/// what most optimizer plugins need.
 template <typename OptimizerT, typename OptionsT>
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(
-    const std::vector<std::vector<torch::Tensor>>& groups, const OptionsT& options) {
+std::shared_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
+                                                        const OptionsT& options) {
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
-  for (const auto& tensors : groups)
-    param_groups.emplace_back(tensors, std::make_unique<OptionsT>(options));
-  return std::make_unique<OptimizerT>(std::move(param_groups), options);
+  for (const auto& group : groups) {
+    auto group_options = std::make_unique<OptionsT>(options);
+    group_options->set_lr(options.get_lr() * group.lr_scale);
+    param_groups.emplace_back(group.parameters, std::move(group_options));
+  }
+  return std::make_shared<OptimizerT>(std::move(param_groups), options);
 }
 
 template <>

@@ -11,16 +11,44 @@
 /// \endcode
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include <torch/version.h>
 
-/// The ABI major version: the host rejects a plugin whose major differs. 2: Params, which
-/// crosses the boundary by reference, records a KeySpec per key asked (a new layout).
-#define BACHLAB_ABI_MAJOR 2
+/// The ABI major version: the host rejects a plugin whose major differs. 3: Params is an
+/// interface whose object lives in libbachlab_sdk.so, the SDK's code is compiled into that
+/// library, and the descriptor records the C++ standard library and compiler (2: Params
+/// was a class of the headers, its layout compiled into every plugin).
+#define BACHLAB_ABI_MAJOR 3
 /// The ABI minor version: the host rejects a plugin built for a newer minor than its own
 /// (it may use interfaces the host does not have) and accepts older ones.
 #define BACHLAB_ABI_MINOR 0
+
+#define BACHLAB_STRINGIFY_(x) #x
+#define BACHLAB_STRINGIFY(x) BACHLAB_STRINGIFY_(x)
+
+/// The C++ standard library and its ABI, which every std::string and std::vector crossing
+/// the boundary depends on: GCC and Clang share the Itanium C++ ABI, but libstdc++'s two
+/// string ABIs (_GLIBCXX_USE_CXX11_ABI) and libc++ lay these types out differently.
+#if defined(_LIBCPP_VERSION)
+#define BACHLAB_CXX_ABI "libc++ ABI " BACHLAB_STRINGIFY(_LIBCPP_ABI_VERSION)
+#elif defined(__GLIBCXX__) && _GLIBCXX_USE_CXX11_ABI
+#define BACHLAB_CXX_ABI "libstdc++ _GLIBCXX_USE_CXX11_ABI=1"
+#elif defined(__GLIBCXX__)
+#define BACHLAB_CXX_ABI "libstdc++ _GLIBCXX_USE_CXX11_ABI=0"
+#else
+#define BACHLAB_CXX_ABI "an unknown C++ standard library"
+#endif
+
+/// The compiler, named in the message when the standard libraries differ.
+#if defined(__clang__)
+#define BACHLAB_COMPILER "Clang " __clang_version__
+#elif defined(__GNUC__)
+#define BACHLAB_COMPILER "GCC " __VERSION__
+#else
+#define BACHLAB_COMPILER "an unknown compiler"
+#endif
 
 /// The C symbol every plugin exports.
 #define BACHLAB_PLUGIN_ENTRY_NAME "bachlab_plugin_descriptor"
@@ -47,8 +75,12 @@ struct bachlab_descriptor {
   /// TORCH_VERSION the plugin was compiled against; must equal the host's.
   const char* torch_version;
   /// The kind's C++ interface (bachlab::sdk::ModelPlugin, ...). Only used after the
-  /// checks above pass.
+  /// checks above and below pass.
   const void* factory;
+  /// BACHLAB_CXX_ABI as the plugin was compiled; must equal the host's. (ABI 3.0)
+  const char* cxx_abi;
+  /// BACHLAB_COMPILER as the plugin was compiled. (ABI 3.0)
+  const char* compiler;
 };
 
 /// Signature of the exported entry point. It never throws and returns null on failure.
@@ -62,6 +94,14 @@ typedef const bachlab_descriptor* (*bachlab_plugin_entry)(void);
 #endif
 
 namespace bachlab::sdk {
+
+/// Why a host must not use the plugin whose entry point returned `descriptor` (null, too
+/// short, another ABI major or a newer minor, an unknown kind or not `expected_kind`,
+/// another LibTorch, another C++ standard library, no name or factory), phrased to follow
+/// "<file>: " and ending with the fix; "" when it may. The one check of a descriptor: the
+/// host's registry and testing.h both make it.
+std::string descriptor_problem(const bachlab_descriptor* descriptor, const std::string& expected_kind = "");
+
 /// Maps a kind word in BACHLAB_PLUGIN to the interface the factory must implement. Each
 /// kind header adds its specialisation.
 template <typename Tag>
@@ -88,7 +128,8 @@ struct tuner;
           sizeof(bachlab_descriptor), BACHLAB_ABI_MAJOR, BACHLAB_ABI_MINOR, #KIND,   \
           NAME, VERSION, DESCRIPTION, TORCH_VERSION,                                          \
           static_cast<const ::bachlab::sdk::KindInterface<                                    \
-              ::bachlab::sdk::kind_tags::KIND>::type*>(&factory)};                            \
+              ::bachlab::sdk::kind_tags::KIND>::type*>(&factory),                             \
+          BACHLAB_CXX_ABI, BACHLAB_COMPILER};                                                 \
       return &descriptor;                                                                     \
     } catch (...) {                                                                           \
       return nullptr;                                                                         \

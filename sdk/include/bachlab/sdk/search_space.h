@@ -44,14 +44,7 @@ struct SearchSpace {
   std::vector<Dimension> dimensions;
 
   /// True if `dimension` is active given the values already chosen in `assignment`.
-  static bool active(const Dimension& dimension, const Assignment& assignment) {
-    if (dimension.parent.empty()) return true;
-    auto it = assignment.find(dimension.parent);
-    if (it == assignment.end()) return false;
-    for (const auto& v : dimension.parent_values)
-      if (v == it->second) return true;
-    return false;
-  }
+  static bool active(const Dimension& dimension, const Assignment& assignment);
 };
 
 }  // namespace bachlab::sdk

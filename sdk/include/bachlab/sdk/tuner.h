@@ -71,7 +71,7 @@ class TunerPlugin {
  public:
   virtual ~TunerPlugin() = default;
   /// Builds the tuner for a search space and study settings.
-  virtual std::unique_ptr<Tuner> create(const SearchSpace& space, const StudySettings& settings,
+  virtual std::shared_ptr<Tuner> create(const SearchSpace& space, const StudySettings& settings,
                                         Params& params) const = 0;
 };
 
