@@ -51,7 +51,11 @@ Figures drive(const StorageUrl& storage, int workers, int64_t trials) {
   for (int w = 0; w < workers; ++w)
     threads.emplace_back([&, w] {
       StudyStore store(storage, options);
-      const std::string owner = fmt::format("bench:{}:{}", w, w);
+      // A SQLite file serves the workers of one machine, so they are this machine's
+      // processes (the store can see they are alive); PostgreSQL's stand for workers on
+      // other machines, which only their heartbeats speak for.
+      const std::string owner = storage.kind == StorageUrl::Kind::Sqlite ? this_process_owner()
+                                                                         : fmt::format("bench:{}:{}", w, w);
       std::mt19937 rng(static_cast<unsigned>(w));
       std::uniform_int_distribution<int> sleep_ms(50, 200);
       std::vector<double> mine;

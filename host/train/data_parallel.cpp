@@ -183,13 +183,12 @@ void DataParallel::sum(const std::vector<torch::Tensor>& tensors) {
   in_place(tensors, "summing the gradients", [&](std::vector<torch::Tensor>& io) { group_->allreduce(io)->wait(timeout_); });
 }
 
-torch::Tensor DataParallel::gather_rows(const torch::Tensor& local) {
-  // The row counts first, then every rank's rows padded to the largest count.
-  torch::Tensor counts = torch::zeros({world_}, torch::kFloat32);
-  counts[rank_] = static_cast<float>(local.size(0));
-  sum({counts});
-  const auto rows = counts.to(torch::kLong);
-  const int64_t most = rows.max().item<int64_t>();
+torch::Tensor DataParallel::gather_rows(const torch::Tensor& local, int64_t rows) {
+  // Every rank's share is known from the batch's size (shard_rows), so one collective
+  // does: each rank's rows padded to the largest share, gathered, trimmed.
+  const int64_t most = shard_rows(rows, 0, world_).second;
+  TORCH_CHECK(local.size(0) == shard(rows).second - shard(rows).first, "gather_rows: rank ", rank_, " holds ",
+              local.size(0), " rows, its share of ", rows, " is ", shard(rows).second - shard(rows).first);
   std::vector<int64_t> padded_shape = local.sizes().vec();
   padded_shape[0] = most;
   torch::Tensor padded = torch::zeros(padded_shape, local.options().device(torch::kCPU));
@@ -202,7 +201,10 @@ torch::Tensor DataParallel::gather_rows(const torch::Tensor& local) {
     work->wait(timeout_);
   });
   std::vector<torch::Tensor> parts;
-  for (int r = 0; r < world_; ++r) parts.push_back(outputs[0][r].slice(0, 0, rows[r].item<int64_t>()));
+  for (int r = 0; r < world_; ++r) {
+    const auto [begin, end] = shard_rows(rows, r, world_);
+    parts.push_back(outputs[0][r].slice(0, 0, end - begin));
+  }
   return torch::cat(parts);
 }
 

@@ -60,8 +60,9 @@ class DataParallel {
   /// into one float buffer and back).
   void sum(const std::vector<torch::Tensor>& tensors);
 
-  /// Every rank's `local` rows, in rank order; the ranks may hold different row counts.
-  torch::Tensor gather_rows(const torch::Tensor& local);
+  /// Every rank's `local` rows, in rank order, where each rank holds its shard() of a
+  /// batch of `rows` rows.
+  torch::Tensor gather_rows(const torch::Tensor& local, int64_t rows);
 
   /// Copies rank 0's values into `tensors` on every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors);

@@ -202,7 +202,7 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
 
     loss_sum += loss_value * static_cast<double>(batch.labels.size(0));
     torch::Tensor batch_probabilities = torch::softmax(logits.detach(), 1).to(torch::kCPU);
-    if (parallel_) batch_probabilities = parallel_->gather_rows(batch_probabilities);
+    if (parallel_) batch_probabilities = parallel_->gather_rows(batch_probabilities, batch.labels.size(0));
     probabilities.push_back(batch_probabilities);
     labels.push_back(batch.labels.to(torch::kCPU));
     const BatchEnd end{epoch, b, batches, loss_sum / static_cast<double>(std::min(n, (b + 1) * batch_size)),
