@@ -411,9 +411,15 @@ TEST_F(CliFolder, RunWithTwoProcessesTrainsAsOneProcessAndWritesOneRunFolder) {
   ASSERT_EQ(two.exit_code, 0) << two.output;
   // Rank 0 alone logs and writes: one run folder, its log lines once.
   EXPECT_EQ(count(two.output, "run folder "), 1u) << two.output;
+  // Both extended by one epoch: the ranks resume from rank 0's last.pt.
+  Result resumed_alone = run("run --resume " + q(run_folder("alone")) + " --epochs 4");
+  ASSERT_EQ(resumed_alone.exit_code, 0) << resumed_alone.output;
+  Result resumed_two = run("run --resume " + q(run_folder("two")) + " --epochs 4 --nproc 2 --timeout 60");
+  ASSERT_EQ(resumed_two.exit_code, 0) << resumed_two.output;
+  EXPECT_NE(resumed_two.output.find("resuming after epoch 3 of 4"), std::string::npos) << resumed_two.output;
   const auto a = history_rows(run_folder("alone") / "history.csv");
   const auto b = history_rows(run_folder("two") / "history.csv");
-  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(a.size(), 4u);
   ASSERT_EQ(b.size(), a.size());
   for (size_t e = 0; e < a.size(); ++e)
     for (size_t c : {2u, 3u, 6u, 7u})  // train loss and accuracy, val loss and accuracy
