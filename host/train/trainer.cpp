@@ -179,8 +179,8 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
     }
     if (extra.defined()) loss = loss + extra;
     optimizer.zero_grad();
+    loss.backward();
     if (parallel_) {
-      loss.backward();
       // The gradients and the loss, summed over the ranks in one collective: every rank
       // then sees the batch's loss and takes the same step.
       std::vector<torch::Tensor> summed;
@@ -197,7 +197,6 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
     if (!std::isfinite(loss_value))
       throw Error(divergence_message(epoch, b, batches, loss_value, all_finite(x),
                                      optimizer.param_groups().front().options().get_lr()));
-    if (!parallel_) loss.backward();
     optimizer.step();
 
     loss_sum += loss_value * static_cast<double>(batch.labels.size(0));
