@@ -80,8 +80,10 @@ wall=$(( $(date +%s) - start ))
 
 run_dir=$(ls -d "$out/bach_benchmark"/*/ | sort | tail -1)
 /usr/bin/env python3 - "$run_dir/metrics.json" "$wall" "$data" <<'PY'
-import json, statistics, sys
+import json, pathlib, statistics, sys, tomllib
 m = json.load(open(sys.argv[1]))
+config = tomllib.loads((pathlib.Path(sys.argv[1]).parent / "config.toml").read_text())
+train, split = config.get("train", {}), config.get("data", {}).get("split", {})
 wall, data = int(sys.argv[2]), sys.argv[3]
 val = m["splits"]["val"]
 folds = m.get("fold_val_accuracy", [])
@@ -89,7 +91,11 @@ sd = statistics.stdev(folds) if len(folds) > 1 else float("nan")
 print()
 print(f"bach_benchmark: {m['config_file']} on {data}" + ("  (SYNTHETIC data: not a BACH result)" if data.startswith("synthetic:") else ""))
 print(f"run folder:       {m['run_dir']}")
-print(f"photos:           {val['size']} (out-of-fold, {len(folds)} folds)")
+group = split.get("group", "none")
+print(f"photos:           {val['size']} (out-of-fold, {len(folds)} folds, "
+      + ("block-grouped: each class's photos in file order cut into contiguous runs" if group == "block"
+         else "random stratified: neighbouring photos of a slide can sit on both sides") + ")")
+print(f"compute:          precision {train.get('precision', 'fp32')}, channels_last {str(train.get('channels_last', False)).lower()}")
 print(f"accuracy:         {val['accuracy']:.4f} +- {sd:.4f} (fold SD; folds: {', '.join(f'{a:.3f}' for a in folds)})")
 if "patch_accuracy" in val:
     print(f"patch accuracy:   {val['patch_accuracy']:.4f} (single patches, not photos)")

@@ -14,6 +14,7 @@
 // --threads=T (default: all cores), --kind=K (only that kind, or "data").
 #include "bench/data/data_benchmarks.h"
 #include "host/plugins/registry.h"
+#include "host/train/precision.h"
 
 #include <bachlab/sdk/param_table.h>
 #include <benchmark/benchmark.h>
@@ -152,37 +153,58 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
     return false;
   }
   const std::string prefix = "model/" + name + "/";
-  benchmark::RegisterBenchmark((prefix + "forward").c_str(), [&registry, name, o, form](benchmark::State& state) {
-    guarded(state, [&] {
-      sdk::ParamTable params = form->params;
-      auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
-      network->eval();
-      torch::NoGradGuard no_grad;
-      auto images = torch::rand({o.batch, 3, o.size, o.size});
-      for (auto _ : state) benchmark::DoNotOptimize(network->forward(images));
-      state.SetItemsProcessed(state.iterations() * o.batch);
-      state.SetLabel(form->label);
-    });
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark((prefix + "train_step").c_str(), [&registry, name, o, form](benchmark::State& state) {
-    guarded(state, [&] {
-      sdk::ParamTable model_params = form->params;
-      auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
-      network->train();
-      sdk::ParamTable optimizer_params("[optimizer]");
-      auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
-      auto images = torch::rand({o.batch, 3, o.size, o.size});
-      auto labels = torch::randint(0, 4, {o.batch}, torch::kLong);
-      for (auto _ : state) {
-        optimizer->zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(network->forward(images), labels);
-        loss.backward();
-        optimizer->step();
-      }
-      state.SetItemsProcessed(state.iterations() * o.batch);
-      state.SetLabel(form->label);
-    });
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  // Each step in the four ways [train] precision and channels_last can compute it: fp32
+  // (the plain names, as before these settings existed), channels-last, bf16 autocast, both.
+  struct Format {
+    const char* suffix;
+    host::Precision precision;
+    bool channels_last;
+  };
+  for (const Format f : {Format{"", host::Precision::fp32, false}, Format{"_channels_last", host::Precision::fp32, true},
+                         Format{"_bf16", host::Precision::bf16, false},
+                         Format{"_bf16_channels_last", host::Precision::bf16, true}}) {
+    benchmark::RegisterBenchmark((prefix + "forward" + f.suffix).c_str(), [&registry, name, o, form, f](benchmark::State& state) {
+      guarded(state, [&] {
+        sdk::ParamTable params = form->params;
+        auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
+        network->eval();
+        if (f.channels_last) host::to_channels_last(*network);
+        torch::NoGradGuard no_grad;
+        auto images = host::model_layout(torch::rand({o.batch, 3, o.size, o.size}), f.channels_last);
+        for (auto _ : state) {
+          host::AutocastScope autocast(f.precision, torch::kCPU);
+          benchmark::DoNotOptimize(network->forward(images));
+        }
+        state.SetItemsProcessed(state.iterations() * o.batch);
+        state.SetLabel(form->label);
+      });
+    })->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark((prefix + "train_step" + f.suffix).c_str(), [&registry, name, o, form, f](benchmark::State& state) {
+      guarded(state, [&] {
+        sdk::ParamTable model_params = form->params;
+        auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
+        network->train();
+        if (f.channels_last) host::to_channels_last(*network);
+        sdk::ParamTable optimizer_params("[optimizer]");
+        auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
+        auto images = host::model_layout(torch::rand({o.batch, 3, o.size, o.size}), f.channels_last);
+        auto labels = torch::randint(0, 4, {o.batch}, torch::kLong);
+        for (auto _ : state) {
+          optimizer->zero_grad();
+          torch::Tensor loss;
+          {
+            // As the trainer's MixedPrecision callback: autocast for the forward pass and the loss only.
+            host::AutocastScope autocast(f.precision, torch::kCPU);
+            loss = torch::nn::functional::cross_entropy(network->forward(images).to(torch::kFloat32), labels);
+          }
+          loss.backward();
+          optimizer->step();
+        }
+        state.SetItemsProcessed(state.iterations() * o.batch);
+        state.SetLabel(form->label);
+      });
+    })->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
   return true;
 }
 

@@ -19,7 +19,8 @@ namespace bachlab::cli {
 namespace {
 
 struct DataSource {
-  std::string config;
+  /// The config file, then any KEY=VALUE overrides (as `bachlab run` takes them).
+  std::vector<std::string> config;
   std::string data;
   std::string layout = "bach";
   std::vector<std::string> classes;
@@ -28,7 +29,8 @@ struct DataSource {
 };
 
 void add_source_options(CLI::App* command, DataSource& source) {
-  command->add_option("config", source.config, "Experiment config (TOML) whose [data] table names the photos");
+  command->add_option("config", source.config,
+                      "Experiment config (TOML) whose [data] table names the photos, then KEY=VALUE overrides");
   auto* data = command->add_option("--data", source.data, "A dataset folder instead of a config");
   command->add_option("--layout", source.layout, "With --data: bach (Photos/<Class>/ + CSV) or folders")
       ->check(CLI::IsMember({"bach", "folders"}));
@@ -45,7 +47,10 @@ void add_source_options(CLI::App* command, DataSource& source) {
 host::DataConfig resolve(const DataSource& source) {
   host::DataConfig config;
   if (!source.config.empty()) {
-    host::Config loaded = host::Config::load(source.config);
+    const ConfigArguments given = split_config_arguments(source.config);
+    if (given.files.size() != 1)
+      throw UsageError(fmt::format("give one config file, then KEY=VALUE overrides (got {} files)", given.files.size()));
+    host::Config loaded = host::Config::load(given.files.front(), given.overrides);
     config = host::read_data_config(loaded);
     // Only [data] is read here, so only its tables' problems are reported.
     std::vector<std::string> problems;
@@ -114,13 +119,22 @@ void add_data_commands(CLI::App& app) {
   on_run(prepare_command, [] {
     host::DataConfig config = resolve(prepare_source);
     if (size > 0) config.image_size = size;
+    // A stain target fitted on the training photos depends on the split or fold, which
+    // only a run knows: what can be cached ahead is what a run prepares first, the photos
+    // before stain normalisation.
+    const bool per_split_target = host::stain_target_from_training(config);
+    if (per_split_target) config.stain_normalize = "none";
+    const host::Dataset dataset = host::discover_dataset(config);  // draws a synthetic set: not timed
     const auto start = std::chrono::steady_clock::now();
-    const host::Dataset dataset = host::discover_dataset(config);
     const host::PreparedData prepared = host::prepare_dataset(dataset, config);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const int64_t n = prepared.images.size(0);
-    std::cout << fmt::format("prepared {} photos at {}x{} in {:.2f} s ({:.1f} photos/s): {}\n", n, config.image_size,
-                             config.image_size, seconds, double(n) / seconds, prepared.cache_note);
+    std::cout << fmt::format("prepared {} photos ({}: {}x{}) in {:.2f} s ({:.1f} photos/s): {}\n", n,
+                             host::prepared_size_text(config), prepared.images.size(3), prepared.images.size(2),
+                             seconds, double(n) / seconds, prepared.cache_note);
+    if (per_split_target)
+      std::cout << "stain normalisation not applied: its target is fitted on each split's or fold's training photos "
+                   "when the run starts (set [data] stain_reference to fix one target and cache normalised photos)\n";
     if (!prepared.cache_file.empty()) std::cout << "cache: " << prepared.cache_file.string() << "\n";
     for (const auto& skipped : prepared.dataset.skipped) std::cout << "skipped " << skipped << "\n";
     return 0;

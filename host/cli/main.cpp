@@ -6,6 +6,7 @@
 #include <bachlab/sdk/param_table.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 namespace bachlab::cli {
@@ -35,6 +36,15 @@ std::string option_hint(CLI::App* command, int argc, char** argv) {
     return hint.empty() ? "" : "unknown option " + argument + "; did you mean " + hint + "?";
   }
   return "";
+}
+
+// "PATH: what the system said (what was being done)" for a std::filesystem error, whose
+// what() repeats the call's name and quotes in its own format.
+std::string filesystem_problem(const std::filesystem::filesystem_error& e) {
+  std::string text = e.path1().empty() ? std::string() : e.path1().string() + ": ";
+  text += e.code().message();
+  if (!e.path2().empty()) text += " (with " + e.path2().string() + ")";
+  return text;
 }
 
 }  // namespace
@@ -93,6 +103,11 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the system refused (no permission, too long, a file where a folder should be):
+    // the user's to fix, so said as an error about that path, not an internal one.
+    std::cerr << "error: " << cli::filesystem_problem(e) << "\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";

@@ -1,5 +1,6 @@
 // `bachlab run`, `bachlab eval` and `bachlab predict`.
 #include "host/cli/commands.h"
+#include "host/cli/prediction_format.h"
 #include "host/report/heatmap.h"
 #include "host/train/runner.h"
 #include "host/util/atomic_file.h"
@@ -206,7 +207,7 @@ void add_run_commands(CLI::App& app) {
     std::vector<std::string> classes;
     std::vector<fs::path> files(images.begin(), images.end());
     auto predictions = host::predict_images(predict_dir, files, &classes);
-    std::cout << host::format_predictions(predictions, classes, format);
+    std::cout << format_predictions(predictions, classes, format);
     if (!heatmap_dir.empty()) {
       fs::create_directories(heatmap_dir);
       for (const auto& p : predictions) {

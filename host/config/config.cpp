@@ -130,9 +130,23 @@ Table parse_text(const std::string& text, const std::string& file) {
 // A config is a page of settings; anything larger is not one.
 constexpr uintmax_t kMaxConfigBytes = 1 << 20;
 
-Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
+// The type of the file at `path`; not_found when it is not there. std::filesystem's
+// throwing calls would let a path the system refuses (longer than its limit, a file used
+// as a folder, no permission to look) escape as its own exception: here every such answer
+// is an Error that names the path and, through `what`, the key that gave it.
+fs::file_type file_type_of(const fs::path& path, const std::string& what) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec && status.type() != fs::file_type::not_found)
+    throw Error(what + path.string() + ": cannot look at this path (" + ec.message() + ")");
+  return status.type();
+}
+
+Table load_file(const fs::path& path, std::vector<fs::path>& chain, const std::string& what) {
+  const fs::file_type type = file_type_of(path, what);
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(path, ec);
+  if (ec) canonical = path.lexically_normal();
   for (const auto& seen : chain) {
     if (seen == canonical) {
       std::string cycle;
@@ -142,16 +156,17 @@ Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
   }
   // Only regular files of a sane size: `extends = "/dev/zero"` would read until memory runs
   // out, a FIFO would block for ever, and a folder would read as an empty config.
-  const auto status = fs::status(path, ec);
-  if (fs::exists(status) && !fs::is_regular_file(status))
+  if (type == fs::file_type::not_found) throw Error(path.string() + ": cannot read config file (no such file)");
+  if (type != fs::file_type::regular)
     throw Error(path.string() + ": cannot read config file (it is " +
-                (fs::is_directory(status) ? "a folder" : "not a regular file but a device, pipe or socket") +
+                (type == fs::file_type::directory ? "a folder" : "not a regular file but a device, pipe or socket") +
                 "); name a .toml file");
-  if (fs::exists(status) && fs::file_size(path, ec) > kMaxConfigBytes)
-    throw Error(path.string() + ": cannot read config file (it is " + std::to_string(fs::file_size(path, ec)) +
+  const uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes)
+    throw Error(path.string() + ": cannot read config file (it is " + std::to_string(size) +
                 " bytes; a config is at most " + std::to_string(kMaxConfigBytes) + " bytes); name a .toml file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot read config file (" + (fs::exists(path) ? "permission denied" : "no such file") + ")");
+  if (!in) throw Error(path.string() + ": cannot read config file (permission denied)");
   std::stringstream buffer;
   buffer << in.rdbuf();
   Table table = parse_text(buffer.str(), path.string());
@@ -163,10 +178,11 @@ Table load_file(const fs::path& path, std::vector<fs::path>& chain) {
     throw Error(extends->second.origin.prefix() + "extends must be a string naming a config file (was " +
                 sdk::type_name(extends->second.value) + " " + sdk::to_string(extends->second.value) + ")");
   fs::path base_path = fs::path(*base_name).is_absolute() ? fs::path(*base_name) : path.parent_path() / *base_name;
-  if (!fs::exists(base_path))
+  const std::string extends_key = extends->second.origin.prefix() + "extends: ";
+  if (file_type_of(base_path, extends_key) == fs::file_type::not_found)
     throw Error(extends->second.origin.prefix() + "extends names " + base_path.string() + ", which does not exist");
   chain.push_back(canonical);
-  Table merged = load_file(base_path, chain);
+  Table merged = load_file(base_path, chain, extends_key);
   chain.pop_back();
   merge(merged, std::move(table));
   merged.values.erase("extends");
@@ -284,7 +300,7 @@ Config& Config::operator=(Config&&) noexcept = default;
 Config Config::load(const fs::path& path) {
   Config config;
   std::vector<fs::path> chain;
-  config.impl_->root = load_file(path, chain);
+  config.impl_->root = load_file(path, chain, "config file: ");
   config.path_ = path;
   return config;
 }

@@ -107,6 +107,11 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
 
   out.split.folds = int(split.get_int("folds", 0, {0, 1000}));
   if (out.split.folds == 1) split.fail("folds", "must be 0 (no k-fold) or at least 2 (was 1)");
+  out.split.group = split.get_string("group", out.split.group, {"none", "block"});
+  if (out.split.group != "none" && out.split.folds < 2)
+    split.fail("group", fmt::format("only applies to k-fold cross-validation (folds is {}); set folds = 5, say, or "
+                                    "remove group",
+                                    out.split.folds));
   const bool fractions_given = split.has("train") || split.has("val") || split.has("test");
   out.split.train = split.get_float("train", out.split.train, {0.0, 1.0});
   out.split.val = split.get_float("val", out.split.val, {0.0, 1.0});

@@ -39,6 +39,11 @@ struct SplitOptions {
   /// 0 = one train/val/test split; k >= 2 = stratified k-fold, each fold held out once as
   /// validation with no test part. Default: 0.
   int folds = 0;
+  /// How k-fold keeps related photos together: "none" (photos dealt to folds at random)
+  /// or "block" (each class's photos in file-name order, cut into contiguous runs:
+  /// block_kfold() in split.h; BACH numbers a slide's photos consecutively, so this keeps
+  /// a slide's photos out of its own validation fold). Default: "none".
+  std::string group = "none";
 };
 
 struct DataConfig {

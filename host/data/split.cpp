@@ -101,6 +101,31 @@ std::vector<Split> stratified_kfold(const std::vector<int64_t>& labels, int fold
   return out;
 }
 
+std::vector<Split> block_kfold(const std::vector<int64_t>& labels, int folds) {
+  if (folds < 2) throw Error(fmt::format("block_kfold: folds must be at least 2 (was {})", folds));
+  if (labels.empty()) throw Error("block_kfold: there are no labels to split");
+  std::map<int64_t, std::vector<int64_t>> by_class;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0)
+      throw Error(fmt::format("block_kfold: label {} at index {} is negative; labels are class indices", labels[i], i));
+    by_class[labels[i]].push_back(int64_t(i));
+  }
+  std::vector<Split> out(static_cast<size_t>(folds));
+  for (const auto& [label, items] : by_class) {
+    const auto n = int64_t(items.size());
+    if (n < folds)
+      throw Error(fmt::format("block_kfold: class {} has {} images, fewer than folds = {}; every fold needs each "
+                              "class, so use at most {} folds",
+                              label, n, folds, n));
+    for (int64_t j = 0; j < n; ++j) {
+      const auto fold = size_t(j * folds / n);
+      for (size_t k = 0; k < out.size(); ++k) (k == fold ? out[k].val : out[k].train).push_back(items[size_t(j)]);
+    }
+  }
+  for (auto& split : out) sort_parts(split);
+  return out;
+}
+
 void write_split(const fs::path& file, const Dataset& dataset, const Split& split) {
   std::string ext = file.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });

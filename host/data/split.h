@@ -27,6 +27,15 @@ Split stratified_split(const std::vector<int64_t>& labels, double train, double 
 /// than folds.
 std::vector<Split> stratified_kfold(const std::vector<int64_t>& labels, int folds, uint64_t seed);
 
+/// `folds` splits like stratified_kfold(), but each class's images, in their order in
+/// `labels` (the dataset's file-name order), are cut into `folds` contiguous runs whose
+/// sizes differ by at most one; run k of every class is fold k's validation part. Photos
+/// numbered in slide order (BACH numbers the photos of a slide consecutively) stay with
+/// their neighbours, so a slide straddles two folds at most at a run's edge, where random
+/// folds put most slides on both sides. Needs no seed: the runs follow from the order.
+/// Throws Error as stratified_kfold() does.
+std::vector<Split> block_kfold(const std::vector<int64_t>& labels, int folds);
+
 /// Writes the file lists of `split` (paths relative to the dataset root, with labels) to
 /// `file`: JSON for .json, CSV (part,file,label) for .csv. Temp file then rename.
 void write_split(const std::filesystem::path& file, const Dataset& dataset, const Split& split);

@@ -122,6 +122,11 @@ torch::Tensor aggregate_patches(const torch::Tensor& probabilities, const std::s
   throw Error("[eval.patches] aggregate must be one of \"mean\", \"vote\", \"max\" (was \"" + aggregate + "\")");
 }
 
+torch::Tensor aggregate_photo(const PhotoPatches& patches, const std::string& aggregate) {
+  const bool any = patches.counted.any().item<bool>();
+  return aggregate_patches(any ? patches.probabilities.index({patches.counted}) : patches.probabilities, aggregate);
+}
+
 double PhotoPredictions::patch_accuracy() const {
   return patch_total > 0 ? static_cast<double>(patch_correct) / static_cast<double>(patch_total)
                          : std::numeric_limits<double>::quiet_NaN();

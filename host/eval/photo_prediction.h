@@ -82,6 +82,11 @@ struct PhotoPatches {
   torch::Tensor counted;
 };
 
+/// The photo's probabilities (K) from its patches: the patches that had min_tissue enter
+/// the aggregate, all of them when none had. What predict_photos() gives each photo, for
+/// patches averaged elsewhere first (a fold ensemble).
+torch::Tensor aggregate_photo(const PhotoPatches& patches, const std::string& aggregate);
+
 struct PhotoPredictions {
   /// (N, K) float: one row per photo.
   torch::Tensor probabilities;

@@ -288,22 +288,6 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
   }
 }
 
-fs::path create_run_folder(const fs::path& output, const std::string& experiment) {
-  const std::string stamp = now_text("%Y%m%d-%H%M%S");
-  const fs::path parent = output / experiment;
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec)
-    throw Error(parent.string() + ": cannot create the run folder (" + ec.message() +
-                "); set [experiment] output to a writable folder");
-  for (int n = 1;; ++n) {
-    fs::path candidate = parent / (n == 1 ? std::string(stamp) : fmt::format("{}-{}", stamp, n));
-    // create_directory is atomic: two runs started in the same second get different folders.
-    if (fs::create_directory(candidate, ec)) return candidate;
-    if (ec) throw Error(candidate.string() + ": cannot create the run folder (" + ec.message() + ")");
-  }
-}
-
 std::string format_report_html(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
   std::ostringstream h;
   auto image = [&](const char* file, const char* alt) {

@@ -125,10 +125,6 @@ std::pair<double, double> mean_and_sd(const std::vector<double>& values);
 /// A training time as a table shows it: "12.3s", "4m05s", "2h10m"; "-" if not finite.
 std::string format_duration(double seconds);
 
-/// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
-/// runs start in the same second).
-std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
-
 /// How many misclassified photos a report lists (and draws heatmaps of).
 constexpr size_t kMistakesListed = 48;
 

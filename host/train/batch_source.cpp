@@ -12,4 +12,11 @@ Batch WholeImages::batch(int64_t begin, int64_t end) const {
   return {split_.images.index_select(0, rows), split_.labels.index_select(0, rows), rows};
 }
 
+Batch FeatureBatches::batch(int64_t begin, int64_t end) const {
+  Batch out = images_.batch(begin, end);
+  out.images = features_.index_select(0, out.rows);
+  out.features = true;
+  return out;
+}
+
 }  // namespace bachlab::host

@@ -26,6 +26,9 @@ struct Batch {
   torch::Tensor labels;
   /// Row of each sample's source image in the split (several rows repeat for patches).
   torch::Tensor rows;
+  /// `images` holds a frozen backbone's features, one row per sample, which only the
+  /// model's head takes (FeatureBatches); false for pixels.
+  bool features = false;
 };
 
 class BatchSource {
@@ -54,6 +57,22 @@ class WholeImages : public BatchSource {
  private:
   const TensorSplit& split_;
   torch::Tensor order_;
+};
+
+/// The batches of `images` with each sample's pixels replaced by its image's row of
+/// `features`: a frozen backbone's training batches. The order is drawn by `images`, so the
+/// epoch draws what it would with pixels.
+class FeatureBatches : public BatchSource {
+ public:
+  /// Keeps a reference: `images` must outlive this source.
+  FeatureBatches(BatchSource& images, torch::Tensor features) : images_(images), features_(std::move(features)) {}
+  int64_t start_epoch(torch::Generator& generator) override { return images_.start_epoch(generator); }
+  Batch batch(int64_t begin, int64_t end) const override;
+  const TensorSplit* whole_images() const override { return images_.whole_images(); }
+
+ private:
+  BatchSource& images_;
+  torch::Tensor features_;
 };
 
 }  // namespace bachlab::host

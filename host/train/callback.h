@@ -3,9 +3,15 @@
 // callbacks and Lightning's Callback. Trainer::fit() is a small loop:
 //
 //   on_train_begin
-//   for each epoch:  on_epoch_begin -> batches (on_batch_end after each step)
-//                    -> validation -> on_epoch_end
+//   for each epoch:  on_epoch_begin -> batches -> validation -> on_epoch_end
+//     each batch:    on_batch_begin -> forward -> on_before_backward -> backward
+//                    -> (gradients reduced over ranks) -> on_before_optimizer_step
+//                    -> step -> on_batch_end
 //   on_train_end     (not when an exception ends training: a kill must look the same)
+//
+// The batch hooks are where numerics plug in without touching the loop: mixed precision
+// opens its autocast scope in on_batch_begin and closes it in on_before_backward
+// (host/train/precision.h); gradient clipping would act in on_before_optimizer_step.
 //
 // Early stopping, the learning-rate schedule, the frozen-feature cache, checkpoints,
 // progress output and history.csv are callbacks (one file each under host/train/). They
@@ -22,6 +28,14 @@ namespace bachlab::host {
 class Trainer;
 class BatchSource;
 struct EpochRecord;
+
+/// Which batch is about to be computed.
+struct BatchBegin {
+  /// 1-based epoch; 0-based batch index and the epoch's number of batches.
+  int64_t epoch = 0;
+  int64_t batch = 0;
+  int64_t batches = 0;
+};
 
 /// What a callback learns after each optimizer step.
 struct BatchEnd {
@@ -44,6 +58,13 @@ class TrainingCallback {
   virtual void on_train_begin(Trainer&) {}
   /// Before the batches of `epoch` (1-based) are drawn from `train`.
   virtual void on_epoch_begin(Trainer&, int64_t epoch, BatchSource& train) {}
+  /// Before the batch's forward pass.
+  virtual void on_batch_begin(Trainer&, const BatchBegin&) {}
+  /// After the forward pass and the loss, before backward.
+  virtual void on_before_backward(Trainer&) {}
+  /// After backward (and the ranks' gradient sum), before the optimizer's step; the
+  /// gradients are the whole batch's.
+  virtual void on_before_optimizer_step(Trainer&) {}
   /// After each optimizer step.
   virtual void on_batch_end(Trainer&, const BatchEnd&) {}
   /// After the epoch's validation; `record` is already the last of Trainer::history().

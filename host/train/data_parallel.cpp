@@ -1,6 +1,7 @@
 #include "host/train/data_parallel.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/model.h>
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -211,6 +212,38 @@ torch::Tensor DataParallel::gather_rows(const torch::Tensor& local, int64_t rows
 void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
   in_place(tensors, "copying rank 0's weights",
            [&](std::vector<torch::Tensor>& io) { group_->broadcast(io)->wait(timeout_); });
+}
+
+void DataParallelStep::start(sdk::Network& model) {
+  // Every rank starts from rank 0's weights (they are built from the same seed; this makes
+  // it so whatever a model's initialisation does).
+  std::vector<torch::Tensor> state;
+  for (auto& p : model.parameters()) state.push_back(p);
+  for (auto& b : model.buffers()) state.push_back(b);
+  parallel_->broadcast(state);
+}
+
+torch::Tensor DataParallelStep::objective(const torch::Tensor& loss, const torch::Tensor& logits,
+                                          const torch::Tensor& extra, int64_t local_rows, int64_t batch_rows) const {
+  // This rank's share of the batch's mean loss (and of the regularization term), so that
+  // the gradients summed over the ranks are those of the whole batch. A rank whose share
+  // is empty (a last batch smaller than the group) adds zeros.
+  torch::Tensor share = local_rows == 0 ? logits.sum() * 0.0
+                                        : loss * (static_cast<double>(local_rows) / static_cast<double>(batch_rows));
+  if (extra.defined()) share = share + extra / static_cast<double>(parallel_->world());
+  return share;
+}
+
+double DataParallelStep::reduce(sdk::Network& model, const torch::Tensor& objective) {
+  // The gradients and the loss, summed over the ranks in one collective: every rank then
+  // sees the batch's loss and takes the same step.
+  std::vector<torch::Tensor> summed;
+  for (auto& p : model.parameters())
+    if (p.requires_grad() && p.grad().defined()) summed.push_back(p.mutable_grad());
+  torch::Tensor total = objective.detach().reshape({1}).to(torch::kCPU, torch::kFloat32).clone();
+  summed.push_back(total);
+  parallel_->sum(summed);
+  return total.item<double>();
 }
 
 std::string DataParallel::share(const std::string& key, const std::string& value) {

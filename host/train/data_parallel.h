@@ -16,6 +16,8 @@
 // BACHLAB_WORLD_SIZE, BACHLAB_MASTER and BACHLAB_TIMEOUT_S set (launch_ranks); each of them
 // joins the group with DataParallel::from_environment(). Rank 0 alone writes the run folder.
 
+#include "host/train/step_strategy.h"
+
 #include <torch/torch.h>
 
 #include <chrono>
@@ -92,6 +94,25 @@ class DataParallel {
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+};
+
+/// The training step of one rank of `parallel` (step_strategy.h): each batch's rows are
+/// shared out, each rank differentiates its share of the batch's mean loss, the gradients
+/// and the loss are summed over the ranks in one collective, and only rank 0 writes
+/// checkpoints.
+class DataParallelStep : public StepStrategy {
+ public:
+  explicit DataParallelStep(std::shared_ptr<DataParallel> parallel) : parallel_(std::move(parallel)) {}
+  void start(sdk::Network& model) override;
+  std::pair<int64_t, int64_t> shard(int64_t rows) const override { return parallel_->shard(rows); }
+  torch::Tensor objective(const torch::Tensor& loss, const torch::Tensor& logits, const torch::Tensor& extra,
+                          int64_t local_rows, int64_t batch_rows) const override;
+  double reduce(sdk::Network& model, const torch::Tensor& objective) override;
+  torch::Tensor gather(const torch::Tensor& local, int64_t rows) override { return parallel_->gather_rows(local, rows); }
+  bool writes_checkpoints() const override { return parallel_->leader(); }
+
+ private:
+  std::shared_ptr<DataParallel> parallel_;
 };
 
 /// What `bachlab run --nproc N [--nnodes M --node-rank R --master HOST:PORT]` asks for.

@@ -102,9 +102,13 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
     out.emplace_back("photo_prediction", "grid stride " + std::to_string(photo.stride) + ", " + photo.aggregate);
   }
   if (photo.tta != "none") out.emplace_back("tta", photo.tta);
+  if (train.precision != Precision::fp32) out.emplace_back("precision", precision_name(train.precision));
+  if (train.channels_last) out.emplace_back("channels_last", "true");
   out.emplace_back("batch_size", std::to_string(train.batch_size));
   out.emplace_back("epochs", std::to_string(train.epochs));
-  if (data.split.folds > 0) out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold");
+  if (data.split.folds > 0)
+    out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold" +
+                                             (data.split.group == "block" ? ", block-grouped" : ", random"));
   if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
   if (train.feature_cache.augmented_copies > 0 && model && model->has_frozen_features())
@@ -132,6 +136,9 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   if (overrides.seed) plan.experiment.seed = *overrides.seed;
   plan.train = read_train_settings(config);
   if (overrides.epochs) plan.train.epochs = *overrides.epochs;
+  std::string precision_warning;
+  plan.train.precision = resolve_precision(plan.train.precision, torch::Device(plan.train.device), precision_warning);
+  if (!precision_warning.empty()) plan.warnings.push_back(precision_warning);
   plan.data = read_data_config(config, plan.experiment.seed);
   // Beside the prepared tensors they are computed from, so one cache_dir holds both.
   plan.train.feature_cache.folder = plan.data.cache_dir / "features";

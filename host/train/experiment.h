@@ -74,6 +74,9 @@ struct ExperimentPlan {
   std::string augmentations_key;
   int64_t trainable_parameters = 0;
   int64_t frozen_parameters = 0;
+  /// What the plan changed from the config and the run should say (bf16 on a CPU without
+  /// it), one line each.
+  std::vector<std::string> warnings;
 
   /// The objects the trainer needs.
   TrainerParts trainer_parts() const;

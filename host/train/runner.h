@@ -4,6 +4,8 @@
 //                    on every split -> run folder (see host/report/run_report.h)
 //   evaluate_run:    rebuild a run's model from its folder and measure it again
 //   predict_images:  class probabilities for new photos, preprocessed as in training
+// (runner.cpp, evaluation.cpp, prediction.cpp; cross_validation.cpp for k-fold; the run
+// folder itself in run_folder.h)
 // A run folder holds run.json with what is needed to reopen it: the config file it was
 // started from (its relative paths are resolved against that file's folder), the
 // command-line overrides, and the normalization fitted on the training split.
@@ -12,6 +14,7 @@
 #include "host/report/run_report.h"
 #include "host/train/data_parallel.h"
 #include "host/train/experiment.h"
+#include "host/train/run_folder.h"
 
 #include <filesystem>
 #include <iosfwd>
@@ -52,15 +55,6 @@ RunSummary run_experiment(const std::filesystem::path& config_file, const RunOpt
 /// Throws the Error run_experiment would. A resumed run (options.resume) checks nothing.
 void check_experiment(const std::filesystem::path& config_file, const RunOptions& options);
 
-/// The newest folder under <output>/<experiment>/ of `config_file` holding a checkpoint;
-/// throws Error naming the folder searched if there is none.
-std::filesystem::path latest_run(const std::filesystem::path& config_file);
-
-/// Throws Error saying what changed if the photos the run's config names now are not those
-/// the run was trained on (its photos.csv: paths, sizes and, except for a synthetic set,
-/// modification times). Resume and eval check this themselves.
-void check_run_photos(const std::filesystem::path& run_dir);
-
 /// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
 /// metrics.json, the figures and report.html, and returns the summary.
 /// `overrides` (KEY=VALUE) change the saved config for this evaluation only, e.g.
@@ -92,10 +86,6 @@ std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir
                                             const std::vector<std::filesystem::path>& images,
                                             std::vector<std::string>* classes = nullptr,
                                             const std::vector<std::filesystem::path>& plugin_paths = {});
-
-/// `predictions` as "table", "csv" or "json".
-std::string format_predictions(const std::vector<ImagePrediction>& predictions,
-                               const std::vector<std::string>& classes, const std::string& format);
 
 /// The model's input from a [0,1] float batch under `normalization`; empty (no work) for
 /// unit statistics.

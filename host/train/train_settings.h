@@ -2,14 +2,16 @@
 // The [train] table and its sub-tables, read once through Params so that every mistake is
 // reported with file, line, rule and value:
 //
-//   [train]                        epochs, batch_size, threads, device, label_smoothing,
-//                                  restore_best
+//   [train]                        epochs, batch_size, threads, device, precision,
+//                                  channels_last, label_smoothing, restore_best
 //   [train.early_stopping]         monitor, patience, min_delta
 //   [train.schedule]               type = "none" | "step" | "cosine" | "plateau", and
 //                                  step_size, gamma (step); factor, patience, monitor
 //                                  (plateau); min_lr (cosine, plateau)
 //   [train.feature_cache]          augmented_copies, disk: the frozen-feature cache of
 //                                  transfer models (host/train/feature_cache.h)
+
+#include "host/train/precision.h"
 
 #include <bachlab/sdk/param_table.h>
 
@@ -80,6 +82,11 @@ struct TrainSettings {
   int64_t threads = 0;
   /// "cpu" or "cuda" (only where LibTorch was built with CUDA). Default: "cpu".
   std::string device = "cpu";
+  /// The forward pass's number format: "fp32", or "bf16" (autocast; see precision.h).
+  /// Default: fp32.
+  Precision precision = Precision::fp32;
+  /// Images and convolution weights in the channels-last layout. Default: false.
+  bool channels_last = false;
   /// Cross-entropy label smoothing in [0, 1). Default: 0.
   double label_smoothing = 0.0;
   /// Test with the best epoch's weights (by early_stopping.monitor) instead of the last

@@ -5,6 +5,7 @@
 #include "host/train/state_json.h"
 #include "host/train/lr_schedule.h"
 #include "host/train/model_state.h"
+#include "host/train/precision.h"
 #include "host/train/progress.h"
 #include "host/util/memory.h"
 
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace bachlab::host {
 
@@ -32,6 +34,13 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The likely cause of a divergence, and what to change.
+std::string learning_rate_advice(double lr) {
+  return fmt::format("The likely cause is a learning rate too high for this model and optimizer (lr {:g}); lower "
+                     "[optimizer] lr, e.g. tenfold",
+                     lr);
+}
+
 // What to say when the loss stops being a number: the likely cause first.
 std::string divergence_message(int64_t epoch, int64_t batch, int64_t batches, double loss, bool inputs_finite,
                                double lr) {
@@ -41,9 +50,7 @@ std::string divergence_message(int64_t epoch, int64_t batch, int64_t batches, do
                                "loss is {}; check the augmentations' settings (a fill value such as cval = nan) and "
                                "the input data",
                                loss);
-  return where + fmt::format("the loss is {}. The likely cause is a learning rate too high for this model and "
-                             "optimizer (lr {:g}); lower [optimizer] lr, e.g. tenfold",
-                             loss, lr);
+  return where + fmt::format("the loss is {}. ", loss) + learning_rate_advice(lr);
 }
 
 // set_batch_hook()'s callback.
@@ -74,9 +81,11 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   std::vector<double> base_lrs;
   for (auto& group : parts_.optimizer->param_groups()) base_lrs.push_back(group.options().get_lr());
   parts_.model->to(device_);
+  if (settings_.channels_last) to_channels_last(*parts_.model);
   early_stopping_ = std::make_shared<EarlyStopping>(settings_.early_stopping, settings_.restore_best);
   add_callback(early_stopping_);
   add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, std::move(base_lrs)));
+  if (settings_.precision != Precision::fp32) add_callback(std::make_shared<MixedPrecision>(settings_.precision));
   if (parts_.model->has_frozen_features()) {
     FeatureInputs inputs;
     inputs.transform = normalize_;
@@ -93,13 +102,13 @@ void Trainer::add_callback(std::shared_ptr<TrainingCallback> callback) { callbac
 
 void Trainer::set_checkpoint_dir(const fs::path& folder) {
   checkpoints_ = std::make_shared<Checkpoints>(folder);
-  checkpoints_->set_writing(!parallel_ || parallel_->leader());
+  checkpoints_->set_writing(strategy_->writes_checkpoints());
   add_callback(checkpoints_);
 }
 
 void Trainer::set_data_parallel(std::shared_ptr<DataParallel> parallel) {
-  parallel_ = std::move(parallel);
-  if (checkpoints_) checkpoints_->set_writing(!parallel_ || parallel_->leader());
+  strategy_ = std::make_shared<DataParallelStep>(std::move(parallel));
+  if (checkpoints_) checkpoints_->set_writing(strategy_->writes_checkpoints());
 }
 
 void Trainer::set_progress(std::ostream* out, bool interactive) {
@@ -132,14 +141,21 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   return train_epoch(source, epoch);
 }
 
+torch::Tensor Trainer::logits(const torch::Tensor& inputs, bool features) {
+  auto& model = *parts_.model;
+  if (features) return model.head(inputs.to(device_)).to(torch::kFloat32);
+  return model.forward(model_layout(normalize_(inputs).to(device_), settings_.channels_last)).to(torch::kFloat32);
+}
+
 EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   auto& model = *parts_.model;
   auto& optimizer = *parts_.optimizer;
   model.train();
-  // Frozen backbone: the epoch's features, computed once; only the head runs per batch.
-  const torch::Tensor features =
-      frozen_features_ ? frozen_features_->training_features(model, train, epoch) : torch::Tensor();
-  const int64_t n = train.start_epoch(generator_);
+  // Frozen backbone: batches of the epoch's features, computed once; only the head runs.
+  std::optional<FeatureBatches> feature_batches;
+  if (frozen_features_) feature_batches.emplace(train, frozen_features_->training_features(model, train, epoch));
+  BatchSource& source = feature_batches ? static_cast<BatchSource&>(*feature_batches) : train;
+  const int64_t n = source.start_epoch(generator_);
   const int64_t batch_size = settings_.batch_size;
   const int64_t batches = (n + batch_size - 1) / batch_size;
   const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(settings_.label_smoothing);
@@ -151,62 +167,39 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   double loss_sum = 0;
   const auto start = Clock::now();
   for (int64_t b = 0; b < batches; ++b) {
-    const Batch batch = train.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
-    torch::Tensor y = batch.labels.to(device_);
-    torch::Tensor x;
-    if (features.defined()) {
-      x = features.index_select(0, batch.rows);
-    } else {
-      // Every rank augments the whole batch, so that it draws what one process would.
-      x = to_unit(batch.images);
+    const Batch batch = source.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
+    const int64_t rows = batch.labels.size(0);
+    for (auto& callback : callbacks_) callback->on_batch_begin(*this, BatchBegin{epoch, b, batches});
+    // Every process augments the whole batch, so that it draws what one process would.
+    torch::Tensor x = batch.images;
+    if (!batch.features) {
+      x = to_unit(x);
       for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
     }
-    if (parallel_) {
-      const auto [begin, end] = parallel_->shard(x.size(0));
-      x = x.slice(0, begin, end);
-      y = y.slice(0, begin, end);
-    }
-    torch::Tensor logits = features.defined() ? model.head(x.to(device_)) : model.forward(normalize_(x).to(device_));
-    torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
-    torch::Tensor extra = model.regularization();
-    if (parallel_) {
-      // This rank's share of the batch's mean loss (and of the regularization term), so
-      // that the gradients summed over the ranks are those of the whole batch.
-      // A rank whose share is empty (a last batch smaller than the group) adds zeros.
-      loss = y.size(0) == 0 ? logits.sum() * 0.0
-                            : loss * (static_cast<double>(y.size(0)) / static_cast<double>(batch.labels.size(0)));
-      if (extra.defined()) extra = extra / static_cast<double>(parallel_->world());
-    }
-    if (extra.defined()) loss = loss + extra;
+    const auto [begin, end] = strategy_->shard(rows);
+    x = x.slice(0, begin, end);
+    const torch::Tensor y = batch.labels.slice(0, begin, end).to(device_);
+    const torch::Tensor batch_logits = logits(x, batch.features);
+    const torch::Tensor objective = strategy_->objective(F::cross_entropy(batch_logits, y, loss_options), batch_logits,
+                                                         model.regularization(), y.size(0), rows);
+    for (auto& callback : callbacks_) callback->on_before_backward(*this);
     optimizer.zero_grad();
-    loss.backward();
-    if (parallel_) {
-      // The gradients and the loss, summed over the ranks in one collective: every rank
-      // then sees the batch's loss and takes the same step.
-      std::vector<torch::Tensor> summed;
-      for (auto& p : model.parameters())
-        if (p.requires_grad() && p.grad().defined()) summed.push_back(p.mutable_grad());
-      torch::Tensor total = loss.detach().reshape({1}).to(torch::kCPU, torch::kFloat32).clone();
-      summed.push_back(total);
-      parallel_->sum(summed);
-      loss = total;
-    }
+    objective.backward();
+    const double loss_value = strategy_->reduce(model, objective);
     // Stop at the first non-finite loss: a step on it would make every weight NaN, and
     // everything after (metrics, checkpoints, predictions) would be meaningless.
-    const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value))
       throw Error(divergence_message(epoch, b, batches, loss_value, all_finite(x),
                                      optimizer.param_groups().front().options().get_lr()));
+    for (auto& callback : callbacks_) callback->on_before_optimizer_step(*this);
     optimizer.step();
 
-    loss_sum += loss_value * static_cast<double>(batch.labels.size(0));
-    torch::Tensor batch_probabilities = torch::softmax(logits.detach(), 1).to(torch::kCPU);
-    if (parallel_) batch_probabilities = parallel_->gather_rows(batch_probabilities, batch.labels.size(0));
-    probabilities.push_back(batch_probabilities);
+    loss_sum += loss_value * static_cast<double>(rows);
+    probabilities.push_back(strategy_->gather(torch::softmax(batch_logits.detach(), 1).to(torch::kCPU), rows));
     labels.push_back(batch.labels.to(torch::kCPU));
-    const BatchEnd end{epoch, b, batches, loss_sum / static_cast<double>(std::min(n, (b + 1) * batch_size)),
-                       seconds_since(start)};
-    for (auto& callback : callbacks_) callback->on_batch_end(*this, end);
+    const BatchEnd end_of_batch{epoch, b, batches, loss_sum / static_cast<double>(std::min(n, (b + 1) * batch_size)),
+                                seconds_since(start)};
+    for (auto& callback : callbacks_) callback->on_batch_end(*this, end_of_batch);
   }
   if (n == 0) return {kNaN, kNaN, kNaN, kNaN};
   torch::Tensor p = torch::cat(probabilities);
@@ -218,6 +211,7 @@ Prediction Trainer::predict(const TensorSplit& data) {
   auto& model = *parts_.model;
   model.eval();
   torch::NoGradGuard no_grad;
+  AutocastScope autocast(settings_.precision, device_);
   const int64_t n = data.images.size(0);
   const bool has_labels = data.labels.defined();
   const auto loss_options = F::CrossEntropyFuncOptions()
@@ -228,15 +222,23 @@ Prediction Trainer::predict(const TensorSplit& data) {
   double loss_sum = 0;
   for (int64_t start = 0; start < n; start += settings_.batch_size) {
     const int64_t end = std::min(n, start + settings_.batch_size);
-    torch::Tensor logits = features.defined()
-                               ? model.head(features.slice(0, start, end).to(device_))
-                               : model.forward(normalize_(to_unit(data.images.slice(0, start, end))).to(device_));
+    const torch::Tensor batch_logits = features.defined() ? logits(features.slice(0, start, end), true)
+                                                          : logits(to_unit(data.images.slice(0, start, end)), false);
     if (has_labels)
-      loss_sum += F::cross_entropy(logits, data.labels.slice(0, start, end).to(device_), loss_options).item<double>();
-    probabilities.push_back(torch::softmax(logits, 1).to(torch::kCPU));
+      loss_sum +=
+          F::cross_entropy(batch_logits, data.labels.slice(0, start, end).to(device_), loss_options).item<double>();
+    probabilities.push_back(torch::softmax(batch_logits, 1).to(torch::kCPU));
   }
   Prediction out;
   out.probabilities = probabilities.empty() ? torch::empty({0, 0}) : torch::cat(probabilities);
+  // A model whose outputs are not numbers has diverged even when its training loss looked
+  // finite (a last step that overflowed, weights restored from a bad epoch): no accuracy,
+  // checkpoint choice or prediction may be made of them.
+  if (const int64_t bad = n - out.probabilities.isfinite().all(1).sum().item<int64_t>(); bad > 0)
+    throw Error(fmt::format("the model's class probabilities are not finite (NaN or infinite) for {} of {} inputs: "
+                            "the model has diverged. ",
+                            bad, n) +
+                learning_rate_advice(parts_.optimizer->param_groups().front().options().get_lr()));
   out.loss = kNaN;
   if (has_labels && n > 0) {
     out.loss = loss_sum / static_cast<double>(n);
@@ -257,14 +259,7 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
     torch::manual_seed(seed_);
     started_ = true;
   }
-  if (parallel_) {
-    // Every rank starts from rank 0's weights (they are built from the same seed; this
-    // makes it so whatever a model's initialisation does).
-    std::vector<torch::Tensor> state;
-    for (auto& p : parts_.model->parameters()) state.push_back(p);
-    for (auto& b : parts_.model->buffers()) state.push_back(b);
-    parallel_->broadcast(state);
-  }
+  strategy_->start(*parts_.model);
   const auto start = Clock::now();
   for (auto& callback : callbacks_) callback->on_train_begin(*this);
   for (int64_t epoch = epochs_done() + 1; epoch <= settings_.epochs && !stopped_early(); ++epoch) {
@@ -277,9 +272,9 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
     // The last batch's step can still overflow the weights with a finite loss.
     if (const std::string bad = first_non_finite(trained_state(*parts_.model)); !bad.empty())
       throw Error(fmt::format("training diverged in epoch {}: after its last batch the weights ({}) hold NaN or "
-                              "infinite values. The likely cause is a learning rate too high for this model and "
-                              "optimizer (lr {:g}); lower [optimizer] lr, e.g. tenfold",
-                              epoch, bad, record.lr));
+                              "infinite values. ",
+                              epoch, bad) +
+                  learning_rate_advice(record.lr));
     record.val = {kNaN, kNaN, kNaN, kNaN};
     if (val.size() > 0) {
       Prediction p = validate_ ? validate_(val) : predict(val);

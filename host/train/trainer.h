@@ -17,6 +17,7 @@
 #include "host/train/early_stopping.h"
 #include "host/train/feature_cache.h"
 #include "host/train/frozen_features.h"
+#include "host/train/step_strategy.h"
 #include "host/eval/history.h"
 #include "host/train/train_settings.h"
 
@@ -149,6 +150,9 @@ class Trainer {
 
  private:
   torch::Tensor to_unit(const torch::Tensor& batch) const;
+  /// The model's float32 logits of `inputs`: pixels in [0,1] (normalised and laid out
+  /// here) through the whole model, or a frozen backbone's features through its head.
+  torch::Tensor logits(const torch::Tensor& inputs, bool features);
 
   TrainerParts parts_;
   TrainSettings settings_;
@@ -162,7 +166,8 @@ class Trainer {
   /// Set when the model has a frozen backbone.
   std::shared_ptr<FrozenFeatures> frozen_features_;
   std::shared_ptr<Checkpoints> checkpoints_;
-  std::shared_ptr<DataParallel> parallel_;
+  /// How a step is shared between processes: one process unless set_data_parallel().
+  std::shared_ptr<StepStrategy> strategy_ = std::make_shared<StepStrategy>();
   std::vector<EpochRecord> history_;
   bool started_ = false;  // fit() or resume() set the default generator already
 };

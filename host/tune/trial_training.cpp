@@ -408,8 +408,25 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
   for (const auto& trial : top_trials(trials, study.settings.top_k)) {
     ++rank;
     const std::string name = fmt::format("{}-trial-{:04d}", rank, trial.record.id);
-    const fs::path run_dir = latest_run_in(top / name);
+    // A folder of this name may hold another study's retrain (study.db removed and the
+    // study begun again with another seed or space): reused only when its key matches.
+    Overrides keyed = pinned_split(config);
+    keyed.emplace_back("experiment.name", name);
+    keyed.emplace_back("experiment.output", ".");
+    const std::string key = trial_key(config, trial.record.params, keyed, study.settings.seed);
+    const fs::path root = top / name;
+    if (fs::exists(root) && !key_matches(root, key)) {
+      if (options.progress)
+        *options.progress << fmt::format("{}: retrained with other settings, seed or data than trial {} of this "
+                                         "study; training it again\n",
+                                         root.string(), trial.record.id);
+      fs::remove_all(root);
+    }
+    fs::create_directories(root);
+    if (!key_matches(root, key)) write_file_atomic(root / kTrialKeyFile, key);
+    const fs::path run_dir = latest_run_in(root);
     if (auto done = finished_run(run_dir, trial.record.epochs)) {
+      check_run_photos(run_dir);
       out.push_back(*done);
       continue;
     }
@@ -421,9 +438,7 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
     if (!run_dir.empty()) {
       run.resume = run_dir;
     } else {
-      Overrides extra = pinned_split(config);
-      extra.emplace_back("experiment.name", name);
-      extra.emplace_back("experiment.output", ".");
+      Overrides extra = keyed;
       if (options.threads > 0) extra.emplace_back("train.threads", options.threads);
       write_file_atomic(file, fmt::format("# Rank {} of the study {}: trial {} ({} = {}) retrained and tested.\n", rank,
                                           study.file.string(), trial.record.id, study.settings.objective,

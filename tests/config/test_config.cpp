@@ -107,6 +107,22 @@ TEST_F(ConfigTest, MissingFileAndMissingBase) {
             child.string() + ":2: extends names " + (dir / "base.toml").string() + ", which does not exist");
 }
 
+TEST_F(ConfigTest, APathTheSystemRefusesIsAnErrorNamingTheKeyAndThePath) {
+  // A file name longer than the system's limit (255 bytes): std::filesystem throws its own
+  // exception for it, which once escaped Config::load (found by fuzz_config).
+  const std::string name = std::string(300, 'x') + ".toml";
+  auto child = write("child.toml", "\nextends = \"" + name + "\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(child); }),
+            child.string() + ":2: extends: " + (dir / name).string() + ": cannot look at this path (File name too long)");
+  EXPECT_EQ(message_of([&] { Config::load(dir / name); }),
+            "config file: " + (dir / name).string() + ": cannot look at this path (File name too long)");
+  // A file used as a folder is just not there.
+  auto as_folder = write("as_folder.toml", "extends = \"child.toml/base.toml\"\n");
+  EXPECT_EQ(message_of([&] { Config::load(as_folder); }),
+            as_folder.string() + ":1: extends names " + (dir / "child.toml/base.toml").string() +
+                ", which does not exist");
+}
+
 TEST_F(ConfigTest, ExtendsCycleIsAnError) {
   write("a.toml", "extends = \"b.toml\"\n");
   write("b.toml", "extends = \"a.toml\"\n");

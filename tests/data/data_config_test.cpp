@@ -142,6 +142,30 @@ TEST(DataConfigTest, FoldsRules) {
                                 "c.toml:40: [data.split] folds must be 0 (no k-fold) or at least 2 (was 1)"}));
 }
 
+TEST(DataConfigTest, GroupedFoldsRules) {
+  Tables tables;
+  tables.data.set("source", std::string("synthetic"));
+  tables.split.set("folds", int64_t(5), {"c.toml", 40});
+  tables.split.set("group", std::string("block"), {"c.toml", 41});
+  EXPECT_EQ(tables.read().split.group, "block");
+  EXPECT_TRUE(tables.problems().empty());
+
+  Tables without_folds;
+  without_folds.data.set("source", std::string("synthetic"));
+  without_folds.split.set("group", std::string("block"), {"c.toml", 41});
+  without_folds.read();
+  EXPECT_EQ(without_folds.problems(),
+            (std::vector<std::string>{"c.toml:41: [data.split] group only applies to k-fold cross-validation (folds "
+                                      "is 0); set folds = 5, say, or remove group"}));
+  Tables unknown;
+  unknown.data.set("source", std::string("synthetic"));
+  unknown.split.set("folds", int64_t(5), {"c.toml", 40});
+  unknown.split.set("group", std::string("slide"), {"c.toml", 41});
+  unknown.read();
+  ASSERT_EQ(unknown.problems().size(), 1u);
+  EXPECT_NE(unknown.problems()[0].find("c.toml:41: [data.split] group"), std::string::npos) << unknown.problems()[0];
+}
+
 TEST(DataConfigTest, ReadsThroughTheConfigLoader) {
   Config config = Config::parse(
       "[data]\nroot = \"photos\"\nimage_size = 32\n[data.split]\nseed = 5\n[data.synthetic]\nper_class = 3\n",

@@ -143,6 +143,54 @@ TEST(KFoldTest, BadArguments) {
             "most 2 folds");
 }
 
+TEST(BlockKFoldTest, EachClassIsCutIntoContiguousRunsInFileOrder) {
+  // Two classes of 10 and 7 photos, interleaved as a dataset's sorted files are not, to
+  // check that runs follow each class's own order.
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 10; ++i) labels.push_back(0);
+  for (int i = 0; i < 7; ++i) labels.push_back(1);
+  const std::vector<Split> folds = block_kfold(labels, 3);
+  ASSERT_EQ(folds.size(), 3u);
+  std::vector<std::vector<int64_t>> held_out;
+  for (const Split& fold : folds) {
+    expect_partition({fold.train, fold.val}, labels.size());
+    held_out.push_back(fold.val);
+  }
+  expect_partition(held_out, labels.size());
+  // Class 0 (indices 0-9): runs of 4, 3, 3; class 1 (10-16): 3, 2, 2.
+  EXPECT_EQ(folds[0].val, (std::vector<int64_t>{0, 1, 2, 3, 10, 11, 12}));
+  EXPECT_EQ(folds[1].val, (std::vector<int64_t>{4, 5, 6, 13, 14}));
+  EXPECT_EQ(folds[2].val, (std::vector<int64_t>{7, 8, 9, 15, 16}));
+}
+
+TEST(BlockKFoldTest, NeighboursShareAFoldWhereRandomFoldsSeparateThem) {
+  // What the grouping is for: photos numbered in slide order. Count the pairs of
+  // neighbouring photos of one class that land in different validation folds. Sorted by
+  // class, as a dataset's files are.
+  std::vector<int64_t> labels;
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 50; ++i) labels.push_back(c);
+  auto separated = [&](const std::vector<Split>& folds) {
+    std::vector<int> fold_of(labels.size());
+    for (size_t k = 0; k < folds.size(); ++k)
+      for (int64_t i : folds[k].val) fold_of[size_t(i)] = int(k);
+    int count = 0;
+    for (size_t i = 1; i < labels.size(); ++i) count += labels[i] == labels[i - 1] && fold_of[i] != fold_of[i - 1];
+    return count;
+  };
+  // 4 classes x 4 run edges.
+  EXPECT_EQ(separated(block_kfold(labels, 5)), 16);
+  EXPECT_GT(separated(stratified_kfold(labels, 5, 0)), 100);
+}
+
+TEST(BlockKFoldTest, BadArguments) {
+  EXPECT_EQ(error_of([] { block_kfold({0, 1}, 1); }), "block_kfold: folds must be at least 2 (was 1)");
+  EXPECT_EQ(error_of([] { block_kfold({0, 0, 0, 1, 1}, 3); }),
+            "block_kfold: class 1 has 2 images, fewer than folds = 3; every fold needs each class, so use at most 2 "
+            "folds");
+  EXPECT_EQ(error_of([] { block_kfold({}, 2); }), "block_kfold: there are no labels to split");
+}
+
 Dataset tiny_dataset() {
   Dataset dataset;
   dataset.classes = {"Normal", "Benign"};

@@ -1,6 +1,7 @@
 // The whole path on a tiny synthetic dataset: run -> run folder -> eval -> predict, and a
 // run resumed in a new "process" (config re-read from the run folder) ending where an
 // uninterrupted run ends.
+#include "host/cli/prediction_format.h"
 #include "host/config/config.h"
 #include "host/data/data.h"
 #include "host/data/synth.h"
@@ -180,16 +181,16 @@ TEST_F(RunTest, PredictPrintsOneRowPerImageInEachFormat) {
   }
 
   ImagePrediction fixed{"a,b.png", "Benign", {0.1, 0.6, 0.2, 0.1}};
-  EXPECT_EQ(format_predictions({fixed}, classes, "csv"),
+  EXPECT_EQ(cli::format_predictions({fixed}, classes, "csv"),
             "image,predicted,Normal,Benign,InSitu,Invasive\n\"a,b.png\",Benign,0.100000,0.600000,0.200000,0.100000\n");
-  EXPECT_EQ(format_predictions({fixed}, classes, "table"),
+  EXPECT_EQ(cli::format_predictions({fixed}, classes, "table"),
             "image    predicted  Normal  Benign  InSitu  Invasive\n"
             "a,b.png  Benign     0.1000  0.6000  0.2000    0.1000\n");
-  auto json = nlohmann::json::parse(format_predictions({fixed}, classes, "json"));
+  auto json = nlohmann::json::parse(cli::format_predictions({fixed}, classes, "json"));
   EXPECT_EQ(json[0]["image"], "a,b.png");
   EXPECT_EQ(json[0]["predicted"], "Benign");
   EXPECT_DOUBLE_EQ(json[0]["probabilities"]["InSitu"].get<double>(), 0.2);
-  EXPECT_THROW(format_predictions({fixed}, classes, "xml"), Error);
+  EXPECT_THROW(cli::format_predictions({fixed}, classes, "xml"), Error);
 }
 
 // k-fold cross-validation: each fold a complete run folder validating on its own fold; the

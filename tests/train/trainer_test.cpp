@@ -5,6 +5,7 @@
 #include "host/train/trainer.h"
 #include "tests/train/synthetic_tensors.h"
 
+#include <ATen/autocast_mode.h>
 #include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
@@ -302,6 +303,103 @@ TEST_F(TrainerTest, NonFiniteInputsAreBlamedOnTheAugmentationsNotTheLearningRate
   EXPECT_NE(message.find("training diverged in epoch 1, batch "), std::string::npos) << message;
   EXPECT_NE(message.find("pixel values (after any [[augment]] plugins) are not all finite"), std::string::npos)
       << message;
+}
+
+// Records the step hooks in the order the loop calls them, and what each one can see.
+class StepRecorder : public TrainingCallback {
+ public:
+  void on_batch_begin(Trainer&, const BatchBegin& batch) override {
+    events.push_back("begin " + std::to_string(batch.epoch) + "." + std::to_string(batch.batch));
+    autocast_in_forward.push_back(at::autocast::is_cpu_enabled());
+  }
+  void on_before_backward(Trainer&) override { events.push_back("before_backward"); }
+  void on_before_optimizer_step(Trainer& trainer) override {
+    events.push_back("before_step");
+    autocast_in_step.push_back(at::autocast::is_cpu_enabled());
+    double norm = 0;
+    for (const auto& p : trainer.model().parameters())
+      if (p.grad().defined()) norm += p.grad().norm().item<double>();
+    gradient_norms.push_back(norm);
+  }
+  void on_batch_end(Trainer&, const BatchEnd&) override { events.push_back("end"); }
+
+  std::vector<std::string> events;
+  std::vector<bool> autocast_in_forward, autocast_in_step;
+  std::vector<double> gradient_norms;
+};
+
+TEST_F(TrainerTest, ACallbackOfItsOwnSeesEveryStepHookInOrderWithTheBatchsGradients) {
+  Trainer trainer(parts(5, 0.01), settings(1), 5);
+  auto recorder = std::make_shared<StepRecorder>();
+  trainer.add_callback(recorder);
+  trainer.fit(train_, val_);
+  // 96 images in batches of 16: six steps.
+  std::vector<std::string> expected;
+  for (int b = 0; b < 6; ++b)
+    for (std::string event : {"begin 1." + std::to_string(b), std::string("before_backward"),
+                              std::string("before_step"), std::string("end")})
+      expected.push_back(event);
+  EXPECT_EQ(recorder->events, expected);
+  for (double norm : recorder->gradient_norms) EXPECT_GT(norm, 0.0) << "backward ran before the step hook";
+  for (bool on : recorder->autocast_in_forward) EXPECT_FALSE(on) << "fp32 opens no autocast scope";
+}
+
+TEST_F(TrainerTest, Bf16RunsTheForwardPassUnderAutocastAndStillLearns) {
+  TrainSettings s = settings(15);
+  s.precision = Precision::bf16;
+  Trainer trainer(parts(7, 0.01), s, 7);
+  auto recorder = std::make_shared<StepRecorder>();
+  trainer.add_callback(recorder);
+  trainer.fit(train_, val_);
+  ASSERT_FALSE(recorder->autocast_in_forward.empty());
+  for (bool on : recorder->autocast_in_forward) EXPECT_TRUE(on) << "the forward pass runs under autocast";
+  for (bool on : recorder->autocast_in_step) EXPECT_FALSE(on) << "backward and the step run outside it";
+  EXPECT_FALSE(at::autocast::is_cpu_enabled()) << "nothing is left switched on after training";
+  for (const auto& p : trainer.model().parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32) << "weights stay fp32";
+  EXPECT_GE(accuracy(trainer.predict(test_).probabilities, test_.labels), 0.6);
+}
+
+TEST_F(TrainerTest, Bf16PredictionIsCloseToFp32ButComputedInBf16) {
+  TrainSettings bf16 = settings(1);
+  bf16.precision = Precision::bf16;
+  Trainer a(parts(7, 0.01), settings(1), 7);
+  Trainer b(parts(7, 0.01), bf16, 7);
+  const torch::Tensor fp32_probabilities = a.predict(test_).probabilities;
+  const torch::Tensor bf16_probabilities = b.predict(test_).probabilities;
+  EXPECT_EQ(bf16_probabilities.scalar_type(), torch::kFloat32);
+  EXPECT_FALSE(torch::equal(fp32_probabilities, bf16_probabilities)) << "bf16 changed nothing: autocast was off";
+  EXPECT_LT((fp32_probabilities - bf16_probabilities).abs().max().item<double>(), 0.02);
+}
+
+TEST_F(TrainerTest, ChannelsLastLaysOutTheConvolutionWeightsAndKeepsTheNumbers) {
+  TrainSettings s = settings(3);
+  s.channels_last = true;
+  Trainer a(parts(11, 0.01), settings(3), 11);
+  Trainer b(parts(11, 0.01), s, 11);
+  int four_d = 0;
+  for (const auto& p : b.model().parameters())
+    if (p.dim() == 4) {
+      ++four_d;
+      EXPECT_TRUE(p.is_contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  EXPECT_GT(four_d, 0);
+  const auto history_a = a.fit(train_, val_).history;
+  const auto history_b = b.fit(train_, val_).history;
+  for (size_t e = 0; e < history_a.size(); ++e) EXPECT_NEAR(history_a[e].train.loss, history_b[e].train.loss, 1e-4);
+  EXPECT_TRUE(torch::allclose(a.predict(test_).probabilities, b.predict(test_).probabilities, 1e-4, 1e-5));
+}
+
+TEST_F(TrainerTest, NonFiniteOutputsStopPredictionWithTheDivergenceAdvice) {
+  TrainerParts p = parts(5, 0.01);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : p.model->parameters()) parameter.fill_(std::numeric_limits<float>::infinity());
+  }
+  Trainer trainer(p, settings(1), 5);
+  EXPECT_EQ(error_of([&] { trainer.predict(test_); }),
+            "the model's class probabilities are not finite (NaN or infinite) for 40 of 40 inputs: the model has "
+            "diverged. The likely cause is a learning rate too high for this model and optimizer (lr 0.01); lower "
+            "[optimizer] lr, e.g. tenfold");
 }
 
 // Flips one bit of `file` inside the bytes of `tensor` as stored there.

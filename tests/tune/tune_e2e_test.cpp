@@ -246,6 +246,37 @@ TEST_F(TuneEndToEndTest, ATrialFolderTrainedWithOtherParamsIsNeverReused) {
   EXPECT_DOUBLE_EQ(history_lr(), 0.00235) << "the earlier trial 0's results were taken for this one";
 }
 
+// The top trials' retraining folder (top/<rank>-trial-<id>) of a study begun again after
+// its study.db was removed: the earlier study's run there is never reported as this one's.
+TEST_F(TuneEndToEndTest, ARetrainedTopTrialOfAnotherStudyIsNeverReused) {
+  const fs::path file = folder_ / "study.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                      << "[tune]\nmax_trials = 1\nepochs = 1\ntop_k = 1\n";
+  StudyConfig study = load_study_config(file, registry_);
+  study.settings.folder = folder_;
+  StoredTrial trial;
+  trial.record.id = 0;
+  trial.record.state = sdk::TrialRecord::State::Complete;
+  trial.record.epochs = 1;
+  trial.record.params = {{"optimizer.plugin", std::string("adam")}, {"optimizer.lr", 0.0804}};
+  trial.objective = 0.5;
+  auto retrained_lr = [&] {
+    const auto runs = retrain_top_trials(study, {trial}, options_);
+    return runs.at(0).history.at(0).lr;
+  };
+  EXPECT_DOUBLE_EQ(retrained_lr(), 0.0804);
+  // The same study asked again (a resumed study): the retrain is reused, not trained again.
+  const fs::path key = folder_ / "top" / "1-trial-0000" / "trial-key.txt";
+  ASSERT_TRUE(fs::exists(key));
+  const auto first = fs::last_write_time(key);
+  EXPECT_DOUBLE_EQ(retrained_lr(), 0.0804);
+  EXPECT_EQ(fs::last_write_time(key), first);
+  // Another study's best trial 0, in the same folder.
+  trial.record.params["optimizer.lr"] = 0.00235;
+  EXPECT_DOUBLE_EQ(retrained_lr(), 0.00235) << "the earlier study's retrain was taken for this one";
+}
+
 // Workers live only as long as their coordinator: a kill -9 of `bachlab tune --workers 2`
 // stops both workers (their trials stay "running" until --resume hands them out again).
 TEST_F(TuneEndToEndTest, KillingTheCoordinatorStopsItsWorkers) {

@@ -1,0 +1,128 @@
+// k-fold cross-validation: each fold a complete run folder, then the pooled out-of-fold
+// summary of the whole (see run_steps.h).
+#include "host/train/run_steps.h"
+
+#include "host/util/atomic_file.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <ostream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+fs::path fold_folder(const fs::path& run_dir, int fold) { return run_dir / fmt::format("fold-{}", fold + 1); }
+
+// The summary of a cross-validation from its folds' summaries and validation predictions,
+// written as the run folder's report: the folds' out-of-fold predictions pooled (every image
+// predicted once, by the model that did not train on it) give the "val" metrics; the
+// history is the folds' mean per epoch.
+RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const std::vector<RunSummary>& folds,
+                              const std::vector<ValPrediction>& predictions, const std::string& config_toml) {
+  RunSummary base = folds.front();
+  base.run_dir = run_dir.string();
+  base.started = run.started;
+  base.history.clear();
+  base.history_sd.clear();
+  base.splits.clear();
+  base.seconds = 0;
+  base.best_epoch = 0;
+  base.stopped_early = false;
+  size_t epochs = folds.front().history.size();
+  for (const auto& f : folds) {
+    epochs = std::min(epochs, f.history.size());
+    base.seconds += f.seconds;
+    base.stopped_early = base.stopped_early || f.stopped_early;
+    base.weights = f.weights;
+    base.fold_val_accuracy.push_back(f.split("val")->metrics.accuracy);
+  }
+  // The out-of-fold rows only: each photo once, predicted by the fold that did not train on it.
+  base.predictions.clear();
+  for (const auto& f : folds)
+    for (const auto& part : f.predictions)
+      if (part.split == "val") base.predictions.push_back(part);
+  const auto n = static_cast<double>(folds.size());
+  for (size_t e = 0; e < epochs; ++e) {
+    EpochRecord mean;
+    mean.epoch = folds.front().history[e].epoch;
+    mean.lr = folds.front().history[e].lr;
+    for (const auto& f : folds) {
+      const EpochRecord& r = f.history[e];
+      for (auto [to, from] : {std::pair{&mean.train, &r.train}, std::pair{&mean.val, &r.val}}) {
+        to->loss += from->loss / n;
+        to->accuracy += from->accuracy / n;
+        to->auroc_micro += from->auroc_micro / n;
+        to->auroc_macro += from->auroc_macro / n;
+      }
+      mean.seconds += r.seconds;
+    }
+    base.history.push_back(mean);
+    // The folds' spread around that mean, for the band around the curves.
+    EpochRecord sd = mean;
+    for (EpochMetrics EpochRecord::*to : {&EpochRecord::train, &EpochRecord::val}) {
+      for (double EpochMetrics::*metric : {&EpochMetrics::loss, &EpochMetrics::accuracy, &EpochMetrics::auroc_micro,
+                                           &EpochMetrics::auroc_macro}) {
+        std::vector<double> values;
+        for (const auto& f : folds) values.push_back((f.history[e].*to).*metric);
+        (sd.*to).*metric = mean_and_sd(values).second;
+      }
+    }
+    base.history_sd.push_back(sd);
+  }
+  std::vector<torch::Tensor> probabilities, labels;
+  double loss = 0;
+  int64_t images = 0, patch_correct = 0, patch_total = 0;
+  for (const auto& p : predictions) {
+    probabilities.push_back(p.probabilities);
+    labels.push_back(p.labels);
+    loss += p.loss * static_cast<double>(p.labels.size(0));
+    images += p.labels.size(0);
+    patch_correct += p.patch_correct;
+    patch_total += p.patch_total;
+  }
+  base.splits.push_back({"val", images,
+                         compute_metrics(torch::cat(probabilities), torch::cat(labels), loss / static_cast<double>(images)),
+                         patch_accuracy(patch_correct, patch_total)});
+  write_run_report(run_dir, base, config_toml);
+  return base;
+}
+
+// k-fold cross-validation: fold k trains in <run>/fold-<k> (a complete run folder each, so
+// `bachlab eval` and `predict` take it), then the run folder itself gets the pooled
+// summary. A killed cross-validation resumes each fold where it stopped; finished folds
+// are only predicted again, not retrained.
+RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
+  const ExperimentPlan& plan = opened.plan;
+  const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
+  if (fresh) {
+    run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    write_file_atomic(run_dir / "config.toml", config_toml);
+    write_run_file(run_dir, run);
+  }
+  std::vector<RunSummary> folds;
+  std::vector<ValPrediction> predictions;
+  for (int k = 0; k < plan.data.split.folds; ++k) {
+    const fs::path folder = fold_folder(run_dir, k);
+    const bool fold_fresh = !fs::exists(folder / "run.json");
+    RunFile fold_run = run;
+    fold_run.fold = k;
+    if (!fold_fresh) fold_run = read_run_file(folder);
+    // Each fold plans the experiment again: a model of its own, initialised from the seed.
+    Opened fold = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
+                              options.plugin_paths);
+    predictions.emplace_back();
+    folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
+  }
+  RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
+  if (options.progress)
+    *options.progress << fmt::format("{}: {}-fold cross-validation, out-of-fold accuracy {:.4f}; wrote {}\n",
+                                     plan.experiment.name, plan.data.split.folds, summary.split("val")->metrics.accuracy,
+                                     (run_dir / "report.html").string());
+  return summary;
+}
+
+}  // namespace bachlab::host

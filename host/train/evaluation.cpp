@@ -1,0 +1,69 @@
+// `bachlab eval`: a finished run measured again with its own weights on its own split.
+#include "host/train/run_steps.h"
+
+#include "host/util/atomic_file.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <ostream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPrediction* val_out,
+                        const std::vector<std::string>& overrides) {
+  RunFile run = read_run_file(run_dir);
+  Config saved = load_run_config(run_dir, run);
+  saved.apply_overrides(overrides);
+  Opened opened = open_config(std::move(saved), PlanOverrides{run.epochs, run.seed}, {});
+  ExperimentPlan& plan = opened.plan;
+  if (plan.data.split.folds > 0 && !run.fold) {
+    // A cross-validation: each fold again, then the pooled summary.
+    std::vector<RunSummary> folds;
+    std::vector<ValPrediction> predictions;
+    for (int k = 0; k < plan.data.split.folds; ++k) {
+      predictions.emplace_back();
+      folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back(), overrides));
+    }
+    return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
+  }
+  SplitData data = load_data(plan, run.fold);
+  check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Evaluating");
+
+  // The split is recomputed from the config; if the photos changed since the run, the
+  // numbers would silently be of other images, so compare with the saved file lists.
+  const fs::path check = run_dir / "split.check.csv";
+  write_split(check, data.prepared.dataset, data.split);
+  const bool same = read_file(check) == read_file(run_dir / "split.csv");
+  fs::remove(check);
+  if (!same)
+    throw Error((run_dir / "split.csv").string() +
+                ": the dataset no longer gives this run's split (photos were added, removed or renamed since); "
+                "evaluate with the original photos, or start a new run");
+
+  Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
+  trainer.set_checkpoint_dir(run_dir / "checkpoints");
+  trainer.set_progress(progress, false);
+  if (!trainer.resume())
+    throw Error((run_dir / "checkpoints" / "last.pt").string() +
+                ": no checkpoint; the run never finished an epoch. Resume it with `bachlab run --resume " +
+                run_dir.string() + "`");
+  if (plan.train.restore_best && trainer.best_epoch() > 0) trainer.load_weights(run_dir / "checkpoints" / "best.pt");
+  torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
+  RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
+  if (const std::string note = write_mistake_heatmaps(run_dir, summary, {}); !note.empty() && progress)
+    *progress << note << "\n";
+  write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
+  return summary;
+}
+
+}  // namespace
+
+RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress, const std::vector<std::string>& overrides) {
+  return evaluate_one(run_dir, progress, nullptr, overrides);
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,123 @@
+// `bachlab predict`: a run's final model (or a cross-validation's fold ensemble) on new
+// photos, preprocessed as the run's training photos were.
+#include "host/train/run_steps.h"
+
+#include "host/util/atomic_file.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <memory>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One run's final model (best or last weights, as its metrics.json says) in a trainer.
+struct LoadedModel {
+  std::unique_ptr<Trainer> trainer;
+  ExperimentPlan plan;
+  std::vector<std::string> classes;
+  /// What the run's photos were stain-normalised to; unset without stain normalisation.
+  std::optional<StainTarget> stain_target;
+};
+
+LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const std::vector<fs::path>& plugin_paths) {
+  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
+  LoadedModel out;
+  out.plan = opened.plan;
+  out.classes = out.plan.data.classes;
+  out.stain_target = run.stain_target;
+  const fs::path metrics = run_dir / "metrics.json";
+  bool best = out.plan.train.restore_best;
+  if (fs::exists(metrics)) {
+    RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
+    out.classes = summary.classes;
+    best = summary.weights == "best";
+  }
+  // Photos predicted one at a time (predict, a report's heatmaps): writing each one's
+  // backbone features to the run's feature cache would only fill it.
+  out.plan.train.feature_cache.disk = false;
+  out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
+                                          normalization_transform(run.normalization));
+  const fs::path checkpoints = run_dir / "checkpoints";
+  out.trainer->load_weights(best && fs::exists(checkpoints / "best.pt") ? checkpoints / "best.pt"
+                                                                          : checkpoints / "last.pt");
+  return out;
+}
+
+}  // namespace
+
+std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
+                                            std::vector<std::string>* classes_out,
+                                            const std::vector<fs::path>& plugin_paths) {
+  RunFile run = read_run_file(run_dir);
+  // A cross-validation's folder predicts with the ensemble of its fold models: each fold's
+  // probabilities per patch (after TTA), averaged, then aggregated per photo.
+  std::vector<LoadedModel> models;
+  {
+    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
+    const int folds = opened.plan.data.split.folds;
+    if (folds > 0 && !run.fold) {
+      for (int k = 0; k < folds; ++k) {
+        const fs::path folder = fold_folder(run_dir, k);
+        if (!fs::exists(folder / "checkpoints" / "last.pt"))
+          throw Error(folder.string() + ": fold " + std::to_string(k + 1) + " of " + std::to_string(folds) +
+                      " has no checkpoint, so the fold ensemble is incomplete; finish the cross-validation with "
+                      "`bachlab run --resume " + run_dir.string() + "`");
+        models.push_back(load_final_model(folder, read_run_file(folder), plugin_paths));
+      }
+    } else {
+      models.push_back(load_final_model(run_dir, run, plugin_paths));
+    }
+  }
+  const ExperimentPlan& plan = models.front().plan;
+  const std::vector<std::string>& classes = models.front().classes;
+  torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
+  std::vector<ImagePrediction> out;
+  for (const auto& image : images) {
+    // One photo at a time: photos of other sizes give prepared images of other sizes. Each
+    // fold model sees the photo as its own training photos were prepared (a stain target
+    // fitted on its fold's training part), predicts every grid patch (after TTA), and the
+    // folds' patch probabilities are averaged before the photo's aggregate.
+    torch::Tensor first_photo, patch_sum;
+    PhotoPatches patches;
+    for (auto& m : models) {
+      torch::Tensor photo = preprocess_photo(image, plan.data, m.stain_target).unsqueeze(0);
+      Trainer& trainer = *m.trainer;
+      PatchProbabilities model = [&trainer](const torch::Tensor& batch) { return trainer.predict({batch, {}}).probabilities; };
+      PhotoPredictions prediction;
+      try {
+        prediction = predict_photos(photo, {}, model, plan.photo, true);
+      } catch (const Error& e) {
+        throw Error(image.string() + ": " + e.what());
+      }
+      const torch::Tensor p = prediction.patches.front().probabilities;
+      patch_sum = patch_sum.defined() ? patch_sum + p : p;
+      if (!first_photo.defined()) {
+        first_photo = photo;
+        patches = prediction.patches.front();
+      }
+    }
+    patches.probabilities = patch_sum / static_cast<double>(models.size());
+    torch::Tensor probabilities = aggregate_photo(patches, plan.photo.aggregate).to(torch::kFloat64).contiguous();
+    ImagePrediction p;
+    p.image = image.string();
+    const double* row = probabilities.data_ptr<double>();
+    p.probabilities.assign(row, row + probabilities.numel());
+    const size_t best_class = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
+    p.predicted = best_class < classes.size() ? classes[best_class] : std::to_string(best_class);
+    p.patches = std::move(patches);
+    p.patch_size = plan.photo.patch_size;
+    p.photo = first_photo[0];
+    out.push_back(std::move(p));
+  }
+  if (classes_out) *classes_out = classes;
+  return out;
+}
+
+}  // namespace bachlab::host

@@ -1,0 +1,164 @@
+#include "host/train/run_folder.h"
+
+#include "host/data/data_config.h"
+#include "host/train/experiment.h"
+#include "host/util/atomic_file.h"
+#include "host/util/time_text.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+void write_run_file(const fs::path& run_dir, const RunFile& run) {
+  nlohmann::ordered_json j;
+  j["config_file"] = run.config_file;
+  j["epochs_override"] = run.epochs ? nlohmann::ordered_json(*run.epochs) : nlohmann::ordered_json();
+  j["seed_override"] = run.seed ? nlohmann::ordered_json(*run.seed) : nlohmann::ordered_json();
+  j["normalization"] = {{"mean", run.normalization.mean}, {"std", run.normalization.std}};
+  j["started"] = run.started;
+  j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
+  if (run.stain_target) j["stain_target"] = stain_target_to_json(*run.stain_target);
+  write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
+}
+
+RunFile read_run_file(const fs::path& run_dir) {
+  const fs::path file = run_dir / "run.json";
+  if (!fs::exists(file))
+    throw Error(run_dir.string() + ": not a run folder (it has no run.json); pass a folder made by `bachlab run`, "
+                "such as runs/<experiment>/<timestamp>");
+  try {
+    auto j = nlohmann::json::parse(read_file(file));
+    RunFile run;
+    run.config_file = j.at("config_file").get<std::string>();
+    if (!j.at("epochs_override").is_null()) run.epochs = j.at("epochs_override").get<int64_t>();
+    if (!j.at("seed_override").is_null()) run.seed = j.at("seed_override").get<uint64_t>();
+    run.normalization.mean = j.at("normalization").at("mean").get<std::array<float, 3>>();
+    run.normalization.std = j.at("normalization").at("std").get<std::array<float, 3>>();
+    run.started = j.at("started").get<std::string>();
+    if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
+    if (j.contains("stain_target")) run.stain_target = stain_target_from_json(j.at("stain_target"));
+    return run;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file.string() + ": unreadable (" + std::string(e.what()) +
+                "); it was not written by this version of bachlab run");
+  }
+}
+
+Config load_run_config(const fs::path& run_dir, const RunFile& run) {
+  return Config::parse(read_file(run_dir / "config.toml"), run.config_file);
+}
+
+const char* const kPhotosFile = "photos.csv";
+
+std::string photos_listing(const Dataset& dataset, bool synthetic) {
+  std::string out = "file,size,mtime\n";
+  for (const auto& file : dataset.files) {
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    const auto mtime = fs::last_write_time(file, ec).time_since_epoch().count();
+    out += fmt::format("{},{},{}\n", file.lexically_relative(dataset.root).string(), ec ? 0 : size,
+                       synthetic ? std::string("-") : std::to_string(mtime));
+  }
+  return out;
+}
+
+namespace {
+
+std::map<std::string, std::string> photo_lines(const std::string& listing) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(listing);
+  std::string line;
+  std::getline(lines, line);  // header
+  while (std::getline(lines, line)) {
+    const auto comma = line.find(',');
+    if (comma != std::string::npos) out[line.substr(0, comma)] = line.substr(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+void check_same_photos(const fs::path& run_dir, const Dataset& dataset, bool synthetic, const std::string& doing) {
+  const fs::path file = run_dir / kPhotosFile;
+  if (!fs::exists(file)) return;
+  const auto before = photo_lines(read_file(file));
+  const auto now = photo_lines(photos_listing(dataset, synthetic));
+  if (before == now) return;
+  std::vector<std::string> added, removed, changed;
+  for (const auto& [name, what] : now)
+    if (!before.count(name)) added.push_back(name);
+  for (const auto& [name, what] : before) {
+    auto it = now.find(name);
+    if (it == now.end()) {
+      removed.push_back(name);
+    } else if (it->second != what) {
+      const auto comma_a = what.find(','), comma_b = it->second.find(',');
+      const bool size_changed = what.substr(0, comma_a) != it->second.substr(0, comma_b);
+      changed.push_back(name + (size_changed ? " (size " + what.substr(0, comma_a) + " -> " +
+                                                   it->second.substr(0, comma_b) + " bytes)"
+                                             : " (modified since)"));
+    }
+  }
+  std::string what;
+  for (const auto& [names, verb] : {std::pair{&added, "added"}, std::pair{&removed, "removed"},
+                                    std::pair{&changed, "changed"}}) {
+    if (names->empty()) continue;
+    what += fmt::format("{}{} {}: {}", what.empty() ? "" : "; ", names->size(), verb, names->front());
+    for (size_t i = 1; i < names->size() && i < 3; ++i) what += ", " + (*names)[i];
+    if (names->size() > 3) what += ", ...";
+  }
+  throw Error(file.string() + ": the photos under " + dataset.root.string() + " are not those this run was trained on (" +
+              what + "). " + doing + " would use other data; restore the original photos, or start a new run");
+}
+
+void check_run_photos(const fs::path& run_dir) {
+  RunFile run = read_run_file(run_dir);
+  Config config = load_run_config(run_dir, run);
+  const DataConfig data = read_data_config(config);
+  check_same_photos(run_dir, discover_dataset(data), data.source == "synthetic", "Reusing its results");
+}
+
+fs::path create_run_folder(const fs::path& output, const std::string& experiment) {
+  const std::string stamp = now_text("%Y%m%d-%H%M%S");
+  const fs::path parent = output / experiment;
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec)
+    throw Error(parent.string() + ": cannot create the run folder (" + ec.message() +
+                "); set [experiment] output to a writable folder");
+  for (int n = 1;; ++n) {
+    fs::path candidate = parent / (n == 1 ? std::string(stamp) : fmt::format("{}-{}", stamp, n));
+    // create_directory is atomic: two runs started in the same second get different folders.
+    if (fs::create_directory(candidate, ec)) return candidate;
+    if (ec) throw Error(candidate.string() + ": cannot create the run folder (" + ec.message() + ")");
+  }
+}
+
+fs::path latest_run(const fs::path& config_file) {
+  Config config = Config::load(config_file);
+  ExperimentSettings settings = read_experiment_settings(config.table("experiment"), config.path());
+  const fs::path folder = settings.output / settings.name;
+  std::vector<fs::path> runs;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec))
+    if (entry.is_directory() && fs::exists(entry.path() / "run.json")) runs.push_back(entry.path());
+  if (runs.empty())
+    throw Error(folder.string() + ": no run of experiment \"" + settings.name +
+                "\" to resume (no folder with a run.json); start one with `bachlab run " + config_file.string() + "`");
+  // Folder names are timestamps; a same-second suffix "-N" sorts after its plain name.
+  return *std::max_element(runs.begin(), runs.end(), [](const fs::path& a, const fs::path& b) {
+    return a.filename().string() < b.filename().string();
+  });
+}
+
+}  // namespace bachlab::host

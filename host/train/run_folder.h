@@ -1,0 +1,66 @@
+#pragma once
+// A run folder's identity: run.json (what reopening a run needs beyond its config.toml),
+// photos.csv (which photos it was trained on, checked before a resume, an eval or a reuse)
+// and where new run folders are made and the latest one is found.
+
+#include "host/config/config.h"
+#include "host/data/dataset.h"
+#include "host/data/prepare.h"
+#include "host/data/stain.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace bachlab::host {
+
+/// run.json: what reopening a run needs beyond its config.toml.
+struct RunFile {
+  std::string config_file;
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
+  Normalization normalization;
+  std::string started;
+  /// Set in the folder of one fold of a cross-validation (0-based); unset otherwise.
+  std::optional<int> fold;
+  /// The stain target the run's photos were normalised to, so predict does the same.
+  std::optional<StainTarget> stain_target;
+};
+
+/// Writes `run` as <run_dir>/run.json (temp file, then rename).
+void write_run_file(const std::filesystem::path& run_dir, const RunFile& run);
+/// Reads <run_dir>/run.json; throws Error if the folder is not a run folder or the file is unreadable.
+RunFile read_run_file(const std::filesystem::path& run_dir);
+
+/// The run's config exactly as saved, read as if it were the file the run started from, so
+/// that its relative paths (data root, output, plugin folders) mean what they meant then.
+Config load_run_config(const std::filesystem::path& run_dir, const RunFile& run);
+
+/// photos.csv: which photos a run was trained on, one "file,size,mtime" line each (file
+/// relative to the dataset root). Resume and eval compare it with the photos found now, so
+/// a run never continues or is measured on other data without a word. A synthetic set is
+/// identified by its options and its content does not change, so its mtimes are "-" (a
+/// regenerated copy is the same data).
+extern const char* const kPhotosFile;
+std::string photos_listing(const Dataset& dataset, bool synthetic);
+
+/// Throws Error saying what changed if the photos found now are not those of photos.csv;
+/// `doing` ("Resuming", "Evaluating") says what would have used other data. Run folders
+/// written before photos.csv existed are not checked.
+void check_same_photos(const std::filesystem::path& run_dir, const Dataset& dataset, bool synthetic,
+                       const std::string& doing);
+
+/// Throws Error saying what changed if the photos the run's config names now are not those
+/// the run was trained on (check_same_photos with the run's own config).
+void check_run_photos(const std::filesystem::path& run_dir);
+
+/// Makes and returns <output>/<experiment>/<YYYYmmdd-HHMMSS> (a "-2", "-3"... suffix if two
+/// runs start in the same second).
+std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
+
+/// The newest folder under <output>/<experiment>/ of `config_file` holding a run.json;
+/// throws Error naming the folder searched if there is none.
+std::filesystem::path latest_run(const std::filesystem::path& config_file);
+
+}  // namespace bachlab::host

@@ -1,0 +1,95 @@
+#pragma once
+// The steps runner.cpp (train), cross_validation.cpp, evaluation.cpp and prediction.cpp
+// share: opening a config with its plugins, loading and splitting the photos, measuring a
+// split per photo, summarising a run. Internal to host/train; the public entry points are
+// in runner.h.
+
+#include "host/config/config.h"
+#include "host/data/dataset.h"
+#include "host/data/prepare.h"
+#include "host/data/split.h"
+#include "host/plugins/registry.h"
+#include "host/train/batch_source.h"
+#include "host/train/run_folder.h"
+#include "host/train/runner.h"
+#include "host/train/trainer.h"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bachlab::host {
+
+/// A config with the registry its plugins came from and the plan built from both.
+struct Opened {
+  Config config;
+  PluginRegistry registry;
+  ExperimentPlan plan;
+};
+
+/// Scans the plugin folders (`extra_paths`, then the config's) and plans the experiment.
+Opened open_config(Config config, const PlanOverrides& overrides, const std::vector<std::filesystem::path>& extra_paths);
+
+/// A validation split's predictions with its labels: what a cross-validation pools.
+struct ValPrediction {
+  torch::Tensor probabilities;
+  torch::Tensor labels;
+  double loss = 0;
+  int64_t patch_correct = 0;
+  int64_t patch_total = 0;
+};
+
+/// correct / total; NaN for no patches.
+double patch_accuracy(int64_t correct, int64_t total);
+
+/// The photos of a run, prepared, and its split.
+struct SplitData {
+  /// The photos found, before any was skipped while decoding: what photos.csv records.
+  Dataset discovered;
+  PreparedData prepared;
+  Split split;
+  TensorSplit train, val, test;
+};
+
+/// The rows `indices` of `data`.
+TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices);
+
+/// The images and the split of the run: train/val/test from the fractions, or for a fold of
+/// a cross-validation that fold as validation and the others as training (no test part).
+SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold);
+
+/// The run's summary with the final metrics of every split; `val_out`, if given, receives
+/// the validation split's predictions (a cross-validation pools them over its folds).
+RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const std::filesystem::path& run_dir,
+                     Trainer& trainer, const SplitData& data, const std::vector<std::string>& classes,
+                     ValPrediction* val_out);
+
+/// The dataset's class names, else the config's.
+std::vector<std::string> class_names(const ExperimentPlan& plan, const SplitData& data);
+
+/// Draws the heatmap of every misclassified photo the run's report lists; never throws:
+/// returns a warning line for the log when they could not be drawn, "" otherwise.
+std::string write_mistake_heatmaps(const std::filesystem::path& run_dir, const RunSummary& summary,
+                                   const std::vector<std::filesystem::path>& plugin_paths);
+
+/// One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
+/// timestamped one if empty - with config, split and run.json before the first epoch; a
+/// resumed one continues from its last checkpoint.
+RunSummary train_run(Opened opened, RunFile run, std::filesystem::path run_dir, bool fresh, const RunOptions& options,
+                     ValPrediction* val_out = nullptr);
+
+/// <run_dir>/fold-<fold + 1>.
+std::filesystem::path fold_folder(const std::filesystem::path& run_dir, int fold);
+
+/// The summary of a cross-validation from its folds' summaries and validation predictions,
+/// written as the run folder's report (cross_validation.cpp).
+RunSummary write_pooled_folds(const std::filesystem::path& run_dir, const RunFile& run,
+                              const std::vector<RunSummary>& folds, const std::vector<ValPrediction>& predictions,
+                              const std::string& config_toml);
+
+/// k-fold cross-validation in `run_dir` (cross_validation.cpp).
+RunSummary cross_validate(Opened opened, RunFile run, std::filesystem::path run_dir, bool fresh,
+                          const RunOptions& options);
+
+}  // namespace bachlab::host
