@@ -89,7 +89,8 @@ struct CheckedConfig {
 /// Runs every reader of `config` as `bachlab check` does: for a study config ([tune]) the
 /// tune tables, the tuner and the experiment, else the experiment's tables and plugins.
 /// Scans the plugin folders into `registry` first. Throws Error listing every problem.
-CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry);
+CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry,
+                           const std::vector<std::filesystem::path>& extra_plugin_paths = {});
 
 /// The text of `bachlab bench compare`: one row per benchmark of either file.
 std::string compare_bench_results(const std::filesystem::path& before, const std::filesystem::path& after);

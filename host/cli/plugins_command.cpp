@@ -13,8 +13,12 @@
 
 namespace bachlab::cli {
 
-CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry) {
-  registry.scan(host::plugin_search_path(host::read_plugin_paths(config)));
+CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry,
+                           const std::vector<std::filesystem::path>& extra_plugin_paths) {
+  // As `bachlab run` searches: --plugin-path folders first, then the config's own.
+  std::vector<std::filesystem::path> folders = extra_plugin_paths;
+  for (auto& folder : host::read_plugin_paths(config)) folders.push_back(folder);
+  registry.scan(host::plugin_search_path(folders));
   CheckedConfig out;
   if (config.contains("tune")) {
     // A study config: its experiment part, its search space and its tuner together.
@@ -56,7 +60,11 @@ void add_plugins_commands(CLI::App& app) {
       "check", "Validate configs, every plugin they name and their photos (listed, not decoded), running nothing");
   static std::vector<std::string> arguments;
   static bool no_data = false;
+  static std::vector<std::string> check_plugin_paths;
   check->add_option("CONFIG", arguments, "Experiment config files (TOML), then KEY=VALUE overrides")->required();
+  // One folder per --plugin-path (repeat it for more), so a config after it stays a config.
+  check->add_option("--plugin-path", check_plugin_paths, "Also search this folder for plugins (repeatable)")
+      ->allow_extra_args(false);
   check->add_flag("--no-data", no_data, "Check the configs only, not their photos");
   on_run(check, [] {
     const ConfigArguments given = split_config_arguments(arguments);
@@ -66,7 +74,8 @@ void add_plugins_commands(CLI::App& app) {
       try {
         host::Config config = host::Config::load(file, given.overrides);
         host::PluginRegistry registry;
-        const CheckedConfig checked = check_config(config, registry);
+        const CheckedConfig checked = check_config(
+            config, registry, std::vector<std::filesystem::path>(check_plugin_paths.begin(), check_plugin_paths.end()));
         if (no_data) {
           std::cout << file << ": " << checked.summary << "; data not checked (--no-data)\n";
           continue;

@@ -15,6 +15,12 @@ namespace bachlab::host {
 
 namespace fs = std::filesystem;
 
+bool cross_validation_root(const ExperimentPlan& plan, const RunFile& run) {
+  return plan.data.split.folds > 0 && !run.fold && !run.refit;
+}
+
+fs::path refit_folder(const fs::path& run_dir) { return run_dir / "refit"; }
+
 fs::path fold_folder(const fs::path& run_dir, int fold) { return run_dir / fmt::format("fold-{}", fold + 1); }
 
 // The summary of a cross-validation from its folds' summaries and validation predictions,
@@ -93,8 +99,9 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
 
 // k-fold cross-validation: fold k trains in <run>/fold-<k> (a complete run folder each, so
 // `bachlab eval` and `predict` take it), then the run folder itself gets the pooled
-// summary. A killed cross-validation resumes each fold where it stopped; finished folds
-// are only predicted again, not retrained.
+// summary, then with [train] refit one more model trains on every photo in <run>/refit. A
+// killed cross-validation resumes each fold (and the refit) where it stopped; finished
+// folds are only predicted again, not retrained.
 RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
   const ExperimentPlan& plan = opened.plan;
   const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
@@ -122,6 +129,21 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     *options.progress << fmt::format("{}: {}-fold cross-validation, out-of-fold accuracy {:.4f}; wrote {}\n",
                                      plan.experiment.name, plan.data.split.folds, summary.split("val")->metrics.accuracy,
                                      (run_dir / "report.html").string());
+  if (plan.train.refit) {
+    // The model to ship: the same recipe on every photo. The cross-validation above is
+    // its estimate; nothing is left to measure the refit itself on.
+    const fs::path folder = refit_folder(run_dir);
+    const bool refit_fresh = !fs::exists(folder / "run.json");
+    RunFile refit_run = run;
+    refit_run.refit = true;
+    if (!refit_fresh) refit_run = read_run_file(folder);
+    if (options.progress)
+      *options.progress << fmt::format("{}: refit on all {} photos ([train] refit), in {}\n", plan.experiment.name,
+                                       summary.split("val")->size, folder.string());
+    Opened refit = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
+                               options.plugin_paths);
+    train_run(std::move(refit), refit_run, folder, refit_fresh, options);
+  }
   return summary;
 }
 

@@ -20,7 +20,7 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   saved.apply_overrides(overrides);
   Opened opened = open_config(std::move(saved), PlanOverrides{run.epochs, run.seed}, {});
   ExperimentPlan& plan = opened.plan;
-  if (plan.data.split.folds > 0 && !run.fold) {
+  if (cross_validation_root(plan, run)) {
     // A cross-validation: each fold again, then the pooled summary.
     std::vector<RunSummary> folds;
     std::vector<ValPrediction> predictions;
@@ -30,7 +30,7 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
     }
     return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
   }
-  SplitData data = load_data(plan, run.fold);
+  SplitData data = load_data(plan, run);
   check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Evaluating");
 
   // The split is recomputed from the config; if the photos changed since the run, the

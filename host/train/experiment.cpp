@@ -104,6 +104,7 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   if (photo.tta != "none") out.emplace_back("tta", photo.tta);
   if (train.precision != Precision::fp32) out.emplace_back("precision", precision_name(train.precision));
   if (train.channels_last) out.emplace_back("channels_last", "true");
+  if (train.refit) out.emplace_back("refit", "true");
   out.emplace_back("batch_size", std::to_string(train.batch_size));
   out.emplace_back("epochs", std::to_string(train.epochs));
   if (data.split.folds > 0)
@@ -140,6 +141,10 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   plan.train.precision = resolve_precision(plan.train.precision, torch::Device(plan.train.device), precision_warning);
   if (!precision_warning.empty()) plan.warnings.push_back(precision_warning);
   plan.data = read_data_config(config, plan.experiment.seed);
+  if (plan.train.refit && plan.data.split.folds < 2)
+    config.table("train").fail("refit", fmt::format("retrains on every photo after a cross-validation, but [data.split] "
+                                                    "folds is {}; set folds = 5, say, or remove refit",
+                                                    plan.data.split.folds));
   // Beside the prepared tensors they are computed from, so one cache_dir holds both.
   plan.train.feature_cache.folder = plan.data.cache_dir / "features";
 

@@ -56,13 +56,20 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
                                             std::vector<std::string>* classes_out,
                                             const std::vector<fs::path>& plugin_paths) {
   RunFile run = read_run_file(run_dir);
-  // A cross-validation's folder predicts with the ensemble of its fold models: each fold's
+  // A cross-validation's folder predicts with its refit model when it has one ([train]
+  // refit: trained on every photo), else with the ensemble of its fold models: each fold's
   // probabilities per patch (after TTA), averaged, then aggregated per photo.
   std::vector<LoadedModel> models;
   {
     Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
     const int folds = opened.plan.data.split.folds;
-    if (folds > 0 && !run.fold) {
+    const fs::path refit = refit_folder(run_dir);
+    if (cross_validation_root(opened.plan, run) && opened.plan.train.refit) {
+      if (!fs::exists(refit / "metrics.json"))
+        throw Error(refit.string() + ": the refit model ([train] refit) has not finished training; finish it with "
+                    "`bachlab run --resume " + run_dir.string() + "`");
+      models.push_back(load_final_model(refit, read_run_file(refit), plugin_paths));
+    } else if (cross_validation_root(opened.plan, run)) {
       for (int k = 0; k < folds; ++k) {
         const fs::path folder = fold_folder(run_dir, k);
         if (!fs::exists(folder / "checkpoints" / "last.pt"))

@@ -27,6 +27,7 @@ void write_run_file(const fs::path& run_dir, const RunFile& run) {
   j["normalization"] = {{"mean", run.normalization.mean}, {"std", run.normalization.std}};
   j["started"] = run.started;
   j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
+  if (run.refit) j["refit"] = true;
   if (run.stain_target) j["stain_target"] = stain_target_to_json(*run.stain_target);
   write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
 }
@@ -46,6 +47,7 @@ RunFile read_run_file(const fs::path& run_dir) {
     run.normalization.std = j.at("normalization").at("std").get<std::array<float, 3>>();
     run.started = j.at("started").get<std::string>();
     if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
+    run.refit = j.value("refit", false);
     if (j.contains("stain_target")) run.stain_target = stain_target_from_json(j.at("stain_target"));
     return run;
   } catch (const nlohmann::json::exception& e) {

@@ -24,6 +24,9 @@ struct RunFile {
   std::string started;
   /// Set in the folder of one fold of a cross-validation (0-based); unset otherwise.
   std::optional<int> fold;
+  /// The folder of a cross-validation's refit: one model trained on every photo after the
+  /// folds ([train] refit).
+  bool refit = false;
   /// The stain target the run's photos were normalised to, so predict does the same.
   std::optional<StainTarget> stain_target;
 };

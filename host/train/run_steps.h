@@ -55,9 +55,10 @@ struct SplitData {
 /// The rows `indices` of `data`.
 TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices);
 
-/// The images and the split of the run: train/val/test from the fractions, or for a fold of
-/// a cross-validation that fold as validation and the others as training (no test part).
-SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold);
+/// The images and the split of the run: train/val/test from the fractions; for a fold of a
+/// cross-validation that fold as validation and the others as training (no test part); for
+/// a cross-validation's refit every photo as training.
+SplitData load_data(const ExperimentPlan& plan, const RunFile& run);
 
 /// The run's summary with the final metrics of every split; `val_out`, if given, receives
 /// the validation split's predictions (a cross-validation pools them over its folds).
@@ -78,6 +79,12 @@ std::string write_mistake_heatmaps(const std::filesystem::path& run_dir, const R
 /// resumed one continues from its last checkpoint.
 RunSummary train_run(Opened opened, RunFile run, std::filesystem::path run_dir, bool fresh, const RunOptions& options,
                      ValPrediction* val_out = nullptr);
+
+/// True for the folder of a whole cross-validation (not one of its folds or its refit).
+bool cross_validation_root(const ExperimentPlan& plan, const RunFile& run);
+
+/// <run_dir>/refit: the model trained on every photo after the folds ([train] refit).
+std::filesystem::path refit_folder(const std::filesystem::path& run_dir);
 
 /// <run_dir>/fold-<fold + 1>.
 std::filesystem::path fold_folder(const std::filesystem::path& run_dir, int fold);

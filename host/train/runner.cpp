@@ -72,9 +72,7 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
   return {data.images.index_select(0, index), data.labels.index_select(0, index)};
 }
 
-// The images and the split of the run: train/val/test from the fractions, or for a fold of
-// a cross-validation that fold as validation and the others as training (no test part).
-SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) {
+SplitData load_data(const ExperimentPlan& plan, const RunFile& run) {
   SplitData d;
   d.discovered = discover_dataset(plan.data);
   const Dataset& dataset = d.discovered;
@@ -86,9 +84,11 @@ SplitData load_data(const ExperimentPlan& plan, const std::optional<int>& fold) 
   const torch::Tensor labels = d.prepared.labels.contiguous();
   std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
   const auto& s = plan.data.split;
-  if (fold) {
+  if (run.refit) {
+    for (int64_t i = 0; i < int64_t(list.size()); ++i) d.split.train.push_back(i);
+  } else if (run.fold) {
     d.split = (s.group == "block" ? block_kfold(list, s.folds) : stratified_kfold(list, s.folds, s.seed))
-                  .at(static_cast<size_t>(*fold));
+                  .at(static_cast<size_t>(*run.fold));
   } else {
     d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
   }
@@ -148,8 +148,9 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
         {"test", &data.test, &data.split.test}}) {
     if (split->size() == 0) continue;
     // A grid over every training photo costs as much as several epochs of training and
-    // measures only fit; with patches the history's running figures show that instead.
-    if (split == &data.train && plan.patches.enabled()) continue;
+    // measures only fit; with patches the history's running figures show that instead. A
+    // refit has no other photos, so its report measures those.
+    if (split == &data.train && plan.patches.enabled() && !run.refit) continue;
     ValPrediction p = measure(trainer, *split, plan.photo, split != &data.train);
     if (val_out && split == &data.val) *val_out = p;
     s.splits.push_back({name, split->size(), compute_metrics(p.probabilities, split->labels, p.loss),
@@ -209,7 +210,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     if (progress) *progress << line << "\n" << std::flush;
   };
 
-  SplitData data = load_data(plan, run.fold);
+  SplitData data = load_data(plan, run);
   if (fresh) {
     if (run_dir.empty() && writes) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
     if (options.parallel) run_dir = options.parallel->share("run folder", run_dir.string());
@@ -311,7 +312,7 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     throw Error(run.config_file + ": [data.split] folds = " + std::to_string(opened.plan.data.split.folds) +
                 ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
                 "split (folds = 0) with --nproc");
-  if (opened.plan.data.split.folds > 0 && !run.fold)
+  if (cross_validation_root(opened.plan, run))
     return cross_validate(std::move(opened), run, run_dir, !resuming, options);
   return train_run(std::move(opened), run, run_dir, !resuming, options);
 }

@@ -87,6 +87,10 @@ struct TrainSettings {
   Precision precision = Precision::fp32;
   /// Images and convolution weights in the channels-last layout. Default: false.
   bool channels_last = false;
+  /// After a cross-validation, train one more model on every photo (<run>/refit), which
+  /// `bachlab predict` on the run folder then uses instead of the fold ensemble. Needs
+  /// [data.split] folds. Default: false.
+  bool refit = false;
   /// Cross-entropy label smoothing in [0, 1). Default: 0.
   double label_smoothing = 0.0;
   /// Test with the best epoch's weights (by early_stopping.monitor) instead of the last

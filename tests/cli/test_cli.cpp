@@ -174,6 +174,22 @@ TEST(Cli, CheckListsEveryProblemAndFails) {
       << r.output;
 }
 
+// A model from a folder only --plugin-path names: check finds it as run does.
+TEST(Cli, CheckSearchesThePluginPathLikeRun) {
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_cli_plugin_path_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path config = dir / "tiny.toml";
+  std::ofstream(config) << "[data]\nsource = \"synthetic\"\nimage_size = 16\n[model]\nplugin = \"tiny_cnn\"\n";
+  const std::string plugins = std::string(BACHLAB_BINARY_DIR) + "/tests/train/plugins";
+  Result without = run("check --no-data '" + config.string() + "'");
+  Result with = run("check --no-data --plugin-path '" + plugins + "' '" + config.string() + "'");
+  fs::remove_all(dir);
+  EXPECT_EQ(without.exit_code, 1) << without.output;
+  EXPECT_NE(without.output.find("no model plugin named \"tiny_cnn\""), std::string::npos) << without.output;
+  EXPECT_EQ(with.exit_code, 0) << with.output;
+  EXPECT_NE(with.output.find("OK - tiny: model tiny_cnn"), std::string::npos) << with.output;
+}
+
 TEST(Cli, CheckAndRunRefuseAConfigThatCannotFitInMemoryWithTheArithmetic) {
   // 4,000 photos squeezed to 4096x4096 are 200 GB as uint8 before anything trains (and
   // patch_resnet's weights do not grow with the input, so the model itself is built): refused

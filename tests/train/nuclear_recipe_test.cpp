@@ -53,6 +53,7 @@ class NuclearRecipeTest : public ::testing::Test {
                                 "data.classes=[\"Benign\", \"InSitu\"]",
                                 "data.cache_dir=" + (folder_ / "cache").string(),
                                 "data.split.folds=0",
+                                "data.split.group=none",
                                 "data.split.train=0.6",
                                 "data.split.val=0.2",
                                 "data.split.test=0.2",

@@ -264,6 +264,46 @@ TEST_F(RunTest, CrossValidationPoolsOutOfFoldPredictionsAndResumesFoldByFold) {
   }
 }
 
+// [train] refit: after the folds and their pooled summary, one more model trains on every
+// photo in <run>/refit; predict on the run folder then uses it instead of the fold
+// ensemble. Without folds the key is refused.
+TEST_F(RunTest, RefitTrainsOnEveryPhotoAfterTheFoldsAndPredictUsesIt) {
+  const fs::path config = write_config("refit", 1, "folds = 2\n");
+  std::ofstream(config, std::ios::app) << "refit = true\n";  // [train] is the file's last table
+  RunSummary s = run_experiment(config, RunOptions{});
+  const fs::path dir = s.run_dir;
+  const fs::path refit = dir / "refit";
+  ASSERT_TRUE(fs::exists(refit / "checkpoints" / "last.pt"));
+  EXPECT_TRUE(nlohmann::json::parse(read_file(refit / "run.json")).value("refit", false));
+  int train_rows = 0, other_rows = 0;
+  std::istringstream split(read_file(refit / "split.csv"));
+  std::string line;
+  std::getline(split, line);  // header
+  while (std::getline(split, line)) (line.rfind("train,", 0) == 0 ? train_rows : other_rows)++;
+  EXPECT_EQ(train_rows, 40) << "the refit trains on every photo";
+  EXPECT_EQ(other_rows, 0);
+  const RunSummary refit_summary =
+      run_summary_from_json(nlohmann::json::parse(read_file(refit / "metrics.json")), refit / "metrics.json");
+  ASSERT_NE(refit_summary.split("train"), nullptr);
+  EXPECT_EQ(refit_summary.split("train")->size, 40);
+
+  const fs::path png = folder_ / "photo.png";
+  cv::imwrite(png.string(), cv::Mat(36, 48, CV_8UC3, cv::Scalar(150, 90, 170)));
+  EXPECT_EQ(predict_images(dir, {png}).at(0).probabilities, predict_images(refit, {png}).at(0).probabilities)
+      << "the run folder predicts with its refit model";
+
+  const fs::path single = write_config("refit_single", 1);
+  std::ofstream(single, std::ios::app) << "refit = true\n";
+  std::string message = "(no error)";
+  try {
+    run_experiment(single, RunOptions{});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_THAT(message,
+              ::testing::HasSubstr("refit retrains on every photo after a cross-validation, but [data.split] folds is 0"));
+}
+
 // [data] stain_normalize without a reference: the target of every fold (and of a single
 // split) is fitted on that part's training photos only, equal to a fit computed here
 // independently on those rows, and saved in run.json for predict.

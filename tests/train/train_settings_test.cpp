@@ -81,8 +81,8 @@ gamma = 0.5
       "bad.toml:3: [train] batch_size must be an integer (was string \"big\")",
       "bad.toml:4: [train] device must be one of \"cpu\", \"cuda\" (was \"gpu\"); did you mean \"cpu\"?",
       "bad.toml:5: [train] label_smoothing must be in 0.0..0.999 (was 1.5)",
-      "bad.toml:6: [train] unknown key \"optimiser\"; known keys: batch_size, device, epochs, label_smoothing, "
-      "restore_best, threads",
+      "bad.toml:6: [train] unknown key \"optimiser\"; known keys: batch_size, channels_last, device, epochs, "
+      "label_smoothing, precision, refit, restore_best, threads",
       "bad.toml:8: [train.early_stopping] monitor must be one of \"val_loss\", \"val_accuracy\", "
       "\"val_auroc_micro\", \"val_auroc_macro\", \"train_loss\", \"train_accuracy\", \"train_auroc_micro\", "
       "\"train_auroc_macro\" (was \"val_acc\")",
