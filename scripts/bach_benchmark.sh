@@ -66,10 +66,16 @@ bench_config="$out/bach_benchmark.toml"
 mv "$bench_config.tmp" "$bench_config"
 
 "$bachlab" check "$bench_config" "${overrides[@]}"
-# An unfinished benchmark (a run folder without its pooled metrics.json) is continued.
+# An unfinished benchmark (a run folder without its pooled metrics.json, or with [train] refit
+# one whose refit has not finished) is continued.
 resume=()
 latest=$(ls -d "$out/bach_benchmark"/*/ 2>/dev/null | sort | tail -1 || true)
-[ -n "$latest" ] && [ -f "$latest/run.json" ] && [ ! -f "$latest/metrics.json" ] && resume=(--resume-latest)
+if [ -n "$latest" ] && [ -f "$latest/run.json" ]; then
+  if [ ! -f "$latest/metrics.json" ] ||
+     { grep -q '^refit = true' "$latest/config.toml" && [ ! -f "$latest/refit/metrics.json" ]; }; then
+    resume=(--resume-latest)
+  fi
+fi
 start=$(date +%s)
 if [ ${#resume[@]} -gt 0 ]; then
   "$bachlab" run "$bench_config" "${resume[@]}"   # a resumed run keeps the overrides it started with

@@ -54,6 +54,7 @@ class NuclearRecipeTest : public ::testing::Test {
                                 "data.cache_dir=" + (folder_ / "cache").string(),
                                 "data.split.folds=0",
                                 "data.split.group=none",
+                                "train.refit=false",
                                 "data.split.train=0.6",
                                 "data.split.val=0.2",
                                 "data.split.test=0.2",
