@@ -163,12 +163,17 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
   for (const Format f : {Format{"", host::Precision::fp32, false}, Format{"_channels_last", host::Precision::fp32, true},
                          Format{"_bf16", host::Precision::bf16, false},
                          Format{"_bf16_channels_last", host::Precision::bf16, true}}) {
-    benchmark::RegisterBenchmark((prefix + "forward" + f.suffix).c_str(), [&registry, name, o, form, f](benchmark::State& state) {
+    // The model in its form, mode and layout, built inside each benchmark (as it runs).
+    auto make_network = [&registry, name, o, form, f](bool training) {
+      sdk::ParamTable params = form->params;
+      auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
+      network->train(training);
+      if (f.channels_last) host::to_channels_last(*network);
+      return network;
+    };
+    benchmark::RegisterBenchmark((prefix + "forward" + f.suffix).c_str(), [make_network, o, form, f](benchmark::State& state) {
       guarded(state, [&] {
-        sdk::ParamTable params = form->params;
-        auto network = registry.create_model(name, {3, o.size, o.size, 4}, params);
-        network->eval();
-        if (f.channels_last) host::to_channels_last(*network);
+        auto network = make_network(/*training=*/false);
         torch::NoGradGuard no_grad;
         auto images = host::model_layout(torch::rand({o.batch, 3, o.size, o.size}), f.channels_last);
         for (auto _ : state) {
@@ -179,12 +184,9 @@ bool register_model(const host::PluginRegistry& registry, const std::string& nam
         state.SetLabel(form->label);
       });
     })->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark((prefix + "train_step" + f.suffix).c_str(), [&registry, name, o, form, f](benchmark::State& state) {
+    benchmark::RegisterBenchmark((prefix + "train_step" + f.suffix).c_str(), [&registry, make_network, o, form, f](benchmark::State& state) {
       guarded(state, [&] {
-        sdk::ParamTable model_params = form->params;
-        auto network = registry.create_model(name, {3, o.size, o.size, 4}, model_params);
-        network->train();
-        if (f.channels_last) host::to_channels_last(*network);
+        auto network = make_network(/*training=*/true);
         sdk::ParamTable optimizer_params("[optimizer]");
         auto optimizer = registry.create_optimizer("adam", trainable_groups(*network), optimizer_params);
         auto images = host::model_layout(torch::rand({o.batch, 3, o.size, o.size}), f.channels_last);

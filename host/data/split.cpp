@@ -32,9 +32,8 @@ void shuffle(std::vector<int64_t>& items, std::mt19937_64& rng) {
   for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[uniform_below(rng, i)]);
 }
 
-// Indices per class, in class order, each list shuffled by one generator in turn.
-std::map<int64_t, std::vector<int64_t>> shuffled_by_class(const std::vector<int64_t>& labels, uint64_t seed,
-                                                          const char* caller) {
+// Indices per class, in class order, each list in index order.
+std::map<int64_t, std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& labels, const char* caller) {
   if (labels.empty()) throw Error(fmt::format("{}: there are no labels to split", caller));
   std::map<int64_t, std::vector<int64_t>> by_class;
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -42,9 +41,33 @@ std::map<int64_t, std::vector<int64_t>> shuffled_by_class(const std::vector<int6
       throw Error(fmt::format("{}: label {} at index {} is negative; labels are class indices", caller, labels[i], i));
     by_class[labels[i]].push_back(int64_t(i));
   }
+  return by_class;
+}
+
+// Indices per class, in class order, each list shuffled by one generator in turn.
+std::map<int64_t, std::vector<int64_t>> shuffled_by_class(const std::vector<int64_t>& labels, uint64_t seed,
+                                                          const char* caller) {
+  auto by_class = indices_by_class(labels, caller);
   std::mt19937_64 rng(seed);
   for (auto& [label, items] : by_class) shuffle(items, rng);
   return by_class;
+}
+
+// Every fold needs each class.
+void require_fold_sizes(const std::map<int64_t, std::vector<int64_t>>& by_class, int folds, const char* caller) {
+  for (const auto& [label, items] : by_class)
+    if (int64_t(items.size()) < folds)
+      throw Error(fmt::format("{}: class {} has {} images, fewer than folds = {}; every fold needs each class, so "
+                              "use at most {} folds",
+                              caller, label, items.size(), folds, items.size()));
+}
+
+// Splits with fold_of[i] as image i's validation fold.
+std::vector<Split> folds_from(const std::vector<int>& fold_of, int folds) {
+  std::vector<Split> out(static_cast<size_t>(folds));
+  for (size_t i = 0; i < fold_of.size(); ++i)
+    for (int k = 0; k < folds; ++k) (fold_of[i] == k ? out[size_t(k)].val : out[size_t(k)].train).push_back(int64_t(i));
+  return out;
 }
 
 void sort_parts(Split& split) {
@@ -83,47 +106,27 @@ Split stratified_split(const std::vector<int64_t>& labels, double train, double 
 
 std::vector<Split> stratified_kfold(const std::vector<int64_t>& labels, int folds, uint64_t seed) {
   if (folds < 2) throw Error(fmt::format("stratified_kfold: folds must be at least 2 (was {})", folds));
-  auto by_class = shuffled_by_class(labels, seed, "stratified_kfold");
-  for (const auto& [label, items] : by_class)
-    if (int64_t(items.size()) < folds)
-      throw Error(fmt::format("stratified_kfold: class {} has {} images, fewer than folds = {}; every fold needs "
-                              "each class, so use at most {} folds",
-                              label, items.size(), folds, items.size()));
+  const auto by_class = shuffled_by_class(labels, seed, "stratified_kfold");
+  require_fold_sizes(by_class, folds, "stratified_kfold");
   std::vector<int> fold_of(labels.size());
   size_t offset = 0;
   for (const auto& [label, items] : by_class) {
     for (size_t j = 0; j < items.size(); ++j) fold_of[size_t(items[j])] = int((offset + j) % size_t(folds));
     offset += items.size();
   }
-  std::vector<Split> out(static_cast<size_t>(folds));
-  for (size_t i = 0; i < labels.size(); ++i)
-    for (int k = 0; k < folds; ++k) (fold_of[i] == k ? out[size_t(k)].val : out[size_t(k)].train).push_back(int64_t(i));
-  return out;
+  return folds_from(fold_of, folds);
 }
 
 std::vector<Split> block_kfold(const std::vector<int64_t>& labels, int folds) {
   if (folds < 2) throw Error(fmt::format("block_kfold: folds must be at least 2 (was {})", folds));
-  if (labels.empty()) throw Error("block_kfold: there are no labels to split");
-  std::map<int64_t, std::vector<int64_t>> by_class;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0)
-      throw Error(fmt::format("block_kfold: label {} at index {} is negative; labels are class indices", labels[i], i));
-    by_class[labels[i]].push_back(int64_t(i));
-  }
-  std::vector<Split> out(static_cast<size_t>(folds));
+  const auto by_class = indices_by_class(labels, "block_kfold");
+  require_fold_sizes(by_class, folds, "block_kfold");
+  std::vector<int> fold_of(labels.size());
   for (const auto& [label, items] : by_class) {
     const auto n = int64_t(items.size());
-    if (n < folds)
-      throw Error(fmt::format("block_kfold: class {} has {} images, fewer than folds = {}; every fold needs each "
-                              "class, so use at most {} folds",
-                              label, n, folds, n));
-    for (int64_t j = 0; j < n; ++j) {
-      const auto fold = size_t(j * folds / n);
-      for (size_t k = 0; k < out.size(); ++k) (k == fold ? out[k].val : out[k].train).push_back(items[size_t(j)]);
-    }
+    for (int64_t j = 0; j < n; ++j) fold_of[size_t(items[size_t(j)])] = int(j * folds / n);
   }
-  for (auto& split : out) sort_parts(split);
-  return out;
+  return folds_from(fold_of, folds);
 }
 
 void write_split(const fs::path& file, const Dataset& dataset, const Split& split) {

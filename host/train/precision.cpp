@@ -10,6 +10,7 @@
 #include <torch/version.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace bachlab::host {
@@ -54,20 +55,18 @@ void set_autocast(bool cuda, bool enabled, at::ScalarType dtype) {
 #endif
 }
 
-// The CPU's feature flags from /proc/cpuinfo (Linux): what the kernel found the CPU to
-// support, which also covers a virtual machine that hides instructions from its guest.
-bool cpu_has_flag(const std::string& flag) {
+// The first CPU's feature flags from /proc/cpuinfo (Linux): what the kernel found the CPU
+// to support, which also covers a virtual machine that hides instructions from its guest.
+std::set<std::string> cpu_flags() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
+  std::set<std::string> flags;
+  for (std::string line; std::getline(in, line);) {
     if (line.rfind("flags", 0) != 0) continue;
     std::istringstream words(line.substr(line.find(':') + 1));
-    std::string word;
-    while (words >> word)
-      if (word == flag) return true;
-    return false;
+    for (std::string word; words >> word;) flags.insert(word);
+    break;
   }
-  return false;
+  return flags;
 }
 
 }  // namespace
@@ -82,7 +81,10 @@ Precision parse_precision(const std::string& name) {
 
 bool native_bf16(const torch::Device& device) {
   if (device.is_cuda()) return true;
-  static const bool cpu = cpu_has_flag("avx512_bf16") || cpu_has_flag("amx_bf16");
+  static const bool cpu = [] {
+    const std::set<std::string> flags = cpu_flags();
+    return flags.count("avx512_bf16") > 0 || flags.count("amx_bf16") > 0;
+  }();
   return cpu;
 }
 
@@ -115,7 +117,6 @@ AutocastScope::~AutocastScope() {
 }
 
 void MixedPrecision::on_batch_begin(Trainer& trainer, const BatchBegin&) {
-  scope_.reset();
   scope_.emplace(precision_, trainer.device());
 }
 
