@@ -21,7 +21,7 @@ PhotoPredictionSettings read_photo_prediction_settings(sdk::ParamTable& eval, sd
   s.tta = eval.get_string("tta", s.tta, {"none", "flips", "d4"});
   s.stride = eval_patches.get_int("stride", s.stride, {0, 8192});
   eval_patches.describe("stride", "", "0 (the patch size)");
-  s.aggregate = eval_patches.get_string("aggregate", s.aggregate, {"mean", "vote", "max"});
+  s.aggregate = eval_patches.get_string("aggregate", s.aggregate, {"mean", "vote", "max", "learned"});
   if (patch_size == 0) {
     for (const char* key : {"stride", "aggregate"})
       if (eval_patches.has(key))
@@ -122,9 +122,14 @@ torch::Tensor aggregate_patches(const torch::Tensor& probabilities, const std::s
   throw Error("[eval.patches] aggregate must be one of \"mean\", \"vote\", \"max\" (was \"" + aggregate + "\")");
 }
 
-torch::Tensor aggregate_photo(const PhotoPatches& patches, const std::string& aggregate) {
-  const bool any = patches.counted.any().item<bool>();
-  return aggregate_patches(any ? patches.probabilities.index({patches.counted}) : patches.probabilities, aggregate);
+torch::Tensor photo_probabilities(const torch::Tensor& patch_probabilities, const PhotoPredictionSettings& settings) {
+  if (settings.aggregate != "learned") return aggregate_patches(patch_probabilities, settings.aggregate);
+  if (!settings.aggregator) return patch_probabilities.mean(0);
+  return settings.aggregator->probabilities(photo_features(patch_probabilities))[0];
+}
+
+torch::Tensor counted_probabilities(const PhotoPatches& patches) {
+  return patches.counted.any().item<bool>() ? patches.probabilities.index({patches.counted}) : patches.probabilities;
 }
 
 double PhotoPredictions::patch_accuracy() const {
@@ -140,7 +145,7 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
   const int64_t h = images.size(2), w = images.size(3);
   const bool has_labels = labels.defined() && labels.numel() == n;
   const int64_t chunk = std::max<int64_t>(1, settings.batch_size);
-  std::vector<torch::Tensor> rows;
+  std::vector<torch::Tensor> rows, features;
   double loss_sum = 0;
   auto score = [&](int64_t i, const torch::Tensor& photo, const torch::Tensor& used) {
     if (!has_labels) return;
@@ -151,6 +156,7 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
   };
   auto finish = [&] {
     out.probabilities = rows.empty() ? torch::empty({0, 0}) : torch::stack(rows);
+    if (!features.empty()) out.features = torch::stack(features);
     if (has_labels && n > 0) out.loss = loss_sum / static_cast<double>(n);
     return out;
   };
@@ -199,8 +205,9 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
     }
     const torch::Tensor patch_probabilities = torch::cat(probabilities);
     const torch::Tensor used = keep_patches ? patch_probabilities.index({counted}) : patch_probabilities;
-    const torch::Tensor photo = aggregate_patches(used, settings.aggregate);
+    const torch::Tensor photo = photo_probabilities(used, settings);
     rows.push_back(photo);
+    if (settings.aggregate == "learned") features.push_back(photo_features(used));
     score(i, photo, used);
     if (keep_patches) out.patches.push_back({positions.clone(), patch_probabilities, counted});
   }

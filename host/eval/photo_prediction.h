@@ -10,8 +10,11 @@
 // models) and heatmaps (keep_patches gives every patch's probabilities with its position).
 //
 //   [eval]          tta = "none" | "flips" | "d4"
-//   [eval.patches]  stride (default: the patch size), aggregate = "mean" | "vote" | "max"
+//   [eval.patches]  stride (default: the patch size),
+//                   aggregate = "mean" | "vote" | "max" | "learned" (photo_aggregator.h)
 // The patch size and min_tissue come from [data.patches] (host/train/patch_sampler.h).
+
+#include "host/eval/photo_aggregator.h"
 
 #include <bachlab/sdk/param_table.h>
 
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,8 +38,12 @@ struct PhotoPredictionSettings {
   /// row and column sit on the photo's edge, so they may overlap the one before.
   int64_t stride = 0;
   /// "mean" (mean probability), "vote" (share of patches calling each class, ties broken
-  /// by mean probability) or "max" (each class's largest patch probability, normalised).
+  /// by mean probability), "max" (each class's largest patch probability, normalised) or
+  /// "learned" (`aggregator` reads the photo's patch probabilities; it is fitted across a
+  /// cross-validation's folds, so until then - a fold's own validation - the mean stands in).
   std::string aggregate = "mean";
+  /// The fitted aggregator for "learned"; null before it exists.
+  std::shared_ptr<const PhotoAggregator> aggregator;
   /// "none", "flips" (identity, horizontal, vertical, both) or "d4" (the 8 rotations by
   /// multiples of 90 degrees with and without a horizontal flip), averaged per patch.
   std::string tta = "none";
@@ -69,8 +77,13 @@ torch::Tensor tta_transform(const torch::Tensor& batch, const std::string& tta, 
 /// Mean over the transforms of `tta` of `model`'s probabilities of the transformed batch.
 torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, const std::string& tta);
 
-/// One photo's probabilities (K) from its patches' (P, K) under `aggregate`.
+/// One photo's probabilities (K) from its patches' (P, K) under a fixed rule: "mean",
+/// "vote" or "max".
 torch::Tensor aggregate_patches(const torch::Tensor& patch_probabilities, const std::string& aggregate);
+
+/// One photo's probabilities (K) from its counted patches' (P, K) under settings.aggregate:
+/// a fixed rule, or the learned aggregator (the mean while there is none).
+torch::Tensor photo_probabilities(const torch::Tensor& patch_probabilities, const PhotoPredictionSettings& settings);
 
 /// One photo's patches, for heatmaps.
 struct PhotoPatches {
@@ -82,14 +95,14 @@ struct PhotoPatches {
   torch::Tensor counted;
 };
 
-/// The photo's probabilities (K) from its patches: the patches that had min_tissue enter
-/// the aggregate, all of them when none had. What predict_photos() gives each photo, for
-/// patches averaged elsewhere first (a fold ensemble).
-torch::Tensor aggregate_photo(const PhotoPatches& patches, const std::string& aggregate);
+/// The patches that had min_tissue, all of them when none had: what enters the aggregate.
+torch::Tensor counted_probabilities(const PhotoPatches& patches);
 
 struct PhotoPredictions {
   /// (N, K) float: one row per photo.
   torch::Tensor probabilities;
+  /// (N, F) float: each photo's photo_features(), with aggregate = "learned" (else undefined).
+  torch::Tensor features;
   /// Mean negative log of each photo's probability of its label (clamped at 1e-7); NaN
   /// without labels.
   double loss = std::numeric_limits<double>::quiet_NaN();

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <ostream>
 
@@ -22,6 +24,47 @@ bool cross_validation_root(const ExperimentPlan& plan, const RunFile& run) {
 fs::path refit_folder(const fs::path& run_dir) { return run_dir / "refit"; }
 
 fs::path fold_folder(const fs::path& run_dir, int fold) { return run_dir / fmt::format("fold-{}", fold + 1); }
+
+fs::path aggregator_file(const fs::path& run_dir) { return run_dir / "aggregator.json"; }
+
+void apply_learned_aggregation(const fs::path& run_dir, std::vector<RunSummary>& folds,
+                               std::vector<ValPrediction>& predictions) {
+  std::vector<torch::Tensor> features, labels;
+  std::vector<int> groups;
+  for (size_t k = 0; k < predictions.size(); ++k) {
+    const ValPrediction& p = predictions[k];
+    if (!p.features.defined() || p.features.size(0) != p.labels.size(0))
+      throw Error(fmt::format("fold {} has no photo features for the learned aggregator", k + 1));
+    features.push_back(p.features);
+    labels.push_back(p.labels);
+    groups.insert(groups.end(), static_cast<size_t>(p.labels.size(0)), static_cast<int>(k));
+  }
+  const torch::Tensor all_features = torch::cat(features), all_labels = torch::cat(labels);
+  const int64_t classes = predictions.front().probabilities.size(1);
+  const torch::Tensor cross_fitted = cross_fitted_probabilities(all_features, all_labels, groups, classes);
+  int64_t row = 0;
+  for (size_t k = 0; k < predictions.size(); ++k) {
+    ValPrediction& p = predictions[k];
+    const int64_t n = p.labels.size(0);
+    p.probabilities = cross_fitted.slice(0, row, row + n);
+    row += n;
+    p.loss = -p.probabilities.gather(1, p.labels.unsqueeze(1)).clamp_min(1e-7).log().mean().item<double>();
+    // The fold's own summary, from the fold's model with the aggregator of the other folds.
+    RunSummary& fold = folds[k];
+    for (auto& split : fold.splits)
+      if (split.name == "val") split.metrics = compute_metrics(p.probabilities, p.labels, p.loss);
+    const torch::Tensor rows = p.probabilities.to(torch::kFloat64).contiguous();
+    for (auto& part : fold.predictions)
+      if (part.split == "val")
+        for (size_t i = 0; i < part.probabilities.size(); ++i) {
+          const double* r = rows[static_cast<int64_t>(i)].data_ptr<double>();
+          part.probabilities[i].assign(r, r + rows.size(1));
+        }
+  }
+  // The aggregator `bachlab predict` uses with the refit model or the fold ensemble.
+  write_file_atomic(aggregator_file(run_dir),
+                    PhotoAggregator::fit(all_features, all_labels, classes).to_json().dump(2) + "\n");
+}
 
 // The summary of a cross-validation from its folds' summaries and validation predictions,
 // written as the run folder's report: the folds' out-of-fold predictions pooled (every image
@@ -124,6 +167,7 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     predictions.emplace_back();
     folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
   }
+  if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
   RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
   if (options.progress)
     *options.progress << fmt::format("{}: {}-fold cross-validation, out-of-fold accuracy {:.4f}; wrote {}\n",

@@ -28,6 +28,7 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
       predictions.emplace_back();
       folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back(), overrides));
     }
+    if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
     return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
   }
   SplitData data = load_data(plan, run);

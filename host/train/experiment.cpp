@@ -150,6 +150,11 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   plan.patches = read_patch_settings(config);
   plan.photo = read_photo_prediction_settings(config, plan.patches.size, plan.patches.min_tissue);
+  if (plan.photo.aggregate == "learned" && plan.patches.enabled() && plan.data.split.folds < 2)
+    config.table("eval.patches")
+        .fail("aggregate", fmt::format("= \"learned\" is fitted on a cross-validation's out-of-fold predictions, but "
+                                       "[data.split] folds is {}; set folds = 5, say, or use aggregate = \"mean\"",
+                                       plan.data.split.folds));
   // With `scale` the photos' size is known only once they are read (the patch sampler
   // checks it then); a whole-photo model is built for one input size, which `scale` does not
   // give, so it needs patches.

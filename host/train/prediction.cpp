@@ -60,6 +60,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   // refit: trained on every photo), else with the ensemble of its fold models: each fold's
   // probabilities per patch (after TTA), averaged, then aggregated per photo.
   std::vector<LoadedModel> models;
+  std::shared_ptr<const PhotoAggregator> aggregator;
   {
     Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
     const int folds = opened.plan.data.split.folds;
@@ -81,7 +82,21 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     } else {
       models.push_back(load_final_model(run_dir, run, plugin_paths));
     }
+    // A learned aggregator is fitted across the folds, after them: the cross-validation's
+    // folder and its refit use it; a fold's own model keeps the mean its report shows.
+    if (opened.plan.photo.aggregate == "learned" && !run.fold) {
+      const fs::path root = run.refit ? run_dir.parent_path() : run_dir;
+      const fs::path file = aggregator_file(root);
+      if (!fs::exists(file))
+        throw Error(file.string() + ": the learned photo aggregator ([eval.patches] aggregate = \"learned\") is "
+                    "fitted when the cross-validation's folds have finished; finish it with `bachlab run --resume " +
+                    root.string() + "`");
+      aggregator = std::make_shared<const PhotoAggregator>(
+          PhotoAggregator::from_json(nlohmann::json::parse(read_file(file), nullptr, false), file));
+    }
   }
+  PhotoPredictionSettings photo = models.front().plan.photo;
+  photo.aggregator = aggregator;
   const ExperimentPlan& plan = models.front().plan;
   const std::vector<std::string>& classes = models.front().classes;
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
@@ -111,7 +126,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
       }
     }
     patches.probabilities = patch_sum / static_cast<double>(models.size());
-    torch::Tensor probabilities = aggregate_photo(patches, plan.photo.aggregate).to(torch::kFloat64).contiguous();
+    torch::Tensor probabilities = photo_probabilities(counted_probabilities(patches), photo).to(torch::kFloat64).contiguous();
     ImagePrediction p;
     p.image = image.string();
     const double* row = probabilities.data_ptr<double>();

@@ -38,6 +38,8 @@ struct ValPrediction {
   double loss = 0;
   int64_t patch_correct = 0;
   int64_t patch_total = 0;
+  /// (N, F) each photo's features for a learned aggregator (aggregate = "learned").
+  torch::Tensor features;
 };
 
 /// correct / total; NaN for no patches.
@@ -88,6 +90,15 @@ std::filesystem::path refit_folder(const std::filesystem::path& run_dir);
 
 /// <run_dir>/fold-<fold + 1>.
 std::filesystem::path fold_folder(const std::filesystem::path& run_dir, int fold);
+
+/// With aggregate = "learned": replaces each fold's validation probabilities (in
+/// `predictions` and in its summary) by those of an aggregator fitted on the other folds'
+/// photos, and writes the aggregator fitted on every fold to aggregator_file(run_dir).
+void apply_learned_aggregation(const std::filesystem::path& run_dir, std::vector<RunSummary>& folds,
+                               std::vector<ValPrediction>& predictions);
+
+/// <run_dir>/aggregator.json: a cross-validation's learned photo aggregator.
+std::filesystem::path aggregator_file(const std::filesystem::path& run_dir);
 
 /// The summary of a cross-validation from its folds' summaries and validation predictions,
 /// written as the run folder's report (cross_validation.cpp).

@@ -55,6 +55,7 @@ ValPrediction measure(Trainer& trainer, const TensorSplit& split, const PhotoPre
   if (!tta) settings.tta = "none";
   PhotoPredictions p = predict_photos(split.images, split.labels, model_probabilities(trainer), settings);
   ValPrediction out{p.probabilities, split.labels, p.loss};
+  out.features = p.features;
   if (photo.patch_size > 0) {
     out.patch_correct = p.patch_correct;
     out.patch_total = p.patch_total;

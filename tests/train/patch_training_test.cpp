@@ -3,23 +3,29 @@
 // ones), skipping blank glass when asked; a run interrupted anywhere resumes to the same
 // numbers; and, end to end through `bachlab run`'s code path, patches plus grid
 // prediction learn a texture that squeezing the whole photo destroys.
+#include "host/eval/photo_aggregator.h"
+#include "host/eval/photo_prediction.h"
 #include "host/plugins/registry.h"
 #include "host/train/patch_sampler.h"
 #include "host/train/runner.h"
 #include "host/train/trainer.h"
 #include "host/util/atomic_file.h"
+#include "tests/train/csv_rows.h"
 
 #include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/error.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 namespace bachlab::host {
 namespace {
@@ -292,6 +298,52 @@ TEST_F(PatchRecipeTest, PredictOnACrossValidationAveragesItsFoldModels) {
   }
   // One epoch leaves mistakes; the pooled report's heatmaps are the folds' own.
   expect_mistake_heatmaps(cv);
+}
+
+// [eval.patches] aggregate = "learned": the pooled out-of-fold figures come from aggregators
+// fitted on the other folds (each fold folder keeps the mean its own report shows), the one
+// fitted on every fold is written beside them, and predict on the run folder uses it;
+// `eval` gives the same figures again; without folds the key is refused.
+TEST_F(PatchRecipeTest, LearnedAggregationIsFittedAcrossTheFoldsAndPredictUsesIt) {
+  const std::string tables = "image_size = 64\n[data.patches]\nsize = 16\nper_image = 2\n"
+                             "[eval.patches]\naggregate = \"learned\"\n";
+  const RunSummary cv = run_experiment(config("learned", tables, 2, "folds = 3\n"), RunOptions{});
+  const fs::path dir = cv.run_dir;
+  ASSERT_TRUE(fs::exists(dir / "aggregator.json"));
+  const PhotoAggregator aggregator =
+      PhotoAggregator::from_json(nlohmann::json::parse(read_file(dir / "aggregator.json")), dir / "aggregator.json");
+  EXPECT_EQ(aggregator.classes(), 2);
+
+  // The root's out-of-fold rows are not the folds' mean-aggregated rows.
+  std::map<std::string, std::string> fold_rows;
+  for (int k = 1; k <= 3; ++k)
+    for (const auto& row : csv_rows(read_file(dir / ("fold-" + std::to_string(k)) / "predictions.csv")))
+      if (row[5] == "val") fold_rows[row[0]] = row[3];  // file,true,predicted,Checker,Stripes,split,fold
+  int differ = 0, rows = 0, right = 0;
+  for (const auto& row : csv_rows(read_file(dir / "predictions.csv"))) {
+    ++rows;
+    differ += fold_rows.at(row[0]) != row[3];
+    right += row[1] == row[2];
+  }
+  EXPECT_EQ(rows, 60);
+  EXPECT_GT(differ, 50) << "the pooled probabilities are the learned aggregator's";
+  EXPECT_DOUBLE_EQ(right / 60.0, cv.split("val")->metrics.accuracy);
+  EXPECT_EQ(evaluate_run(dir).split("val")->metrics.confusion, cv.split("val")->metrics.confusion);
+
+  // predict on the run folder: the fold ensemble's patches, then the learned aggregator.
+  const std::vector<fs::path> photos = {folder_ / "photos" / "Checker" / "0.png"};
+  const auto predicted = predict_images(dir, photos).at(0);
+  const torch::Tensor expected =
+      aggregator.probabilities(photo_features(counted_probabilities(predicted.patches)))[0].to(torch::kFloat64);
+  for (int64_t c = 0; c < 2; ++c) EXPECT_NEAR(predicted.probabilities[size_t(c)], expected[c].item<double>(), 1e-6);
+  fs::remove(dir / "aggregator.json");
+  EXPECT_THAT([&] { predict_images(dir, photos); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("aggregator.json: the learned photo aggregator")));
+
+  EXPECT_THAT([&] { run_experiment(config("learned_single", tables, 1), RunOptions{}); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr(
+                  "aggregate = \"learned\" is fitted on a cross-validation's out-of-fold predictions, but "
+                  "[data.split] folds is 0")));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "host/data/synth.h"
 #include "host/util/atomic_file.h"
 #include "host/train/runner.h"
+#include "tests/train/csv_rows.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -427,23 +428,6 @@ TEST_F(RunTest, PhotosSkippedAsBadAreListedInMetricsAndTheReport) {
   EXPECT_EQ(metrics.at("skipped"), nlohmann::json(s.skipped));
   EXPECT_NE(read_file(fs::path(s.run_dir) / "report.html").find("1 photo was left out"), std::string::npos);
   EXPECT_EQ(run_summary_from_json(metrics, "metrics.json").skipped, s.skipped);
-}
-
-// The rows of a CSV file without its header, each split at commas (no field here is quoted).
-std::vector<std::vector<std::string>> csv_rows(const std::string& text, std::string* header = nullptr) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream lines(text);
-  std::string line;
-  std::getline(lines, line);
-  if (header) *header = line;
-  while (std::getline(lines, line)) {
-    std::vector<std::string> cells;
-    std::istringstream cellstream(line);
-    for (std::string cell; std::getline(cellstream, cell, ',');) cells.push_back(cell);
-    if (!line.empty() && line.back() == ',') cells.push_back("");
-    rows.push_back(cells);
-  }
-  return rows;
 }
 
 // predictions.csv holds every photo of every split once, with the split.csv's file and
