@@ -67,12 +67,14 @@ mv "$bench_config.tmp" "$bench_config"
 
 "$bachlab" check "$bench_config" "${overrides[@]}"
 # An unfinished benchmark (a run folder without its pooled metrics.json, or with [train] refit
-# one whose refit has not finished) is continued.
+# one whose refit has not finished) is continued. An ensemble writes its metrics.json after
+# every member's folds and refit.
 resume=()
 latest=$(ls -d "$out/bach_benchmark"/*/ 2>/dev/null | sort | tail -1 || true)
 if [ -n "$latest" ] && [ -f "$latest/run.json" ]; then
   if [ ! -f "$latest/metrics.json" ] ||
-     { grep -q '^refit = true' "$latest/config.toml" && [ ! -f "$latest/refit/metrics.json" ]; }; then
+     { grep -q '^refit = true' "$latest/config.toml" && ! grep -q '^\[ensemble\.' "$latest/config.toml" &&
+       [ ! -f "$latest/refit/metrics.json" ]; }; then
     resume=(--resume-latest)
   fi
 fi
@@ -101,9 +103,13 @@ group = split.get("group", "none")
 print(f"photos:           {val['size']} (out-of-fold, {len(folds)} folds, "
       + ("block-grouped: each class's photos in file order cut into contiguous runs" if group == "block"
          else "random stratified: neighbouring photos of a slide can sit on both sides") + ")")
+if config.get("ensemble"):
+    print("ensemble:         " + " + ".join(f"{name} ({' '.join(t.get('overrides', [])) or 'as configured'})"
+                                           for name, t in config["ensemble"].items())
+          + ": each member's out-of-fold probabilities averaged")
 print(f"compute:          precision {train.get('precision', 'fp32')}, channels_last {str(train.get('channels_last', False)).lower()}")
 print(f"accuracy:         {val['accuracy']:.4f} +- {sd:.4f} (fold SD; folds: {', '.join(f'{a:.3f}' for a in folds)})")
-if "patch_accuracy" in val:
+if val.get("patch_accuracy") is not None:
     print(f"patch accuracy:   {val['patch_accuracy']:.4f} (single patches, not photos)")
 print(f"AUROC micro:      {val['auroc_micro']:.4f}")
 print(f"AUROC macro:      {val['auroc_macro']:.4f}")

@@ -5,6 +5,7 @@
 #include "host/data/dataset.h"
 #include "host/plugins/registry.h"
 #include "host/train/experiment.h"
+#include "host/train/runner.h"
 #include "host/tune/trial_training.h"
 
 #include <fmt/format.h>
@@ -36,6 +37,8 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry,
   out.plugins.emplace_back("model", plan.model_plugin);
   out.plugins.emplace_back("optimizer", plan.optimizer_plugin);
   for (const auto& name : plan.augmentation_plugins) out.plugins.emplace_back("augmentation", name);
+  // The members' memory is estimated by `run` before it trains (that reads every photo's size).
+  for (const auto& line : host::check_ensemble_members(config, plan, folders, false)) out.summary += "\n  " + line;
   out.data = plan.data;
   auto shared = std::make_shared<host::ExperimentPlan>(std::move(plan));
   out.memory = [shared] { return host::estimate_memory(*shared); };

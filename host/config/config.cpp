@@ -364,23 +364,51 @@ Config Config::load(const fs::path& path, const std::vector<std::string>& overri
   return config;
 }
 
-bool Config::is_override(const std::string& argument) {
-  const auto equals = argument.find('=');
-  if (equals == std::string::npos || equals == 0) return false;
-  const std::string key = argument.substr(0, equals);
-  return key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
+namespace {
+
+bool is_dotted_key(const std::string& key) {
+  return !key.empty() &&
+         key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
              std::string::npos &&
          key.front() != '.' && key.back() != '.';
 }
 
-void Config::apply_overrides(const std::vector<std::string>& overrides) {
+}  // namespace
+
+bool Config::is_override(const std::string& argument) {
+  if (!argument.empty() && argument.front() == '~') return is_dotted_key(argument.substr(1));
+  const auto equals = argument.find('=');
+  if (equals == std::string::npos || equals == 0) return false;
+  return is_dotted_key(argument.substr(0, equals));
+}
+
+void Config::remove_key(const std::string& key, const std::string& source) {
+  std::stringstream stream(key);
+  std::vector<std::string> parts;
+  for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
+  Table* table = &impl_->root;
+  for (size_t i = 0; i + 1 < parts.size() && table; ++i) {
+    auto it = table->tables.find(parts[i]);
+    table = it == table->tables.end() ? nullptr : &it->second;
+  }
+  const std::string& leaf = parts.back();
+  if (!table || (table->values.erase(leaf) + table->tables.erase(leaf) + table->arrays.erase(leaf)) == 0)
+    throw Error(source + ": ~" + key + ": the config has no key or table " + key + " to remove");
+}
+
+void Config::apply_overrides(const std::vector<std::string>& overrides, const std::string& source) {
   // No line: the prefix reads "command line: ", and get_path() leaves relative paths to
   // the working directory, where the user typed them.
-  const Origin origin{"command line", 0};
+  const Origin origin{source, 0};
   for (const auto& assignment : overrides) {
     if (!is_override(assignment))
-      throw Error("command line: \"" + assignment +
-                  "\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. train.epochs=5");
+      throw Error(source + ": \"" + assignment +
+                  "\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. train.epochs=5, "
+                  "or ~KEY to remove a key or table");
+    if (assignment.front() == '~') {
+      remove_key(assignment.substr(1), source);
+      continue;
+    }
     const auto equals = assignment.find('=');
     const std::string key = assignment.substr(0, equals);
     const std::string text = assignment.substr(equals + 1);
@@ -389,7 +417,7 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
     if (const size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
       char byte[8];
       std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
-      throw Error("command line: " + key + "=...: the value is not UTF-8 text (byte " + byte + " at position " +
+      throw Error(source + ": " + key + "=...: the value is not UTF-8 text (byte " + byte + " at position " +
                   std::to_string(bad + 1) + " of the value); a config holds UTF-8 text only, so write the value in "
                   "UTF-8 (a file name in another encoding: rename the file, or put it in a folder with a UTF-8 name)");
     }
@@ -403,7 +431,7 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
           for (auto&& element : *array) {
             sdk::Scalar scalar;
             if (!to_scalar(element, scalar))
-              throw Error("command line: " + key + ": lists may hold only strings, numbers and booleans");
+              throw Error(source + ": " + key + ": lists may hold only strings, numbers and booleans");
             items.push_back(std::move(scalar));
           }
           value = std::move(items);
@@ -422,9 +450,9 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
       walked = join(walked, parts[i]);
       if (table->values.count(parts[i]))
-        throw Error("command line: " + assignment + ": " + walked + " is a value, not a table");
+        throw Error(source + ": " + assignment + ": " + walked + " is a value, not a table");
       if (table->arrays.count(parts[i]))
-        throw Error("command line: " + assignment + ": [[" + walked +
+        throw Error(source + ": " + assignment + ": [[" + walked +
                     "]] is an array of tables, whose elements cannot be set from the command line; edit the config");
       auto [it, created] = table->tables.try_emplace(parts[i]);
       if (created) it->second.origin = origin;
@@ -432,7 +460,7 @@ void Config::apply_overrides(const std::vector<std::string>& overrides) {
     }
     const std::string& leaf = parts.back();
     if (table->tables.count(leaf) || table->arrays.count(leaf))
-      throw Error("command line: " + assignment + ": " + key + " is a table; set one of its keys, e.g. " + key +
+      throw Error(source + ": " + assignment + ": " + key + " is a table; set one of its keys, e.g. " + key +
                   ".KEY=VALUE");
     table->values[leaf] = {std::move(value), origin};
   }

@@ -35,14 +35,17 @@ class Config {
   /// Sets `dotted.key=value` assignments from the command line (Hydra style:
   /// `train.epochs=5 optimizer.lr=3e-4 model.plugin=model4b`) on top of the files, as if
   /// written last. A value is read as TOML (integer, float, bool, list, quoted string);
-  /// anything else is taken as a bare string. Each value's origin is "command line", so the
+  /// anything else is taken as a bare string. Each value's origin is `source`, so the
   /// readers validate it like a file key (type, range, "did you mean") and say where it came
   /// from; a relative path in one is taken from the working directory. Throws Error for an
   /// assignment that is not KEY=VALUE or that addresses an array of tables or a value.
-  void apply_overrides(const std::vector<std::string>& overrides);
+  /// `~KEY` (Hydra's deletion) removes a key, a table or an array of tables, wherever it
+  /// was set (a file it extends included); removing what is not there is an Error.
+  /// `source` names where the overrides come from in messages and origins.
+  void apply_overrides(const std::vector<std::string>& overrides, const std::string& source = "command line");
 
-  /// True if `argument` is written as a command-line override (KEY=VALUE with a dotted or
-  /// plain key), rather than a file name.
+  /// True if `argument` is written as a command-line override (KEY=VALUE or ~KEY with a
+  /// dotted or plain key), rather than a file name.
   static bool is_override(const std::string& argument);
 
   /// The file given to load(), as given.
@@ -92,6 +95,8 @@ class Config {
   std::string resolved_toml(Paths paths = Paths::as_written) const;
 
  private:
+  /// Removes `key` (dotted) from the merged config; throws Error if it is not there.
+  void remove_key(const std::string& key, const std::string& source);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::filesystem::path path_;

@@ -121,7 +121,8 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   if (out.split.folds >= 2 && fractions_given) {
     split.fail(split.has("train") ? "train" : split.has("val") ? "val" : "test",
                fmt::format("does not apply with folds = {} (each fold is held out once as validation, and there is "
-                           "no test part); remove train/val/test or set folds = 0",
+                           "no test part); remove train/val/test (on the command line: ~data.split.train "
+                           "~data.split.val ~data.split.test) or set folds = 0",
                            out.split.folds));
   } else {
     const double sum = out.split.train + out.split.val + out.split.test;

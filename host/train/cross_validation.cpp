@@ -66,6 +66,42 @@ void apply_learned_aggregation(const fs::path& run_dir, std::vector<RunSummary>&
                     PhotoAggregator::fit(all_features, all_labels, classes).to_json().dump(2) + "\n");
 }
 
+void mean_history(const std::vector<RunSummary>& runs, std::vector<EpochRecord>& mean_out,
+                  std::vector<EpochRecord>& sd_out) {
+  mean_out.clear();
+  sd_out.clear();
+  size_t epochs = runs.front().history.size();
+  for (const auto& r : runs) epochs = std::min(epochs, r.history.size());
+  const auto n = static_cast<double>(runs.size());
+  for (size_t e = 0; e < epochs; ++e) {
+    EpochRecord mean;
+    mean.epoch = runs.front().history[e].epoch;
+    mean.lr = runs.front().history[e].lr;
+    for (const auto& f : runs) {
+      const EpochRecord& r = f.history[e];
+      for (auto [to, from] : {std::pair{&mean.train, &r.train}, std::pair{&mean.val, &r.val}}) {
+        to->loss += from->loss / n;
+        to->accuracy += from->accuracy / n;
+        to->auroc_micro += from->auroc_micro / n;
+        to->auroc_macro += from->auroc_macro / n;
+      }
+      mean.seconds += r.seconds;
+    }
+    mean_out.push_back(mean);
+    // The runs' spread around that mean, for the band around the curves.
+    EpochRecord sd = mean;
+    for (EpochMetrics EpochRecord::*to : {&EpochRecord::train, &EpochRecord::val}) {
+      for (double EpochMetrics::*metric : {&EpochMetrics::loss, &EpochMetrics::accuracy, &EpochMetrics::auroc_micro,
+                                           &EpochMetrics::auroc_macro}) {
+        std::vector<double> values;
+        for (const auto& f : runs) values.push_back((f.history[e].*to).*metric);
+        (sd.*to).*metric = mean_and_sd(values).second;
+      }
+    }
+    sd_out.push_back(sd);
+  }
+}
+
 // The summary of a cross-validation from its folds' summaries and validation predictions,
 // written as the run folder's report: the folds' out-of-fold predictions pooled (every image
 // predicted once, by the model that did not train on it) give the "val" metrics; the
@@ -81,9 +117,7 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
   base.seconds = 0;
   base.best_epoch = 0;
   base.stopped_early = false;
-  size_t epochs = folds.front().history.size();
   for (const auto& f : folds) {
-    epochs = std::min(epochs, f.history.size());
     base.seconds += f.seconds;
     base.stopped_early = base.stopped_early || f.stopped_early;
     base.weights = f.weights;
@@ -94,34 +128,7 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
   for (const auto& f : folds)
     for (const auto& part : f.predictions)
       if (part.split == "val") base.predictions.push_back(part);
-  const auto n = static_cast<double>(folds.size());
-  for (size_t e = 0; e < epochs; ++e) {
-    EpochRecord mean;
-    mean.epoch = folds.front().history[e].epoch;
-    mean.lr = folds.front().history[e].lr;
-    for (const auto& f : folds) {
-      const EpochRecord& r = f.history[e];
-      for (auto [to, from] : {std::pair{&mean.train, &r.train}, std::pair{&mean.val, &r.val}}) {
-        to->loss += from->loss / n;
-        to->accuracy += from->accuracy / n;
-        to->auroc_micro += from->auroc_micro / n;
-        to->auroc_macro += from->auroc_macro / n;
-      }
-      mean.seconds += r.seconds;
-    }
-    base.history.push_back(mean);
-    // The folds' spread around that mean, for the band around the curves.
-    EpochRecord sd = mean;
-    for (EpochMetrics EpochRecord::*to : {&EpochRecord::train, &EpochRecord::val}) {
-      for (double EpochMetrics::*metric : {&EpochMetrics::loss, &EpochMetrics::accuracy, &EpochMetrics::auroc_micro,
-                                           &EpochMetrics::auroc_macro}) {
-        std::vector<double> values;
-        for (const auto& f : folds) values.push_back((f.history[e].*to).*metric);
-        (sd.*to).*metric = mean_and_sd(values).second;
-      }
-    }
-    base.history_sd.push_back(sd);
-  }
+  mean_history(folds, base.history, base.history_sd);
   std::vector<torch::Tensor> probabilities, labels;
   double loss = 0;
   int64_t images = 0, patch_correct = 0, patch_total = 0;
@@ -149,7 +156,8 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
   const ExperimentPlan& plan = opened.plan;
   const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
   if (fresh) {
-    run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    if (run_dir.empty()) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    fs::create_directories(run_dir);
     write_file_atomic(run_dir / "config.toml", config_toml);
     write_run_file(run_dir, run);
   }

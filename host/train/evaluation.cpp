@@ -20,6 +20,13 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
   saved.apply_overrides(overrides);
   Opened opened = open_config(std::move(saved), PlanOverrides{run.epochs, run.seed}, {});
   ExperimentPlan& plan = opened.plan;
+  if (ensemble_root(plan, run)) {
+    // An ensemble: each member's cross-validation again, then the fused summary.
+    std::vector<RunSummary> members;
+    for (const auto& member : plan.ensemble)
+      members.push_back(evaluate_one(member_folder(run_dir, member.name), progress, nullptr, overrides));
+    return write_fused_members(run_dir, run, plan, members, opened.config.resolved_toml(Config::Paths::absolute));
+  }
   if (cross_validation_root(plan, run)) {
     // A cross-validation: each fold again, then the pooled summary.
     std::vector<RunSummary> folds;

@@ -85,7 +85,7 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   std::vector<std::pair<std::string, std::string>> out;
   out.emplace_back("model", model_plugin);
   out.emplace_back("optimizer", optimizer_plugin);
-  out.emplace_back("lr", optimizer ? format_number(optimizer->param_groups().front().options().get_lr()) : "-");
+  out.emplace_back("lr", optimizer ? format_number(lr) : "-");
   std::string augment;
   for (const auto& name : augmentation_plugins) augment += (augment.empty() ? "" : "+") + name;
   out.emplace_back("augment", augment.empty() ? "none" : augment);
@@ -116,8 +116,54 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
     out.emplace_back("augmented_copies", std::to_string(train.feature_cache.augmented_copies));
   if (train.early_stopping.patience > 0)
     out.emplace_back("early_stopping", train.early_stopping.monitor + "/" + std::to_string(train.early_stopping.patience));
+  if (!ensemble.empty()) {
+    std::string members;
+    for (const auto& m : ensemble) {
+      std::string overrides;
+      for (const auto& o : m.overrides) overrides += (overrides.empty() ? "" : " ") + o;
+      members += (members.empty() ? "" : " + ") + m.name + (overrides.empty() ? "" : " (" + overrides + ")");
+    }
+    out.emplace_back("ensemble", members);
+  }
   return out;
 }
+
+namespace {
+
+// [ensemble.<name>] overrides = [...]: at least two members, each a name fit for a folder and
+// overrides that leave the folds alone (the members' out-of-fold predictions are averaged
+// photo by photo, fold by fold).
+void read_ensemble(Config& config, ExperimentPlan& plan) {
+  for (const std::string& name : config.subtables("ensemble")) {
+    sdk::ParamTable& table = config.table("ensemble." + name);
+    EnsembleMember member{name, table.get_string_list("overrides", {})};
+    table.describe("overrides", "", "[] (the config as it is)");
+    if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
+      table.fail("overrides", "belongs to a member named \"" + name + "\", which names its folder member-" + name +
+                                  ": use letters, digits, '_' and '-' only");
+    for (const std::string& o : member.overrides) {
+      const std::string key = o.empty() || o.front() == '~' ? o.substr(o.empty() ? 0 : 1) : o.substr(0, o.find('='));
+      if (!Config::is_override(o))
+        table.fail("overrides", "\"" + o + "\" is not an override; write KEY=VALUE (e.g. data.scale=0.5) or ~KEY");
+      else if (key.rfind("data.split", 0) == 0 || key.rfind("ensemble", 0) == 0 ||
+               (key.rfind("experiment", 0) == 0 && key != "experiment.seed"))
+        table.fail("overrides", "\"" + o + "\": the members share the experiment and its folds (their out-of-fold "
+                                "predictions are averaged photo by photo); set [experiment] (but its seed), "
+                                "[data.split] and [ensemble] for the whole ensemble");
+    }
+    plan.ensemble.push_back(std::move(member));
+  }
+  if (plan.ensemble.size() == 1)
+    config.table("ensemble." + plan.ensemble.front().name)
+        .fail("overrides", "is the only member of [ensemble]: an ensemble needs two members or more");
+  if (!plan.ensemble.empty() && plan.data.split.folds < 2)
+    config.table("data.split")
+        .fail("folds", fmt::format("is {}, but [ensemble] averages the members' out-of-fold predictions of a "
+                                   "cross-validation; set folds = 5, say, or remove [ensemble]",
+                                   plan.data.split.folds));
+}
+
+}  // namespace
 
 ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const PlanOverrides& overrides) {
   ExperimentPlan plan;
@@ -155,6 +201,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
         .fail("aggregate", fmt::format("= \"learned\" is fitted on a cross-validation's out-of-fold predictions, but "
                                        "[data.split] folds is {}; set folds = 5, say, or use aggregate = \"mean\"",
                                        plan.data.split.folds));
+  read_ensemble(config, plan);
   // With `scale` the photos' size is known only once they are read (the patch sampler
   // checks it then); a whole-photo model is built for one input size, which `scale` does not
   // give, so it needs patches.
@@ -206,6 +253,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
                       ? std::vector<sdk::ParameterGroup>{{"stand-in", {torch::zeros({1}, torch::requires_grad())}}}
                       : trainable;
     plan.optimizer = registry.create_optimizer(plan.optimizer_plugin, groups, optimizer_table);
+    plan.lr = plan.optimizer->param_groups().front().options().get_lr();
     if (trainable.empty()) plan.optimizer.reset();
   });
 

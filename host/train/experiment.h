@@ -45,6 +45,13 @@ struct ExperimentSettings {
   std::filesystem::path output = "runs";
 };
 
+/// One [ensemble.<name>] table: the config itself with `overrides` (KEY=VALUE or ~KEY, as
+/// on the command line) applied, cross-validated in <run>/member-<name> (host/train/ensemble.cpp).
+struct EnsembleMember {
+  std::string name;
+  std::vector<std::string> overrides;
+};
+
 /// Command-line overrides applied on top of the config (`--epochs`, `--seed`).
 struct PlanOverrides {
   std::optional<int64_t> epochs;
@@ -62,6 +69,10 @@ struct ExperimentPlan {
   PhotoPredictionSettings photo;
   std::string model_plugin;
   std::string optimizer_plugin;
+  /// [optimizer] lr as configured (a schedule changes the optimizer's own value as it trains).
+  double lr = 0;
+  /// [ensemble.<name>] tables in file order; empty without an ensemble.
+  std::vector<EnsembleMember> ensemble;
   std::vector<std::string> augmentation_plugins;
   /// What the model was built for (3 x image_size x image_size, or 3 x patch size x patch
   /// size with patches; one logit per class).

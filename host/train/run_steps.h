@@ -100,14 +100,40 @@ void apply_learned_aggregation(const std::filesystem::path& run_dir, std::vector
 /// <run_dir>/aggregator.json: a cross-validation's learned photo aggregator.
 std::filesystem::path aggregator_file(const std::filesystem::path& run_dir);
 
+/// The runs' mean history per epoch (as far as the shortest goes) and its spread: a
+/// cross-validation's curves from its folds', an ensemble's from its members'.
+void mean_history(const std::vector<RunSummary>& runs, std::vector<EpochRecord>& mean,
+                  std::vector<EpochRecord>& sd);
+
 /// The summary of a cross-validation from its folds' summaries and validation predictions,
 /// written as the run folder's report (cross_validation.cpp).
 RunSummary write_pooled_folds(const std::filesystem::path& run_dir, const RunFile& run,
                               const std::vector<RunSummary>& folds, const std::vector<ValPrediction>& predictions,
                               const std::string& config_toml);
 
-/// k-fold cross-validation in `run_dir` (cross_validation.cpp).
+/// k-fold cross-validation in `run_dir` (cross_validation.cpp); a fresh one with an empty
+/// `run_dir` gets a new timestamped folder.
 RunSummary cross_validate(Opened opened, RunFile run, std::filesystem::path run_dir, bool fresh,
                           const RunOptions& options);
+
+/// True for the folder of a whole ensemble ([ensemble.<name>] tables).
+bool ensemble_root(const ExperimentPlan& plan, const RunFile& run);
+
+/// <run_dir>/member-<name>.
+std::filesystem::path member_folder(const std::filesystem::path& run_dir, const std::string& name);
+
+/// The config of one member: the ensemble's own (`config_toml`) without [ensemble], with the
+/// member's overrides and the ensemble's split seed (so every member has the same folds).
+Config member_config(const std::string& config_toml, const std::string& config_file, const ExperimentPlan& plan,
+                     const EnsembleMember& member);
+
+/// The ensemble's summary from its members' cross-validations: each photo's out-of-fold
+/// probabilities averaged over the members, written as the run folder's report (ensemble.cpp).
+RunSummary write_fused_members(const std::filesystem::path& run_dir, const RunFile& run, const ExperimentPlan& plan,
+                               const std::vector<RunSummary>& members, const std::string& config_toml);
+
+/// Each member cross-validated in its folder, then the fused summary (ensemble.cpp).
+RunSummary run_ensemble(Opened opened, RunFile run, std::filesystem::path run_dir, bool fresh,
+                        const RunOptions& options);
 
 }  // namespace bachlab::host

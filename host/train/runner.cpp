@@ -313,6 +313,7 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     throw Error(run.config_file + ": [data.split] folds = " + std::to_string(opened.plan.data.split.folds) +
                 ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
                 "split (folds = 0) with --nproc");
+  if (ensemble_root(opened.plan, run)) return run_ensemble(std::move(opened), run, run_dir, !resuming, options);
   if (cross_validation_root(opened.plan, run))
     return cross_validate(std::move(opened), run, run_dir, !resuming, options);
   return train_run(std::move(opened), run, run_dir, !resuming, options);
@@ -324,6 +325,7 @@ void check_experiment(const fs::path& config_file, const RunOptions& options) {
                               PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
   check_dataset(opened.plan.data);
   check_memory(estimate_memory(opened.plan), config_file.string());
+  check_ensemble_members(opened.config, opened.plan, options.plugin_paths, true);
 }
 
 }  // namespace bachlab::host

@@ -55,6 +55,13 @@ RunSummary run_experiment(const std::filesystem::path& config_file, const RunOpt
 /// Throws the Error run_experiment would. A resumed run (options.resume) checks nothing.
 void check_experiment(const std::filesystem::path& config_file, const RunOptions& options);
 
+/// Plans every [ensemble.<name>] member of `plan` (made from `config`) as a run would and,
+/// with `memory`, checks that its memory estimate fits (which reads the photos' sizes);
+/// throws the Error a run would. One line per member saying what it trains, for `bachlab
+/// check`; empty without an ensemble.
+std::vector<std::string> check_ensemble_members(const Config& config, const ExperimentPlan& plan,
+                                                const std::vector<std::filesystem::path>& plugin_paths, bool memory);
+
 /// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
 /// metrics.json, the figures and report.html, and returns the summary.
 /// `overrides` (KEY=VALUE) change the saved config for this evaluation only, e.g.

@@ -278,7 +278,7 @@ TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
   auto path = write("a.toml", "[train]\nepochs = 10\n[[augment]]\nplugin = \"flip\"\n");
   EXPECT_EQ(message_of([&] { Config::load(path, {"epochs"}); }),
             "command line: \"epochs\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. "
-            "train.epochs=5");
+            "train.epochs=5, or ~KEY to remove a key or table");
   EXPECT_EQ(message_of([&] { Config::load(path, {"train.epochs.max=3"}); }),
             "command line: train.epochs.max=3: train.epochs is a value, not a table");
   EXPECT_EQ(message_of([&] { Config::load(path, {"augment.p=0.5"}); }),
@@ -289,6 +289,26 @@ TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
   EXPECT_TRUE(Config::is_override("optimizer.lr=3e-4"));
   EXPECT_FALSE(Config::is_override("configs/a=b.toml"));
   EXPECT_FALSE(Config::is_override("configs/model4a.toml"));
+}
+
+// ~KEY (Hydra's deletion) removes a key, a table or an array of tables, also one set in a
+// file the config extends: what makes `data.split.folds=5` possible on a config whose base
+// sets train/val/test fractions.
+TEST_F(ConfigTest, TildeRemovesAKeyATableOrAnArrayOfTablesFromAnyFileOfTheChain) {
+  write("base.toml", "[data.split]\ntrain = 0.5\nval = 0.25\ntest = 0.25\n[[augment]]\nplugin = \"flip\"\n");
+  auto path = write("child.toml", "extends = \"base.toml\"\n[train]\nepochs = 3\n[model]\nplugin = \"x\"\n");
+  Config config = Config::load(path, {"~data.split.train", "~augment", "~model", "data.split.folds=5"});
+  const std::string toml = config.resolved_toml();
+  EXPECT_EQ(toml.find("train = 0.5"), std::string::npos) << toml;
+  EXPECT_NE(toml.find("val = 0.25"), std::string::npos) << toml;
+  EXPECT_NE(toml.find("folds = 5"), std::string::npos) << toml;
+  EXPECT_FALSE(config.contains("augment"));
+  EXPECT_FALSE(config.contains("model"));
+  EXPECT_EQ(message_of([&] { Config::load(path, {"~data.split.seed"}); }),
+            "command line: ~data.split.seed: the config has no key or table data.split.seed to remove");
+  EXPECT_TRUE(Config::is_override("~data.split.train"));
+  EXPECT_FALSE(Config::is_override("~"));
+  EXPECT_FALSE(Config::is_override("~/photos"));
 }
 
 // Found with the config fuzz target (tests/fuzz): an override that was not UTF-8 (a Latin-1

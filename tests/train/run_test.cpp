@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <functional>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -128,6 +129,91 @@ TEST_F(RunTest, ResumedRunEndsWithTheNumbersOfAnUninterruptedOne) {
     EXPECT_EQ(resumed.split(split)->metrics.auroc_micro, full.split(split)->metrics.auroc_micro) << split;
     EXPECT_EQ(resumed.split(split)->metrics.loss, full.split(split)->metrics.loss) << split;
   }
+}
+
+// [ensemble.<name>]: each member a complete cross-validation of the config with its
+// overrides, in <run>/member-<name>, with the same folds; the run folder's out-of-fold
+// probabilities are the members' mean photo by photo, and predict and eval on it average
+// the members too. A killed ensemble resumes member by member.
+TEST_F(RunTest, EnsembleAveragesItsMembersCrossValidationsAndResumesMemberByMember) {
+  const fs::path config = write_config("ensemble", 1, "folds = 2\n");
+  std::ofstream(config, std::ios::app) << "[ensemble.low]\noverrides = [\"optimizer.lr=0.003\"]\n"
+                                       << "[ensemble.seeded]\noverrides = [\"experiment.seed=9\", \"~train.threads\"]\n";
+  const RunSummary s = run_experiment(config, RunOptions{});
+  const fs::path dir = s.run_dir;
+  ASSERT_EQ(s.fold_val_accuracy.size(), 2u);
+  const auto ensemble_param = std::find_if(s.params.begin(), s.params.end(), [](auto& p) { return p.first == "ensemble"; });
+  ASSERT_NE(ensemble_param, s.params.end());
+  EXPECT_EQ(ensemble_param->second, "low (optimizer.lr=0.003) + seeded (experiment.seed=9 ~train.threads)");
+  const auto lr = std::find_if(s.params.begin(), s.params.end(), [](auto& p) { return p.first == "lr"; });
+  EXPECT_EQ(lr->second, "0.01") << "the configured rate, not a member's";
+
+  // The members' folds are the same photos, and the root's rows are their mean.
+  std::map<std::string, std::vector<double>> sum;
+  for (const char* member : {"member-low", "member-seeded"}) {
+    for (const char* fold : {"fold-1", "fold-2"})
+      EXPECT_EQ(read_file(dir / member / fold / "split.csv"), read_file(dir / "member-low" / fold / "split.csv"));
+    for (const auto& row : csv_rows(read_file(dir / member / "predictions.csv"))) {
+      auto& p = sum[row[0]];
+      p.resize(4);
+      for (size_t c = 0; c < 4; ++c) p[c] += std::stod(row[3 + c]) / 2;
+    }
+  }
+  const auto low_seed = nlohmann::json::parse(read_file(dir / "member-low" / "metrics.json")).at("seed");
+  EXPECT_NE(nlohmann::json::parse(read_file(dir / "member-seeded" / "metrics.json")).at("seed"), low_seed);
+  int right = 0, rows = 0;
+  for (const auto& row : csv_rows(read_file(dir / "predictions.csv"))) {
+    ++rows;
+    for (size_t c = 0; c < 4; ++c) EXPECT_NEAR(std::stod(row[3 + c]), sum.at(row[0])[c], 2e-6) << row[0];
+    right += row[1] == row[2];
+  }
+  EXPECT_EQ(rows, 40);
+  EXPECT_DOUBLE_EQ(right / 40.0, s.split("val")->metrics.accuracy);
+  EXPECT_EQ(evaluate_run(dir).split("val")->metrics.confusion, s.split("val")->metrics.confusion);
+
+  const fs::path png = folder_ / "photo.png";
+  cv::imwrite(png.string(), cv::Mat(36, 48, CV_8UC3, cv::Scalar(150, 90, 170)));
+  const auto both = predict_images(dir, {png}).at(0).probabilities;
+  const auto low = predict_images(dir / "member-low", {png}).at(0).probabilities;
+  const auto seeded = predict_images(dir / "member-seeded", {png}).at(0).probabilities;
+  for (size_t c = 0; c < 4; ++c) EXPECT_NEAR(both[c], (low[c] + seeded[c]) / 2, 1e-9);
+
+  // Killed in the second member's second fold: the first member is not trained again.
+  const fs::path low_metrics = dir / "member-low" / "fold-1" / "metrics.json";
+  const double low_seconds = run_summary_from_json(nlohmann::json::parse(read_file(low_metrics)), low_metrics).seconds;
+  fs::remove_all(dir / "member-seeded" / "fold-2" / "checkpoints");
+  fs::remove(dir / "member-seeded" / "fold-2" / "metrics.json");
+  fs::remove(dir / "member-seeded" / "metrics.json");
+  fs::remove(dir / "metrics.json");
+  RunOptions resume;
+  resume.resume = dir;
+  const RunSummary resumed = run_experiment(config, resume);
+  EXPECT_EQ(resumed.split("val")->metrics.confusion, s.split("val")->metrics.confusion);
+  EXPECT_EQ(resumed.fold_val_accuracy, s.fold_val_accuracy);
+  EXPECT_EQ(run_summary_from_json(nlohmann::json::parse(read_file(low_metrics)), low_metrics).seconds, low_seconds);
+
+  // Mistakes are named before anything trains.
+  auto error_of = [&](const std::string& name, const std::string& split, const std::string& tables) {
+    const fs::path file = write_config(name, 1, split);
+    std::ofstream(file, std::ios::app) << tables;
+    try {
+      run_experiment(file, RunOptions{});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_THAT(error_of("one", "folds = 2\n", "[ensemble.only]\noverrides = [\"optimizer.lr=0.1\"]\n"),
+              ::testing::HasSubstr("is the only member of [ensemble]"));
+  EXPECT_THAT(error_of("nofolds", "train = 0.6\nval = 0.2\ntest = 0.2\n",
+                       "[ensemble.a]\noverrides = []\n[ensemble.b]\noverrides = [\"optimizer.lr=0.1\"]\n"),
+              ::testing::HasSubstr("[ensemble] averages the members' out-of-fold predictions"));
+  EXPECT_THAT(error_of("splits", "folds = 2\n",
+                       "[ensemble.a]\noverrides = [\"data.split.folds=3\"]\n[ensemble.b]\noverrides = []\n"),
+              ::testing::HasSubstr("\"data.split.folds=3\": the members share the experiment and its folds"));
+  EXPECT_THAT(error_of("badkey", "folds = 2\n",
+                       "[ensemble.a]\noverrides = [\"optimizer.lrr=0.1\"]\n[ensemble.b]\noverrides = []\n"),
+              ::testing::HasSubstr("lrr"));
 }
 
 TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {

@@ -1,0 +1,150 @@
+// An ensemble of cross-validations ([ensemble.<name>] tables): the config run once per member
+// with the member's overrides (another scale, another colour normalisation, another seed),
+// each a complete cross-validation in <run>/member-<name> with the same folds, then every
+// photo's out-of-fold probabilities averaged over the members. `predict` on the ensemble's
+// folder averages the members' predictions the same way.
+#include "host/train/run_steps.h"
+
+#include "host/train/memory_estimate.h"
+#include "host/util/atomic_file.h"
+
+#include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <ostream>
+
+namespace bachlab::host {
+
+namespace fs = std::filesystem;
+
+bool ensemble_root(const ExperimentPlan& plan, const RunFile& run) {
+  return !plan.ensemble.empty() && cross_validation_root(plan, run);
+}
+
+fs::path member_folder(const fs::path& run_dir, const std::string& name) { return run_dir / ("member-" + name); }
+
+Config member_config(const std::string& config_toml, const std::string& config_file, const ExperimentPlan& plan,
+                     const EnsembleMember& member) {
+  Config config = Config::parse(config_toml, config_file);
+  std::vector<std::string> overrides = {"~ensemble"};
+  overrides.insert(overrides.end(), member.overrides.begin(), member.overrides.end());
+  // A member with a seed of its own would otherwise draw other random folds.
+  overrides.push_back("data.split.seed=" + std::to_string(plan.data.split.seed));
+  config.apply_overrides(overrides, config_file + " [ensemble." + member.name + "] overrides");
+  return config;
+}
+
+std::vector<std::string> check_ensemble_members(const Config& config, const ExperimentPlan& plan,
+                                                const std::vector<fs::path>& plugin_paths, bool memory) {
+  std::vector<std::string> lines;
+  const std::string config_toml = config.resolved_toml(Config::Paths::absolute);
+  for (const auto& member : plan.ensemble) {
+    Opened m = open_config(member_config(config_toml, config.path().string(), plan, member), PlanOverrides{},
+                           plugin_paths);
+    if (memory) check_memory(estimate_memory(m.plan), config.path().string() + " [ensemble." + member.name + "]");
+    std::string settings;
+    for (const auto& [key, value] : m.plan.key_params())
+      if (key == "model" || key == "scale" || key == "image_size" || key == "stain_normalize" || key == "patches")
+        settings += (settings.empty() ? "" : ", ") + key + " " + value;
+    lines.push_back("member " + member.name + ": " + settings);
+  }
+  return lines;
+}
+
+RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, const ExperimentPlan& plan,
+                               const std::vector<RunSummary>& members, const std::string& config_toml) {
+  // Every member's out-of-fold probabilities by photo.
+  std::vector<std::map<std::string, const std::vector<double>*>> by_file(members.size());
+  for (size_t m = 0; m < members.size(); ++m)
+    for (const auto& part : members[m].predictions)
+      for (size_t i = 0; i < part.files.size(); ++i) by_file[m][part.files[i].string()] = &part.probabilities[i];
+
+  RunSummary fused = members.front();
+  fused.run_dir = run_dir.string();
+  fused.started = run.started;
+  fused.params = plan.key_params();
+  fused.seconds = 0;
+  fused.stopped_early = false;
+  for (const auto& m : members) {
+    fused.seconds += m.seconds;
+    fused.stopped_early = fused.stopped_early || m.stopped_early;
+  }
+  mean_history(members, fused.history, fused.history_sd);
+  fused.fold_val_accuracy.clear();
+  std::vector<double> probabilities;
+  std::vector<int64_t> labels;
+  double loss = 0;
+  for (auto& part : fused.predictions) {
+    int64_t right = 0;
+    for (size_t i = 0; i < part.files.size(); ++i) {
+      std::vector<double>& row = part.probabilities[i];
+      for (size_t m = 1; m < members.size(); ++m) {
+        auto it = by_file[m].find(part.files[i].string());
+        if (it == by_file[m].end() || it->second->size() != row.size())
+          throw Error(fmt::format("{}: member {} has no out-of-fold prediction of {}; the members must "
+                                  "cross-validate the same photos",
+                                  run_dir.string(), plan.ensemble.at(m).name, part.files[i].string()));
+        for (size_t c = 0; c < row.size(); ++c) row[c] += (*it->second)[c];
+      }
+      for (double& p : row) p /= static_cast<double>(members.size());
+      const auto label = static_cast<size_t>(part.labels[i]);
+      loss -= std::log(std::max(label < row.size() ? row[label] : 0.0, 1e-7));
+      right += static_cast<int64_t>(std::max_element(row.begin(), row.end()) - row.begin()) == part.labels[i];
+      probabilities.insert(probabilities.end(), row.begin(), row.end());
+      labels.push_back(part.labels[i]);
+    }
+    fused.fold_val_accuracy.push_back(part.files.empty() ? 0.0
+                                                         : static_cast<double>(right) / static_cast<double>(part.files.size()));
+  }
+  const auto n = static_cast<int64_t>(labels.size());
+  const int64_t classes = n > 0 ? static_cast<int64_t>(probabilities.size()) / n : 0;
+  fused.splits.clear();
+  // Members may see patches of other sizes: a patch-level figure of the ensemble means nothing.
+  fused.splits.push_back({"val", n,
+                          compute_metrics(torch::tensor(probabilities, torch::kFloat64).view({n, classes}),
+                                          torch::tensor(labels, torch::kLong), loss / static_cast<double>(n)),
+                          std::numeric_limits<double>::quiet_NaN()});
+  write_run_report(run_dir, fused, config_toml);
+  return fused;
+}
+
+RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
+  const ExperimentPlan& plan = opened.plan;
+  const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
+  // Every member is planned before the first trains, so a mistake in the last member's
+  // overrides is found now, not after hours of the first.
+  std::vector<Opened> members;
+  for (const auto& member : plan.ensemble)
+    members.push_back(open_config(member_config(config_toml, run.config_file, plan, member),
+                                  PlanOverrides{run.epochs, run.seed}, options.plugin_paths));
+  if (fresh) {
+    run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    write_file_atomic(run_dir / "config.toml", config_toml);
+    write_run_file(run_dir, run);
+  }
+  std::vector<RunSummary> summaries;
+  for (size_t m = 0; m < members.size(); ++m) {
+    const fs::path folder = member_folder(run_dir, plan.ensemble[m].name);
+    const bool member_fresh = !fs::exists(folder / "run.json");
+    RunFile member_run = member_fresh ? run : read_run_file(folder);
+    if (options.progress)
+      *options.progress << fmt::format("{}: ensemble member {} of {}, \"{}\", in {}\n", plan.experiment.name, m + 1,
+                                       members.size(), plan.ensemble[m].name, folder.string());
+    summaries.push_back(cross_validate(std::move(members[m]), member_run, folder, member_fresh, options));
+  }
+  // The misclassified photos' heatmaps stay in the members' fold folders: the members may
+  // see patches of other sizes, which share no grid to draw.
+  RunSummary fused = write_fused_members(run_dir, run, plan, summaries, config_toml);
+  if (options.progress)
+    *options.progress << fmt::format("{}: ensemble of {} cross-validations, out-of-fold accuracy {:.4f}; wrote {}\n",
+                                     plan.experiment.name, members.size(), fused.split("val")->metrics.accuracy,
+                                     (run_dir / "report.html").string());
+  return fused;
+}
+
+}  // namespace bachlab::host
