@@ -5,7 +5,7 @@
 # micro and macro, per-class recall, the confusion matrix and the wall time.
 #
 #   scripts/bach_benchmark.sh DATA_ROOT [--config FILE] [--folds K] [--out DIR] [--bachlab BIN]
-#                             [KEY=VALUE ...]   (overrides, as `bachlab run` takes them)
+#                             [KEY=VALUE | ~KEY ...]   (overrides, as `bachlab run` takes them)
 #
 # DATA_ROOT may also be "synthetic:nuclear" (the built-in synthetic set of that variant at
 # BACH's 2048x1536; data.synthetic.per_class=N sets its size): synthetic figures are a check
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --bachlab) bachlab="$(realpath "$2")"; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "bach_benchmark: unknown option '$1' (see --help)" >&2; exit 2 ;;
-    *=*) overrides+=("$1"); shift ;;
+    *=*|~*) overrides+=("$1"); shift ;;
     *) [ -z "$data" ] || { echo "bach_benchmark: one DATA_ROOT only (got '$data' and '$1')" >&2; exit 2; }
        data="$1"; shift ;;
   esac
@@ -102,6 +102,7 @@ print(f"run folder:       {m['run_dir']}")
 group = split.get("group", "none")
 print(f"photos:           {val['size']} (out-of-fold, {len(folds)} folds, "
       + ("block-grouped: each class's photos in file order cut into contiguous runs" if group == "block"
+         else "grouped by the ground-truth CSV's group column: a group never straddles folds" if group == "csv"
          else "random stratified: neighbouring photos of a slide can sit on both sides") + ")")
 if config.get("ensemble"):
     print("ensemble:         " + " + ".join(f"{name} ({' '.join(t.get('overrides', [])) or 'as configured'})"

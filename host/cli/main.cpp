@@ -5,7 +5,11 @@
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/param_table.h>
 
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -45,6 +49,24 @@ std::string filesystem_problem(const std::filesystem::filesystem_error& e) {
   text += e.code().message();
   if (!e.path2().empty()) text += " (with " + e.path2().string() + ")";
   return text;
+}
+
+// A failed allocation in LibTorch (a batch, an image or a model too large for this
+// machine's memory), said as the user's to fix: how much was asked for and what to lower,
+// without LibTorch's source location and backtrace. Empty for any other LibTorch error.
+std::string allocation_problem(const c10::Error& e) {
+  const std::string text = e.what_without_backtrace();
+  if (text.find("can't allocate memory") == std::string::npos && text.find("out of memory") == std::string::npos)
+    return "";
+  std::string asked;
+  const std::string marker = "tried to allocate ";
+  if (const size_t at = text.find(marker); at != std::string::npos) {
+    const double bytes = std::strtod(text.c_str() + at + marker.size(), nullptr);
+    if (bytes > 0) asked = fmt::format(" ({:.1f} GiB in one piece)", bytes / (1024.0 * 1024.0 * 1024.0));
+  }
+  return "out of memory: LibTorch could not allocate a tensor" + asked +
+         "; lower [train] batch_size, [data] image_size or scale, or [data.patches] size, or free memory "
+         "(`bachlab check CONFIG` estimates what a run needs)";
 }
 
 }  // namespace
@@ -109,6 +131,13 @@ int main(int argc, char** argv) {
     // the user's to fix, so said as an error about that path, not an internal one.
     std::cerr << "error: " << cli::filesystem_problem(e) << "\n";
     return 1;
+  } catch (const c10::Error& e) {
+    if (const std::string problem = cli::allocation_problem(e); !problem.empty()) {
+      std::cerr << "error: " << problem << "\n";
+      return 1;
+    }
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 3;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";
     return 3;

@@ -3,6 +3,7 @@
 #include "host/cli/prediction_format.h"
 #include "host/report/heatmap.h"
 #include "host/train/runner.h"
+#include "host/util/interrupt.h"
 #include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 namespace bachlab::cli {
 
@@ -159,9 +161,19 @@ void add_run_commands(CLI::App& app) {
 
     std::vector<host::RunSummary> summaries;
     std::vector<std::string> failed;
+    // Ctrl-C stops at the next batch and says how to resume. Data-parallel ranks keep the
+    // default (a rank stopping alone would leave the others waiting in a collective).
+    std::optional<host::InterruptScope> interruptible;
+    if (!parallel) interruptible.emplace();
     for (const auto& config : targets) {
       try {
         summaries.push_back(host::run_experiment(config, options));
+      } catch (const host::Interrupted& stop) {
+        std::cerr << "\n" << stop.what() << "\n";
+        if (!stop.resume_dir.empty())
+          std::cerr << "resume with: bachlab run --resume " << stop.resume_dir.string() << "\n";
+        // 128 + the signal, as a shell reports a process the signal ended.
+        return 128 + stop.signal();
       } catch (const Error& e) {
         // One broken experiment must not throw away the others of a comparison.
         if (targets.size() == 1) throw;

@@ -42,7 +42,9 @@ struct SplitOptions {
   /// How k-fold keeps related photos together: "none" (photos dealt to folds at random)
   /// or "block" (each class's photos in file-name order, cut into contiguous runs:
   /// block_kfold() in split.h; BACH numbers a slide's photos consecutively, so this keeps
-  /// a slide's photos out of its own validation fold). Default: "none".
+  /// a slide's photos out of its own validation fold) or "csv" (each photo's group - patient
+  /// or slide id - from the third column of the BACH ground-truth CSV; a group lies wholly
+  /// in one fold: group_kfold() in split.h). Default: "none".
   std::string group = "none";
 };
 

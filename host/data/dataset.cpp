@@ -88,7 +88,8 @@ std::vector<fs::path> list_class_folder(const fs::path& dir, const std::string& 
 // Reads the BACH ground truth and checks it against the files found in the class folders
 // (check_ground_truth_text does the parsing).
 void check_ground_truth(const fs::path& photos, const std::vector<std::string>& classes,
-                        const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems) {
+                        const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems,
+                        std::map<std::string, std::string>& groups) {
   const fs::path csv = photos / kBachGroundTruth;
   std::error_code ec;
   if (!fs::exists(csv, ec)) {
@@ -104,7 +105,7 @@ void check_ground_truth(const fs::path& photos, const std::vector<std::string>& 
   }
   std::stringstream text;
   text << in.rdbuf();
-  check_ground_truth_text(text.str(), csv, photos, classes, per_class, problems);
+  check_ground_truth_text(text.str(), csv, photos, classes, per_class, problems, &groups);
 }
 
 Dataset discover_folder(const DataConfig& config, const fs::path& root) {
@@ -144,7 +145,8 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
   std::vector<std::vector<fs::path>> per_class;
   for (const auto& name : dataset.classes)
     per_class.push_back(list_class_folder(photos / name, name, problems, dataset.skipped));
-  if (config.layout == "bach") check_ground_truth(photos, dataset.classes, per_class, problems);
+  std::map<std::string, std::string> groups;
+  if (config.layout == "bach") check_ground_truth(photos, dataset.classes, per_class, problems, groups);
 
   const bool skip_bad = config.on_bad_image == "skip";
   for (size_t c = 0; c < per_class.size(); ++c) {
@@ -159,6 +161,11 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
       dataset.labels.push_back(int64_t(c));
     }
   }
+  if (!groups.empty())
+    for (const auto& file : dataset.files) {
+      auto it = groups.find(file.filename().string());
+      dataset.groups.push_back(it == groups.end() ? std::string() : it->second);
+    }
   if (!problems.empty()) throw_problems(problems, photos);
   if (dataset.files.empty())
     throw Error(fmt::format("{}: no usable photos: all {} files were skipped (first: {}); fix or replace the files",
@@ -244,6 +251,7 @@ Dataset select(const Dataset& dataset, const std::vector<int64_t>& indices) {
       throw Error(fmt::format("select: index {} is outside the dataset's {} files", i, dataset.files.size()));
     out.files.push_back(dataset.files[size_t(i)]);
     out.labels.push_back(dataset.labels[size_t(i)]);
+    if (!dataset.groups.empty()) out.groups.push_back(dataset.groups[size_t(i)]);
   }
   return out;
 }

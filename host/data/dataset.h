@@ -19,6 +19,9 @@ struct Dataset {
   std::vector<std::filesystem::path> files;
   /// Class index of each file.
   std::vector<int64_t> labels;
+  /// Group (patient or slide id) of each file, from the BACH ground-truth CSV's third
+  /// column; empty when no row has one, "" for a file whose row has none.
+  std::vector<std::string> groups;
   /// Files left out, as "file: reason" (bad photos with on_bad_image = "skip", and files
   /// in class folders that are not images at all).
   std::vector<std::string> skipped;

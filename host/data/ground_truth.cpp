@@ -34,7 +34,8 @@ std::string join_classes(const std::vector<std::string>& classes) {
 
 void check_ground_truth_text(const std::string& content, const fs::path& csv, const fs::path& photos,
                              const std::vector<std::string>& classes,
-                             const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems) {
+                             const std::vector<std::vector<fs::path>>& per_class, std::vector<std::string>& problems,
+                             std::map<std::string, std::string>* groups) {
   std::istringstream in(content);
   // Which class folder(s) each file name was found in.
   std::map<std::string, std::vector<size_t>> on_disk;
@@ -48,13 +49,19 @@ void check_ground_truth_text(const std::string& content, const fs::path& csv, co
     if (line == 1 && text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // spreadsheet BOM
     text = trim(text);
     if (text.empty()) continue;
-    const size_t comma = text.find(',');
-    const std::string file = comma == std::string::npos ? text : trim(text.substr(0, comma));
-    const std::string label = comma == std::string::npos ? "" : trim(text.substr(comma + 1));
-    if (comma == std::string::npos || file.empty() || label.empty() || label.find(',') != std::string::npos) {
-      problems.push_back(fmt::format("{}:{}: expected <file>,<Class> (was \"{}\")", csv.string(), line, text));
+    std::vector<std::string> fields;
+    std::istringstream cells(text);
+    for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(trim(cell));
+    if (!text.empty() && text.back() == ',') fields.emplace_back();
+    const bool has_group = fields.size() == 3;
+    if (fields.size() < 2 || fields.size() > 3 || fields[0].empty() || fields[1].empty() ||
+        (has_group && fields[2].empty())) {
+      problems.push_back(
+          fmt::format("{}:{}: expected <file>,<Class> or <file>,<Class>,<group> (was \"{}\")", csv.string(), line, text));
       continue;
     }
+    const std::string& file = fields[0];
+    const std::string& label = fields[1];
     auto known = std::find(classes.begin(), classes.end(), label);
     if (known == classes.end()) {
       // A header row is allowed: the first line, naming no image file.
@@ -72,6 +79,7 @@ void check_ground_truth_text(const std::string& content, const fs::path& csv, co
       continue;
     }
     first_line[file] = line;
+    if (has_group && groups) (*groups)[file] = fields[2];
     auto found = on_disk.find(file);
     const bool in_own_folder =
         found != on_disk.end() && std::find(found->second.begin(), found->second.end(), c) != found->second.end();

@@ -1,9 +1,10 @@
 #pragma once
-// The BACH ground-truth CSV (Photos/microscopy_ground_truth.csv, rows <file>,<Class>) read
+// The BACH ground-truth CSV (Photos/microscopy_ground_truth.csv, rows <file>,<Class>[,<group>]) read
 // from its text and checked against the photos found in the class folders. Kept apart
 // from dataset.cpp, which reads the folders, so that it can be tested and fuzzed alone.
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,13 @@ namespace bachlab::host {
 /// line per bad row ("<csv>:<line>: ..."), per row naming a file that is missing or in
 /// another class's folder, per file listed twice, and per file on disk that no row names.
 /// A UTF-8 byte-order mark, blank lines, spaces around fields, CRLF line ends and a header
-/// row (a first line naming no image file) are accepted.
+/// row (a first line naming no image file) are accepted. A row may carry a third field, the
+/// photo's group (patient or slide id, for [data.split] group = "csv"): `groups`, if given,
+/// receives file name -> group for the rows that have one.
 void check_ground_truth_text(const std::string& text, const std::filesystem::path& csv,
                              const std::filesystem::path& photos, const std::vector<std::string>& classes,
                              const std::vector<std::vector<std::filesystem::path>>& per_class,
-                             std::vector<std::string>& problems);
+                             std::vector<std::string>& problems,
+                             std::map<std::string, std::string>* groups = nullptr);
 
 }  // namespace bachlab::host

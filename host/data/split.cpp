@@ -129,6 +129,72 @@ std::vector<Split> block_kfold(const std::vector<int64_t>& labels, int folds) {
   return folds_from(fold_of, folds);
 }
 
+std::vector<Split> group_kfold(const std::vector<int64_t>& labels, const std::vector<std::string>& groups, int folds) {
+  if (folds < 2) throw Error(fmt::format("group_kfold: folds must be at least 2 (was {})", folds));
+  if (groups.size() != labels.size())
+    throw Error(fmt::format("group_kfold: {} groups for {} images", groups.size(), labels.size()));
+  const auto by_class = indices_by_class(labels, "group_kfold");
+  require_fold_sizes(by_class, folds, "group_kfold");
+  std::map<int64_t, size_t> class_slot;
+  for (const auto& [label, items] : by_class) class_slot.emplace(label, class_slot.size());
+  const size_t classes = class_slot.size();
+  // Each group's images and its count per class.
+  std::map<std::string, std::vector<int64_t>> members;
+  for (size_t i = 0; i < groups.size(); ++i) members[groups[i]].push_back(int64_t(i));
+  if (int(members.size()) < folds)
+    throw Error(fmt::format("group_kfold: {} groups, fewer than folds = {}; every fold needs a group of its own, so "
+                            "use at most {} folds",
+                            members.size(), folds, members.size()));
+  struct Group {
+    const std::string* name;
+    const std::vector<int64_t>* images;
+    std::vector<double> counts;
+  };
+  std::vector<Group> order;
+  std::vector<double> totals(classes, 0.0);
+  for (const auto& [name, images] : members) {
+    Group g{&name, &images, std::vector<double>(classes, 0.0)};
+    for (int64_t i : images) g.counts[class_slot.at(labels[size_t(i)])] += 1;
+    for (size_t c = 0; c < classes; ++c) totals[c] += g.counts[c];
+    order.push_back(std::move(g));
+  }
+  // Largest groups first (ties by name, so the folds follow from the data alone), each into
+  // the fold that keeps every class's share per fold closest to 1/folds; ties go to the
+  // fold with fewer images, then the lower number.
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Group& a, const Group& b) { return a.images->size() > b.images->size(); });
+  std::vector<std::vector<double>> fold_counts(size_t(folds), std::vector<double>(classes, 0.0));
+  std::vector<size_t> fold_sizes(size_t(folds), 0);
+  std::vector<int> fold_of(labels.size());
+  const double even = 1.0 / folds;
+  for (const Group& g : order) {
+    int best = 0;
+    double best_cost = 0;
+    for (int k = 0; k < folds; ++k) {
+      double cost = 0;
+      for (int f = 0; f < folds; ++f)
+        for (size_t c = 0; c < classes; ++c) {
+          const double share = (fold_counts[size_t(f)][c] + (f == k ? g.counts[c] : 0.0)) / totals[c] - even;
+          cost += share * share;
+        }
+      if (k == 0 || cost < best_cost - 1e-12 ||
+          (std::abs(cost - best_cost) <= 1e-12 && fold_sizes[size_t(k)] < fold_sizes[size_t(best)])) {
+        best = k;
+        best_cost = cost;
+      }
+    }
+    for (size_t c = 0; c < classes; ++c) fold_counts[size_t(best)][c] += g.counts[c];
+    fold_sizes[size_t(best)] += g.images->size();
+    for (int64_t i : *g.images) fold_of[size_t(i)] = best;
+  }
+  for (int k = 0; k < folds; ++k)
+    if (fold_sizes[size_t(k)] == 0)
+      throw Error(fmt::format("group_kfold: fold {} of {} got no group (the groups are too unequal in size); use "
+                              "fewer folds",
+                              k + 1, folds));
+  return folds_from(fold_of, folds);
+}
+
 void write_split(const fs::path& file, const Dataset& dataset, const Split& split) {
   std::string ext = file.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace bachlab::host {
@@ -35,6 +36,14 @@ std::vector<Split> stratified_kfold(const std::vector<int64_t>& labels, int fold
 /// folds put most slides on both sides. Needs no seed: the runs follow from the order.
 /// Throws Error as stratified_kfold() does.
 std::vector<Split> block_kfold(const std::vector<int64_t>& labels, int folds);
+
+/// `folds` splits in which every group (a patient or slide id per image, `groups[i]` for
+/// image i, say from the ground-truth CSV) lies wholly in one fold, as scikit-learn's
+/// StratifiedGroupKFold: groups, largest first, go each to the fold that keeps every
+/// class's share per fold closest to 1/folds. Deterministic: the folds follow from the
+/// labels and groups alone. Throws Error for fewer groups than folds, a class with fewer
+/// images than folds, or a fold left without a group.
+std::vector<Split> group_kfold(const std::vector<int64_t>& labels, const std::vector<std::string>& groups, int folds);
 
 /// Writes the file lists of `split` (paths relative to the dataset root, with labels) to
 /// `file`: JSON for .json, CSV (part,file,label) for .csv. Temp file then rename.

@@ -3,6 +3,7 @@
 #include "host/train/run_steps.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/interrupt.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -173,7 +174,12 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     Opened fold = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
                               options.plugin_paths);
     predictions.emplace_back();
-    folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
+    try {
+      folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
+    } catch (Interrupted& stop) {
+      stop.resume_dir = run_dir;  // --resume of the cross-validation continues this fold
+      throw;
+    }
   }
   if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
   RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
@@ -194,7 +200,12 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
                                        summary.split("val")->size, folder.string());
     Opened refit = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
                                options.plugin_paths);
-    train_run(std::move(refit), refit_run, folder, refit_fresh, options);
+    try {
+      train_run(std::move(refit), refit_run, folder, refit_fresh, options);
+    } catch (Interrupted& stop) {
+      stop.resume_dir = run_dir;
+      throw;
+    }
   }
   return summary;
 }

@@ -7,6 +7,7 @@
 
 #include "host/train/memory_estimate.h"
 #include "host/util/atomic_file.h"
+#include "host/util/interrupt.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -135,7 +136,12 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
     if (options.progress)
       *options.progress << fmt::format("{}: ensemble member {} of {}, \"{}\", in {}\n", plan.experiment.name, m + 1,
                                        members.size(), plan.ensemble[m].name, folder.string());
-    summaries.push_back(cross_validate(std::move(members[m]), member_run, folder, member_fresh, options));
+    try {
+      summaries.push_back(cross_validate(std::move(members[m]), member_run, folder, member_fresh, options));
+    } catch (Interrupted& stop) {
+      stop.resume_dir = run_dir;  // --resume of the ensemble continues this member
+      throw;
+    }
   }
   // The misclassified photos' heatmaps stay in the members' fold folders: the members may
   // see patches of other sizes, which share no grid to draw.

@@ -109,7 +109,9 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
   out.emplace_back("epochs", std::to_string(train.epochs));
   if (data.split.folds > 0)
     out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold" +
-                                             (data.split.group == "block" ? ", block-grouped" : ", random"));
+                                             (data.split.group == "block" ? ", block-grouped"
+                                              : data.split.group == "csv" ? ", grouped by the CSV's groups"
+                                                                          : ", random"));
   if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
   if (train.feature_cache.augmented_copies > 0 && model && model->has_frozen_features())

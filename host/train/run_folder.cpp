@@ -9,9 +9,13 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
+#include <mutex>
+#include <tuple>
 #include <sstream>
 #include <vector>
 
@@ -62,55 +66,101 @@ Config load_run_config(const fs::path& run_dir, const RunFile& run) {
 
 const char* const kPhotosFile = "photos.csv";
 
-std::string photos_listing(const Dataset& dataset, bool synthetic) {
-  std::string out = "file,size,mtime\n";
-  for (const auto& file : dataset.files) {
-    std::error_code ec;
-    const auto size = fs::file_size(file, ec);
-    const auto mtime = fs::last_write_time(file, ec).time_since_epoch().count();
-    out += fmt::format("{},{},{}\n", file.lexically_relative(dataset.root).string(), ec ? 0 : size,
-                       synthetic ? std::string("-") : std::to_string(mtime));
+namespace {
+
+// CRC-32 of a file's bytes, as eight hex digits; "" if it cannot be read. Each file is
+// read once per process for a given size and modification time: a cross-validation
+// lists its photos for every fold.
+std::string content_checksum(const fs::path& file, uintmax_t size, int64_t mtime) {
+  static std::mutex mutex;
+  static std::map<std::tuple<std::string, uintmax_t, int64_t>, std::string> known;
+  const auto key = std::make_tuple(file.string(), size, mtime);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = known.find(key); it != known.end()) return it->second;
   }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return "";
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(in.gcount()));
+  }
+  const std::string out = fmt::format("{:08x}", static_cast<uint32_t>(crc));
+  std::lock_guard<std::mutex> lock(mutex);
+  known[key] = out;
   return out;
 }
 
-namespace {
+struct PhotoRecord {
+  std::string size, mtime, checksum;  // checksum "" in a photos.csv written before it had one
+};
 
-std::map<std::string, std::string> photo_lines(const std::string& listing) {
-  std::map<std::string, std::string> out;
+std::map<std::string, PhotoRecord> photo_records(const std::string& listing) {
+  std::map<std::string, PhotoRecord> out;
   std::istringstream lines(listing);
   std::string line;
   std::getline(lines, line);  // header
   while (std::getline(lines, line)) {
-    const auto comma = line.find(',');
-    if (comma != std::string::npos) out[line.substr(0, comma)] = line.substr(comma + 1);
+    std::vector<std::string> cells;
+    std::istringstream row(line);
+    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+    if (cells.size() < 3) continue;
+    out[cells[0]] = {cells[1], cells[2], cells.size() > 3 ? cells[3] : ""};
   }
   return out;
 }
 
 }  // namespace
 
+std::string photos_listing(const Dataset& dataset, bool synthetic) {
+  // Size and modification time find a change quickly; the checksum tells a photo that was
+  // only copied or touched (a new modification time, the same bytes) from one that changed.
+  std::string out = "file,size,mtime,crc32\n";
+  for (const auto& file : dataset.files) {
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    const auto mtime = fs::last_write_time(file, ec).time_since_epoch().count();
+    out += fmt::format("{},{},{},{}\n", file.lexically_relative(dataset.root).string(), ec ? 0 : size,
+                       synthetic ? std::string("-") : std::to_string(mtime),
+                       synthetic || ec ? std::string("-") : content_checksum(file, size, mtime));
+  }
+  return out;
+}
+
 void check_same_photos(const fs::path& run_dir, const Dataset& dataset, bool synthetic, const std::string& doing) {
   const fs::path file = run_dir / kPhotosFile;
   if (!fs::exists(file)) return;
-  const auto before = photo_lines(read_file(file));
-  const auto now = photo_lines(photos_listing(dataset, synthetic));
-  if (before == now) return;
+  const auto before = photo_records(read_file(file));
+  std::map<std::string, fs::path> now;
+  for (const auto& photo : dataset.files) now[photo.lexically_relative(dataset.root).string()] = photo;
   std::vector<std::string> added, removed, changed;
-  for (const auto& [name, what] : now)
+  for (const auto& [name, path] : now)
     if (!before.count(name)) added.push_back(name);
-  for (const auto& [name, what] : before) {
+  for (const auto& [name, was] : before) {
     auto it = now.find(name);
     if (it == now.end()) {
       removed.push_back(name);
-    } else if (it->second != what) {
-      const auto comma_a = what.find(','), comma_b = it->second.find(',');
-      const bool size_changed = what.substr(0, comma_a) != it->second.substr(0, comma_b);
-      changed.push_back(name + (size_changed ? " (size " + what.substr(0, comma_a) + " -> " +
-                                                   it->second.substr(0, comma_b) + " bytes)"
-                                             : " (modified since)"));
+      continue;
     }
+    std::error_code ec;
+    const auto size = fs::file_size(it->second, ec);
+    const std::string size_now = std::to_string(ec ? 0 : size);
+    if (size_now != was.size) {
+      changed.push_back(name + " (size " + was.size + " -> " + size_now + " bytes)");
+      continue;
+    }
+    if (synthetic) continue;
+    const auto mtime = fs::last_write_time(it->second, ec).time_since_epoch().count();
+    if (std::to_string(mtime) == was.mtime) continue;
+    // Modified since, by the clock: the same bytes (a copy, a touch) are the same photo.
+    if (was.checksum.empty())
+      changed.push_back(name + " (modified since)");
+    else if (content_checksum(it->second, size, mtime) != was.checksum)
+      changed.push_back(name + " (content changed)");
   }
+  if (added.empty() && removed.empty() && changed.empty()) return;
   std::string what;
   for (const auto& [names, verb] : {std::pair{&added, "added"}, std::pair{&removed, "removed"},
                                     std::pair{&changed, "changed"}}) {

@@ -40,11 +40,13 @@ RunFile read_run_file(const std::filesystem::path& run_dir);
 /// that its relative paths (data root, output, plugin folders) mean what they meant then.
 Config load_run_config(const std::filesystem::path& run_dir, const RunFile& run);
 
-/// photos.csv: which photos a run was trained on, one "file,size,mtime" line each (file
-/// relative to the dataset root). Resume and eval compare it with the photos found now, so
-/// a run never continues or is measured on other data without a word. A synthetic set is
-/// identified by its options and its content does not change, so its mtimes are "-" (a
-/// regenerated copy is the same data).
+/// photos.csv: which photos a run was trained on, one "file,size,mtime,crc32" line each
+/// (file relative to the dataset root). Resume and eval compare it with the photos found
+/// now, so a run never continues or is measured on other data without a word; a photo
+/// whose modification time changed but whose bytes did not (copied, touched, synced) is the
+/// same photo. A synthetic set is identified by its options and its content does not
+/// change, so its mtimes and checksums are "-" (a regenerated copy is the same data). A
+/// photos.csv of an older version, without checksums, compares modification times.
 extern const char* const kPhotosFile;
 std::string photos_listing(const Dataset& dataset, bool synthetic);
 

@@ -8,6 +8,7 @@
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
+#include "host/util/interrupt.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -73,6 +74,22 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
   return {data.images.index_select(0, index), data.labels.index_select(0, index)};
 }
 
+// The k folds [data.split] group asks for.
+std::vector<Split> folds_of(const Dataset& dataset, const std::vector<int64_t>& labels, const SplitOptions& s) {
+  if (s.group == "block") return block_kfold(labels, s.folds);
+  if (s.group != "csv") return stratified_kfold(labels, s.folds, s.seed);
+  const fs::path csv = dataset.root / kBachGroundTruth;
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < dataset.files.size(); ++i)
+    if (dataset.groups.empty() || dataset.groups[i].empty()) missing.push_back(dataset.files[i].filename().string());
+  if (!missing.empty())
+    throw Error(fmt::format("{}: [data.split] group = \"csv\" needs a group (patient or slide id) in the third column "
+                            "of every row, but {} of {} photos have none (first: {}); add it as <file>,<Class>,<group> "
+                            "or use group = \"block\"",
+                            csv.string(), missing.size(), dataset.files.size(), missing.front()));
+  return group_kfold(labels, dataset.groups, s.folds);
+}
+
 SplitData load_data(const ExperimentPlan& plan, const RunFile& run) {
   SplitData d;
   d.discovered = discover_dataset(plan.data);
@@ -88,8 +105,7 @@ SplitData load_data(const ExperimentPlan& plan, const RunFile& run) {
   if (run.refit) {
     for (int64_t i = 0; i < int64_t(list.size()); ++i) d.split.train.push_back(i);
   } else if (run.fold) {
-    d.split = (s.group == "block" ? block_kfold(list, s.folds) : stratified_kfold(list, s.folds, s.seed))
-                  .at(static_cast<size_t>(*run.fold));
+    d.split = folds_of(d.prepared.dataset, list, s).at(static_cast<size_t>(*run.fold));
   } else {
     d.split = stratified_split(list, s.train, s.val, s.test, s.seed);
   }
@@ -254,16 +270,25 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
       log("no checkpoint yet: starting at epoch 1");
     }
   }
-  if (plan.patches.enabled()) {
-    // Patches train; whole photos are validated, each by its grid of patches.
-    PatchSampler patches(data.train, plan.patches);
-    trainer.set_validation([&](const TensorSplit& val) {
-      ValPrediction p = measure(trainer, val, plan.photo, false);
-      return Prediction{p.probabilities, p.loss};
-    });
-    trainer.fit(patches, data.val);
-  } else {
-    trainer.fit(data.train, data.val);
+  try {
+    if (plan.patches.enabled()) {
+      // Patches train; whole photos are validated, each by its grid of patches.
+      PatchSampler patches(data.train, plan.patches);
+      trainer.set_validation([&](const TensorSplit& val) {
+        ValPrediction p = measure(trainer, val, plan.photo, false);
+        return Prediction{p.probabilities, p.loss};
+      });
+      trainer.fit(patches, data.val);
+    } else {
+      trainer.fit(data.train, data.val);
+    }
+  } catch (const Interrupted& stop) {
+    const int64_t saved = trainer.epochs_done();
+    Interrupted out(stop.signal(), fmt::format("{} of {} ({})", stop.where(), run_dir.string(),
+                                               saved > 0 ? fmt::format("epochs 1-{} are saved", saved)
+                                                         : std::string("no epoch had finished")));
+    out.resume_dir = run_dir;
+    throw out;
   }
   if (options.parallel && writes)
     log(fmt::format("data-parallel over {} ranks: {} collectives, {:.2f} ms each on average, {:.1f} s in all",

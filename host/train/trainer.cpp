@@ -7,6 +7,7 @@
 #include "host/train/model_state.h"
 #include "host/train/precision.h"
 #include "host/train/progress.h"
+#include "host/util/interrupt.h"
 #include "host/util/memory.h"
 
 #include <bachlab/sdk/error.h>
@@ -167,6 +168,10 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   double loss_sum = 0;
   const auto start = Clock::now();
   for (int64_t b = 0; b < batches; ++b) {
+    // Ctrl-C (host/util/interrupt.h): stop between two batches; the epochs before this one
+    // are in the checkpoint.
+    if (const int signal = interrupt_signal())
+      throw Interrupted(signal, fmt::format("in epoch {} of {}", epoch, settings_.epochs));
     const Batch batch = source.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
     const int64_t rows = batch.labels.size(0);
     for (auto& callback : callbacks_) callback->on_batch_begin(*this, BatchBegin{epoch, b, batches});

@@ -174,6 +174,7 @@ void read_dimension(Config& config, const std::string& table_name, const std::st
 }  // namespace
 
 std::string reference_table(const std::string& table) {
+  if (table.rfind("[ensemble.", 0) == 0) return "[ensemble.<name>]";
   const std::string prefix = "[tune.space.";
   if (table.rfind(prefix, 0) != 0) return table;
   const std::string when = ".when]";

@@ -91,7 +91,7 @@ inline double oriented(const TuneSettings& settings, double objective) {
 
 /// The name the config reference lists `table` under: every dimension table is one entry,
 /// "[tune.space.<table>.<key>]", and so is every condition, "[tune.space.<table>.<key>.when]";
-/// any other name comes back as it is. `table` is written as in a config: "[tune.space.model.filters]".
+/// every ensemble member is "[ensemble.<name>]"; any other name comes back as it is. `table` is written as in a config: "[tune.space.model.filters]".
 std::string reference_table(const std::string& table);
 
 /// The setting a dimension addresses: "model.filters" -> {"model", "filters"}.

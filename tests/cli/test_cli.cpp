@@ -1,13 +1,18 @@
 // Runs the built `bachlab` program and reads what a user would read.
 #include <bachlab/sdk/plugin.h>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <cmath>
@@ -15,6 +20,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -417,6 +423,73 @@ std::vector<std::vector<double>> history_rows(const fs::path& file) {
     rows.push_back(row);
   }
   return rows;
+}
+
+// Ctrl-C during a run: training stops at the next batch, the run says where it stopped and
+// the exact command that resumes it, exits with 128 + SIGINT, and that command finishes it.
+TEST_F(CliFolder, CtrlCSaysWhereTheRunStoppedAndHowToResumeIt) {
+  const fs::path config = tiny_config("interrupted");
+  const fs::path log = dir_ / "interrupted.log";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    const std::string program = std::string(BACHLAB_BINARY_DIR) + "/bachlab";
+    const std::string config_arg = config.string();
+    execl(program.c_str(), program.c_str(), "run", config_arg.c_str(), "train.epochs=100000", (char*)nullptr);
+    _exit(127);
+  }
+  // Once an epoch is in history.csv the run is training: interrupt it (wait at most 60 s).
+  auto history_rows_now = [&] {
+    if (!fs::exists(dir_ / "runs" / "interrupted")) return size_t(0);
+    for (const auto& entry : fs::directory_iterator(dir_ / "runs" / "interrupted"))
+      return count(read_text(entry.path() / "history.csv"), "\n");
+    return size_t(0);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (history_rows_now() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  int status = 0;
+  pid_t done = 0;
+  const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < stop_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << "the run did not stop within 60 s of Ctrl-C:\n" << read_text(log);
+  }
+  const std::string output = read_text(log);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT) << output;
+  const fs::path folder = run_folder("interrupted");
+  EXPECT_NE(output.find("interrupted in epoch "), std::string::npos) << output;
+  EXPECT_NE(output.find(" of 100000 of " + folder.string() + " (epochs 1-"), std::string::npos) << output;
+  EXPECT_NE(output.find("resume with: bachlab run --resume " + folder.string() + "\n"), std::string::npos) << output;
+
+  // The command it printed continues from the last saved epoch (a few more, then stop).
+  Result resumed = run("run --resume " + q(folder) + " --epochs " + std::to_string(history_rows_now() + 1));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming after epoch "), std::string::npos) << resumed.output;
+}
+
+// A tensor larger than the memory there is: a plain error saying how much was asked for and
+// what to lower, not "internal error" with LibTorch's backtrace (exit 1, not 3).
+TEST_F(CliFolder, AFailedAllocationSaysWhatToLower) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves more address space than the limit this test sets";
+#endif
+  // 12 photos of 3 x 4096 x 4096 as floats in one batch need 2.25 GiB, over a 1.5 GiB limit
+  // (the program and LibTorch load within it).
+  Result r = run("run " + q(tiny_config("huge")) + " data.image_size=4096 train.epochs=1 train.batch_size=12",
+                 "ulimit -v 1500000; ");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: out of memory: LibTorch could not allocate a tensor ("), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lower [train] batch_size"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
 }
 
 TEST_F(CliFolder, RunWithTwoProcessesTrainsAsOneProcessAndWritesOneRunFolder) {

@@ -132,8 +132,9 @@ TEST(DataConfigTest, FoldsRules) {
   EXPECT_EQ(config.split.folds, 5);
   EXPECT_EQ(tables.problems(),
             (std::vector<std::string>{"c.toml:41: [data.split] val does not apply with folds = 5 (each fold is held "
-                                      "out once as validation, and there is no test part); remove train/val/test or "
-                                      "set folds = 0"}));
+                                      "out once as validation, and there is no test part); remove train/val/test (on "
+                                      "the command line: ~data.split.train ~data.split.val ~data.split.test) or set "
+                                      "folds = 0"}));
   Tables one;
   one.data.set("source", std::string("synthetic"));
   one.split.set("folds", int64_t(1), {"c.toml", 40});
@@ -164,6 +165,18 @@ TEST(DataConfigTest, GroupedFoldsRules) {
   unknown.read();
   ASSERT_EQ(unknown.problems().size(), 1u);
   EXPECT_NE(unknown.problems()[0].find("c.toml:41: [data.split] group"), std::string::npos) << unknown.problems()[0];
+
+  // The groups of "csv" come from the BACH ground-truth CSV, which only that layout has.
+  Tables csv;
+  csv.data.set("source", std::string("synthetic"));
+  csv.data.set("layout", std::string("folders"), {"c.toml", 3});
+  csv.split.set("folds", int64_t(5), {"c.toml", 40});
+  csv.split.set("group", std::string("csv"), {"c.toml", 41});
+  csv.read();
+  EXPECT_EQ(csv.problems(),
+            (std::vector<std::string>{"c.toml:41: [data.split] group = \"csv\" reads each photo's group from the third "
+                                      "column of the BACH ground-truth CSV (Photos/microscopy_ground_truth.csv), but "
+                                      "[data] layout is \"folders\"; use layout = \"bach\" or group = \"block\""}));
 }
 
 TEST(DataConfigTest, ReadsThroughTheConfigLoader) {

@@ -190,7 +190,27 @@ TEST(DiscoverErrorTest, DuplicateAndMalformedRows) {
   EXPECT_EQ(error_of([&] { discover_dataset(bach_config(dir.path())); }),
             "2 problems in dataset " + (dir / "Photos").string() + ":\n- " + csv.string() +
                 ":3: b001.tif is listed again (first at line 2); delete one of the rows\n- " + csv.string() +
-                ":4: expected <file>,<Class> (was \"just-a-name\")");
+                ":4: expected <file>,<Class> or <file>,<Class>,<group> (was \"just-a-name\")");
+}
+
+// A third column names each photo's group (patient or slide), for [data.split] group = "csv".
+TEST(DiscoverTest, AThirdColumnGivesEachPhotoItsGroup) {
+  TempDir dir;
+  const fs::path csv = test::make_bach_dataset(dir.path(), 2);
+  test::write_bytes(csv, "file,class,patient\nn001.tif,Normal,p1\nn002.tif,Normal, p2 \nb001.tif,Benign,p1\n"
+                         "b002.tif,Benign,p3\nis001.tif,InSitu,p4\nis002.tif,InSitu,p4\niv001.tif,Invasive,p5\n"
+                         "iv002.tif,Invasive\n");
+  const Dataset dataset = discover_dataset(bach_config(dir.path()));
+  EXPECT_EQ(dataset.groups, (std::vector<std::string>{"p1", "p2", "p1", "p3", "p4", "p4", "p5", ""}));
+  EXPECT_EQ(select(dataset, {1, 4}).groups, (std::vector<std::string>{"p2", "p4"}));
+  test::write_bytes(csv, "n001.tif,Normal,p1,extra\nn002.tif,Normal,\n");
+  const std::string message = error_of([&] { discover_dataset(bach_config(dir.path())); });
+  EXPECT_THAT(message, ::testing::HasSubstr(csv.string() + ":1: expected <file>,<Class> or <file>,<Class>,<group> "
+                                                           "(was \"n001.tif,Normal,p1,extra\")"));
+  EXPECT_THAT(message, ::testing::HasSubstr(csv.string() + ":2: expected"));
+  // Without a third column there are no groups at all.
+  test::make_bach_dataset(dir.path(), 2);
+  EXPECT_TRUE(discover_dataset(bach_config(dir.path())).groups.empty());
 }
 
 TEST(DiscoverTest, HeaderRowIsAccepted) {

@@ -5,6 +5,7 @@
 
 #include <bachlab/sdk/error.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -141,6 +142,40 @@ TEST(KFoldTest, BadArguments) {
   EXPECT_EQ(error_of([] { stratified_kfold({0, 0, 0, 1, 1}, 3, 0); }),
             "stratified_kfold: class 1 has 2 images, fewer than folds = 3; every fold needs each class, so use at "
             "most 2 folds");
+}
+
+// [data.split] group = "csv": every group (patient) wholly in one fold, classes balanced,
+// the same folds from the same labels and groups.
+TEST(GroupKFoldTest, AGroupNeverStraddlesFoldsAndClassesStayBalanced) {
+  // 4 classes x 20 photos; groups of 1-4 photos, some holding two classes (a patient with
+  // benign and in-situ regions).
+  std::vector<int64_t> labels;
+  std::vector<std::string> groups;
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 20; ++i) {
+      labels.push_back(c);
+      groups.push_back("patient-" + std::to_string((c * 20 + i) / (1 + (i % 4))));
+    }
+  const std::vector<Split> folds = group_kfold(labels, groups, 5);
+  ASSERT_EQ(folds.size(), 5u);
+  std::vector<std::vector<int64_t>> held_out;
+  std::map<std::string, size_t> fold_of_group;
+  for (size_t k = 0; k < folds.size(); ++k) {
+    expect_partition({folds[k].train, folds[k].val}, labels.size());
+    held_out.push_back(folds[k].val);
+    std::vector<int> per_class(4, 0);
+    for (int64_t i : folds[k].val) {
+      per_class[size_t(labels[size_t(i)])]++;
+      auto [it, fresh] = fold_of_group.emplace(groups[size_t(i)], k);
+      EXPECT_EQ(it->second, k) << groups[size_t(i)] << " is in two folds";
+    }
+    for (int c = 0; c < 4; ++c) EXPECT_NEAR(per_class[size_t(c)], 4, 2) << "fold " << k << " class " << c;
+  }
+  expect_partition(held_out, labels.size());
+  EXPECT_EQ(group_kfold(labels, groups, 5)[2].val, folds[2].val);
+  EXPECT_THAT([&] { group_kfold(labels, std::vector<std::string>(labels.size(), "one"), 5); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("1 groups, fewer than folds = 5")));
+  EXPECT_THROW(group_kfold(labels, std::vector<std::string>(3, "x"), 5), Error);
 }
 
 TEST(BlockKFoldTest, EachClassIsCutIntoContiguousRunsInFileOrder) {

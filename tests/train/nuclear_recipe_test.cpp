@@ -52,6 +52,7 @@ class NuclearRecipeTest : public ::testing::Test {
                                 "data.root=" + (folder_ / "nuclear" / "Photos").string(),
                                 "data.classes=[\"Benign\", \"InSitu\"]",
                                 "data.cache_dir=" + (folder_ / "cache").string(),
+                                "~ensemble",  // one model: an ensemble needs folds
                                 "data.split.folds=0",
                                 "data.split.group=none",
                                 "train.refit=false",

@@ -216,6 +216,53 @@ TEST_F(RunTest, EnsembleAveragesItsMembersCrossValidationsAndResumesMemberByMemb
               ::testing::HasSubstr("lrr"));
 }
 
+// [data.split] group = "csv": the groups (patients) of the ground-truth CSV's third column
+// never straddle a fold's training and validation parts; a photo without one is named.
+TEST_F(RunTest, CsvGroupsKeepEachPatientInOneFold) {
+  const fs::path photos = folder_ / "bach" / "Photos";
+  const std::vector<std::pair<std::string, std::string>> classes = {
+      {"Normal", "n"}, {"Benign", "b"}, {"InSitu", "is"}, {"Invasive", "iv"}};
+  std::string csv = "file,class,patient\n";
+  std::map<std::string, std::string> group_of;
+  for (size_t c = 0; c < classes.size(); ++c) {
+    fs::create_directories(photos / classes[c].first);
+    for (int i = 0; i < 6; ++i) {
+      const std::string file = classes[c].second + std::to_string(i) + ".tif";
+      cv::imwrite((photos / classes[c].first / file).string(),
+                  cv::Mat(36, 48, CV_8UC3, cv::Scalar(40 * double(c), 30 * i, 200)));
+      // Patients hold two photos each.
+      const std::string patient = "p" + std::to_string(c) + "-" + std::to_string(i / 2);
+      group_of[classes[c].first + "/" + file] = patient;
+      csv += file + "," + classes[c].first + "," + patient + "\n";
+    }
+  }
+  write_file_atomic(photos / "microscopy_ground_truth.csv", csv);
+  const fs::path config = folder_ / "csv_groups.toml";
+  std::ofstream(config) << "[experiment]\nseed = 5\noutput = \"runs\"\n"
+                        << "[data]\nroot = \"bach\"\nimage_size = 16\nworkers = 1\ncache_dir = \"cache\"\n"
+                        << "[data.split]\nfolds = 3\ngroup = \"csv\"\n"
+                        << "[model]\nplugin = \"tiny_cnn\"\n[optimizer]\nplugin = \"adam\"\n"
+                        << "[train]\nepochs = 1\nbatch_size = 8\nthreads = 1\n";
+  const RunSummary s = run_experiment(config, RunOptions{});
+  std::set<std::string> validated;
+  for (int k = 1; k <= 3; ++k) {
+    std::map<std::string, std::set<std::string>> parts_of_patient;
+    for (const auto& row : csv_rows(read_file(fs::path(s.run_dir) / ("fold-" + std::to_string(k)) / "split.csv"))) {
+      parts_of_patient[group_of.at(row[1])].insert(row[0]);
+      if (row[0] == "val") validated.insert(row[1]);
+    }
+    for (const auto& [patient, parts] : parts_of_patient)
+      EXPECT_EQ(parts.size(), 1u) << patient << " is on both sides of fold " << k;
+  }
+  EXPECT_EQ(validated.size(), 24u);
+
+  write_file_atomic(photos / "microscopy_ground_truth.csv", csv.substr(0, csv.rfind("iv5.tif")) + "iv5.tif,Invasive\n");
+  EXPECT_THAT([&] { run_experiment(config, RunOptions{}); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr(
+                  "microscopy_ground_truth.csv: [data.split] group = \"csv\" needs a group (patient or slide id) in the "
+                  "third column of every row, but 1 of 24 photos have none (first: iv5.tif)")));
+}
+
 TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {
   RunSummary s = run_experiment(write_config("seeded", 1), RunOptions{});
   RunOptions options;
@@ -477,6 +524,20 @@ TEST_F(RunTest, ARunFolderKeepsItsOwnDataWhenMovedAndRefusesPhotosThatChanged) {
     EXPECT_EQ(e.split(split)->metrics.confusion, s.split(split)->metrics.confusion) << split;
   }
 
+  // Every photo touched (copied, synced): a new modification time, the same bytes, the same data.
+  for (const auto& entry : fs::recursive_directory_iterator(folder_ / "shared" / "data" / "Photos"))
+    if (entry.is_regular_file())
+      fs::last_write_time(entry.path(), fs::last_write_time(entry.path()) + std::chrono::seconds(3));
+  EXPECT_EQ(evaluate_run(moved).split("test")->metrics.confusion, s.split("test")->metrics.confusion);
+  // A photos.csv of an older version has no checksums: a new modification time is a change.
+  const std::string listing = read_file(moved / "photos.csv");
+  std::string without_checksums;
+  std::istringstream lines(listing);
+  for (std::string line; std::getline(lines, line);) without_checksums += line.substr(0, line.rfind(',')) + "\n";
+  write_file_atomic(moved / "photos.csv", without_checksums);
+  EXPECT_THAT(error_of([&] { evaluate_run(moved); }), ::testing::HasSubstr("(modified since)"));
+  write_file_atomic(moved / "photos.csv", listing);
+
   // One photo replaced by another of the same name and size.
   const fs::path changed = folder_ / "shared" / "data" / "Photos" / "Benign" / "b003.tif";
   fs::copy_file(folder_ / "exp" / "data" / "Photos" / "Benign" / "b003.tif", changed,
@@ -485,12 +546,12 @@ TEST_F(RunTest, ARunFolderKeepsItsOwnDataWhenMovedAndRefusesPhotosThatChanged) {
   const std::string refused = error_of([&] { evaluate_run(moved); });
   EXPECT_EQ(refused, (moved / "photos.csv").string() + ": the photos under " +
                          (folder_ / "shared" / "data" / "Photos").string() +
-                         " are not those this run was trained on (1 changed: Benign/b003.tif (modified since)). "
+                         " are not those this run was trained on (1 changed: Benign/b003.tif (content changed)). "
                          "Evaluating would use other data; restore the original photos, or start a new run");
   RunOptions resume;
   resume.resume = moved;
   EXPECT_THAT(error_of([&] { run_experiment("", resume); }),
-              ::testing::HasSubstr("(1 changed: Benign/b003.tif (modified since)). Resuming would use other data"));
+              ::testing::HasSubstr("(1 changed: Benign/b003.tif (content changed)). Resuming would use other data"));
 }
 
 TEST_F(RunTest, PhotosSkippedAsBadAreListedInMetricsAndTheReport) {
