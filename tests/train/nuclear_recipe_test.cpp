@@ -52,7 +52,6 @@ class NuclearRecipeTest : public ::testing::Test {
                                 "data.root=" + (folder_ / "nuclear" / "Photos").string(),
                                 "data.classes=[\"Benign\", \"InSitu\"]",
                                 "data.cache_dir=" + (folder_ / "cache").string(),
-                                "~ensemble",  // one model: an ensemble needs folds
                                 "data.split.folds=0",
                                 "data.split.group=none",
                                 "train.refit=false",
@@ -70,7 +69,8 @@ class NuclearRecipeTest : public ::testing::Test {
 
 TEST_F(NuclearRecipeTest, PatchesAtNativeDetailSeparateBenignFromInSituWhereTheSqueezedPhotoCannot) {
   // The recipe: these photos are already at the recipe's detail, so scale 1 (not 0.5).
-  const RunSummary patches = run("patches", {"data.scale=1.0", "data.patches.per_image=8"});
+  // One model of it (~ensemble: its members would need folds).
+  const RunSummary patches = run("patches", {"~ensemble", "data.scale=1.0", "data.patches.per_image=8"});
   // The study's way, everything else equal: the photo squeezed to 64x64, the ratio of
   // BACH's 1024x768 half-scale photo to the study's 128x128. Written out rather than
   // extended, because the recipe's [eval.patches] keys are refused without patches.
