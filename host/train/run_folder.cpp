@@ -33,6 +33,7 @@ void write_run_file(const fs::path& run_dir, const RunFile& run) {
   j["fold"] = run.fold ? nlohmann::ordered_json(*run.fold) : nlohmann::ordered_json();
   if (run.refit) j["refit"] = true;
   if (run.stain_target) j["stain_target"] = stain_target_to_json(*run.stain_target);
+  j["world_size"] = run.world_size;
   write_file_atomic(run_dir / "run.json", j.dump(2) + "\n");
 }
 
@@ -53,6 +54,7 @@ RunFile read_run_file(const fs::path& run_dir) {
     if (j.contains("fold") && !j.at("fold").is_null()) run.fold = j.at("fold").get<int>();
     run.refit = j.value("refit", false);
     if (j.contains("stain_target")) run.stain_target = stain_target_from_json(j.at("stain_target"));
+    run.world_size = j.value("world_size", 1);
     return run;
   } catch (const nlohmann::json::exception& e) {
     throw Error(file.string() + ": unreadable (" + std::string(e.what()) +

@@ -29,6 +29,9 @@ struct RunFile {
   bool refit = false;
   /// The stain target the run's photos were normalised to, so predict does the same.
   std::optional<StainTarget> stain_target;
+  /// Processes that trained it (`--nproc`; 1 alone): a resume must use as many, since batch
+  /// norm sees each rank's share of a batch. run.json files without it are of 1.
+  int world_size = 1;
 };
 
 /// Writes `run` as <run_dir>/run.json (temp file, then rename).

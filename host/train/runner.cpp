@@ -239,6 +239,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     }
     run.normalization = fit_normalization(data.train.images, plan.data);
     run.stain_target = data.prepared.stain_target;
+    run.world_size = options.parallel ? options.parallel->world() : 1;
     if (writes) write_run_file(run_dir, run);
   }
   if (!data.prepared.dataset.skipped.empty()) {
@@ -257,7 +258,18 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
                     data.prepared.stain_target->fitted_on));
   for (const auto& warning : plan.warnings) log("warning: " + warning);
 
-  if (!fresh) check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
+  if (!fresh) {
+    check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
+    const int world = options.parallel ? options.parallel->world() : 1;
+    if (world != run.world_size)
+      throw Error(fmt::format("{}: this run trained in {} {} and would resume in {}; batch norm sees each "
+                              "process's share of a batch, so the numbers would change. Resume with {}, or start a "
+                              "new run",
+                              (run_dir / "run.json").string(), run.world_size,
+                              run.world_size == 1 ? "process" : "processes", world,
+                              run.world_size == 1 ? std::string("no --nproc")
+                                                  : fmt::format("--nproc {}", run.world_size)));
+  }
   Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
   if (options.parallel) trainer.set_data_parallel(options.parallel);
   trainer.set_checkpoint_dir(run_dir / "checkpoints");

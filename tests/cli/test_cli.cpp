@@ -503,6 +503,13 @@ TEST_F(CliFolder, RunWithTwoProcessesTrainsAsOneProcessAndWritesOneRunFolder) {
   // Both extended by one epoch: the ranks resume from rank 0's last.pt.
   Result resumed_alone = run("run --resume " + q(run_folder("alone")) + " --epochs 4");
   ASSERT_EQ(resumed_alone.exit_code, 0) << resumed_alone.output;
+  // run.json records the processes; resuming in another number is refused.
+  Result one_of_two = run("run --resume " + q(run_folder("two")) + " --epochs 4");
+  EXPECT_EQ(one_of_two.exit_code, 1) << one_of_two.output;
+  EXPECT_NE(one_of_two.output.find("run.json: this run trained in 2 processes and would resume in 1; "),
+            std::string::npos)
+      << one_of_two.output;
+  EXPECT_NE(one_of_two.output.find("Resume with --nproc 2, or start a new run"), std::string::npos) << one_of_two.output;
   Result resumed_two = run("run --resume " + q(run_folder("two")) + " --epochs 4 --nproc 2 --timeout 60");
   ASSERT_EQ(resumed_two.exit_code, 0) << resumed_two.output;
   EXPECT_NE(resumed_two.output.find("resuming after epoch 3 of 4"), std::string::npos) << resumed_two.output;
