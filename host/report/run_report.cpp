@@ -240,6 +240,7 @@ json to_json(const RunSummary& s) {
            "auroc_micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
            "auroc_macro: mean of one-vs-rest AUROC over the classes present"},
           {"fold_val_accuracy", s.fold_val_accuracy},
+          {"ensemble_members", s.ensemble_members},
           {"skipped", s.skipped},
           {"splits", splits},
           {"history", history}};
@@ -263,6 +264,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
     s.weights = j.at("weights").get<std::string>();
     s.seconds = j.at("seconds").get<double>();
     if (j.contains("fold_val_accuracy")) s.fold_val_accuracy = j.at("fold_val_accuracy").get<std::vector<double>>();
+    if (j.contains("ensemble_members")) s.ensemble_members = j.at("ensemble_members").get<std::vector<std::string>>();
     if (j.contains("skipped")) s.skipped = j.at("skipped").get<std::vector<std::string>>();
     for (const char* name : {"train", "val", "test"}) {
       if (!j.at("splits").contains(name)) continue;
@@ -306,7 +308,9 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     << ", config <code>" << html_escape(s.config_file) << "</code>, seed " << s.seed << ", " << s.threads
     << (s.threads == 1 ? " thread" : " threads") << ", training time " << format_duration(s.seconds)
     << (s.fold_val_accuracy.empty() ? std::string()
-                                    : fmt::format(" (the sum over its {} folds)", s.fold_val_accuracy.size()))
+        : !s.ensemble_members.empty()
+            ? fmt::format(" (the sum over its {} members' folds and refits)", s.ensemble_members.size())
+            : fmt::format(" (the sum over its {} folds)", s.fold_val_accuracy.size()))
     << ". " << s.history.size() << (s.history.size() == 1 ? " epoch" : " epochs")
     << (s.stopped_early ? " (stopped early)" : "") << "; final metrics use the "
     << (s.weights == "best" ? "best epoch's (" + std::to_string(s.best_epoch) + ", by " + s.monitor + ")"
@@ -342,13 +346,34 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
 
   if (!s.fold_val_accuracy.empty()) {
     const auto [mean, sd] = mean_and_sd(s.fold_val_accuracy);
-    h << "<p>" << s.fold_val_accuracy.size()
-      << "-fold cross-validation: each fold's model validated on the images it did not train on; the val row pools "
-         "those out-of-fold predictions, and the curves are the folds' mean with a band of &plusmn;1 standard "
-         "deviation.</p>\n<table><tr><th>fold</th><th>validation accuracy</th><th>report</th></tr>\n";
-    for (size_t k = 0; k < s.fold_val_accuracy.size(); ++k)
-      h << "<tr><td>" << k + 1 << "</td><td>" << cell(s.fold_val_accuracy[k], "{:.3f}") << "</td><td><a href=\"fold-"
-        << k + 1 << "/report.html\">fold-" << k + 1 << "/report.html</a></td></tr>\n";
+    // An ensemble's folds are its members' folds: one link per member.
+    std::vector<std::string> prefixes = {""};
+    if (!s.ensemble_members.empty()) {
+      prefixes.clear();
+      std::string names;
+      for (const auto& m : s.ensemble_members) {
+        prefixes.push_back("member-" + m + "/");
+        names += (names.empty() ? "" : ", ") + html_escape(m);
+      }
+      h << "<p>An ensemble of " << s.ensemble_members.size() << " cross-validations (" << names
+        << "), each in its <code>member-&lt;name&gt;</code> folder with the same " << s.fold_val_accuracy.size()
+        << " folds: the val row averages each photo's out-of-fold probabilities over the members, and the curves "
+           "are the members' mean with a band of &plusmn;1 standard deviation between them.</p>\n";
+    } else {
+      h << "<p>" << s.fold_val_accuracy.size()
+        << "-fold cross-validation: each fold's model validated on the images it did not train on; the val row "
+           "pools those out-of-fold predictions, and the curves are the folds' mean with a band of &plusmn;1 "
+           "standard deviation.</p>\n";
+    }
+    h << "<table><tr><th>fold</th><th>validation accuracy</th><th>report</th></tr>\n";
+    for (size_t k = 0; k < s.fold_val_accuracy.size(); ++k) {
+      h << "<tr><td>" << k + 1 << "</td><td>" << cell(s.fold_val_accuracy[k], "{:.3f}") << "</td><td>";
+      for (size_t p = 0; p < prefixes.size(); ++p) {
+        const std::string link = html_escape(prefixes[p]) + "fold-" + std::to_string(k + 1) + "/report.html";
+        h << (p ? " " : "") << "<a href=\"" << link << "\">" << link << "</a>";
+      }
+      h << "</td></tr>\n";
+    }
     h << "<tr><th>mean &plusmn; SD</th><th>" << cell(mean, "{:.3f}") << " &plusmn; " << cell(sd, "{:.3f}")
       << "</th><th></th></tr>\n</table>\n";
   }
@@ -442,7 +467,11 @@ void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::s
     if (!s.history_sd.empty()) out.spread = column(s.history_sd, field, val);
     return out;
   };
-  const std::string folds = s.fold_val_accuracy.empty() ? "" : fmt::format(" (mean of {} folds)", s.fold_val_accuracy.size());
+  // An ensemble's curves are its members' (each already a mean over its folds), and its
+  // band is the members' spread, not the folds'.
+  const std::string folds = s.fold_val_accuracy.empty()       ? ""
+                            : !s.ensemble_members.empty() ? std::string(" (mean of its members)")
+                                                          : fmt::format(" (mean of {} folds)", s.fold_val_accuracy.size());
   write_png_atomic(run_dir / "loss.png",
                    draw_learning_curve(s.experiment + ": loss" + folds, "loss",
                                        {series("training", &EpochMetrics::loss, false, kTrainColor),

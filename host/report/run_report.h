@@ -91,6 +91,9 @@ struct RunSummary {
   /// A k-fold cross-validation's validation accuracy of each fold (its "val" split is then
   /// the folds' out-of-fold predictions pooled, and its history their mean); empty otherwise.
   std::vector<double> fold_val_accuracy;
+  /// An ensemble's members ([ensemble.<name>]), whose cross-validations its "val" split
+  /// averages (in <run_dir>/member-<name>); empty otherwise.
+  std::vector<std::string> ensemble_members;
   /// Photos left out with [data] on_bad_image = "skip", as "file: reason"; empty otherwise.
   std::vector<std::string> skipped;
   /// A cross-validation's per-epoch standard deviation over its folds (history is their

@@ -69,6 +69,7 @@ RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, cons
   fused.run_dir = run_dir.string();
   fused.started = run.started;
   fused.params = plan.key_params();
+  for (const auto& member : plan.ensemble) fused.ensemble_members.push_back(member.name);
   fused.seconds = 0;
   fused.stopped_early = false;
   for (const auto& m : members) {

@@ -147,6 +147,15 @@ TEST_F(RunTest, EnsembleAveragesItsMembersCrossValidationsAndResumesMemberByMemb
   EXPECT_EQ(ensemble_param->second, "low (optimizer.lr=0.003) + seeded (experiment.seed=9 ~train.threads)");
   const auto lr = std::find_if(s.params.begin(), s.params.end(), [](auto& p) { return p.first == "lr"; });
   EXPECT_EQ(lr->second, "0.01") << "the configured rate, not a member's";
+  // The report says what the figures are and links the members' folds, which exist.
+  const std::string report = read_file(fs::path(s.run_dir) / "report.html");
+  EXPECT_NE(report.find("An ensemble of 2 cross-validations (low, seeded)"), std::string::npos);
+  for (const char* link : {"member-low/fold-1/report.html", "member-seeded/fold-2/report.html"}) {
+    EXPECT_NE(report.find("href=\"" + std::string(link) + "\""), std::string::npos) << link;
+    EXPECT_TRUE(fs::exists(fs::path(s.run_dir) / link)) << link;
+  }
+  EXPECT_EQ(nlohmann::json::parse(read_file(fs::path(s.run_dir) / "metrics.json")).at("ensemble_members"),
+            nlohmann::json({"low", "seeded"}));
 
   // The members' folds are the same photos, and the root's rows are their mean.
   std::map<std::string, std::vector<double>> sum;
