@@ -73,6 +73,26 @@ TEST(Cli, EveryShippedExperimentConfigChecksClean) {
   EXPECT_EQ(r.output.find("problem"), std::string::npos) << r.output;
 }
 
+// k-fold from the command line on the study's configs (issue #21): their base sets
+// train/val/test fractions, which ~KEY removes; without the removal the message names them.
+TEST(Cli, EveryShippedConfigWithFractionsCrossValidatesFromTheCommandLine) {
+  const std::string folds = " data.split.folds=5 ~data.split.train ~data.split.val ~data.split.test";
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(BACHLAB_SOURCE_DIR) / "configs")) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".toml" || name == "base.toml" || name.find("transfer") != std::string::npos)
+      continue;
+    Result plain = run("check --no-data '" + entry.path().string() + "' data.split.folds=5");
+    if (plain.exit_code == 0) continue;  // a config that sets no fractions (bach_best: folds already)
+    EXPECT_NE(plain.output.find("~data.split.train ~data.split.val ~data.split.test"), std::string::npos)
+        << name << ": " << plain.output;
+    Result r = run("check --no-data '" + entry.path().string() + "'" + folds);
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.output;
+    ++checked;
+  }
+  EXPECT_GE(checked, 9) << "the study's nine configs extend base.toml's fractions";
+}
+
 // A copy of configs/ with a weights/ folder beside it, as docs/transfer.md tells a user to
 // make, holding torchvision exports (seeded random weights: `check` reads every key and
 // shape, not what the numbers mean) under the names the configs give. Removed afterwards.
