@@ -110,9 +110,9 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   out.split.group = split.get_string("group", out.split.group, {"none", "block", "csv"});
   if (out.split.group == "csv" && out.layout != "bach")
     split.fail("group", fmt::format("= \"csv\" reads each photo's group from the third column of the BACH "
-                                    "ground-truth CSV (Photos/{}), but [data] layout is \"{}\"; use layout = \"bach\" "
-                                    "or group = \"block\"",
-                                    "microscopy_ground_truth.csv", out.layout));
+                                    "ground-truth CSV (Photos/microscopy_ground_truth.csv), but [data] layout is "
+                                    "\"{}\"; use layout = \"bach\" or group = \"block\"",
+                                    out.layout));
   if (out.split.group != "none" && out.split.folds < 2)
     split.fail("group", fmt::format("only applies to k-fold cross-validation (folds is {}); set folds = 5, say, or "
                                     "remove group",

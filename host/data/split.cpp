@@ -146,14 +146,13 @@ std::vector<Split> group_kfold(const std::vector<int64_t>& labels, const std::ve
                             "use at most {} folds",
                             members.size(), folds, members.size()));
   struct Group {
-    const std::string* name;
     const std::vector<int64_t>* images;
     std::vector<double> counts;
   };
   std::vector<Group> order;
   std::vector<double> totals(classes, 0.0);
   for (const auto& [name, images] : members) {
-    Group g{&name, &images, std::vector<double>(classes, 0.0)};
+    Group g{&images, std::vector<double>(classes, 0.0)};
     for (int64_t i : images) g.counts[class_slot.at(labels[size_t(i)])] += 1;
     for (size_t c = 0; c < classes; ++c) totals[c] += g.counts[c];
     order.push_back(std::move(g));

@@ -147,6 +147,15 @@ std::vector<ClassScores> class_scores(const std::vector<std::vector<int64_t>>& c
   return out;
 }
 
+double mean_log_loss(const torch::Tensor& probabilities, const torch::Tensor& labels) {
+  return -probabilities.to(torch::kFloat64)
+              .gather(1, labels.to(torch::kLong).unsqueeze(1))
+              .clamp_min(1e-7)
+              .log()
+              .mean()
+              .item<double>();
+}
+
 SplitMetrics compute_metrics(const torch::Tensor& probabilities, const torch::Tensor& labels, double loss) {
   SplitMetrics m;
   m.loss = loss;

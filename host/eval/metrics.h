@@ -63,6 +63,10 @@ struct SplitMetrics {
   double f1_macro = 0;  ///< Unweighted mean of the per-class F1.
 };
 
+/// Mean of -log p(true class) over the rows of `probabilities` (N, C), each p clamped at
+/// 1e-7: the photo-level loss of aggregated probabilities.
+double mean_log_loss(const torch::Tensor& probabilities, const torch::Tensor& labels);
+
 /// All metrics of `probabilities` (N, C) against `labels` (N); `loss` is carried through.
 SplitMetrics compute_metrics(const torch::Tensor& probabilities, const torch::Tensor& labels, double loss);
 

@@ -1,5 +1,7 @@
 #include "host/eval/photo_aggregator.h"
 
+#include "host/eval/photo_prediction.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -32,11 +34,8 @@ std::vector<double> to_list(const torch::Tensor& t) {
 
 torch::Tensor photo_features(const torch::Tensor& patch_probabilities) {
   const torch::Tensor p = patch_probabilities.to(torch::kFloat32);
-  const int64_t classes = p.size(1);
   const torch::Tensor quartiles = torch::quantile(p, torch::tensor({0.25f, 0.5f, 0.75f}), 0);  // (3, K)
-  torch::Tensor votes = torch::zeros({classes}, p.options());
-  votes.index_add_(0, p.argmax(1), torch::ones({p.size(0)}, p.options()));
-  return torch::cat({p.mean(0), quartiles.reshape(-1), std::get<0>(p.max(0)), votes / static_cast<double>(p.size(0))});
+  return torch::cat({p.mean(0), quartiles.reshape(-1), std::get<0>(p.max(0)), vote_shares(p)});
 }
 
 PhotoAggregator PhotoAggregator::fit(const torch::Tensor& features, const torch::Tensor& labels, int64_t classes) {

@@ -109,11 +109,9 @@ torch::Tensor aggregate_patches(const torch::Tensor& probabilities, const std::s
   const torch::Tensor mean = probabilities.mean(0);
   if (aggregate == "mean") return mean;
   if (aggregate == "vote") {
-    torch::Tensor votes = torch::zeros_like(mean);
-    votes.index_add_(0, probabilities.argmax(1), torch::ones({p}, mean.options()));
     // Half a vote at most goes to the mean probability: it breaks ties, never a lead.
     const double bonus = 0.5 / static_cast<double>(p);
-    return (votes / static_cast<double>(p) + mean * bonus) / (1.0 + bonus);
+    return (vote_shares(probabilities) + mean * bonus) / (1.0 + bonus);
   }
   if (aggregate == "max") {
     torch::Tensor top = std::get<0>(probabilities.max(0));
@@ -122,9 +120,15 @@ torch::Tensor aggregate_patches(const torch::Tensor& probabilities, const std::s
   throw Error("[eval.patches] aggregate must be one of \"mean\", \"vote\", \"max\" (was \"" + aggregate + "\")");
 }
 
+torch::Tensor vote_shares(const torch::Tensor& probabilities) {
+  torch::Tensor votes = torch::zeros({probabilities.size(1)}, probabilities.options());
+  votes.index_add_(0, probabilities.argmax(1), torch::ones({probabilities.size(0)}, probabilities.options()));
+  return votes / static_cast<double>(probabilities.size(0));
+}
+
 torch::Tensor photo_probabilities(const torch::Tensor& patch_probabilities, const PhotoPredictionSettings& settings) {
   if (settings.aggregate != "learned") return aggregate_patches(patch_probabilities, settings.aggregate);
-  if (!settings.aggregator) return patch_probabilities.mean(0);
+  if (!settings.aggregator) return aggregate_patches(patch_probabilities, "mean");
   return settings.aggregator->probabilities(photo_features(patch_probabilities))[0];
 }
 

@@ -77,6 +77,9 @@ torch::Tensor tta_transform(const torch::Tensor& batch, const std::string& tta, 
 /// Mean over the transforms of `tta` of `model`'s probabilities of the transformed batch.
 torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, const std::string& tta);
 
+/// The share of a photo's patches (P, K) whose most probable class is each class (K).
+torch::Tensor vote_shares(const torch::Tensor& probabilities);
+
 /// One photo's probabilities (K) from its patches' (P, K) under a fixed rule: "mean",
 /// "vote" or "max".
 torch::Tensor aggregate_patches(const torch::Tensor& patch_probabilities, const std::string& aggregate);

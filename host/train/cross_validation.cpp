@@ -3,7 +3,6 @@
 #include "host/train/run_steps.h"
 
 #include "host/util/atomic_file.h"
-#include "host/util/interrupt.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -49,7 +48,7 @@ void apply_learned_aggregation(const fs::path& run_dir, std::vector<RunSummary>&
     const int64_t n = p.labels.size(0);
     p.probabilities = cross_fitted.slice(0, row, row + n);
     row += n;
-    p.loss = -p.probabilities.gather(1, p.labels.unsqueeze(1)).clamp_min(1e-7).log().mean().item<double>();
+    p.loss = mean_log_loss(p.probabilities, p.labels);
     // The fold's own summary, from the fold's model with the aggregator of the other folds.
     RunSummary& fold = folds[k];
     for (auto& split : fold.splits)
@@ -174,12 +173,7 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     Opened fold = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
                               options.plugin_paths);
     predictions.emplace_back();
-    try {
-      folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
-    } catch (Interrupted& stop) {
-      stop.resume_dir = run_dir;  // --resume of the cross-validation continues this fold
-      throw;
-    }
+    folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
   }
   if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
   RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
@@ -200,12 +194,7 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
                                        summary.split("val")->size, folder.string());
     Opened refit = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
                                options.plugin_paths);
-    try {
-      train_run(std::move(refit), refit_run, folder, refit_fresh, options);
-    } catch (Interrupted& stop) {
-      stop.resume_dir = run_dir;
-      throw;
-    }
+    train_run(std::move(refit), refit_run, folder, refit_fresh, options);
   }
   return summary;
 }

@@ -7,14 +7,11 @@
 
 #include "host/train/memory_estimate.h"
 #include "host/util/atomic_file.h"
-#include "host/util/interrupt.h"
 
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cmath>
 #include <limits>
 #include <map>
 #include <ostream>
@@ -77,12 +74,12 @@ RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, cons
     fused.stopped_early = fused.stopped_early || m.stopped_early;
   }
   mean_history(members, fused.history, fused.history_sd);
+  // The first member's rows, fold by fold, each averaged with the other members' row of
+  // the same photo.
   fused.fold_val_accuracy.clear();
-  std::vector<double> probabilities;
-  std::vector<int64_t> labels;
-  double loss = 0;
+  std::vector<torch::Tensor> probabilities, labels;
   for (auto& part : fused.predictions) {
-    int64_t right = 0;
+    std::vector<torch::Tensor> rows;
     for (size_t i = 0; i < part.files.size(); ++i) {
       std::vector<double>& row = part.probabilities[i];
       for (size_t m = 1; m < members.size(); ++m) {
@@ -94,22 +91,16 @@ RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, cons
         for (size_t c = 0; c < row.size(); ++c) row[c] += (*it->second)[c];
       }
       for (double& p : row) p /= static_cast<double>(members.size());
-      const auto label = static_cast<size_t>(part.labels[i]);
-      loss -= std::log(std::max(label < row.size() ? row[label] : 0.0, 1e-7));
-      right += static_cast<int64_t>(std::max_element(row.begin(), row.end()) - row.begin()) == part.labels[i];
-      probabilities.insert(probabilities.end(), row.begin(), row.end());
-      labels.push_back(part.labels[i]);
+      rows.push_back(torch::tensor(row, torch::kFloat64));
     }
-    fused.fold_val_accuracy.push_back(part.files.empty() ? 0.0
-                                                         : static_cast<double>(right) / static_cast<double>(part.files.size()));
+    probabilities.push_back(torch::stack(rows));
+    labels.push_back(torch::tensor(part.labels, torch::kLong));
+    fused.fold_val_accuracy.push_back(accuracy(probabilities.back(), labels.back()));
   }
-  const auto n = static_cast<int64_t>(labels.size());
-  const int64_t classes = n > 0 ? static_cast<int64_t>(probabilities.size()) / n : 0;
+  const torch::Tensor all = torch::cat(probabilities), all_labels = torch::cat(labels);
   fused.splits.clear();
   // Members may see patches of other sizes: a patch-level figure of the ensemble means nothing.
-  fused.splits.push_back({"val", n,
-                          compute_metrics(torch::tensor(probabilities, torch::kFloat64).view({n, classes}),
-                                          torch::tensor(labels, torch::kLong), loss / static_cast<double>(n)),
+  fused.splits.push_back({"val", all.size(0), compute_metrics(all, all_labels, mean_log_loss(all, all_labels)),
                           std::numeric_limits<double>::quiet_NaN()});
   write_run_report(run_dir, fused, config_toml);
   return fused;
@@ -137,12 +128,7 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
     if (options.progress)
       *options.progress << fmt::format("{}: ensemble member {} of {}, \"{}\", in {}\n", plan.experiment.name, m + 1,
                                        members.size(), plan.ensemble[m].name, folder.string());
-    try {
-      summaries.push_back(cross_validate(std::move(members[m]), member_run, folder, member_fresh, options));
-    } catch (Interrupted& stop) {
-      stop.resume_dir = run_dir;  // --resume of the ensemble continues this member
-      throw;
-    }
+    summaries.push_back(cross_validate(std::move(members[m]), member_run, folder, member_fresh, options));
   }
   // The misclassified photos' heatmaps stay in the members' fold folders: the members may
   // see patches of other sizes, which share no grid to draw.

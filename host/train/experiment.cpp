@@ -144,11 +144,13 @@ void read_ensemble(Config& config, ExperimentPlan& plan) {
       table.fail("overrides", "belongs to a member named \"" + name + "\", which names its folder member-" + name +
                                   ": use letters, digits, '_' and '-' only");
     for (const std::string& o : member.overrides) {
-      const std::string key = o.empty() || o.front() == '~' ? o.substr(o.empty() ? 0 : 1) : o.substr(0, o.find('='));
-      if (!Config::is_override(o))
+      if (!Config::is_override(o)) {
         table.fail("overrides", "\"" + o + "\" is not an override; write KEY=VALUE (e.g. data.scale=0.5) or ~KEY");
-      else if (key.rfind("data.split", 0) == 0 || key.rfind("ensemble", 0) == 0 ||
-               (key.rfind("experiment", 0) == 0 && key != "experiment.seed"))
+        continue;
+      }
+      const std::string key = o.front() == '~' ? o.substr(1) : o.substr(0, o.find('='));
+      if (key.rfind("data.split", 0) == 0 || key.rfind("ensemble", 0) == 0 ||
+          (key.rfind("experiment", 0) == 0 && key != "experiment.seed"))
         table.fail("overrides", "\"" + o + "\": the members share the experiment and its folds (their out-of-fold "
                                 "predictions are averaged photo by photo); set [experiment] (but its seed), "
                                 "[data.split] and [ensemble] for the whole ensemble");

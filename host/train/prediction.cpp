@@ -50,38 +50,39 @@ LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const 
   return out;
 }
 
+// An ensemble's folder: each member's prediction (its refit or fold ensemble, with its own
+// preprocessing), the photo probabilities averaged; the patches shown are the first
+// member's (members may cut patches of other sizes).
+std::vector<ImagePrediction> predict_ensemble(const fs::path& run_dir, const ExperimentPlan& plan,
+                                              const std::vector<fs::path>& images,
+                                              std::vector<std::string>* classes_out,
+                                              const std::vector<fs::path>& plugin_paths) {
+  std::vector<ImagePrediction> out;
+  std::vector<std::string> classes;
+  for (const auto& member : plan.ensemble) {
+    std::vector<ImagePrediction> m = predict_images(member_folder(run_dir, member.name), images, &classes, plugin_paths);
+    if (out.empty()) {
+      out = std::move(m);
+      continue;
+    }
+    for (size_t i = 0; i < out.size(); ++i)
+      for (size_t c = 0; c < out[i].probabilities.size(); ++c) out[i].probabilities[c] += m[i].probabilities[c];
+  }
+  for (auto& p : out) {
+    for (double& v : p.probabilities) v /= static_cast<double>(plan.ensemble.size());
+    const size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
+    p.predicted = best < classes.size() ? classes[best] : std::to_string(best);
+  }
+  if (classes_out) *classes_out = classes;
+  return out;
+}
+
 }  // namespace
 
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
                                             std::vector<std::string>* classes_out,
                                             const std::vector<fs::path>& plugin_paths) {
   RunFile run = read_run_file(run_dir);
-  {
-    // An ensemble's folder: each member's prediction (its refit or fold ensemble, with its
-    // own preprocessing), the photo probabilities averaged; the patches shown are the first
-    // member's (members may cut patches of other sizes).
-    Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
-    if (ensemble_root(opened.plan, run)) {
-      std::vector<ImagePrediction> out;
-      std::vector<std::string> classes;
-      for (const auto& member : opened.plan.ensemble) {
-        std::vector<ImagePrediction> m = predict_images(member_folder(run_dir, member.name), images, &classes, plugin_paths);
-        if (out.empty()) {
-          out = std::move(m);
-          continue;
-        }
-        for (size_t i = 0; i < out.size(); ++i)
-          for (size_t c = 0; c < out[i].probabilities.size(); ++c) out[i].probabilities[c] += m[i].probabilities[c];
-      }
-      for (auto& p : out) {
-        for (double& v : p.probabilities) v /= static_cast<double>(opened.plan.ensemble.size());
-        const size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
-        p.predicted = best < classes.size() ? classes[best] : std::to_string(best);
-      }
-      if (classes_out) *classes_out = classes;
-      return out;
-    }
-  }
   // A cross-validation's folder predicts with its refit model when it has one ([train]
   // refit: trained on every photo), else with the ensemble of its fold models: each fold's
   // probabilities per patch (after TTA), averaged, then aggregated per photo.
@@ -89,6 +90,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   std::shared_ptr<const PhotoAggregator> aggregator;
   {
     Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
+    if (ensemble_root(opened.plan, run)) return predict_ensemble(run_dir, opened.plan, images, classes_out, plugin_paths);
     const int folds = opened.plan.data.split.folds;
     const fs::path refit = refit_folder(run_dir);
     if (cross_validation_root(opened.plan, run) && opened.plan.train.refit) {

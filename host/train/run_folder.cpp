@@ -23,6 +23,14 @@ namespace bachlab::host {
 
 namespace fs = std::filesystem;
 
+fs::path outermost_run_folder(const fs::path& run_dir) {
+  fs::path folder = run_dir.lexically_normal();
+  if (!folder.has_filename()) folder = folder.parent_path();  // a trailing separator
+  while (folder.has_parent_path() && folder.parent_path() != folder && fs::exists(folder.parent_path() / "run.json"))
+    folder = folder.parent_path();
+  return folder;
+}
+
 void write_run_file(const fs::path& run_dir, const RunFile& run) {
   nlohmann::ordered_json j;
   j["config_file"] = run.config_file;

@@ -34,6 +34,10 @@ struct RunFile {
   int world_size = 1;
 };
 
+/// `run_dir`, or the run folder holding it when it is a fold, a refit or an ensemble member
+/// (a parent folder with a run.json), up to the outermost: what `--resume` continues.
+std::filesystem::path outermost_run_folder(const std::filesystem::path& run_dir);
+
 /// Writes `run` as <run_dir>/run.json (temp file, then rename).
 void write_run_file(const std::filesystem::path& run_dir, const RunFile& run);
 /// Reads <run_dir>/run.json; throws Error if the folder is not a run folder or the file is unreadable.

@@ -299,7 +299,8 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     Interrupted out(stop.signal(), fmt::format("{} of {} ({})", stop.where(), run_dir.string(),
                                                saved > 0 ? fmt::format("epochs 1-{} are saved", saved)
                                                          : std::string("no epoch had finished")));
-    out.resume_dir = run_dir;
+    // A fold, refit or member continues with `--resume` of the run that holds it.
+    out.resume_dir = outermost_run_folder(run_dir);
     throw out;
   }
   if (options.parallel && writes)

@@ -6,6 +6,7 @@
 #include "host/data/data.h"
 #include "host/data/synth.h"
 #include "host/util/atomic_file.h"
+#include "host/train/run_folder.h"
 #include "host/train/runner.h"
 #include "tests/train/csv_rows.h"
 
@@ -270,6 +271,20 @@ TEST_F(RunTest, CsvGroupsKeepEachPatientInOneFold) {
               ::testing::ThrowsMessage<Error>(::testing::HasSubstr(
                   "microscopy_ground_truth.csv: [data.split] group = \"csv\" needs a group (patient or slide id) in the "
                   "third column of every row, but 1 of 24 photos have none (first: iv5.tif)")));
+}
+
+// What Ctrl-C's "resume with" names: a fold, a refit or an ensemble member's fold resumes
+// through the run that holds it.
+TEST_F(RunTest, TheOutermostRunFolderHoldsFoldsRefitsAndMembers) {
+  const fs::path root = folder_ / "runs" / "x" / "20240101-120000";
+  for (const fs::path& run : {root, root / "refit", root / "member-a", root / "member-a" / "fold-2"}) {
+    fs::create_directories(run);
+    write_file_atomic(run / "run.json", "{}");
+  }
+  EXPECT_EQ(outermost_run_folder(root), root);
+  EXPECT_EQ(outermost_run_folder(root / "refit"), root);
+  EXPECT_EQ(outermost_run_folder(root / "member-a" / "fold-2"), root);
+  EXPECT_EQ(outermost_run_folder(root.string() + "/member-a/"), root);
 }
 
 TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {

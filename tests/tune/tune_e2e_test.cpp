@@ -60,6 +60,18 @@ class TuneEndToEndTest : public ::testing::Test {
     return options;
   }();
 
+  // A study of the quick config on a few 32x24 synthetic photos, one trial of one epoch,
+  // with `tune` (more [tune] lines).
+  StudyConfig tiny_study(const std::string& tune) {
+    const fs::path file = folder_ / "study.toml";
+    std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                        << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                        << "[tune]\nmax_trials = 1\nepochs = 1\n" << tune;
+    StudyConfig study = load_study_config(file, registry_);
+    study.settings.folder = folder_;
+    return study;
+  }
+
   fs::path folder_;
   PluginRegistry registry_;
 };
@@ -212,12 +224,7 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
 // the study begun again with another space, trial 0 gets other params and must train them,
 // not "complete" at once with the metrics an earlier trial 0 left in its folder.
 TEST_F(TuneEndToEndTest, ATrialFolderTrainedWithOtherParamsIsNeverReused) {
-  const fs::path file = folder_ / "study.toml";
-  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
-                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
-                      << "[tune]\nmax_trials = 1\nepochs = 1\n";
-  StudyConfig study = load_study_config(file, registry_);
-  study.settings.folder = folder_;
+  StudyConfig study = tiny_study("");
   TrialFunction trial = training_trial_function(study, options_);
   TrialRequest request;
   request.trial.id = 0;
@@ -249,12 +256,7 @@ TEST_F(TuneEndToEndTest, ATrialFolderTrainedWithOtherParamsIsNeverReused) {
 // The top trials' retraining folder (top/<rank>-trial-<id>) of a study begun again after
 // its study.db was removed: the earlier study's run there is never reported as this one's.
 TEST_F(TuneEndToEndTest, ARetrainedTopTrialOfAnotherStudyIsNeverReused) {
-  const fs::path file = folder_ / "study.toml";
-  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
-                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
-                      << "[tune]\nmax_trials = 1\nepochs = 1\ntop_k = 1\n";
-  StudyConfig study = load_study_config(file, registry_);
-  study.settings.folder = folder_;
+  StudyConfig study = tiny_study("top_k = 1\n");
   StoredTrial trial;
   trial.record.id = 0;
   trial.record.state = sdk::TrialRecord::State::Complete;
