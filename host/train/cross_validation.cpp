@@ -155,9 +155,11 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
 RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
   const ExperimentPlan& plan = opened.plan;
   const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
+  std::shared_ptr<FolderLock> lock;  // a resume holds it already (run_experiment)
   if (fresh) {
     if (run_dir.empty()) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
     fs::create_directories(run_dir);
+    lock = hold_run_folder(run_dir);
     write_file_atomic(run_dir / "config.toml", config_toml);
     write_run_file(run_dir, run);
   }

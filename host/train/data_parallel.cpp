@@ -9,8 +9,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,19 +34,67 @@ namespace {
 
 using Milliseconds = std::chrono::milliseconds;
 
-// "host:port" as (host, port); throws Error naming what is wrong.
+// "HOST:PORT" or "[IPv6]:PORT" as (host, port), the host resolved now: a name no one can
+// resolve is one clear error at once, not a rendezvous retried until the timeout.
 std::pair<std::string, uint16_t> parse_master(const std::string& master) {
   const auto colon = master.rfind(':');
-  const std::string host = colon == std::string::npos ? "" : master.substr(0, colon);
+  std::string host = colon == std::string::npos ? "" : master.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
   if (colon != std::string::npos) {
     const std::string digits = master.substr(colon + 1);
     if (!digits.empty() && digits.size() <= 5 && std::all_of(digits.begin(), digits.end(), ::isdigit))
       port = std::stoi(digits);
   }
-  if (host.empty() || port < 1 || port > 65535)
-    throw Error("--master \"" + master + "\": expected HOST:PORT with a port in 1..65535, e.g. 10.0.0.5:29500");
+  if (host.empty() || port < 1 || port > 65535 || (host.find(':') != std::string::npos && master.front() != '['))
+    throw Error("--master \"" + master +
+                "\": expected HOST:PORT with a port in 1..65535, e.g. 10.0.0.5:29500 (an IPv6 address in brackets: "
+                "[fd00::5]:29500)");
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
+    throw Error("--master \"" + master + "\": cannot resolve \"" + host + "\" (" + gai_strerror(rc) +
+                "); name rank 0's machine by an address or a name this machine resolves");
+  freeaddrinfo(found);
   return {host, static_cast<uint16_t>(port)};
+}
+
+// Node 0 serves the rendezvous at --master: its address must be one of this machine's and
+// its port free, or every other rank would wait the whole timeout for a server that never
+// starts.
+void check_master_is_here(const std::string& master) {
+  const auto [host, port] = parse_master(master);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  std::string problem;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const bool bound = bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    const int error = errno;
+    close(fd);
+    if (bound) {
+      problem.clear();
+      break;
+    }
+    problem = error == EADDRNOTAVAIL ? "is not an address of this machine, and node 0 (--node-rank 0) serves the "
+                                       "meeting point there: run node 0 on the machine --master names"
+              : error == EADDRINUSE ? "has its port in use by another program: pick a free port"
+                                    : std::string("cannot be listened on: ") + std::strerror(error);
+  }
+  freeaddrinfo(found);
+  if (!problem.empty()) throw Error("--master \"" + master + "\" " + problem);
+}
+
+// LibTorch's reason without the C++ backtrace it appends to its own errors.
+std::string reason(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
 }
 
 std::string env_or_empty(const char* name) {
@@ -104,7 +154,7 @@ DataParallel::DataParallel(int rank, int world, const std::string& master, Milli
   } catch (const std::exception& e) {
     throw Error(fmt::format("data-parallel rank {} of {}: the ranks did not meet at {} within {:g} s ({}); check "
                             "that rank 0 runs there and that every machine can reach that address and port",
-                            rank, world, master, seconds, e.what()));
+                            rank, world, master, seconds, reason(e)));
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -121,7 +171,7 @@ DataParallel::DataParallel(int rank, int world, const std::string& master, Milli
     group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, rank, world, options);
   } catch (const std::exception& e) {
     throw Error(fmt::format("data-parallel rank {} of {}: cannot connect to the other ranks ({})", rank, world,
-                            e.what()));
+                            reason(e)));
   }
 }
 
@@ -269,7 +319,10 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
                   " needs --master HOST:PORT, the address of the machine with --node-rank 0");
     master = "127.0.0.1:" + std::to_string(free_local_port());
   }
-  parse_master(master);
+  if (settings.node_rank == 0)
+    check_master_is_here(master);
+  else
+    parse_master(master);
   const int world = settings.nproc * settings.nnodes;
 
   // Everything a child needs is built before fork(): after it, only exec.
@@ -288,8 +341,19 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
       if (entry.rfind(name, 0) == 0) return true;
     return false;
   };
-  for (char** e = environ; *e; ++e)
+  bool log_level_set = false;
+  for (char** e = environ; *e; ++e) {
     if (!ours(*e)) base_env.emplace_back(*e);
+    log_level_set = log_level_set || std::strncmp(*e, "GLOG_minloglevel=", 17) == 0 ||
+                    std::strncmp(*e, "TORCH_CPP_LOG_LEVEL=", 20) == 0;
+  }
+  // LibTorch logs every retry of the rendezvous (a warning a second per rank); the ranks'
+  // own errors say what failed, so LibTorch logs only what is fatal unless the user chose a level.
+  if (!log_level_set) {
+    base_env.emplace_back("GLOG_minloglevel=3");
+    base_env.emplace_back("TORCH_CPP_LOG_LEVEL=FATAL");
+  }
+  const pid_t launcher = getpid();
 
   std::vector<pid_t> pids;
   auto stop_all = [&](int signal) {
@@ -312,6 +376,11 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
       throw Error(std::string("cannot start rank ") + std::to_string(rank) + ": " + std::strerror(errno));
     }
     if (pid == 0) {
+      // A rank dies with its launcher (killed, even by kill -9): none keeps training alone
+      // and writing a run folder no one watches. The check after it covers a launcher that
+      // died before the request was made.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != launcher) _exit(1);
       // Rank 0 prints the progress; the others' output would repeat it.
       if (rank != 0) {
         const int null = open("/dev/null", O_WRONLY);

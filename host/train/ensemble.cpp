@@ -115,8 +115,10 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
   for (const auto& member : plan.ensemble)
     members.push_back(open_config(member_config(config_toml, run.config_file, plan, member),
                                   PlanOverrides{run.epochs, run.seed}, options.plugin_paths));
+  std::shared_ptr<FolderLock> lock;  // a resume holds it already (run_experiment)
   if (fresh) {
     run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+    lock = hold_run_folder(run_dir);
     write_file_atomic(run_dir / "config.toml", config_toml);
     write_run_file(run_dir, run);
   }

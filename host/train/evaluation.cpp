@@ -71,6 +71,8 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
 }  // namespace
 
 RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress, const std::vector<std::string>& overrides) {
+  read_run_file(run_dir);  // "not a run folder" before any lock file is made in it
+  const auto lock = hold_run_folder(run_dir);
   return evaluate_one(run_dir, progress, nullptr, overrides);
 }
 

@@ -31,6 +31,10 @@ fs::path outermost_run_folder(const fs::path& run_dir) {
   return folder;
 }
 
+std::shared_ptr<FolderLock> hold_run_folder(const fs::path& run_dir) {
+  return hold_folder(outermost_run_folder(run_dir));
+}
+
 void write_run_file(const fs::path& run_dir, const RunFile& run) {
   nlohmann::ordered_json j;
   j["config_file"] = run.config_file;

@@ -7,6 +7,7 @@
 #include "host/data/dataset.h"
 #include "host/data/prepare.h"
 #include "host/data/stain.h"
+#include "host/util/folder_lock.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +38,11 @@ struct RunFile {
 /// `run_dir`, or the run folder holding it when it is a fold, a refit or an ensemble member
 /// (a parent folder with a run.json), up to the outermost: what `--resume` continues.
 std::filesystem::path outermost_run_folder(const std::filesystem::path& run_dir);
+
+/// Holds the outermost run folder of `run_dir` (hold_folder) for as long as the result
+/// lives: every process that writes a run folder (run, resume, eval) holds it, so two never
+/// write one at once.
+std::shared_ptr<FolderLock> hold_run_folder(const std::filesystem::path& run_dir);
 
 /// Writes `run` as <run_dir>/run.json (temp file, then rename).
 void write_run_file(const std::filesystem::path& run_dir, const RunFile& run);

@@ -228,8 +228,9 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   };
 
   SplitData data = load_data(plan, run);
+  if (fresh && run_dir.empty() && writes) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
+  const auto lock = writes ? hold_run_folder(run_dir) : nullptr;
   if (fresh) {
-    if (run_dir.empty() && writes) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
     if (options.parallel) run_dir = options.parallel->share("run folder", run_dir.string());
     if (writes) {
       fs::create_directories(run_dir);
@@ -327,9 +328,11 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   RunFile run;
   fs::path run_dir;
   Config config;
+  std::shared_ptr<FolderLock> lock;
   if (resuming) {
     run_dir = options.resume ? *options.resume : latest_run(config_file);
     run = read_run_file(run_dir);
+    if (!options.parallel || options.parallel->leader()) lock = hold_run_folder(run_dir);
     if (options.overrides.seed && (!run.seed || *run.seed != *options.overrides.seed))
       throw Error(run_dir.string() + ": --seed " + std::to_string(*options.overrides.seed) +
                   " differs from the seed the run started with; a resumed run keeps its seed. Drop --seed, or "

@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -445,39 +447,56 @@ std::vector<std::vector<double>> history_rows(const fs::path& file) {
   return rows;
 }
 
-// Ctrl-C during a run: training stops at the next batch, the run says where it stopped and
-// the exact command that resumes it, exits with 128 + SIGINT, and that command finishes it.
-TEST_F(CliFolder, CtrlCSaysWhereTheRunStoppedAndHowToResumeIt) {
-  const fs::path config = tiny_config("interrupted");
-  const fs::path log = dir_ / "interrupted.log";
+// Starts `bachlab ARGS...` without waiting, its output to `log`; returns its pid.
+pid_t start_in_background(const std::vector<std::string>& args, const fs::path& log) {
   const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     const std::string program = std::string(BACHLAB_BINARY_DIR) + "/bachlab";
-    const std::string config_arg = config.string();
-    execl(program.c_str(), program.c_str(), "run", config_arg.c_str(), "train.epochs=100000", (char*)nullptr);
+    std::vector<char*> argv{const_cast<char*>(program.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program.c_str(), argv.data());
     _exit(127);
   }
-  // Once an epoch is in history.csv the run is training: interrupt it (wait at most 60 s).
-  auto history_rows_now = [&] {
-    if (!fs::exists(dir_ / "runs" / "interrupted")) return size_t(0);
-    for (const auto& entry : fs::directory_iterator(dir_ / "runs" / "interrupted"))
-      return count(read_text(entry.path() / "history.csv"), "\n");
-    return size_t(0);
-  };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (history_rows_now() < 2 && std::chrono::steady_clock::now() < deadline)
+  return pid;
+}
+
+// Polls `done` every 20 ms for at most `seconds`; whether it came true.
+bool wait_for(const std::function<bool()>& done, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// Lines in history.csv of the only run of experiment `name` under `dir`/runs (0 if none yet).
+size_t history_lines(const fs::path& dir, const std::string& name) {
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(dir / "runs" / name, error)) {
+    std::ifstream in(entry.path() / "history.csv");
+    return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
+  }
+  return 0;
+}
+
+// Ctrl-C during a run: training stops at the next batch, the run says where it stopped and
+// the exact command that resumes it, exits with 128 + SIGINT, and that command finishes it.
+TEST_F(CliFolder, CtrlCSaysWhereTheRunStoppedAndHowToResumeIt) {
+  const fs::path config = tiny_config("interrupted");
+  const fs::path log = dir_ / "interrupted.log";
+  const pid_t pid = start_in_background({"run", config.string(), "train.epochs=100000"}, log);
+  ASSERT_GT(pid, 0);
+  // Once an epoch is in history.csv the run is training: interrupt it (wait at most 60 s).
+  auto history_rows_now = [&] { return history_lines(dir_, "interrupted"); };
+  wait_for([&] { return history_rows_now() >= 2; }, 60);
   kill(pid, SIGINT);
   int status = 0;
-  pid_t done = 0;
-  const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < stop_deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (done == 0) {
+  if (!wait_for([&] { return waitpid(pid, &status, WNOHANG) != 0; }, 60)) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     FAIL() << "the run did not stop within 60 s of Ctrl-C:\n" << read_text(log);
@@ -494,6 +513,61 @@ TEST_F(CliFolder, CtrlCSaysWhereTheRunStoppedAndHowToResumeIt) {
   Result resumed = run("run --resume " + q(folder) + " --epochs " + std::to_string(history_rows_now() + 1));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming after epoch "), std::string::npos) << resumed.output;
+}
+
+// The processes of `bachlab run --nproc` whose parent is `launcher` (its ranks).
+std::vector<pid_t> children_of(pid_t launcher) {
+  std::vector<pid_t> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream status(entry.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("PPid:", 0) == 0 && std::stol(line.substr(5)) == launcher) children.push_back(std::stoi(name));
+  }
+  return children;
+}
+
+// Ended: gone, or a zombie its new parent has not reaped yet.
+bool ended(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  const size_t paren = text.rfind(')');
+  return text.empty() || paren == std::string::npos || text.substr(paren + 2, 1) == "Z";
+}
+
+// Issue #22 item 3: a rank never outlives its launcher, and a run folder has one writer: a
+// second `run --resume` or an `eval` of a folder being written is refused, naming the
+// process that writes it; once the writer is gone the folder is free again.
+TEST_F(CliFolder, RanksDieWithTheirLauncherAndARunFolderHasOneWriter) {
+  const fs::path config = tiny_config("ranks");
+  const pid_t launcher = start_in_background(
+      {"run", config.string(), "train.epochs=100000", "--nproc", "2", "--timeout", "60"}, dir_ / "ranks.log");
+  ASSERT_GT(launcher, 0);
+  ASSERT_TRUE(wait_for([&] { return history_lines(dir_, "ranks") >= 2; }, 120)) << read_text(dir_ / "ranks.log");
+  const fs::path folder = run_folder("ranks");
+  const std::vector<pid_t> ranks = children_of(launcher);
+  ASSERT_EQ(ranks.size(), 2u);
+
+  for (const std::string& second : {"run --resume " + q(folder), "eval " + q(folder)}) {
+    Result r = run(second);
+    EXPECT_EQ(r.exit_code, 1) << second << "\n" << r.output;
+    EXPECT_NE(r.output.find(folder.string() + ": process "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(" is writing this folder (a run, a resume or an eval); wait for it to end, or stop it"),
+              std::string::npos)
+        << r.output;
+  }
+
+  kill(launcher, SIGKILL);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const bool stopped = wait_for([&] { return ended(ranks[0]) && ended(ranks[1]); }, 30);
+  if (!stopped)
+    for (pid_t rank : ranks) kill(rank, SIGKILL);
+  EXPECT_TRUE(stopped) << "the ranks kept running for 30 s after their launcher was killed";
+  // The writers are gone, and with them the lock: the folder can be evaluated.
+  Result after = run("eval " + q(folder));
+  EXPECT_EQ(after.exit_code, 0) << after.output;
 }
 
 // A tensor larger than the memory there is: a plain error saying how much was asked for and

@@ -192,13 +192,33 @@ TEST(DataParallel, LaunchRefusesWhatCannotWork) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "--nnodes 2 needs --master HOST:PORT, the address of the machine with --node-rank 0");
   }
-  s.master = "somewhere";
-  try {
-    launch_ranks({}, s);
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "--master \"somewhere\": expected HOST:PORT with a port in 1..65535, e.g. 10.0.0.5:29500");
-  }
+  // Every --master mistake is one message before any rank starts (issue #22 item 5), not a
+  // rendezvous retried until the timeout.
+  auto refusal = [&](const std::string& master, int node_rank) {
+    s.master = master;
+    s.node_rank = node_rank;
+    try {
+      launch_ranks({}, s);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(refusal("somewhere", 0),
+            "--master \"somewhere\": expected HOST:PORT with a port in 1..65535, e.g. 10.0.0.5:29500 (an IPv6 "
+            "address in brackets: [fd00::5]:29500)");
+  EXPECT_EQ(refusal("::1:29500", 1), refusal("somewhere", 0).replace(10, 9, "::1:29500"));
+  // The resolver's reason depends on the machine's DNS ("Name or service not known", or a
+  // temporary failure without a network): the message around it does not.
+  const std::string unknown = refusal("no.such.host.invalid:29500", 1);
+  EXPECT_EQ(unknown.rfind("--master \"no.such.host.invalid:29500\": cannot resolve \"no.such.host.invalid\" (", 0), 0u)
+      << unknown;
+  EXPECT_NE(unknown.find("); name rank 0's machine by an address or a name this machine resolves"), std::string::npos)
+      << unknown;
+  // Node 0 serves the meeting point, so its address must be this machine's.
+  EXPECT_EQ(refusal("192.0.2.1:29500", 0),
+            "--master \"192.0.2.1:29500\" is not an address of this machine, and node 0 (--node-rank 0) serves the "
+            "meeting point there: run node 0 on the machine --master names");
 }
 
 }  // namespace

@@ -287,6 +287,28 @@ TEST_F(RunTest, TheOutermostRunFolderHoldsFoldsRefitsAndMembers) {
   EXPECT_EQ(outermost_run_folder(root.string() + "/member-a/"), root);
 }
 
+// One writer per run folder (issue #22 item 3): the holds of one process share one lock,
+// which every other process finds taken until the last hold ends. A fold's hold is its
+// cross-validation's, so a whole CV is one writer.
+TEST_F(RunTest, HoldsOfOneProcessShareTheRunFolderLockOthersWaitForTheLast) {
+  const fs::path root = folder_ / "runs" / "x" / "20240101-120000";
+  fs::create_directories(root / "fold-1");
+  write_file_atomic(root / "run.json", "{}");
+  write_file_atomic(root / "fold-1" / "run.json", "{}");
+  auto taken_elsewhere = [&] {
+    const std::string command = "flock --nonblock --conflict-exit-code 7 '" + (root / ".lock").string() + "' true";
+    return WEXITSTATUS(std::system(command.c_str())) == 7;
+  };
+  auto cv = hold_run_folder(root);
+  auto fold = hold_run_folder(root / "fold-1");
+  EXPECT_EQ(cv, fold);
+  EXPECT_TRUE(taken_elsewhere());
+  cv.reset();
+  EXPECT_TRUE(taken_elsewhere());
+  fold.reset();
+  EXPECT_FALSE(taken_elsewhere());
+}
+
 TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {
   RunSummary s = run_experiment(write_config("seeded", 1), RunOptions{});
   RunOptions options;
