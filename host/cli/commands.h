@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,9 +82,9 @@ struct CheckedConfig {
   std::vector<std::pair<std::string, std::string>> plugins;
   /// The experiment's [data], for checking the photos (host::check_dataset).
   host::DataConfig data;
-  /// The least memory the experiment needs (lists the photos and decodes the first); unset
-  /// for a study config, whose trials differ.
-  std::function<host::MemoryEstimate()> memory;
+  /// The experiment's plan, for what a run checks before it starts (host::check_run_can_start:
+  /// memory, patch size, stain reference); null for a study config, whose trials differ.
+  std::shared_ptr<const host::ExperimentPlan> plan;
 };
 
 /// Runs every reader of `config` as `bachlab check` does: for a study config ([tune]) the

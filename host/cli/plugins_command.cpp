@@ -40,8 +40,7 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry,
   // The members' memory is estimated by `run` before it trains (that reads every photo's size).
   for (const auto& line : host::check_ensemble_members(config, plan, folders, false)) out.summary += "\n  " + line;
   out.data = plan.data;
-  auto shared = std::make_shared<host::ExperimentPlan>(std::move(plan));
-  out.memory = [shared] { return host::estimate_memory(*shared); };
+  out.plan = std::make_shared<const host::ExperimentPlan>(std::move(plan));
   return out;
 }
 
@@ -86,11 +85,7 @@ void add_plugins_commands(CLI::App& app) {
         // OK only if `run` would start: the photos are there, in every class.
         const std::string data = host::check_dataset(checked.data);
         std::string memory;
-        if (checked.memory) {
-          const host::MemoryEstimate estimate = checked.memory();
-          host::check_memory(estimate, file);
-          memory = "\n  memory: " + estimate.describe();
-        }
+        if (checked.plan) memory = "\n  memory: " + host::check_run_can_start(*checked.plan, file).describe();
         std::cout << file << ": " << checked.summary << "\n  data: " << data << memory << "\n";
       } catch (const Error& e) {
         ++failed;

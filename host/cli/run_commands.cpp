@@ -210,25 +210,34 @@ void add_run_commands(CLI::App& app) {
   static std::string format = "table";
   auto* predict = app.add_subcommand("predict", "Class probabilities of photos (TIFF, PNG, JPEG) from a saved run");
   predict->add_option("run_dir", predict_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
-  predict->add_option("images", images, "Photos to classify")->required();
+  predict->add_option("images", images, "Photos to classify, or folders of them (searched with their subfolders)")
+      ->required();
   predict->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
   static std::string heatmap_dir;
   predict->add_option("--heatmap", heatmap_dir,
                       "Also write <DIR>/<photo>.heatmap.png per photo: each class's patch probabilities over it");
   on_run(predict, [] {
     std::vector<std::string> classes;
-    std::vector<fs::path> files(images.begin(), images.end());
+    const std::vector<fs::path> files = photos_to_predict(images);
+    if (!heatmap_dir.empty()) {
+      // Before any photo is predicted, so a folder that cannot be made costs no work.
+      std::error_code error;
+      fs::create_directories(heatmap_dir, error);
+      if (error || !fs::is_directory(heatmap_dir))
+        throw Error("--heatmap " + heatmap_dir + ": cannot create the folder (" +
+                    (error ? error.message() : std::string("a file of that name is in the way")) + ")");
+    }
     auto predictions = host::predict_images(predict_dir, files, &classes);
     std::cout << format_predictions(predictions, classes, format);
     if (!heatmap_dir.empty()) {
-      fs::create_directories(heatmap_dir);
-      for (const auto& p : predictions) {
-        const fs::path file = fs::path(heatmap_dir) / (fs::path(p.image).stem().string() + ".heatmap.png");
-        host::write_png_atomic(file, host::draw_heatmap(host::heatmap_input(
-                                         p.photo, p.patches, p.patch_size, classes,
-                                         torch::tensor(std::vector<double>(p.probabilities)),
-                                         fs::path(p.image).filename().string())));
-        std::cerr << "heatmap: " << file.string() << "\n";
+      const std::vector<fs::path> heatmaps = heatmap_files(heatmap_dir, files);
+      for (size_t i = 0; i < predictions.size(); ++i) {
+        const auto& p = predictions[i];
+        host::write_png_atomic(heatmaps[i], host::draw_heatmap(host::heatmap_input(
+                                                p.photo, p.patches, p.patch_size, classes,
+                                                torch::tensor(std::vector<double>(p.probabilities)),
+                                                fs::path(p.image).filename().string())));
+        std::cerr << "heatmap of " << p.image << ": " << heatmaps[i].string() << "\n";
       }
     }
     return 0;

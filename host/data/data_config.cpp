@@ -74,7 +74,9 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   DataConfig out;
   out.source = data.get_string("source", out.source, {"folder", "synthetic"});
   const std::string root = data.get_path("root", "");
-  out.root = root;
+  // Absolute, so that the paths a run records (metrics.json's left-out photos, photos.csv's
+  // root) mean the same from any working folder.
+  out.root = root.empty() ? fs::path() : fs::absolute(root).lexically_normal();
   if (out.source == "folder" && root.empty())
     data.fail("root", "is required when source = \"folder\"; set it to the BACH folder (the one holding Photos/) "
                       "or to a folder with one subfolder per class, or use source = \"synthetic\"");

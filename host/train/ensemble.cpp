@@ -38,13 +38,13 @@ Config member_config(const std::string& config_toml, const std::string& config_f
 }
 
 std::vector<std::string> check_ensemble_members(const Config& config, const ExperimentPlan& plan,
-                                                const std::vector<fs::path>& plugin_paths, bool memory) {
+                                                const std::vector<fs::path>& plugin_paths, bool fits) {
   std::vector<std::string> lines;
   const std::string config_toml = config.resolved_toml(Config::Paths::absolute);
   for (const auto& member : plan.ensemble) {
     Opened m = open_config(member_config(config_toml, config.path().string(), plan, member), PlanOverrides{},
                            plugin_paths);
-    if (memory) check_memory(estimate_memory(m.plan), config.path().string() + " [ensemble." + member.name + "]");
+    if (fits) check_run_can_start(m.plan, config.path().string() + " [ensemble." + member.name + "]");
     std::string settings;
     for (const auto& [key, value] : m.plan.key_params())
       if (key == "model" || key == "scale" || key == "image_size" || key == "stain_normalize" || key == "patches")
@@ -112,9 +112,11 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
   // Every member is planned before the first trains, so a mistake in the last member's
   // overrides is found now, not after hours of the first.
   std::vector<Opened> members;
-  for (const auto& member : plan.ensemble)
+  for (const auto& member : plan.ensemble) {
     members.push_back(open_config(member_config(config_toml, run.config_file, plan, member),
                                   PlanOverrides{run.epochs, run.seed}, options.plugin_paths));
+    if (fresh) check_run_can_start(members.back().plan, run.config_file + " [ensemble." + member.name + "]");
+  }
   std::shared_ptr<FolderLock> lock;  // a resume holds it already (run_experiment)
   if (fresh) {
     run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);

@@ -2,6 +2,8 @@
 
 #include "host/data/dataset.h"
 #include "host/data/image_decode.h"
+#include "host/data/prepare.h"
+#include "host/train/patch_sampler.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -69,6 +71,21 @@ void check_memory(const MemoryEstimate& estimate, const std::string& config, dou
   throw Error(fmt::format("{}: this run needs more than this machine's {} of memory, {}. Lower [data] image_size "
                           "or scale, [train] batch_size or the photo count",
                           config, gib(available), estimate.describe()));
+}
+
+MemoryEstimate check_run_can_start(const ExperimentPlan& plan, const std::string& config) {
+  const MemoryEstimate estimate = estimate_memory(plan);
+  check_memory(estimate, config);
+  if (plan.patches.enabled() && estimate.photos > 0) {
+    try {
+      check_patch_fits(plan.patches, estimate.photo_height, estimate.photo_width);
+    } catch (const Error& e) {
+      throw Error(config + ": " + e.what());
+    }
+  }
+  // Names the config and the key itself (a glass-only or unreadable reference photo).
+  if (!plan.data.stain_reference.empty()) fit_stain_reference(plan.data);
+  return estimate;
 }
 
 }  // namespace bachlab::host

@@ -38,4 +38,10 @@ double physical_memory_bytes();
 /// bytes (by default the machine's physical memory).
 void check_memory(const MemoryEstimate& estimate, const std::string& config, double available = physical_memory_bytes());
 
+/// What a new run checks before it decodes its photos or makes its folder, and `check` with
+/// it: that it fits in this machine's memory, that its patches fit in its prepared photos
+/// (the first photo's size stands for all) and that its stain reference photo, if any,
+/// gives a target. Throws Error naming `config`; returns the memory estimate.
+MemoryEstimate check_run_can_start(const ExperimentPlan& plan, const std::string& config);
+
 }  // namespace bachlab::host

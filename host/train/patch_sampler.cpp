@@ -20,16 +20,17 @@ PatchSettings read_patch_settings(sdk::ParamTable& table) {
 
 PatchSettings read_patch_settings(Config& config) { return read_patch_settings(config.table("data.patches")); }
 
+void check_patch_fits(const PatchSettings& settings, int64_t height, int64_t width) {
+  if (height < settings.size || width < settings.size)
+    throw Error(fmt::format("[data.patches] size = {} is larger than the prepared images ({}x{} pixels, width x "
+                            "height); use a smaller size or a larger [data] image_size or scale",
+                            settings.size, width, height));
+}
+
 PatchSampler::PatchSampler(const TensorSplit& split, PatchSettings settings)
     : split_(split), settings_(settings) {
   if (!settings_.enabled()) throw Error("PatchSampler needs [data.patches] size > 0");
-  if (split_.size() > 0) {
-    const int64_t h = split_.images.size(2), w = split_.images.size(3);
-    if (h < settings_.size || w < settings_.size)
-      throw Error(fmt::format("[data.patches] size = {} is larger than the prepared images ({}x{} pixels, width x "
-                              "height); use a smaller size or a larger [data] image_size",
-                              settings_.size, w, h));
-  }
+  if (split_.size() > 0) check_patch_fits(settings_, split_.images.size(2), split_.images.size(3));
 }
 
 int64_t PatchSampler::start_epoch(torch::Generator& generator) {

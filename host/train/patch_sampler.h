@@ -47,6 +47,10 @@ struct PatchSettings {
 PatchSettings read_patch_settings(sdk::ParamTable& table);
 PatchSettings read_patch_settings(Config& config);
 
+/// Throws Error if a patch of `settings` does not fit in a prepared photo of `height` x
+/// `width` pixels.
+void check_patch_fits(const PatchSettings& settings, int64_t height, int64_t width);
+
 class PatchSampler : public BatchSource {
  public:
   /// `split`'s images (N, 3, H, W) must be at least `settings.size` on both sides; throws

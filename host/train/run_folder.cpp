@@ -205,7 +205,8 @@ fs::path create_run_folder(const fs::path& output, const std::string& experiment
   for (int n = 1;; ++n) {
     fs::path candidate = parent / (n == 1 ? std::string(stamp) : fmt::format("{}-{}", stamp, n));
     // create_directory is atomic: two runs started in the same second get different folders.
-    if (fs::create_directory(candidate, ec)) return candidate;
+    // Absolute: metrics.json, the log and the resume command name it from any folder.
+    if (fs::create_directory(candidate, ec)) return fs::absolute(candidate).lexically_normal();
     if (ec) throw Error(candidate.string() + ": cannot create the run folder (" + ec.message() + ")");
   }
 }

@@ -228,6 +228,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   };
 
   SplitData data = load_data(plan, run);
+  // Patches train; whole photos are validated, each by its grid of patches. Made before the
+  // run folder, so a patch that does not fit the photos leaves no folder behind.
+  std::optional<PatchSampler> patches;
+  if (plan.patches.enabled()) patches.emplace(data.train, plan.patches);
   if (fresh && run_dir.empty() && writes) run_dir = create_run_folder(plan.experiment.output, plan.experiment.name);
   const auto lock = writes ? hold_run_folder(run_dir) : nullptr;
   if (fresh) {
@@ -284,14 +288,12 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     }
   }
   try {
-    if (plan.patches.enabled()) {
-      // Patches train; whole photos are validated, each by its grid of patches.
-      PatchSampler patches(data.train, plan.patches);
+    if (patches) {
       trainer.set_validation([&](const TensorSplit& val) {
         ValPrediction p = measure(trainer, val, plan.photo, false);
         return Prediction{p.probabilities, p.loss};
       });
-      trainer.fit(patches, data.val);
+      trainer.fit(*patches, data.val);
     } else {
       trainer.fit(data.train, data.val);
     }
@@ -330,7 +332,8 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   Config config;
   std::shared_ptr<FolderLock> lock;
   if (resuming) {
-    run_dir = options.resume ? *options.resume : latest_run(config_file);
+    run_dir = fs::absolute(options.resume ? *options.resume : latest_run(config_file)).lexically_normal();
+    if (!run_dir.has_filename()) run_dir = run_dir.parent_path();  // "RUN/" as typed
     run = read_run_file(run_dir);
     if (!options.parallel || options.parallel->leader()) lock = hold_run_folder(run_dir);
     if (options.overrides.seed && (!run.seed || *run.seed != *options.overrides.seed))
@@ -350,6 +353,9 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     run.started = now_text("%Y-%m-%d %H:%M:%S");
   }
   Opened opened = open_config(std::move(config), PlanOverrides{run.epochs, run.seed}, options.plugin_paths);
+  // Every new run, whoever starts it (`run`, a tuning trial, a retrain), is refused with the
+  // arithmetic before anything is decoded if it cannot fit, not by an allocator mid-way.
+  if (!resuming) check_run_can_start(opened.plan, run.config_file);
   if (options.parallel && opened.plan.data.split.folds > 0)
     throw Error(run.config_file + ": [data.split] folds = " + std::to_string(opened.plan.data.split.folds) +
                 ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
@@ -365,7 +371,7 @@ void check_experiment(const fs::path& config_file, const RunOptions& options) {
   Opened opened = open_config(Config::load(config_file, options.config_overrides),
                               PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
   check_dataset(opened.plan.data);
-  check_memory(estimate_memory(opened.plan), config_file.string());
+  check_run_can_start(opened.plan, config_file.string());
   check_ensemble_members(opened.config, opened.plan, options.plugin_paths, true);
 }
 

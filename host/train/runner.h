@@ -56,11 +56,12 @@ RunSummary run_experiment(const std::filesystem::path& config_file, const RunOpt
 void check_experiment(const std::filesystem::path& config_file, const RunOptions& options);
 
 /// Plans every [ensemble.<name>] member of `plan` (made from `config`) as a run would and,
-/// with `memory`, checks that its memory estimate fits (which reads the photos' sizes);
+/// with `fits`, checks that it fits (check_run_can_start: memory and patch size, which reads the
+/// photos' sizes);
 /// throws the Error a run would. One line per member saying what it trains, for `bachlab
 /// check`; empty without an ensemble.
 std::vector<std::string> check_ensemble_members(const Config& config, const ExperimentPlan& plan,
-                                                const std::vector<std::filesystem::path>& plugin_paths, bool memory);
+                                                const std::vector<std::filesystem::path>& plugin_paths, bool fits);
 
 /// Re-measures the run in `run_dir` with its final weights on its own split, rewrites
 /// metrics.json, the figures and report.html, and returns the summary.

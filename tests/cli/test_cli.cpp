@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -584,6 +585,102 @@ TEST_F(CliFolder, AFailedAllocationSaysWhatToLower) {
   EXPECT_NE(r.output.find("error: out of memory: LibTorch could not allocate a tensor ("), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("lower [train] batch_size"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+}
+
+// Issue #22 item 7: what `run` refuses before training, `check` refuses too, and a refused
+// run (alone or a cross-validation) leaves no folder behind.
+TEST_F(CliFolder, CheckRefusesWhatRunRefusesAndARefusedRunLeavesNoFolder) {
+  struct Case {
+    std::string name, extra, message;
+  };
+  const std::vector<Case> cases = {
+      {"reference", "[data]\nstain_normalize = \"macenko\"\nstain_reference = \"missing.tif\"\n",
+       "missing.tif\": " + (dir_ / "missing.tif").string() + ": cannot open the file (No such file or directory)"},
+      // Quarter-scale 32x24 photos are 8x6: no 16-pixel patch fits.
+      {"patch", "[data]\nscale = 0.25\n[data.patches]\nsize = 16\nper_image = 2\n",
+       "[data.patches] size = 16 is larger than the prepared images (8x6 pixels, width x height)"},
+      {"patch_folds", "[data]\nscale = 0.25\n[data.patches]\nsize = 16\nper_image = 2\n[data.split]\nfolds = 2\n",
+       "[data.patches] size = 16 is larger than the prepared images (8x6 pixels, width x height)"},
+  };
+  for (const auto& c : cases) {
+    // tiny_config's [data] comes first; this one's keys go in a file that extends it.
+    const fs::path base = tiny_config(c.name + "_base");
+    const fs::path config = dir_ / (c.name + ".toml");
+    std::ofstream(config) << "extends = \"" << base.string() << "\"\n"
+                          << "[experiment]\nname = \"" << c.name << "\"\n" << c.extra;
+    for (const std::string& command : {"check ", "run "}) {
+      Result r = run(command + q(config));
+      EXPECT_EQ(r.exit_code, 1) << command << c.name << "\n" << r.output;
+      EXPECT_NE(r.output.find(c.message), std::string::npos) << command << c.name << "\n" << r.output;
+    }
+    EXPECT_FALSE(fs::exists(dir_ / "runs" / c.name)) << c.name << ": the refused run left a folder";
+  }
+}
+
+// predict takes folders of photos (issue #21 item 10); with --heatmap, photos of one name
+// from different folders get a heatmap each (issue #22 item 9), and a heatmap folder that
+// cannot be made is an error before any photo is predicted.
+TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
+  Result trained = run("run " + q(tiny_config("seen")) + " train.epochs=1");
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const fs::path photos = fs::temp_directory_path() / "bachlab_cli_test_cache" / "synthetic-v1-32x24-5per-class-seed0" /
+                          "Photos";
+  std::vector<fs::path> normal;
+  for (const auto& entry : fs::directory_iterator(photos / "Normal")) normal.push_back(entry.path());
+  std::sort(normal.begin(), normal.end());
+  ASSERT_GE(normal.size(), 2u);
+  for (const std::string folder : {"a", "b"}) {
+    fs::create_directories(dir_ / folder);
+    fs::copy_file(normal[folder == "a" ? 0 : 1], dir_ / folder / "same.tif");
+  }
+
+  Result r = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "a" / "same.tif") + " " +
+                 q(dir_ / "b" / "same.tif") + " --heatmap " + q(dir_ / "maps"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "maps" / "a-same.heatmap.png")) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "maps" / "b-same.heatmap.png")) << r.output;
+  EXPECT_NE(r.output.find("heatmap of " + (dir_ / "b" / "same.tif").string() + ": " +
+                          (dir_ / "maps" / "b-same.heatmap.png").string()),
+            std::string::npos)
+      << r.output;
+
+  // A folder: every photo in it and its subfolders, one CSV row each (and a header).
+  Result all = run("predict " + q(run_folder("seen")) + " " + q(photos) + " --format csv");
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  EXPECT_EQ(count(all.output, ".tif,"), 20u) << all.output;
+  fs::create_directories(dir_ / "nothing");
+  Result none = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "nothing"));
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find((dir_ / "nothing").string() + ": the folder holds no photos"), std::string::npos)
+      << none.output;
+
+  // A file where the heatmap folder would go.
+  std::ofstream(dir_ / "blocked") << "x";
+  Result blocked = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "a" / "same.tif") + " --heatmap " +
+                       q(dir_ / "blocked" / "maps"));
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.output;
+  EXPECT_NE(blocked.output.find("error: --heatmap " + (dir_ / "blocked" / "maps").string() +
+                                ": cannot create the folder ("),
+            std::string::npos)
+      << blocked.output;
+  EXPECT_EQ(blocked.output.find("Normal"), std::string::npos) << "predicted before the folder was made";
+}
+
+// Issue #22 LOW: metrics.json names the run folder absolutely, however the config and the
+// resumed folder were named (relative to the working folder, with a trailing slash).
+TEST_F(CliFolder, MetricsNameTheRunFolderAbsolutelyWhateverTheWorkingFolder) {
+  tiny_config("relative");
+  Result r = run("run relative.toml train.epochs=1", "cd " + q(dir_) + " && ");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path folder = run_folder("relative");
+  auto recorded = [&] {
+    return nlohmann::json::parse(read_text(folder / "metrics.json")).at("run_dir").get<std::string>();
+  };
+  EXPECT_EQ(recorded(), folder.string());
+  const std::string relative = fs::relative(folder, dir_).string() + "/";
+  Result resumed = run("run --resume " + relative + " --epochs 2", "cd " + q(dir_) + " && ");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(recorded(), folder.string());
 }
 
 TEST_F(CliFolder, RunWithTwoProcessesTrainsAsOneProcessAndWritesOneRunFolder) {

@@ -111,7 +111,7 @@ TEST(PatchSamplerTest, APatchLargerThanThePhotoIsRefused) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
               "[data.patches] size = 24 is larger than the prepared images (36x20 pixels, width x height); use a "
-              "smaller size or a larger [data] image_size");
+              "smaller size or a larger [data] image_size or scale");
   }
 }
 

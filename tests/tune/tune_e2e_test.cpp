@@ -279,6 +279,32 @@ TEST_F(TuneEndToEndTest, ARetrainedTopTrialOfAnotherStudyIsNeverReused) {
   EXPECT_DOUBLE_EQ(retrained_lr(), 0.00235) << "the earlier study's retrain was taken for this one";
 }
 
+// Issue #22 item 6: a trial whose search point cannot fit in memory fails at once with the
+// arithmetic `check` and `run` give, instead of allocating until LibTorch gives up.
+TEST_F(TuneEndToEndTest, ATrialThatCannotFitInMemoryFailsWithTheEstimate) {
+  // 2048 float batches of 3x4096x4096 and their normalised copies: over 800 GB.
+  const fs::path file = folder_ / "study.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[data]\nimage_size = 4096\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                      << "[train]\nbatch_size = 2048\n[tune]\nmax_trials = 1\nepochs = 1\n";
+  StudyConfig study = load_study_config(file, registry_);
+  study.settings.folder = folder_;
+  TrialRequest request;
+  request.trial.id = 0;
+  request.trial.epochs = 1;
+  request.trial.params = {{"optimizer.plugin", std::string("adam")}, {"optimizer.lr", 0.001}};
+  request.folder = folder_ / "trials" / "0000";
+  try {
+    training_trial_function(study, options_)(request);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("execution-0.toml: this run needs more than this machine's"), std::string::npos) << message;
+    EXPECT_NE(message.find("16 photos of 3x4096x4096"), std::string::npos) << message;
+  }
+  EXPECT_FALSE(fs::exists(request.folder / "execution-0" / "execution-0")) << "a run folder was made";
+}
+
 // Workers live only as long as their coordinator: a kill -9 of `bachlab tune --workers 2`
 // stops both workers (their trials stay "running" until --resume hands them out again).
 TEST_F(TuneEndToEndTest, KillingTheCoordinatorStopsItsWorkers) {
