@@ -117,9 +117,10 @@ void add_run_commands(CLI::App& app) {
       ->check(CLI::Range(1.0, 86400.0));
   on_run(run, [] {
     const bool distributed = launch.nproc > 1 || launch.nnodes > 1;
-    if (distributed && std::getenv("BACHLAB_WORLD_SIZE") == nullptr)
-      return host::launch_ranks(program_arguments(), launch);
-    std::shared_ptr<host::DataParallel> parallel = host::DataParallel::from_environment();
+    // The launcher checks the configs before it starts any rank (below), so a mistake is said
+    // once, not once per rank after they have met.
+    const bool launcher = distributed && std::getenv("BACHLAB_WORLD_SIZE") == nullptr;
+    std::shared_ptr<host::DataParallel> parallel = launcher ? nullptr : host::DataParallel::from_environment();
     const ConfigArguments given = split_config_arguments(arguments);
     const std::vector<std::string>& configs = given.files;
     if (configs.empty() && resume.empty())
@@ -139,6 +140,7 @@ void add_run_commands(CLI::App& app) {
     options.interactive = isatty(fileno(stderr));
     for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
     options.parallel = parallel;
+    options.data_parallel = distributed;
     const std::vector<std::string> targets = configs.empty() ? std::vector<std::string>{""} : configs;
 
     // Every config and its photos before the first epoch: a typo in the last config must
@@ -158,6 +160,7 @@ void add_run_commands(CLI::App& app) {
                                  targets.size());
       return 1;
     }
+    if (launcher) return host::launch_ranks(program_arguments(), launch);
 
     std::vector<host::RunSummary> summaries;
     std::vector<std::string> failed;

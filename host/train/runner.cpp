@@ -325,6 +325,17 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   return summary;
 }
 
+namespace {
+
+void refuse_data_parallel_folds(const ExperimentPlan& plan, const std::string& config_file) {
+  if (plan.data.split.folds > 0)
+    throw Error(config_file + ": [data.split] folds = " + std::to_string(plan.data.split.folds) +
+                ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
+                "split (folds = 0) with --nproc");
+}
+
+}  // namespace
+
 RunSummary run_experiment(const fs::path& config_file, const RunOptions& options) {
   const bool resuming = options.resume.has_value() || options.resume_latest;
   RunFile run;
@@ -356,10 +367,7 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   // Every new run, whoever starts it (`run`, a tuning trial, a retrain), is refused with the
   // arithmetic before anything is decoded if it cannot fit, not by an allocator mid-way.
   if (!resuming) check_run_can_start(opened.plan, run.config_file);
-  if (options.parallel && opened.plan.data.split.folds > 0)
-    throw Error(run.config_file + ": [data.split] folds = " + std::to_string(opened.plan.data.split.folds) +
-                ": a cross-validation does not train data-parallel yet; run it without --nproc, or train one "
-                "split (folds = 0) with --nproc");
+  if (options.parallel) refuse_data_parallel_folds(opened.plan, run.config_file);
   if (ensemble_root(opened.plan, run)) return run_ensemble(std::move(opened), run, run_dir, !resuming, options);
   if (cross_validation_root(opened.plan, run))
     return cross_validate(std::move(opened), run, run_dir, !resuming, options);
@@ -370,6 +378,7 @@ void check_experiment(const fs::path& config_file, const RunOptions& options) {
   if (options.resume || options.resume_latest) return;
   Opened opened = open_config(Config::load(config_file, options.config_overrides),
                               PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+  if (options.data_parallel) refuse_data_parallel_folds(opened.plan, config_file.string());
   check_dataset(opened.plan.data);
   check_run_can_start(opened.plan, config_file.string());
   check_ensemble_members(opened.config, opened.plan, options.plugin_paths, true);

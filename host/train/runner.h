@@ -44,6 +44,9 @@ struct RunOptions {
   /// Train as one rank of this data-parallel group (`run --nproc`); rank 0 alone writes
   /// the run folder and returns the full summary, the others an empty one. Null: alone.
   std::shared_ptr<DataParallel> parallel;
+  /// The run trains data-parallel (`--nproc`, `--nnodes`): set in the launcher too, before
+  /// any rank exists, so check_experiment refuses what the ranks would.
+  bool data_parallel = false;
 };
 
 /// Trains `config_file` (ignored when options.resume names a run folder) and writes its

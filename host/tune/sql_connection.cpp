@@ -20,9 +20,14 @@ std::string double_text(double v) { return fmt::format("{}", v); }
 
 class SqliteConnection final : public SqlConnection {
  public:
-  explicit SqliteConnection(const StorageUrl& storage) : SqlConnection(storage.url), file_(storage.file) {
-    if (sqlite3_open_v2(file_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        nullptr) != SQLITE_OK) {
+  SqliteConnection(const StorageUrl& storage, bool read_only) : SqlConnection(storage.url), file_(storage.file) {
+    // SQLite keeps its journal beside the file: /dev/null or a folder would get one there.
+    std::error_code error;
+    if (fs::exists(file_, error) && !fs::is_regular_file(file_, error))
+      throw Error(file_.string() + ": not a regular file; a study database is a file of its own (e.g. "
+                                   "sqlite:///data/study.db)");
+    const int mode = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(file_.c_str(), &db_, mode | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
       std::string reason = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw Error(file_.string() + ": cannot open the study database (" + reason +
@@ -98,7 +103,7 @@ std::string number_placeholders(const std::string& sql) {
 
 class PostgresConnection final : public SqlConnection {
  public:
-  explicit PostgresConnection(const StorageUrl& storage) : SqlConnection(storage.url) {
+  PostgresConnection(const StorageUrl& storage, bool read_only) : SqlConnection(storage.url) {
     std::string conninfo = storage.url;
     if (conninfo.find("connect_timeout=") == std::string::npos)
       conninfo += (conninfo.find('?') == std::string::npos ? "?" : "&") + std::string("connect_timeout=10");
@@ -118,6 +123,7 @@ class PostgresConnection final : public SqlConnection {
     run("SET statement_timeout = '60s'", {});
     run("SET lock_timeout = '60s'", {});
     run("SET idle_in_transaction_session_timeout = '120s'", {});
+    if (read_only) run("SET default_transaction_read_only = on", {});
   }
   ~PostgresConnection() override { PQfinish(conn_); }
 
@@ -218,9 +224,9 @@ StorageUrl parse_storage_url(const std::string& text, const fs::path& base, cons
               "\"); e.g. \"sqlite:///data/study.db\" or \"postgresql://bachlab@db.example:5432/study\"");
 }
 
-std::unique_ptr<SqlConnection> open_sql_connection(const StorageUrl& storage) {
-  if (storage.kind == StorageUrl::Kind::Postgres) return std::make_unique<PostgresConnection>(storage);
-  return std::make_unique<SqliteConnection>(storage);
+std::unique_ptr<SqlConnection> open_sql_connection(const StorageUrl& storage, bool read_only) {
+  if (storage.kind == StorageUrl::Kind::Postgres) return std::make_unique<PostgresConnection>(storage, read_only);
+  return std::make_unique<SqliteConnection>(storage, read_only);
 }
 
 }  // namespace bachlab::host

@@ -76,7 +76,8 @@ class SqlConnection {
 
 /// Opens a connection. Waits are bounded: SQLite waits up to 60 s for a lock; PostgreSQL
 /// connects within 10 s (connect_timeout, unless the URL sets it) and every statement and
-/// lock wait ends after 60 s. Throws Error naming the storage URL.
-std::unique_ptr<SqlConnection> open_sql_connection(const StorageUrl& storage);
+/// lock wait ends after 60 s. `read_only`: nothing is created or written (a SQLite file
+/// must exist; a PostgreSQL session refuses writes). Throws Error naming the storage URL.
+std::unique_ptr<SqlConnection> open_sql_connection(const StorageUrl& storage, bool read_only = false);
 
 }  // namespace bachlab::host

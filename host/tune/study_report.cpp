@@ -306,15 +306,18 @@ void write_study_outputs(const fs::path& folder, const std::vector<StoredTrial>&
 std::string format_status(const fs::path& folder) {
   // A study on PostgreSQL (or a SQLite file elsewhere) is named by its storage URL.
   const std::string text = folder.string();
+  // A status query never writes: not a table, not a journal, not a file.
+  StoreOptions read_only;
+  read_only.read_only = true;
   if (text.rfind("postgresql://", 0) == 0 || text.rfind("sqlite://", 0) == 0) {
-    StudyStore store(parse_storage_url(text, fs::current_path(), "--status"));
+    StudyStore store(parse_storage_url(text, fs::current_path(), "--status"), read_only);
     return format_status(store, text);
   }
   const fs::path db = folder / "study.db";
   if (!fs::exists(db))
     throw Error(folder.string() + ": no study here (expected " + db.string() +
                 "); give the study folder, e.g. the [tune] folder of the config");
-  StudyStore store(db);
+  StudyStore store(db, read_only);
   return format_status(store, folder.string());
 }
 

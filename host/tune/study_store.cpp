@@ -155,7 +155,11 @@ std::string this_host() { return host_name_of_machine(); }
 StudyStore::StudyStore(const fs::path& file, StoreOptions options) : StudyStore(sqlite_storage(file), options) {}
 
 StudyStore::StudyStore(const StorageUrl& storage, StoreOptions options)
-    : storage_(storage), options_(options), db_(open_sql_connection(storage)) {
+    : storage_(storage), options_(options), db_(open_sql_connection(storage, options.read_only)) {
+  if (options.read_only) {
+    check_schema();
+    return;
+  }
   if (!db_->postgres()) {
     db_->run("PRAGMA journal_mode=WAL");
     db_->run("PRAGMA synchronous=FULL");
@@ -222,9 +226,18 @@ void StudyStore::create_tables() {
     throw Error(where + ": not a bachlab study database (" + e.what() +
                 "); remove it or choose another [tune] folder or storage");
   }
-  auto schema = get("schema");
+  check_schema();
+}
+
+void StudyStore::check_schema() const {
+  std::optional<std::string> schema;
+  try {
+    schema = get("schema");
+  } catch (const Error& e) {
+    throw Error(storage_.url + ": not a bachlab study database (" + e.what() + ")");
+  }
   if (schema != std::to_string(kSchemaVersion))
-    throw Error(where + ": study database schema " + schema.value_or("(none)") + ", expected " +
+    throw Error(storage_.url + ": study database schema " + schema.value_or("(none)") + ", expected " +
                 std::to_string(kSchemaVersion) + "; it was made by another bachlab version: start a new study");
 }
 

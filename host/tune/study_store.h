@@ -84,6 +84,9 @@ struct StoreOptions {
   /// A running trial whose heartbeat is older than this many seconds is handed back to
   /// waiting by the next claim. 0: never (no worker renews heartbeats).
   double grace_s = 0;
+  /// Read the study, never write it (`tune --status`): no tables are made, no file is
+  /// created, and a database without a study is an error.
+  bool read_only = false;
 };
 
 class StudyStore {
@@ -148,6 +151,8 @@ class StudyStore {
 
  private:
   void create_tables();
+  /// Throws Error naming the storage unless it holds a study of this schema version.
+  void check_schema() const;
   std::vector<StoredTrial> read_trials() const;
   std::vector<int64_t> requeue_stale_locked(double grace_s);
   /// Runs `body` in a write transaction, rolling back if it throws.

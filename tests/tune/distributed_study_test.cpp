@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -269,6 +270,39 @@ TEST(StorageUrlTest, APasswordInTheUrlIsRefusedAndBadUrlsAreNamed) {
   const StorageUrl lite = parse_storage_url("sqlite:///data/s.db", "/base", "s.toml");
   EXPECT_EQ(lite.file, fs::path("/data/s.db"));
   EXPECT_EQ(parse_storage_url("sqlite://rel/s.db", "/base", "s.toml").file, fs::path("/base/rel/s.db"));
+}
+
+// Issue #22 LOW: a status query never writes (an empty file stays empty and is called what
+// it is, not a study of "tuner ?"), and a storage that is not a regular file is refused
+// before SQLite puts its journal beside it.
+TEST(StorageUrlTest, StatusNeverWritesAndAStudyDatabaseIsAFile) {
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_status_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "study.db").close();
+  try {
+    format_status(dir);
+    ADD_FAILURE() << "an empty file was taken for a study";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("study.db: not a bachlab study database ("), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(dir / "study.db"), 0u);
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) files.push_back(entry.path().filename().string());
+  EXPECT_EQ(files, std::vector<std::string>{"study.db"}) << "status left a journal or a WAL file";
+  fs::remove_all(dir);
+
+  const std::vector<std::string> not_files = {"sqlite:///dev/null", "sqlite://" + fs::temp_directory_path().string()};
+  for (const std::string& url : not_files) {
+    try {
+      StudyStore store(parse_storage_url(url, ".", "s.toml"));
+      ADD_FAILURE() << url << " was opened as a study database";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(": not a regular file; a study database is a file of its own"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(StorageUrlTest, AnUnreachableServerFailsWithinTheConnectTimeoutNamingTheUrl) {
