@@ -3,12 +3,14 @@
 #include "host/data/data_config.h"
 #include "host/train/experiment.h"
 #include "host/util/atomic_file.h"
+#include "host/util/html.h"
 #include "host/util/time_text.h"
 
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -111,19 +113,37 @@ struct PhotoRecord {
   std::string size, mtime, checksum;  // checksum "" in a photos.csv written before it had one
 };
 
-std::map<std::string, PhotoRecord> photo_records(const std::string& listing) {
-  std::map<std::string, PhotoRecord> out;
-  std::istringstream lines(listing);
-  std::string line;
-  std::getline(lines, line);  // header
-  while (std::getline(lines, line)) {
-    std::vector<std::string> cells;
-    std::istringstream row(line);
-    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+struct PhotoListing {
+  std::map<std::string, PhotoRecord> photos;
+  /// photos.csv before the times were Unix nanoseconds held std::filesystem's clock counts
+  /// (negative numbers with libstdc++); such a listing is compared in those.
+  bool filesystem_clock = false;
+};
+
+PhotoListing photo_records(const std::string& listing) {
+  PhotoListing out;
+  const auto rows = csv_rows(listing);
+  if (rows.empty()) return out;
+  out.filesystem_clock = rows.front().size() > 2 && rows.front()[2] == "mtime";
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const auto& cells = rows[r];
     if (cells.size() < 3) continue;
-    out[cells[0]] = {cells[1], cells[2], cells.size() > 3 ? cells[3] : ""};
+    out.photos[cells[0]] = {cells[1], cells[2], cells.size() > 3 ? cells[3] : ""};
   }
   return out;
+}
+
+// A photo's modification time as photos.csv records it: nanoseconds since 1970 (stat), or,
+// for a listing of an older version, std::filesystem's clock count. 0 if unreadable.
+int64_t modified_time(const fs::path& file, bool filesystem_clock) {
+  if (filesystem_clock) {
+    std::error_code ec;
+    const auto time = fs::last_write_time(file, ec);
+    return ec ? 0 : static_cast<int64_t>(time.time_since_epoch().count());
+  }
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return 0;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
 }  // namespace
@@ -131,12 +151,12 @@ std::map<std::string, PhotoRecord> photo_records(const std::string& listing) {
 std::string photos_listing(const Dataset& dataset, bool synthetic) {
   // Size and modification time find a change quickly; the checksum tells a photo that was
   // only copied or touched (a new modification time, the same bytes) from one that changed.
-  std::string out = "file,size,mtime,crc32\n";
+  std::string out = "file,size,modified_ns,crc32\n";
   for (const auto& file : dataset.files) {
     std::error_code ec;
     const auto size = fs::file_size(file, ec);
-    const auto mtime = fs::last_write_time(file, ec).time_since_epoch().count();
-    out += fmt::format("{},{},{},{}\n", file.lexically_relative(dataset.root).string(), ec ? 0 : size,
+    const int64_t mtime = modified_time(file, false);
+    out += fmt::format("{},{},{},{}\n", csv_field(file.lexically_relative(dataset.root).string()), ec ? 0 : size,
                        synthetic ? std::string("-") : std::to_string(mtime),
                        synthetic || ec ? std::string("-") : content_checksum(file, size, mtime));
   }
@@ -146,7 +166,8 @@ std::string photos_listing(const Dataset& dataset, bool synthetic) {
 void check_same_photos(const fs::path& run_dir, const Dataset& dataset, bool synthetic, const std::string& doing) {
   const fs::path file = run_dir / kPhotosFile;
   if (!fs::exists(file)) return;
-  const auto before = photo_records(read_file(file));
+  const PhotoListing listing = photo_records(read_file(file));
+  const auto& before = listing.photos;
   std::map<std::string, fs::path> now;
   for (const auto& photo : dataset.files) now[photo.lexically_relative(dataset.root).string()] = photo;
   std::vector<std::string> added, removed, changed;
@@ -166,7 +187,7 @@ void check_same_photos(const fs::path& run_dir, const Dataset& dataset, bool syn
       continue;
     }
     if (synthetic) continue;
-    const auto mtime = fs::last_write_time(it->second, ec).time_since_epoch().count();
+    const int64_t mtime = modified_time(it->second, listing.filesystem_clock);
     if (std::to_string(mtime) == was.mtime) continue;
     // Modified since, by the clock: the same bytes (a copy, a touch) are the same photo.
     if (was.checksum.empty())

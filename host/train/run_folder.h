@@ -53,13 +53,15 @@ RunFile read_run_file(const std::filesystem::path& run_dir);
 /// that its relative paths (data root, output, plugin folders) mean what they meant then.
 Config load_run_config(const std::filesystem::path& run_dir, const RunFile& run);
 
-/// photos.csv: which photos a run was trained on, one "file,size,mtime,crc32" line each
-/// (file relative to the dataset root). Resume and eval compare it with the photos found
+/// photos.csv: which photos a run was trained on, one "file,size,modified_ns,crc32" CSV row
+/// each (file relative to the dataset root, quoted if it holds a comma, quote or line
+/// break; modified_ns in nanoseconds since 1970). Resume and eval compare it with the photos found
 /// now, so a run never continues or is measured on other data without a word; a photo
 /// whose modification time changed but whose bytes did not (copied, touched, synced) is the
 /// same photo. A synthetic set is identified by its options and its content does not
 /// change, so its mtimes and checksums are "-" (a regenerated copy is the same data). A
-/// photos.csv of an older version, without checksums, compares modification times.
+/// photos.csv of an older version, without checksums, compares modification times (in
+/// the units it was written in).
 extern const char* const kPhotosFile;
 std::string photos_listing(const Dataset& dataset, bool synthetic);
 

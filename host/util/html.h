@@ -21,6 +21,10 @@ std::string base64_encode(std::string_view bytes);
 /// quote or a line break; as is otherwise.
 std::string csv_field(std::string_view text);
 
+/// The rows of CSV `text` (RFC 4180, as csv_field writes it): quoted fields may hold commas,
+/// doubled quotes and line breaks. A final line break ends the last row, not a new one.
+std::vector<std::vector<std::string>> csv_rows(std::string_view text);
+
 /// Base64 of `bytes` (RFC 4648, with padding).
 inline std::string base64_encode(const std::vector<uint8_t>& bytes) {
   return base64_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

@@ -317,10 +317,10 @@ TEST_F(PatchRecipeTest, LearnedAggregationIsFittedAcrossTheFoldsAndPredictUsesIt
   // The root's out-of-fold rows are not the folds' mean-aggregated rows.
   std::map<std::string, std::string> fold_rows;
   for (int k = 1; k <= 3; ++k)
-    for (const auto& row : csv_rows(read_file(dir / ("fold-" + std::to_string(k)) / "predictions.csv")))
+    for (const auto& row : csv_data_rows(read_file(dir / ("fold-" + std::to_string(k)) / "predictions.csv")))
       if (row[5] == "val") fold_rows[row[0]] = row[3];  // file,true,predicted,Checker,Stripes,split,fold
   int differ = 0, rows = 0, right = 0;
-  for (const auto& row : csv_rows(read_file(dir / "predictions.csv"))) {
+  for (const auto& row : csv_data_rows(read_file(dir / "predictions.csv"))) {
     ++rows;
     differ += fold_rows.at(row[0]) != row[3];
     right += row[1] == row[2];

@@ -6,6 +6,7 @@
 #include "host/data/data.h"
 #include "host/data/synth.h"
 #include "host/util/atomic_file.h"
+#include "host/util/html.h"
 #include "host/train/run_folder.h"
 #include "host/train/runner.h"
 #include "tests/train/csv_rows.h"
@@ -163,7 +164,7 @@ TEST_F(RunTest, EnsembleAveragesItsMembersCrossValidationsAndResumesMemberByMemb
   for (const char* member : {"member-low", "member-seeded"}) {
     for (const char* fold : {"fold-1", "fold-2"})
       EXPECT_EQ(read_file(dir / member / fold / "split.csv"), read_file(dir / "member-low" / fold / "split.csv"));
-    for (const auto& row : csv_rows(read_file(dir / member / "predictions.csv"))) {
+    for (const auto& row : csv_data_rows(read_file(dir / member / "predictions.csv"))) {
       auto& p = sum[row[0]];
       p.resize(4);
       for (size_t c = 0; c < 4; ++c) p[c] += std::stod(row[3 + c]) / 2;
@@ -172,7 +173,7 @@ TEST_F(RunTest, EnsembleAveragesItsMembersCrossValidationsAndResumesMemberByMemb
   const auto low_seed = nlohmann::json::parse(read_file(dir / "member-low" / "metrics.json")).at("seed");
   EXPECT_NE(nlohmann::json::parse(read_file(dir / "member-seeded" / "metrics.json")).at("seed"), low_seed);
   int right = 0, rows = 0;
-  for (const auto& row : csv_rows(read_file(dir / "predictions.csv"))) {
+  for (const auto& row : csv_data_rows(read_file(dir / "predictions.csv"))) {
     ++rows;
     for (size_t c = 0; c < 4; ++c) EXPECT_NEAR(std::stod(row[3 + c]), sum.at(row[0])[c], 2e-6) << row[0];
     right += row[1] == row[2];
@@ -257,7 +258,8 @@ TEST_F(RunTest, CsvGroupsKeepEachPatientInOneFold) {
   std::set<std::string> validated;
   for (int k = 1; k <= 3; ++k) {
     std::map<std::string, std::set<std::string>> parts_of_patient;
-    for (const auto& row : csv_rows(read_file(fs::path(s.run_dir) / ("fold-" + std::to_string(k)) / "split.csv"))) {
+    const fs::path split = fs::path(s.run_dir) / ("fold-" + std::to_string(k)) / "split.csv";
+    for (const auto& row : csv_data_rows(read_file(split))) {
       parts_of_patient[group_of.at(row[1])].insert(row[0]);
       if (row[0] == "val") validated.insert(row[1]);
     }
@@ -307,6 +309,51 @@ TEST_F(RunTest, HoldsOfOneProcessShareTheRunFolderLockOthersWaitForTheLast) {
   EXPECT_TRUE(taken_elsewhere());
   fold.reset();
   EXPECT_FALSE(taken_elsewhere());
+}
+
+// Issue #22 LOW: photos.csv quotes names with commas, quotes and line breaks, records times
+// as nanoseconds since 1970, and still reads a listing of an older version in its units.
+TEST_F(RunTest, PhotosCsvQuotesOddNamesAndReadsOlderListings) {
+  Dataset dataset;
+  dataset.root = folder_ / "photos";
+  fs::create_directories(dataset.root);
+  for (const std::string name : {"a,b.png", "line\nbreak.png", "q\"uote.png"}) {
+    dataset.files.push_back(dataset.root / name);
+    std::ofstream(dataset.files.back()) << "bytes of " << name;
+  }
+  const fs::path run_dir = folder_ / "run";
+  fs::create_directories(run_dir);
+  const std::string listing = photos_listing(dataset, false);
+  const auto rows = csv_rows(listing);
+  ASSERT_EQ(rows.size(), 4u) << listing;
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"file", "size", "modified_ns", "crc32"}));
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rows[i + 1].at(0), dataset.files[i].filename().string());
+    EXPECT_GT(std::stoll(rows[i + 1].at(2)), 1600000000LL * 1000000000LL) << "not nanoseconds since 1970";
+  }
+  write_file_atomic(run_dir / kPhotosFile, listing);
+  EXPECT_NO_THROW(check_same_photos(run_dir, dataset, false, "Resuming"));
+
+  // A listing of an older version: std::filesystem clock counts, names unquoted.
+  std::string older = "file,size,mtime,crc32\n";
+  for (size_t i = 0; i < 3; ++i)
+    older += csv_field(rows[i + 1][0]) + "," + rows[i + 1][1] + "," +
+             std::to_string(fs::last_write_time(dataset.files[i]).time_since_epoch().count()) + "," + rows[i + 1][3] +
+             "\n";
+  write_file_atomic(run_dir / kPhotosFile, older);
+  EXPECT_NO_THROW(check_same_photos(run_dir, dataset, false, "Resuming"));
+  // The same size, other bytes, a new time: named, comma and all.
+  std::ofstream(dataset.files[0]) << "BYTES OF a,b.png";
+  fs::last_write_time(dataset.files[0], fs::last_write_time(dataset.files[0]) + std::chrono::seconds(5));
+  for (const std::string& written : {listing, older}) {
+    write_file_atomic(run_dir / kPhotosFile, written);
+    try {
+      check_same_photos(run_dir, dataset, false, "Resuming");
+      ADD_FAILURE() << "a changed photo was taken for the same";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("(1 changed: a,b.png (content changed))"));
+    }
+  }
 }
 
 TEST_F(RunTest, ResumeRefusesAnotherSeedAndAFolderThatIsNoRun) {
@@ -630,11 +677,12 @@ TEST_F(RunTest, PredictionsCsvHasEveryPhotoOnceAndTheReportShowsTheMistakes) {
   RunSummary s = run_experiment(write_config("per_photo", 2), RunOptions{});
   const fs::path dir = s.run_dir;
   std::string header;
-  const auto rows = csv_rows(read_file(dir / "predictions.csv"), &header);
+  const auto rows = csv_data_rows(read_file(dir / "predictions.csv"), &header);
   EXPECT_EQ(header, "file,true_class,predicted_class,Normal,Benign,InSitu,Invasive,split,fold");
   ASSERT_EQ(rows.size(), 40u);
   std::set<std::string> from_split;
-  for (const auto& row : csv_rows(read_file(dir / "split.csv"))) from_split.insert(row[0] + "," + row[1] + "," + row[2]);
+  for (const auto& row : csv_data_rows(read_file(dir / "split.csv")))
+    from_split.insert(row[0] + "," + row[1] + "," + row[2]);
   const std::vector<std::string> classes = {"Normal", "Benign", "InSitu", "Invasive"};
   int test_rows = 0, test_right = 0, test_wrong = 0;
   for (const auto& row : rows) {
@@ -668,7 +716,7 @@ TEST_F(RunTest, PredictionsCsvHasEveryPhotoOnceAndTheReportShowsTheMistakes) {
 // in the fold that validated it.
 TEST_F(RunTest, CrossValidationFolderHasThePooledOutOfFoldPredictions) {
   RunSummary s = run_experiment(write_config("cv_photos", 1, "folds = 2\n"), RunOptions{});
-  const auto rows = csv_rows(read_file(fs::path(s.run_dir) / "predictions.csv"));
+  const auto rows = csv_data_rows(read_file(fs::path(s.run_dir) / "predictions.csv"));
   ASSERT_EQ(rows.size(), 40u);
   std::set<std::string> seen;
   int right = 0;
@@ -676,7 +724,7 @@ TEST_F(RunTest, CrossValidationFolderHasThePooledOutOfFoldPredictions) {
     EXPECT_EQ(row[7], "val");
     EXPECT_TRUE(seen.insert(row[0]).second) << row[0] << " twice";
     std::set<std::string> fold_val;
-    for (const auto& line : csv_rows(read_file(fs::path(s.run_dir) / ("fold-" + row[8]) / "split.csv")))
+    for (const auto& line : csv_data_rows(read_file(fs::path(s.run_dir) / ("fold-" + row[8]) / "split.csv")))
       if (line[0] == "val") fold_val.insert(line[1]);
     EXPECT_EQ(fold_val.count(row[0]), 1u) << row[0] << " is not in fold " << row[8] << "'s validation part";
     right += row[1] == row[2];
