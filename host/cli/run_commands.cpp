@@ -1,6 +1,7 @@
 // `bachlab run`, `bachlab eval` and `bachlab predict`.
 #include "host/cli/commands.h"
 #include "host/cli/prediction_format.h"
+#include "host/data/tissue.h"
 #include "host/report/heatmap.h"
 #include "host/train/runner.h"
 #include "host/util/interrupt.h"
@@ -24,6 +25,10 @@ namespace bachlab::cli {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Below this share of tissue pixels `predict` warns that a photo shows almost only glass
+// (BACH photos hold tissue in most of the frame).
+constexpr double kLeastTissue = 0.05;
 
 std::string metric(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("-"); }
 
@@ -232,6 +237,13 @@ void add_run_commands(CLI::App& app) {
     }
     auto predictions = host::predict_images(predict_dir, files, &classes);
     std::cout << format_predictions(predictions, classes, format);
+    // A photo of glass still gets probabilities (they sum to 1); say that they describe no
+    // tissue, so a blank or out-of-focus field is not read as a diagnosis.
+    for (const auto& p : predictions)
+      if (const double tissue = host::tissue_fraction(p.photo); tissue < kLeastTissue)
+        std::cerr << fmt::format("warning: {}: only {:.1f}% of the photo is tissue (the rest is glass); its "
+                                 "prediction says little about tissue\n",
+                                 p.image, 100.0 * tissue);
     if (!heatmap_dir.empty()) {
       const std::vector<fs::path> heatmaps = heatmap_files(heatmap_dir, files);
       for (size_t i = 0; i < predictions.size(); ++i) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <map>
 #include <sstream>
 
 namespace bachlab::host {
@@ -400,6 +401,7 @@ void Config::apply_overrides(const std::vector<std::string>& overrides, const st
   // No line: the prefix reads "command line: ", and get_path() leaves relative paths to
   // the working directory, where the user typed them.
   const Origin origin{source, 0};
+  std::map<std::string, std::string> given;  // key -> its value as typed, to refuse a second one
   for (const auto& assignment : overrides) {
     if (!is_override(assignment))
       throw Error(source + ": \"" + assignment +
@@ -412,6 +414,9 @@ void Config::apply_overrides(const std::vector<std::string>& overrides, const st
     const auto equals = assignment.find('=');
     const std::string key = assignment.substr(0, equals);
     const std::string text = assignment.substr(equals + 1);
+    if (const auto [first, fresh] = given.emplace(key, text); !fresh)
+      throw Error(source + ": " + key + " is given twice (" + first->second + ", then " + text +
+                  "); give it once, so what runs is what was meant");
     // A config is UTF-8 text: toml++ would save other bytes as other characters (0xE9, a
     // Latin-1 e-acute, as U+00E9), so the run folder's config.toml would name another file.
     if (const size_t bad = invalid_utf8_at(text); bad != std::string::npos) {

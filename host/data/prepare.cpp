@@ -457,7 +457,8 @@ CacheContent load_or_build(const Dataset& dataset, const DataConfig& config, con
     plain.stain_reference.clear();
     PreparedData unnormalised;
     content = load_or_build(dataset, plain, std::nullopt, unnormalised);
-    if (const size_t unchanged = normalize_all(content, *stain, config); unchanged > 0)
+    out.stain_unchanged = normalize_all(content, *stain, config);
+    if (const size_t unchanged = out.stain_unchanged; unchanged > 0)
       out.cache_note += fmt::format("; stain normalisation left {} photo{} with too little tissue as {}", unchanged,
                                     unchanged == 1 ? "" : "s", unchanged == 1 ? "it was" : "they were");
   } else {

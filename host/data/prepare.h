@@ -38,6 +38,9 @@ struct PreparedData {
   std::string cache_note;
   /// The stain target the images were normalised to; unset for stain_normalize = "none".
   std::optional<StainTarget> stain_target;
+  /// Photos that stain normalisation left as they were (too little tissue to estimate their
+  /// stains), counted when the normalised set is built (0 when it came from the cache).
+  size_t stain_unchanged = 0;
 };
 
 /// Bumped whenever decoding or resizing changes what pixels come out, so caches made by

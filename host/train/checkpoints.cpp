@@ -209,8 +209,8 @@ bool Checkpoints::resume(Trainer& trainer) {
     try {
       load_checkpoint(model, best);
     } catch (const c10::Error& e) {
-      throw Error(best.string() + ": cannot resume from this checkpoint (" + e.what_without_backtrace() +
-                  "); it is damaged or was written by another version. Start a new run without --resume");
+      throw Error(best.string() + ": cannot read this checkpoint (" + e.what_without_backtrace() +
+                  "); it is damaged or was written by another version");
     }
     trainer.early_stopping().remember_best_weights(model);
   }
@@ -228,11 +228,11 @@ bool Checkpoints::resume(Trainer& trainer) {
     set_generator_state(default_generator(), state);
     trainer.load_state(nlohmann::json::parse(state_text));
   } catch (const c10::Error& e) {
-    throw Error(last.string() + ": cannot resume from this checkpoint (" + e.what_without_backtrace() +
-                "); it is damaged or was written by another version. Start a new run without --resume");
+    throw Error(last.string() + ": cannot read this checkpoint (" + e.what_without_backtrace() +
+                "); it is damaged or was written by another version");
   } catch (const nlohmann::json::exception& e) {
     throw Error(last.string() + ": the training state in this checkpoint is unreadable (" + std::string(e.what()) +
-                "). Start a new run without --resume");
+                ")");
   }
   return true;
 }

@@ -261,6 +261,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (data.prepared.stain_target)
     log(fmt::format("stain normalisation: {}, target fitted on {}", data.prepared.stain_target->method,
                     data.prepared.stain_target->fitted_on));
+  if (const size_t unchanged = data.prepared.stain_unchanged; unchanged > 0)
+    log(fmt::format("warning: stain normalisation left {} of {} photos as they were: too little tissue to estimate "
+                    "their stains (mostly glass?)",
+                    unchanged, data.prepared.dataset.files.size()));
   for (const auto& warning : plan.warnings) log("warning: " + warning);
 
   if (!fresh) {
@@ -281,7 +285,14 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
   trainer.set_progress(progress, options.interactive);
   if (!fresh) {
-    if (trainer.resume()) {
+    bool resumed = false;
+    try {
+      resumed = trainer.resume();
+    } catch (const Error& e) {
+      // Checkpoints say what is wrong with them; what to do instead depends on the command.
+      throw Error(std::string(e.what()) + ". Start a new run without --resume");
+    }
+    if (resumed) {
       log(fmt::format("resuming after epoch {} of {}", trainer.epochs_done(), plan.train.epochs));
     } else {
       log("no checkpoint yet: starting at epoch 1");

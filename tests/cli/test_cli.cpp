@@ -654,6 +654,16 @@ TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
   EXPECT_NE(none.output.find((dir_ / "nothing").string() + ": the folder holds no photos"), std::string::npos)
       << none.output;
 
+  // A photo of glass alone is predicted, with a warning that it shows no tissue.
+  cv::imwrite((dir_ / "glass.png").string(), cv::Mat(24, 32, CV_8UC3, cv::Scalar(245, 245, 245)));
+  Result glass = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "glass.png"));
+  EXPECT_EQ(glass.exit_code, 0) << glass.output;
+  EXPECT_NE(glass.output.find("warning: " + (dir_ / "glass.png").string() +
+                              ": only 0.0% of the photo is tissue (the rest is glass)"),
+            std::string::npos)
+      << glass.output;
+  EXPECT_EQ(r.output.find("warning:"), std::string::npos) << r.output;
+
   // A file where the heatmap folder would go.
   std::ofstream(dir_ / "blocked") << "x";
   Result blocked = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "a" / "same.tif") + " --heatmap " +
@@ -741,6 +751,43 @@ TEST_F(CliFolder, OverrideMistakesNameTheCommandLine) {
   Result tune = run("tune " + q(config) + " train.epohcs=2");
   EXPECT_EQ(tune.exit_code, 1) << tune.output;
   EXPECT_NE(tune.output.find("command line: [train] unknown key \"epohcs\""), std::string::npos) << tune.output;
+}
+
+// Issue #22 LOW: a run says when stain normalisation left photos as they were (glass).
+TEST_F(CliFolder, ARunSaysWhichPhotosStainNormalisationLeftAlone) {
+  ASSERT_EQ(run("run " + q(tiny_config("seed_photos")) + " train.epochs=1").exit_code, 0);
+  const fs::path synthetic = fs::temp_directory_path() / "bachlab_cli_test_cache" /
+                             "synthetic-v1-32x24-5per-class-seed0" / "Photos";
+  for (const std::string cls : {"Normal", "Benign", "InSitu", "Invasive"}) {
+    fs::create_directories(dir_ / "photos" / cls);
+    for (const auto& entry : fs::directory_iterator(synthetic / cls))
+      fs::copy_file(entry.path(), dir_ / "photos" / cls / entry.path().filename());
+  }
+  cv::imwrite((dir_ / "photos" / "Normal" / "glass.png").string(), cv::Mat(24, 32, CV_8UC3, cv::Scalar(245, 245, 245)));
+  const fs::path config = tiny_config("stained", "");
+  Result r = run("run " + q(config) + " train.epochs=1 data.source=folder data.layout=folders data.root=" +
+                 q(dir_ / "photos") + " data.stain_normalize=reinhard data.cache_dir=" + q(dir_ / "cache"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: stain normalisation left 1 of 21 photos as they were: too little tissue"),
+            std::string::npos)
+      << r.output;
+}
+
+// Issue #22 LOW: a key given twice on the command line is refused (not "the last wins"),
+// and an override whose key is malformed (here not UTF-8) is called an override, not a
+// config file that cannot be opened.
+TEST_F(CliFolder, AKeyGivenTwiceOrMalformedIsNamedAsAnOverride) {
+  const fs::path config = tiny_config("tiny");
+  Result twice = run("check --no-data " + q(config) + " train.epochs=2 train.epochs=3");
+  EXPECT_EQ(twice.exit_code, 1) << twice.output;
+  EXPECT_NE(twice.output.find("command line: train.epochs is given twice (2, then 3); give it once"),
+            std::string::npos)
+      << twice.output;
+  // The shell's printf makes the byte 0xff (octal 377): not UTF-8 on its own.
+  Result bytes = run("check --no-data " + q(config) + " \"$(printf 'train.\\377epochs=2')\"");
+  EXPECT_EQ(bytes.exit_code, 1) << bytes.output;
+  EXPECT_NE(bytes.output.find("\" is not an override; write KEY=VALUE"), std::string::npos) << bytes.output;
+  EXPECT_EQ(bytes.output.find("cannot open"), std::string::npos) << bytes.output;
 }
 
 TEST_F(CliFolder, RunChecksEveryConfigBeforeTrainingAnyAndReportsEachErrorOnce) {
