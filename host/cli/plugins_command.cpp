@@ -39,6 +39,7 @@ CheckedConfig check_config(host::Config& config, host::PluginRegistry& registry,
   for (const auto& name : plan.augmentation_plugins) out.plugins.emplace_back("augmentation", name);
   // The members' memory is estimated by `run` before it trains (that reads every photo's size).
   for (const auto& line : host::check_ensemble_members(config, plan, folders, false)) out.summary += "\n  " + line;
+  for (const auto& warning : plan.warnings) out.summary += "\n  warning: " + warning;
   out.data = plan.data;
   out.plan = std::make_shared<const host::ExperimentPlan>(std::move(plan));
   return out;

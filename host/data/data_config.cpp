@@ -125,7 +125,22 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   out.split.test = split.get_float("test", out.split.test, {0.0, 1.0});
   out.split.seed = uint64_t(split.get_int("seed", int64_t(experiment_seed & 0x7fffffffffffffffULL), {0, {}}));
   split.describe("seed", "", "the [experiment] seed");
-  if (out.split.folds >= 2 && fractions_given) {
+  // Folds set in a later layer than the fractions (a child config, the command line)
+  // replace them: `run configs/model4a.toml data.split.folds=5` cross-validates although
+  // base.toml sets train/val/test. Both in one file is a contradiction of that file.
+  std::string fractions_file;
+  bool fractions_beside_folds = false;
+  for (const char* key : {"train", "val", "test"}) {
+    if (!split.has(key)) continue;
+    fractions_file = split.origin(key).file;
+    fractions_beside_folds = fractions_beside_folds || fractions_file == split.origin("folds").file;
+  }
+  if (out.split.folds >= 2 && fractions_given && !fractions_beside_folds) {
+    const sdk::Origin folds_at = split.origin("folds");
+    out.notes.push_back(fmt::format("[data.split] folds = {} ({}) replaces the train/val/test fractions of {}: each "
+                                    "fold is held out once as validation, and there is no test part",
+                                    out.split.folds, folds_at.file.empty() ? "given" : folds_at.file, fractions_file));
+  } else if (out.split.folds >= 2 && fractions_given) {
     split.fail(split.has("train") ? "train" : split.has("val") ? "val" : "test",
                fmt::format("does not apply with folds = {} (each fold is held out once as validation, and there is "
                            "no test part); remove train/val/test (on the command line: ~data.split.train "

@@ -191,6 +191,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   plan.train.precision = resolve_precision(plan.train.precision, torch::Device(plan.train.device), precision_warning);
   if (!precision_warning.empty()) plan.warnings.push_back(precision_warning);
   plan.data = read_data_config(config, plan.experiment.seed);
+  plan.warnings.insert(plan.warnings.end(), plan.data.notes.begin(), plan.data.notes.end());
   if (plan.train.refit && plan.data.split.folds < 2)
     config.table("train").fail("refit", fmt::format("retrains on every photo after a cross-validation, but [data.split] "
                                                     "folds is {}; set folds = 5, say, or remove refit",
