@@ -77,6 +77,10 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   // Absolute, so that the paths a run records (metrics.json's left-out photos, photos.csv's
   // root) mean the same from any working folder.
   out.root = root.empty() ? fs::path() : fs::absolute(root).lexically_normal();
+  if (data.has("root")) {
+    const sdk::Origin at = data.origin("root");
+    out.root_from = at.line > 0 ? at.file + ":" + std::to_string(at.line) : at.file;
+  }
   if (out.source == "folder" && root.empty())
     data.fail("root", "is required when source = \"folder\"; set it to the BACH folder (the one holding Photos/) "
                       "or to a folder with one subfolder per class, or use source = \"synthetic\"");

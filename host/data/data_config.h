@@ -92,6 +92,9 @@ struct DataConfig {
   SplitOptions split;
   /// The config file the settings came from, for messages; empty when made in code.
   std::string origin;
+  /// Where `root` was set ("configs/base.toml:4", "command line"), for messages about the
+  /// folder; empty when made in code.
+  std::string root_from;
   /// What the run should say about how the settings were read (a run prints them as
   /// warnings), e.g. folds replacing the fractions of an extended file.
   std::vector<std::string> notes;

@@ -111,7 +111,8 @@ void check_ground_truth(const fs::path& photos, const std::vector<std::string>& 
 Dataset discover_folder(const DataConfig& config, const fs::path& root) {
   std::error_code ec;
   fs::file_status status = fs::status(root, ec);
-  const std::string where = config.origin.empty() ? "" : fmt::format(" (from {})", config.origin);
+  const std::string& from = config.root_from.empty() ? config.origin : config.root_from;
+  const std::string where = from.empty() ? "" : fmt::format(" ([data] root set at {})", from);
   if (ec || !fs::exists(status))
     throw Error(fmt::format("{}: dataset folder not found{}; set [data] root to the BACH folder (the one holding "
                             "Photos/) or to a folder with one subfolder per class",

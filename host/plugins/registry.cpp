@@ -188,13 +188,16 @@ const PluginInfo& PluginRegistry::find(const std::string& kind, const std::strin
 }
 
 const PluginRegistry::Entry& PluginRegistry::entry(const std::string& kind, const std::string& name) const {
+  for (const auto& e : entries_)
+    if (e.info.kind == kind && e.info.name == name) return e;
+  throw Error("no " + kind + " plugin named \"" + name + "\"" + unknown_plugin_hint(kind, name));
+}
+
+std::string PluginRegistry::unknown_plugin_hint(const std::string& kind, const std::string& name) const {
   std::vector<std::string> names;
-  for (const auto& e : entries_) {
-    if (e.info.kind != kind) continue;
-    if (e.info.name == name) return e;
-    names.push_back(e.info.name);
-  }
-  std::string message = "no " + kind + " plugin named \"" + name + "\"";
+  for (const auto& e : entries_)
+    if (e.info.kind == kind) names.push_back(e.info.name);
+  std::string message;
   if (std::string hint = sdk::closest_match(name, names); !hint.empty()) message += "; did you mean \"" + hint + "\"?";
   std::sort(names.begin(), names.end());
   std::string available;
@@ -203,7 +206,7 @@ const PluginRegistry::Entry& PluginRegistry::entry(const std::string& kind, cons
   std::string searched;
   for (const auto& f : folders_) searched += (searched.empty() ? "" : ", ") + f.string();
   message += " (searched: " + (searched.empty() ? std::string("no folders") : searched) + ")";
-  throw Error(message);
+  return message;
 }
 
 std::string format_plugin_listing(const PluginRegistry& registry, const std::string& kind) {

@@ -78,6 +78,9 @@ class PluginRegistry {
   /// Info of an accepted plugin; throws Error naming the kind, name, close matches and
   /// the folders searched if there is none.
   const PluginInfo& find(const std::string& kind, const std::string& name) const;
+  /// What find() says of a `kind` plugin named `name` that is not there, after the name:
+  /// "; did you mean ...?; available: ... (searched: ...)".
+  std::string unknown_plugin_hint(const std::string& kind, const std::string& name) const;
 
   /// Creates a network. Problems in `params` and errors thrown by the plugin come back as
   /// bachlab::Error with the plugin's own message.

@@ -167,6 +167,17 @@ void read_ensemble(Config& config, ExperimentPlan& plan) {
                                    plan.data.split.folds));
 }
 
+// An unknown plugin name is one problem, at the `plugin` key (file:line, or the command
+// line); the table's other keys belong to the plugin that was meant, so they are not
+// reported as unknown keys of a plugin that does not exist.
+bool known_plugin(const PluginRegistry& registry, const std::string& kind, const std::string& name,
+                  sdk::ParamTable& table) {
+  if (registry.has(kind, name)) return true;
+  table.fail("plugin", "= \"" + name + "\" names no " + kind + " plugin" + registry.unknown_plugin_hint(kind, name));
+  for (const auto& key : table.keys()) table.get_value(key);
+  return false;
+}
+
 }  // namespace
 
 ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const PlanOverrides& overrides) {
@@ -230,7 +241,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   model_table.describe("plugin", "", "required");
   if (plan.model_plugin.empty()) model_table.fail("plugin", "is required: name a model plugin, e.g. plugin = \"baseline\"");
   std::vector<sdk::ParameterGroup> trainable;
-  if (!plan.model_plugin.empty()) {
+  if (!plan.model_plugin.empty() && known_plugin(registry, "model", plan.model_plugin, model_table)) {
     attempt([&] {
       torch::manual_seed(plan.experiment.seed);
       plan.model = registry.create_model(plan.model_plugin, plan.spec, model_table);
@@ -251,7 +262,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   sdk::ParamTable& optimizer_table = config.table("optimizer");
   plan.optimizer_plugin = optimizer_table.get_string("plugin", "adam");
-  attempt([&] {
+  if (known_plugin(registry, "optimizer", plan.optimizer_plugin, optimizer_table)) attempt([&] {
     // Without a model the optimizer is still built, on a stand-in tensor, so that its own
     // settings get checked in the same pass.
     auto groups = trainable.empty()
@@ -270,6 +281,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
       continue;
     }
     plan.augmentation_plugins.push_back(name);
+    if (!known_plugin(registry, "augmentation", name, table)) continue;
     attempt([&] {
       plan.augmentations.push_back(registry.create_augmentation(name, table));
       // The plugin's version (its defaults may change with it) and every key the table

@@ -203,7 +203,8 @@ TEST(Cli, CheckListsEveryProblemAndFails) {
   EXPECT_NE(r.output.find(f + ":4: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find(f + ":7: [model] filters "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("no optimizer plugin named \"adamw\"; did you mean \"adam\"?"), std::string::npos)
+  EXPECT_NE(r.output.find(":9: [optimizer] plugin = \"adamw\" names no optimizer plugin; did you mean \"adam\"?"),
+            std::string::npos)
       << r.output;
 }
 
@@ -218,7 +219,8 @@ TEST(Cli, CheckSearchesThePluginPathLikeRun) {
   Result with = run("check --no-data --plugin-path '" + plugins + "' '" + config.string() + "'");
   fs::remove_all(dir);
   EXPECT_EQ(without.exit_code, 1) << without.output;
-  EXPECT_NE(without.output.find("no model plugin named \"tiny_cnn\""), std::string::npos) << without.output;
+  EXPECT_NE(without.output.find("[model] plugin = \"tiny_cnn\" names no model plugin"), std::string::npos)
+      << without.output;
   EXPECT_EQ(with.exit_code, 0) << with.output;
   EXPECT_NE(with.output.find("OK - tiny: model tiny_cnn"), std::string::npos) << with.output;
 }
@@ -777,6 +779,24 @@ TEST_F(CliFolder, ARunSaysWhichPhotosStainNormalisationLeftAlone) {
       << r.output;
 }
 
+// Issue #21 item 8: an unknown plugin name is one problem at its key, with no knock-on
+// "unknown key" errors for the settings of the plugin that was meant.
+TEST_F(CliFolder, AnUnknownPluginIsOneProblemAtItsKey) {
+  const fs::path config = tiny_config("tiny");
+  Result r = run("check --no-data " + q(config) + " model.plugin=baselin optimizer.plugin=adamm");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("2 problems in "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("command line: [model] plugin = \"baselin\" names no model plugin; did you mean "
+                          "\"baseline\"?"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("command line: [optimizer] plugin = \"adamm\" names no optimizer plugin; did you mean "
+                          "\"adam\"?"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("unknown key"), std::string::npos) << r.output;
+}
+
 // Issue #22 LOW: a key given twice on the command line is refused (not "the last wins"),
 // and an override whose key is malformed (here not UTF-8) is called an override, not a
 // config file that cannot be opened.
@@ -813,7 +833,10 @@ TEST_F(CliFolder, CheckListsThePhotosOfEachClassAndFailsWithoutThem) {
                            "[model]\nplugin = \"baseline\"\nfilters = 4\nhidden_units = 8\n";
   Result missing = run("check " + q(config));
   EXPECT_EQ(missing.exit_code, 1) << missing.output;
-  EXPECT_NE(missing.output.find(root.string() + ": dataset folder not found"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find(root.string() + ": dataset folder not found ([data] root set at " + config.string() +
+                                ":4)"),
+            std::string::npos)
+      << missing.output;
   EXPECT_EQ(missing.output.find("OK"), std::string::npos) << missing.output;
 
   const cv::Mat photo(8, 8, CV_8UC3, cv::Scalar(200, 100, 150));

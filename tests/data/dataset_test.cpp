@@ -89,8 +89,13 @@ TEST(DiscoverErrorTest, MissingRoot) {
   DataConfig config = bach_config(dir / "nowhere");
   config.origin = "exp.toml";
   EXPECT_EQ(error_of([&] { discover_dataset(config); }),
-            (dir / "nowhere").string() + ": dataset folder not found (from exp.toml); set [data] root to the BACH "
-                                         "folder (the one holding Photos/) or to a folder with one subfolder per class");
+            (dir / "nowhere").string() + ": dataset folder not found ([data] root set at exp.toml); set [data] root to "
+                                         "the BACH folder (the one holding Photos/) or to a folder with one subfolder "
+                                         "per class");
+  // Where the root itself was set, when known: the command line rather than the file.
+  config.root_from = "command line";
+  EXPECT_NE(error_of([&] { discover_dataset(config); }).find("not found ([data] root set at command line)"),
+            std::string::npos);
 }
 
 TEST(DiscoverErrorTest, RootIsAFile) {
