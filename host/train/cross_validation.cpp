@@ -153,6 +153,7 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
 // killed cross-validation resumes each fold (and the refit) where it stopped; finished
 // folds are only predicted again, not retrained.
 RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
+  if (!fresh) record_resumed_epochs(run_dir, run, options);
   const ExperimentPlan& plan = opened.plan;
   const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
   std::shared_ptr<FolderLock> lock;  // a resume holds it already (run_experiment)

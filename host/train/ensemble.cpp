@@ -107,6 +107,7 @@ RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, cons
 }
 
 RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options) {
+  if (!fresh) record_resumed_epochs(run_dir, run, options);
   const ExperimentPlan& plan = opened.plan;
   const std::string config_toml = opened.config.resolved_toml(Config::Paths::absolute);
   // Every member is planned before the first trains, so a mistake in the last member's

@@ -76,6 +76,10 @@ std::vector<std::string> class_names(const ExperimentPlan& plan, const SplitData
 std::string write_mistake_heatmaps(const std::filesystem::path& run_dir, const RunSummary& summary,
                                    const std::vector<std::filesystem::path>& plugin_paths);
 
+/// A resumed run folder records the epochs it now trains to (`run --resume --epochs N`) in
+/// its run.json, so eval, compare and a later resume see what ran.
+void record_resumed_epochs(const std::filesystem::path& run_dir, RunFile& run, const RunOptions& options);
+
 /// One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
 /// timestamped one if empty - with config, split and run.json before the first epoch; a
 /// resumed one continues from its last checkpoint.

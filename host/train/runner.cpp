@@ -217,6 +217,12 @@ std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& su
   return std::string("warning: the misclassified photos' heatmaps were not drawn: ") + e.what();
 }
 
+void record_resumed_epochs(const fs::path& run_dir, RunFile& run, const RunOptions& options) {
+  if (!options.overrides.epochs || run.epochs == options.overrides.epochs) return;
+  run.epochs = options.overrides.epochs;
+  if (!options.parallel || options.parallel->leader()) write_run_file(run_dir, run);
+}
+
 RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, const RunOptions& options,
                      ValPrediction* val_out) {
   ExperimentPlan& plan = opened.plan;
@@ -285,6 +291,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
   trainer.set_progress(progress, options.interactive);
   if (!fresh) {
+    record_resumed_epochs(run_dir, run, options);
     bool resumed = false;
     try {
       resumed = trainer.resume();
@@ -365,7 +372,6 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     if (!options.config_overrides.empty())
       throw Error(run_dir.string() + ": a resumed run keeps its saved config, so " + options.config_overrides.front() +
                   " cannot apply; drop the KEY=VALUE overrides (--epochs N extends a run), or start a new run");
-    if (options.overrides.epochs) run.epochs = options.overrides.epochs;
     config = load_run_config(run_dir, run);
   } else {
     config = Config::load(config_file, options.config_overrides);
@@ -374,7 +380,9 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
     run.seed = options.overrides.seed;
     run.started = now_text("%Y-%m-%d %H:%M:%S");
   }
-  Opened opened = open_config(std::move(config), PlanOverrides{run.epochs, run.seed}, options.plugin_paths);
+  // A resume with --epochs trains to the new count; each folder records it when it resumes.
+  const std::optional<int64_t> epochs = resuming && options.overrides.epochs ? options.overrides.epochs : run.epochs;
+  Opened opened = open_config(std::move(config), PlanOverrides{epochs, run.seed}, options.plugin_paths);
   // Every new run, whoever starts it (`run`, a tuning trial, a retrain), is refused with the
   // arithmetic before anything is decoded if it cannot fit, not by an allocator mid-way.
   if (!resuming) check_run_can_start(opened.plan, run.config_file);

@@ -779,6 +779,22 @@ TEST_F(CliFolder, ARunSaysWhichPhotosStainNormalisationLeftAlone) {
       << r.output;
 }
 
+// Issue #21 item 7: a run resumed with --epochs records what ran, in every folder of a
+// cross-validation, so eval (and a later resume or compare) see it.
+TEST_F(CliFolder, AResumeWithMoreEpochsIsRecordedInTheRunFolder) {
+  Result first = run("run " + q(tiny_config("longer", "[data.split]\nfolds = 2\n")) + " train.epochs=1");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const fs::path folder = run_folder("longer");
+  Result resumed = run("run --resume " + q(folder) + " --epochs 2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  for (const fs::path& dir : {folder, folder / "fold-1", folder / "fold-2"})
+    EXPECT_EQ(nlohmann::json::parse(read_text(dir / "run.json")).at("epochs_override"), 2) << dir;
+  Result again = run("eval " + q(folder));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  const auto params = nlohmann::json::parse(read_text(folder / "metrics.json")).at("params");
+  EXPECT_NE(params.dump().find("[\"epochs\",\"2\"]"), std::string::npos) << params.dump();
+}
+
 // Issue #21 item 8: an unknown plugin name is one problem at its key, with no knock-on
 // "unknown key" errors for the settings of the plugin that was meant.
 TEST_F(CliFolder, AnUnknownPluginIsOneProblemAtItsKey) {
