@@ -20,6 +20,10 @@ void add_compare_commands(CLI::App& app) {
       throw UsageError("bachlab compare needs two or more run folders (got " + std::to_string(folders.size()) + ")");
     std::vector<host::ComparedRun> runs;
     for (const auto& folder : folders) runs.push_back(host::read_compared_run(folder));
+    // An interrupted run that was evaluated has final metrics, of fewer epochs than planned.
+    for (const auto& run : runs)
+      if (const std::string note = host::interruption_note(run.summary); !note.empty())
+        std::cerr << "warning: " << run.folder.string() << " did not finish: " << note << "\n";
     std::cout << host::format_run_comparison(runs);
     if (!html.empty()) {
       host::write_file_atomic(html, host::format_run_comparison_html(runs));

@@ -58,7 +58,11 @@ std::string format_confusion_matrix(const std::vector<std::vector<int64_t>>& con
 // The final metrics of a run as `bachlab eval` prints them.
 std::string format_evaluation(const host::RunSummary& s) {
   std::string out = fmt::format("{} ({}), weights of the {} epoch\n", s.experiment, s.run_dir,
-                                s.weights == "best" ? "best (" + std::to_string(s.best_epoch) + ")" : "last");
+                                s.weights == "best" ? "best (" + std::to_string(s.best_epoch) + ")"
+                                : host::interruption_note(s).empty()
+                                    ? "last"
+                                    : "last saved (" + std::to_string(s.history.size()) + ")");
+  if (const std::string note = host::interruption_note(s); !note.empty()) out += "warning: not finished: " + note + "\n";
   out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", "split", "images", "loss", "accuracy",
                      "AUROC micro", "AUROC macro", "F1 macro");
   for (const auto& split : s.splits)

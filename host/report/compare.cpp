@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -99,8 +101,18 @@ std::vector<std::vector<std::string>> table_rows(const std::vector<ComparedRun>&
 
 ComparedRun read_compared_run(const fs::path& folder) {
   const fs::path metrics = folder / "metrics.json";
+  if (!fs::exists(metrics) && fs::exists(folder / "run.json")) {
+    // A run folder whose training has not finished: killed, interrupted or still running.
+    std::ifstream history(folder / "history.csv");
+    const auto lines = std::count(std::istreambuf_iterator<char>(history), {}, '\n');
+    const int64_t epochs = lines > 0 ? static_cast<int64_t>(lines) - 1 : 0;
+    throw Error(fmt::format("{}: this run has not finished ({} {} saved; it was interrupted or is still running), so "
+                            "it has no final metrics to compare; `bachlab run --resume {}` finishes it, or leave it "
+                            "out",
+                            folder.string(), epochs, epochs == 1 ? "epoch" : "epochs", folder.string()));
+  }
   if (!fs::exists(metrics))
-    throw Error(folder.string() + ": not a finished run folder (it has no metrics.json); pass folders made by "
+    throw Error(folder.string() + ": not a run folder (it has no run.json or metrics.json); pass folders made by "
                 "`bachlab run`, such as runs/<experiment>/<timestamp>");
   ComparedRun run;
   run.folder = folder;

@@ -147,6 +147,13 @@ std::string format_predictions_csv(const std::vector<SplitPredictions>& predicti
   return out;
 }
 
+std::string interruption_note(const RunSummary& run) {
+  const auto done = static_cast<int64_t>(run.history.size());
+  if (run.stopped_early || run.epochs_planned <= 0 || done >= run.epochs_planned) return "";
+  return fmt::format("it stopped after epoch {} of {} (interrupted); `bachlab run --resume {}` continues it", done,
+                     run.epochs_planned, run.run_dir);
+}
+
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds)) return "-";
   if (seconds < 60) return fmt::format("{:.1f}s", seconds);
@@ -234,6 +241,7 @@ json to_json(const RunSummary& s) {
           {"monitor", s.monitor},
           {"best_epoch", s.best_epoch},
           {"stopped_early", s.stopped_early},
+          {"epochs_planned", s.epochs_planned},
           {"weights", s.weights},
           {"seconds", s.seconds},
           {"auroc_note",
@@ -261,6 +269,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
     s.monitor = j.at("monitor").get<std::string>();
     s.best_epoch = j.at("best_epoch").get<int64_t>();
     s.stopped_early = j.at("stopped_early").get<bool>();
+    if (j.contains("epochs_planned")) s.epochs_planned = j.at("epochs_planned").get<int64_t>();
     s.weights = j.at("weights").get<std::string>();
     s.seconds = j.at("seconds").get<double>();
     if (j.contains("fold_val_accuracy")) s.fold_val_accuracy = j.at("fold_val_accuracy").get<std::vector<double>>();
@@ -316,6 +325,8 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     << (s.weights == "best" ? "best epoch's (" + std::to_string(s.best_epoch) + ", by " + s.monitor + ")"
                             : std::string("last epoch's"))
     << " weights.</p>\n";
+  if (const std::string note = interruption_note(s); !note.empty())
+    h << "<p><b>Not finished:</b> " << html_escape(note) << ".</p>\n";
 
   h << "<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n";
   for (const auto& [key, value] : s.params)

@@ -82,6 +82,9 @@ struct RunSummary {
   std::string monitor;
   int64_t best_epoch = 0;
   bool stopped_early = false;
+  /// The epochs the run was to train ([train] epochs, or --epochs); 0 in a metrics.json of
+  /// an older version. A history shorter than this, not stopped early: interrupted.
+  int64_t epochs_planned = 0;
   /// Which weights the final metrics are of: "best" or "last".
   std::string weights = "last";
   /// train, val, test in that order (a part with no images is left out).
@@ -117,6 +120,11 @@ SplitMetrics split_metrics_from_json(const nlohmann::json& json, const std::vect
 nlohmann::json to_json(const RunSummary& summary);
 /// Reads a metrics.json written by to_json; throws Error naming `file` if it does not fit.
 RunSummary run_summary_from_json(const nlohmann::json& json, const std::filesystem::path& file);
+
+/// "" for a run that trained all its epochs (or stopped early); for one that was
+/// interrupted, "it stopped after epoch E of N (interrupted); `bachlab run --resume DIR`
+/// continues it", for every place that shows its numbers.
+std::string interruption_note(const RunSummary& run);
 
 /// The accuracy of split `name` with three decimals, "-" if the run has no such split; a
 /// cross-validation's "val" as "0.812±0.034" (pooled out-of-fold accuracy ± the folds' SD).

@@ -155,6 +155,7 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
   s.monitor = plan.train.early_stopping.monitor;
   s.best_epoch = trainer.best_epoch();
   s.stopped_early = trainer.stopped_early();
+  s.epochs_planned = plan.train.epochs;
   s.weights = plan.train.restore_best && s.best_epoch > 0 ? "best" : "last";
   s.skipped = data.prepared.dataset.skipped;
   for (const auto& r : s.history) s.seconds += r.seconds;

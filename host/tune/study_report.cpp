@@ -341,11 +341,18 @@ std::string format_status(const StudyStore& store, const std::string& label) {
     out += fmt::format("best: trial {} with {} = {}\n", best->record.id, objective, number(best->objective));
     for (const auto& [name, value] : best->record.params) out += "  " + name + " = " + sdk::to_string(value) + "\n";
   }
-  for (const auto& t : trials)
-    if (t.record.state == TrialRecord::State::Running)
-      out += fmt::format("running: trial {} ({} {}) {}\n", t.record.id, t.record.epochs,
-                         t.record.epochs == 1 ? "epoch" : "epochs",
-                         t.owner.empty() ? "waiting to be redone" : "on " + t.owner + ", since " + t.started + " UTC");
+  for (const auto& t : trials) {
+    if (t.record.state != TrialRecord::State::Running) continue;
+    // A worker of this machine that is gone (killed, Ctrl-C) left its trial marked running:
+    // say so, rather than call it running until the next worker hands it out again.
+    const bool gone = !t.owner.empty() && !owner_alive(t.owner);
+    out += fmt::format("{}: trial {} ({} {}) {}\n", gone ? "interrupted" : "running", t.record.id, t.record.epochs,
+                       t.record.epochs == 1 ? "epoch" : "epochs",
+                       t.owner.empty() ? "waiting to be redone"
+                       : gone ? "on " + t.owner + ", since " + t.started +
+                                    " UTC; that worker is gone, and `bachlab tune --resume` trains it again"
+                              : "on " + t.owner + ", since " + t.started + " UTC");
+  }
   for (const auto& t : trials)
     if (t.record.state == TrialRecord::State::Failed)
       out += fmt::format("failed: trial {}: {}\n", t.record.id, t.message);

@@ -516,6 +516,26 @@ TEST_F(CliFolder, CtrlCSaysWhereTheRunStoppedAndHowToResumeIt) {
   EXPECT_NE(output.find(" of 100000 of " + folder.string() + " (epochs 1-"), std::string::npos) << output;
   EXPECT_NE(output.find("resume with: bachlab run --resume " + folder.string() + "\n"), std::string::npos) << output;
 
+  // Everywhere the run is shown it is named as not finished (issue #21 item 6).
+  Result other = run("run " + q(tiny_config("other")) + " train.epochs=1");
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  Result compared = run("compare " + q(folder) + " " + q(run_folder("other")));
+  EXPECT_EQ(compared.exit_code, 1) << compared.output;
+  EXPECT_NE(compared.output.find(folder.string() + ": this run has not finished ("), std::string::npos)
+      << compared.output;
+  Result evaluated_best = run("eval " + q(folder));
+  EXPECT_EQ(evaluated_best.exit_code, 0) << evaluated_best.output;
+  EXPECT_NE(evaluated_best.output.find("warning: not finished: it stopped after epoch "), std::string::npos)
+      << evaluated_best.output;
+  EXPECT_NE(evaluated_best.output.find(" of 100000 (interrupted); `bachlab run --resume " + folder.string()),
+            std::string::npos)
+      << evaluated_best.output;
+  Result compared_now = run("compare " + q(folder) + " " + q(run_folder("other")));
+  EXPECT_EQ(compared_now.exit_code, 0) << compared_now.output;
+  EXPECT_NE(compared_now.output.find("warning: " + folder.string() + " did not finish: it stopped after epoch "),
+            std::string::npos)
+      << compared_now.output;
+
   // The command it printed continues from the last saved epoch (a few more, then stop).
   Result resumed = run("run --resume " + q(folder) + " --epochs " + std::to_string(history_rows_now() + 1));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
@@ -993,7 +1013,7 @@ TEST_F(CliFolder, CompareShowsTheSettingsThatDifferAndOverlaysTheCurves) {
   EXPECT_EQ(one.exit_code, 2) << one.output;
   Result not_a_run = run("compare " + q(runs[0]) + " " + q(dir_));
   EXPECT_EQ(not_a_run.exit_code, 1) << not_a_run.output;
-  EXPECT_NE(not_a_run.output.find(dir_.string() + ": not a finished run folder (it has no metrics.json)"),
+  EXPECT_NE(not_a_run.output.find(dir_.string() + ": not a run folder (it has no run.json or metrics.json)"),
             std::string::npos)
       << not_a_run.output;
 }

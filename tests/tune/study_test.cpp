@@ -241,6 +241,23 @@ TEST_F(StudyTest, OrphansOfLiveProcessesAreLeftAlone) {
   EXPECT_FALSE(owner_alive(dead));
 }
 
+// Issue #21 item 6: a trial whose worker on this machine is gone is shown as interrupted by
+// `tune --status`, not as running; a live worker's trial is running.
+TEST_F(StudyTest, StatusCallsATrialOfAGoneWorkerInterrupted) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  auto ask = [&](const std::vector<sdk::TrialRecord>& h) { return t->ask(h); };
+  const std::string owner = this_process_owner();
+  const std::string dead = owner.substr(0, owner.find(':')) + ":999999999:1";
+  ASSERT_EQ(store.claim(ask, owner).kind, Claim::Kind::Run);
+  ASSERT_EQ(store.claim(ask, dead).kind, Claim::Kind::Run);
+  const std::string status = format_status(store, "s");
+  EXPECT_NE(status.find("running: trial 0 "), std::string::npos) << status;
+  EXPECT_NE(status.find("interrupted: trial 1 "), std::string::npos) << status;
+  EXPECT_NE(status.find("that worker is gone, and `bachlab tune --resume` trains it again"), std::string::npos)
+      << status;
+}
+
 TEST_F(StudyTest, OutputsListEveryTrialAndPlotEveryDimension) {
   StudyStore store(folder_ / "study.db");
   auto t = tuner();
