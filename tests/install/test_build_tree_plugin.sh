@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Without installing: `bachlab new-plugin` of this build folder, the new folder configured
+# with CMAKE_PREFIX_PATH=BUILD_DIR (the build folder's own package), built, its generated
+# test run, the plugin listed by this build's bachlab and trained in a run.
+# Usage: test_build_tree_plugin.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build_dir="$1"
+source_dir="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# shellcheck source=check_metrics.sh
+source "$(dirname "$0")/check_metrics.sh"
+bachlab="$build_dir/bachlab"
+
+"$bachlab" new-plugin model my_model --dir "$work/plugins" >/dev/null
+cmake -S "$work/plugins/my_model" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$build_dir" >/dev/null
+cmake --build "$work/build" >/dev/null
+ctest --test-dir "$work/build" --output-on-failure
+
+BACHLAB_PLUGIN_PATH="$work/build/plugins" "$bachlab" plugins --kind model | grep -E "^model +my_model +0\.1\.0 " ||
+  { echo "FAIL: this build's bachlab does not list the plugin built against its build folder" >&2; exit 1; }
+
+export XDG_CACHE_HOME="$work/cache"  # the synthetic photos' cache, kept inside the test
+cat >"$work/experiment.toml" <<TOML
+extends = "$source_dir/examples/out_of_tree_plugin/tinynet.toml"
+[experiment]
+output = "runs"
+[model]
+plugin = "my_model"
+[plugins]
+paths = "build/plugins"
+TOML
+"$bachlab" run "$work/experiment.toml" >/dev/null
+check_metrics "$work/runs"
+echo "build-tree package: a plugin built against $build_dir without installing, tested, listed and trained"
