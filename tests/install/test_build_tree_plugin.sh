@@ -3,13 +3,8 @@
 # with CMAKE_PREFIX_PATH=BUILD_DIR (the build folder's own package), built, its generated
 # test run, the plugin listed by this build's bachlab and trained in a run.
 # Usage: test_build_tree_plugin.sh BUILD_DIR SOURCE_DIR
-set -euo pipefail
-build_dir="$1"
-source_dir="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-# shellcheck source=check_metrics.sh
-source "$(dirname "$0")/check_metrics.sh"
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh" "$@"
 bachlab="$build_dir/bachlab"
 
 "$bachlab" new-plugin model my_model --dir "$work/plugins" >/dev/null

@@ -5,13 +5,8 @@
 # model with the generated optimizer and augmentation, and a study asks the generated tuner.
 # This is what docs/writing-plugins.md walks through.
 # Usage: test_new_plugin.sh BUILD_DIR SOURCE_DIR
-set -euo pipefail
-build_dir="$1"
-source_dir="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-# shellcheck source=check_metrics.sh
-source "$(dirname "$0")/check_metrics.sh"
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh" "$@"
 bachlab="$work/prefix/bin/bachlab"
 kinds=(model augmentation optimizer tuner)
 

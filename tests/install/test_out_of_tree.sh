@@ -4,13 +4,8 @@
 # from examples/out_of_tree_plugin/tinynet.toml: once found through BACHLAB_PLUGIN_PATH, once
 # through the config's [plugins] paths.
 # Usage: test_out_of_tree.sh BUILD_DIR SOURCE_DIR
-set -euo pipefail
-build_dir="$1"
-source_dir="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-# shellcheck source=check_metrics.sh
-source "$(dirname "$0")/check_metrics.sh"
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh" "$@"
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
 cmake -S "$source_dir/examples/out_of_tree_plugin" -B "$work/example" -G Ninja \

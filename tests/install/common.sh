@@ -1,5 +1,13 @@
-# Sourced by the install tests: check_metrics DIR fails the test unless the newest
-# metrics.json below DIR (a runs/ folder) holds a finite test accuracy.
+# Sourced by the install tests as `source common.sh BUILD_DIR SOURCE_DIR`: sets build_dir,
+# source_dir and a scratch folder $work removed on exit, and defines check_metrics.
+set -euo pipefail
+build_dir="$1"
+source_dir="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# check_metrics DIR fails the test unless the newest metrics.json below DIR (a runs/ folder)
+# holds a finite test accuracy.
 check_metrics() {
   local metrics
   metrics="$(find "$1" -name metrics.json | sort | tail -n 1)"
