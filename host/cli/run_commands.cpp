@@ -217,6 +217,27 @@ void add_run_commands(CLI::App& app) {
     return 0;
   });
 
+  static std::string export_dir, export_out;
+  static std::vector<std::string> export_plugin_paths;
+  auto* exporter = app.add_subcommand(
+      "export", "Write a run's model as TorchScript (model.pt, callable from Python and C++ without bachlab) with "
+                "its preprocessing (preprocessing.json)");
+  exporter->add_option("run_dir", export_dir, "Run folder, e.g. runs/model4a/20240101-120000")->required();
+  exporter->add_option("--out", export_out, "Folder to write model.pt and preprocessing.json to")->required();
+  exporter->add_option("--plugin-path", export_plugin_paths, "Also search this folder for plugins (repeatable)")
+      ->allow_extra_args(false);
+  on_run(exporter, [] {
+    const host::ExportedModel exported = host::export_model(
+        export_dir, export_out, std::vector<fs::path>(export_plugin_paths.begin(), export_plugin_paths.end()));
+    std::cout << fmt::format("exported the model of {}\n  {}: TorchScript, forward(x) with x float32 (N, 3, {}, {}) "
+                             "RGB in [0,1] gives class probabilities (loaded back: max difference {:.2g})\n  {}: "
+                             "resize, stain target, patch grid, TTA and aggregation as predict does them "
+                             "(docs/export.md)\n",
+                             exported.from.string(), exported.model.string(), exported.input_size,
+                             exported.input_size, exported.max_difference, exported.preprocessing.string());
+    return 0;
+  });
+
   static std::string predict_dir;
   static std::vector<std::string> images;
   static std::string format = "table";

@@ -17,39 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One run's final model (best or last weights, as its metrics.json says) in a trainer.
-struct LoadedModel {
-  std::unique_ptr<Trainer> trainer;
-  ExperimentPlan plan;
-  std::vector<std::string> classes;
-  /// What the run's photos were stain-normalised to; unset without stain normalisation.
-  std::optional<StainTarget> stain_target;
-};
-
-LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const std::vector<fs::path>& plugin_paths) {
-  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
-  LoadedModel out;
-  out.plan = opened.plan;
-  out.classes = out.plan.data.classes;
-  out.stain_target = run.stain_target;
-  const fs::path metrics = run_dir / "metrics.json";
-  bool best = out.plan.train.restore_best;
-  if (fs::exists(metrics)) {
-    RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
-    out.classes = summary.classes;
-    best = summary.weights == "best";
-  }
-  // Photos predicted one at a time (predict, a report's heatmaps): writing each one's
-  // backbone features to the run's feature cache would only fill it.
-  out.plan.train.feature_cache.disk = false;
-  out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
-                                          normalization_transform(run.normalization));
-  const fs::path checkpoints = run_dir / "checkpoints";
-  out.trainer->load_weights(best && fs::exists(checkpoints / "best.pt") ? checkpoints / "best.pt"
-                                                                          : checkpoints / "last.pt");
-  return out;
-}
-
 // An ensemble's folder: each member's prediction (its refit or fold ensemble, with its own
 // preprocessing), the photo probabilities averaged; the patches shown are the first
 // member's (members may cut patches of other sizes).
@@ -78,6 +45,30 @@ std::vector<ImagePrediction> predict_ensemble(const fs::path& run_dir, const Exp
 }
 
 }  // namespace
+
+LoadedModel load_final_model(const fs::path& run_dir, const RunFile& run, const std::vector<fs::path>& plugin_paths) {
+  Opened opened = open_config(load_run_config(run_dir, run), PlanOverrides{run.epochs, run.seed}, plugin_paths);
+  LoadedModel out;
+  out.plan = opened.plan;
+  out.classes = out.plan.data.classes;
+  out.stain_target = run.stain_target;
+  const fs::path metrics = run_dir / "metrics.json";
+  bool best = out.plan.train.restore_best;
+  if (fs::exists(metrics)) {
+    RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics)), metrics);
+    out.classes = summary.classes;
+    best = summary.weights == "best";
+  }
+  // Photos predicted one at a time (predict, a report's heatmaps): writing each one's
+  // backbone features to the run's feature cache would only fill it.
+  out.plan.train.feature_cache.disk = false;
+  out.trainer = std::make_unique<Trainer>(out.plan.trainer_parts(), out.plan.train, out.plan.experiment.seed,
+                                          normalization_transform(run.normalization));
+  const fs::path checkpoints = run_dir / "checkpoints";
+  out.trainer->load_weights(best && fs::exists(checkpoints / "best.pt") ? checkpoints / "best.pt"
+                                                                          : checkpoints / "last.pt");
+  return out;
+}
 
 std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::vector<fs::path>& images,
                                             std::vector<std::string>* classes_out,

@@ -80,6 +80,20 @@ std::string write_mistake_heatmaps(const std::filesystem::path& run_dir, const R
 /// its run.json, so eval, compare and a later resume see what ran.
 void record_resumed_epochs(const std::filesystem::path& run_dir, RunFile& run, const RunOptions& options);
 
+/// One run's final model (best or last weights, as its metrics.json says) in a trainer,
+/// with what predicting with it needs (predict, export).
+struct LoadedModel {
+  std::unique_ptr<Trainer> trainer;
+  ExperimentPlan plan;
+  std::vector<std::string> classes;
+  /// What the run's photos were stain-normalised to; unset without stain normalisation.
+  std::optional<StainTarget> stain_target;
+};
+
+/// Loads the final model of the run in `run_dir` (a single run, a fold or a refit).
+LoadedModel load_final_model(const std::filesystem::path& run_dir, const RunFile& run,
+                             const std::vector<std::filesystem::path>& plugin_paths);
+
 /// One training in `run_dir`. A new run (`fresh`) gets its folder - `run_dir`, or a new
 /// timestamped one if empty - with config, split and run.json before the first epoch; a
 /// resumed one continues from its last checkpoint.

@@ -98,6 +98,25 @@ std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir
                                             std::vector<std::string>* classes = nullptr,
                                             const std::vector<std::filesystem::path>& plugin_paths = {});
 
+/// What `bachlab export` wrote.
+struct ExportedModel {
+  std::filesystem::path model;          ///< <out>/model.pt: TorchScript, forward(x) -> probabilities
+  std::filesystem::path preprocessing;  ///< <out>/preprocessing.json
+  std::filesystem::path from;           ///< The run folder whose model it is (a CV's refit).
+  int64_t input_size = 0;               ///< Side of the square input (photo or patch).
+  double max_difference = 0;            ///< Saved module against the run's model on a test batch.
+};
+
+/// Writes the final model of `run_dir` as TorchScript that Python (`torch.jit.load`) and
+/// C++ (`torch::jit::load`) call without bachlab - forward(x), x float (N, 3, S, S) RGB in
+/// [0,1], gives the class probabilities with the run's normalisation inside - and
+/// preprocessing.json with everything `predict` does around it (resize, stain target,
+/// patch grid, TTA, aggregation). A cross-validation exports its refit; without one, and
+/// for an ensemble, it names the folders that can be exported. Files appear complete or
+/// not at all; the saved module is loaded back and checked against the run's model.
+ExportedModel export_model(const std::filesystem::path& run_dir, const std::filesystem::path& out_dir,
+                           const std::vector<std::filesystem::path>& plugin_paths = {});
+
 /// The model's input from a [0,1] float batch under `normalization`; empty (no work) for
 /// unit statistics.
 BatchTransform normalization_transform(const Normalization& normalization);

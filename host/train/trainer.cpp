@@ -212,6 +212,11 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   return {loss_sum / static_cast<double>(n), accuracy(p, t), auroc_micro(p, t), auroc_macro(p, t)};
 }
 
+torch::Tensor Trainer::unit_batch_probabilities(const torch::Tensor& unit_batch) {
+  parts_.model->eval();
+  return torch::softmax(logits(unit_batch, false), 1);
+}
+
 Prediction Trainer::predict(const TensorSplit& data) {
   auto& model = *parts_.model;
   model.eval();

@@ -125,6 +125,10 @@ class Trainer {
 
   /// Probabilities and loss of `data` in evaluation mode, without gradients.
   Prediction predict(const TensorSplit& data);
+  /// Softmax probabilities (N, K) of a float batch in [0,1] (N, 3, H, W) in evaluation
+  /// mode, in float32 without autocast: the computation `bachlab export` traces (the run's
+  /// normalisation, the model, the softmax).
+  torch::Tensor unit_batch_probabilities(const torch::Tensor& unit_batch);
 
   /// Epochs finished so far (after resume(), those of the checkpoint).
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <opencv2/imgcodecs.hpp>
+#include <torch/script.h>
 
 #include <chrono>
 #include <algorithm>
@@ -730,6 +731,44 @@ TEST_F(RunTest, CrossValidationFolderHasThePooledOutOfFoldPredictions) {
     right += row[1] == row[2];
   }
   EXPECT_DOUBLE_EQ(right / 40.0, s.split("val")->metrics.accuracy);
+}
+
+// Issue #21 item 3: the exported model.pt, loaded with torch::jit::load (no bachlab code),
+// fed a photo preprocessed as preprocessing.json says, gives predict's probabilities; a
+// cross-validation without a refit is refused, naming a fold to export instead.
+TEST_F(RunTest, AnExportedModelGivesPredictsProbabilitiesWithoutBachlab) {
+  RunSummary s = run_experiment(write_config("exported", 2), RunOptions{});
+  const ExportedModel exported = export_model(s.run_dir, folder_ / "export");
+  EXPECT_LE(exported.max_difference, 1e-5);
+  const auto json = nlohmann::json::parse(read_file(exported.preprocessing));
+  EXPECT_EQ(json.at("input").at("S"), 16);
+  EXPECT_EQ(json.at("resize").at("image_size"), 16);
+  EXPECT_EQ(json.at("classes").at(0), "Normal");
+
+  std::vector<fs::path> photos;
+  for (const auto& entry : fs::recursive_directory_iterator(cache_dir()))
+    if (entry.path().extension() == ".tif") photos.push_back(entry.path());
+  std::sort(photos.begin(), photos.end());
+  photos.resize(3);
+  const auto predicted = predict_images(s.run_dir, photos);
+  torch::jit::Module model = torch::jit::load(exported.model.string());
+  const RunFile run = read_run_file(s.run_dir);
+  Config saved = load_run_config(s.run_dir, run);
+  const DataConfig data = read_data_config(saved);
+  for (size_t i = 0; i < photos.size(); ++i) {
+    // Decode, resize to image_size (INTER_AREA as it shrinks), to [0,1]: the JSON's steps.
+    const torch::Tensor x = preprocess_photo(photos[i], data, std::nullopt).to(torch::kFloat32).div(255).unsqueeze(0);
+    const torch::Tensor p = model.forward({x}).toTensor();
+    ASSERT_EQ(p.size(1), 4);
+    for (int64_t c = 0; c < 4; ++c)
+      EXPECT_NEAR(p[0][c].item<double>(), predicted[i].probabilities[size_t(c)], 1e-5) << photos[i] << " class " << c;
+  }
+
+  RunSummary folds = run_experiment(write_config("folds", 1, "folds = 2\n"), RunOptions{});
+  EXPECT_THAT(error_of([&] { export_model(folds.run_dir, folder_ / "export2"); }),
+              ::testing::HasSubstr("predicts with its 2 fold models, which one TorchScript file does not hold; export "
+                                   "one fold (" + folds.run_dir + "/fold-1)"));
+  EXPECT_FALSE(fs::exists(folder_ / "export2" / "model.pt"));
 }
 
 }  // namespace
