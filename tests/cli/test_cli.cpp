@@ -680,6 +680,14 @@ TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
   EXPECT_NE(none.output.find((dir_ / "nothing").string() + ": the folder holds no photos"), std::string::npos)
       << none.output;
 
+  // The run's model taken away (docs/export.md; its numbers are checked in RunTest).
+  Result exported = run("export " + q(run_folder("seen")) + " --out " + q(dir_ / "exported"));
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find("model.pt: TorchScript, forward(x) with x float32 (N, 3, 16, 16) RGB in [0,1]"),
+            std::string::npos)
+      << exported.output;
+  EXPECT_TRUE(fs::exists(dir_ / "exported" / "preprocessing.json"));
+
   // A photo of glass alone is predicted, with a warning that it shows no tissue.
   cv::imwrite((dir_ / "glass.png").string(), cv::Mat(24, 32, CV_8UC3, cv::Scalar(245, 245, 245)));
   Result glass = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "glass.png"));
