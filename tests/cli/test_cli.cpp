@@ -326,12 +326,36 @@ TEST(Cli, BenchRunsOneKindAndCompareShowsEachSpeedup) {
                          {"name": "new", "run_type": "iteration", "real_time": 1.5, "time_unit": "s"})");
   r = run("bench compare " + (folder / "before.json").string() + " " + (folder / "after.json").string());
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(r.output,
-            "BENCHMARK            BEFORE       AFTER  SPEEDUP\n"
-            "gone                   5 us           -        -\n"
-            "model/a/forward        2 ms      500 us    4.00x\n"
-            "new                       -       1.5 s        -\n"
-            "SPEEDUP = BEFORE time / AFTER time per iteration (real time); above 1 means AFTER is faster.\n");
+  EXPECT_EQ(r.output.substr(0, r.output.find("BEFORE, AFTER: median")),
+            "BENCHMARK            BEFORE  SPREAD       AFTER  SPREAD  SPEEDUP\n"
+            "gone                   5 us       -           -                -\n"
+            "model/a/forward        2 ms       -      500 us       -    4.00x\n"
+            "new                       -               1.5 s       -        -\n");
+  EXPECT_NE(r.output.find("note: results of one repetition have no spread"), std::string::npos) << r.output;
+
+  // Repetitions (issue #21 item 9): medians, their spread, and a speedup within the spread
+  // marked as no difference.
+  write("before.json", R"({"name": "m", "real_time": 10.0, "time_unit": "ms"},
+                          {"name": "m", "real_time": 12.0, "time_unit": "ms"},
+                          {"name": "m", "real_time": 11.0, "time_unit": "ms"},
+                          {"name": "m_median", "run_type": "aggregate", "real_time": 11.0, "time_unit": "ms"},
+                          {"name": "fast", "real_time": 4.0, "time_unit": "ms"},
+                          {"name": "fast", "real_time": 4.1, "time_unit": "ms"})");
+  write("after.json", R"({"name": "m", "real_time": 9.5, "time_unit": "ms"},
+                         {"name": "m", "real_time": 11.5, "time_unit": "ms"},
+                         {"name": "m", "real_time": 10.0, "time_unit": "ms"},
+                         {"name": "fast", "real_time": 2.0, "time_unit": "ms"},
+                         {"name": "fast", "real_time": 2.02, "time_unit": "ms"})");
+  r = run("bench compare " + (folder / "before.json").string() + " " + (folder / "after.json").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find("BEFORE, AFTER: median")),
+            "BENCHMARK      BEFORE  SPREAD       AFTER  SPREAD  SPEEDUP\n"
+            "fast          4.05 ms      2%     2.01 ms      1%    2.01x\n"
+            "m               11 ms     18%       10 ms     20%    1.10x  ~\n");
+  EXPECT_NE(r.output.find("warning: 1 of the speedups (~) are within the spread of their repetitions"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("note: results of one repetition"), std::string::npos) << r.output;
   fs::remove_all(folder);
 }
 
@@ -984,10 +1008,10 @@ TEST_F(CliFolder, BenchCompareAlignsNamesFoundInEitherFile) {
       << R"({"benchmarks": [{"name": "a/much/longer/name", "real_time": 1.0, "time_unit": "ms"}]})";
   Result r = run("bench compare " + q(dir_ / "a.json") + " " + q(dir_ / "b.json"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output.substr(0, r.output.find("SPEEDUP =")),
-            "BENCHMARK               BEFORE       AFTER  SPEEDUP\n"
-            "x                         2 ms           -        -\n"
-            "a/much/longer/name           -        1 ms        -\n");
+  EXPECT_EQ(r.output.substr(0, r.output.find("BEFORE, AFTER: median")),
+            "BENCHMARK               BEFORE  SPREAD       AFTER  SPREAD  SPEEDUP\n"
+            "x                         2 ms       -           -                -\n"
+            "a/much/longer/name           -                1 ms       -        -\n");
 }
 
 // `compare` reads run folders made by separate `run` calls: the settings that differ, the
