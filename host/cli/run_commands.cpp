@@ -273,6 +273,11 @@ void add_run_commands(CLI::App& app) {
       const std::vector<fs::path> heatmaps = heatmap_files(heatmap_dir, files);
       for (size_t i = 0; i < predictions.size(); ++i) {
         const auto& p = predictions[i];
+        if (p.patch_size == 0) {
+          std::cerr << "no heatmap of " << p.image << ": the model sees the whole photo and gives one probability "
+                       "per class for it, not a map (a patch model, [data.patches], gives one per patch)\n";
+          continue;
+        }
         host::write_png_atomic(heatmaps[i], host::draw_heatmap(host::heatmap_input(
                                                 p.photo, p.patches, p.patch_size, classes,
                                                 torch::tensor(std::vector<double>(p.probabilities)),

@@ -55,8 +55,9 @@ void text(cv::Mat& image, const std::string& s, cv::Point at, double scale, int 
   cv::putText(image, s, at, kFont, scale, cv::Scalar(0, 0, 0), thickness, cv::LINE_AA);
 }
 
-// The colour scale: a vertical bar from 1 (top) to 0 (bottom) with three labels.
-void draw_scale(cv::Mat& image, cv::Rect bar) {
+// The colour scale: a vertical bar from `hi` (top) to `lo` (bottom), labelled at both ends
+// and the middle, with chance (1 / classes) marked when it lies in the range.
+void draw_scale(cv::Mat& image, cv::Rect bar, double lo, double hi, double chance) {
   cv::Mat ramp(bar.height, 1, CV_8U);
   for (int row = 0; row < bar.height; ++row)
     ramp.at<uint8_t>(row) = cv::saturate_cast<uint8_t>(255.0 * (bar.height - 1 - row) / std::max(1, bar.height - 1));
@@ -64,12 +65,18 @@ void draw_scale(cv::Mat& image, cv::Rect bar) {
   cv::applyColorMap(ramp, colored, kColorMap);
   cv::resize(colored, image(bar), bar.size(), 0, 0, cv::INTER_NEAREST);
   cv::rectangle(image, bar, cv::Scalar(0, 0, 0), 1);
-  for (double v : {0.0, 0.5, 1.0}) {
-    const int y = bar.y + static_cast<int>(std::lround((1.0 - v) * (bar.height - 1)));
+  auto tick = [&](double v, const std::string& label) {
+    const int y = bar.y + static_cast<int>(std::lround((hi - v) / (hi - lo) * (bar.height - 1)));
     cv::line(image, {bar.x + bar.width, y}, {bar.x + bar.width + 5, y}, cv::Scalar(0, 0, 0), 1);
-    text(image, fmt::format("{:.1f}", v), {bar.x + bar.width + 8, y + 5}, 0.45);
-  }
-  text(image, "probability", {bar.x - 10, bar.y - 10}, 0.45);
+    text(image, label, {bar.x + bar.width + 8, y + 5}, 0.45);
+  };
+  // Three decimals for a narrow range, so its labels differ.
+  const int digits = hi - lo < 0.1 ? 3 : 2;
+  for (double v : {lo, (lo + hi) / 2, hi}) tick(v, fmt::format("{:.{}f}", v, digits));
+  if (chance > lo && chance < hi && std::abs(chance - (lo + hi) / 2) > 0.08 * (hi - lo))
+    tick(chance, fmt::format("{:.{}f} chance", chance, digits));
+  text(image, "probability", {bar.x - 10, bar.y - 26}, 0.45);
+  text(image, "(this figure)", {bar.x - 10, bar.y - 10}, 0.4);
 }
 
 }  // namespace
@@ -94,7 +101,7 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   const cv::Size panel_size(panel_width, panel_height);
   const int columns = static_cast<int>(std::min<size_t>(3, classes + 1));
   const int rows = static_cast<int>((classes + 1 + columns - 1) / columns);
-  const int gap = 12, caption = 28, title = 46, scale_width = 110;
+  const int gap = 12, caption = 28, title = 46, scale_width = 170;
   cv::Mat image(title + rows * (caption + panel_height + gap),
                 gap + columns * (panel_width + gap) + scale_width, CV_8UC3, cv::Scalar(255, 255, 255));
 
@@ -125,14 +132,32 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   };
   place(0, small_bgr, fmt::format("photo ({} patches)", input.patches.size()));
 
+  // Each class's mean patch probability per panel pixel; the colours span the range these
+  // take in this figure (at least 0.02 wide), so a model whose patches all sit near chance
+  // still shows where it leans, and the scale says which range that is.
+  std::vector<cv::Mat> means(classes), counts(classes);
+  double lo = 1.0, hi = 0.0;
   for (size_t c = 0; c < classes; ++c) {
-    cv::Mat sum, count, small_sum, small_count;
+    cv::Mat sum, count, small_sum;
     accumulate(input, c, sum, count);
     cv::resize(sum, small_sum, panel_size, 0, 0, cv::INTER_AREA);
-    cv::resize(count, small_count, panel_size, 0, 0, cv::INTER_AREA);
-    cv::Mat mean = small_sum / cv::max(small_count, 1e-6f);
+    cv::resize(count, counts[c], panel_size, 0, 0, cv::INTER_AREA);
+    means[c] = small_sum / cv::max(counts[c], 1e-6f);
+    double a = 0, b = 0;
+    cv::minMaxLoc(means[c], &a, &b, nullptr, nullptr, counts[c] >= 0.5f);
+    if (cv::countNonZero(counts[c] >= 0.5f) > 0) lo = std::min(lo, a), hi = std::max(hi, b);
+  }
+  if (hi < lo) lo = 0.0, hi = 1.0;  // no patch covers a pixel: the full range
+  if (hi - lo < 0.02) {
+    const double middle = (lo + hi) / 2;
+    lo = std::max(0.0, middle - 0.01);
+    hi = std::min(1.0, lo + 0.02);
+    lo = hi - 0.02;
+  }
+  for (size_t c = 0; c < classes; ++c) {
+    const cv::Mat& small_count = counts[c];
     cv::Mat levels;
-    mean.convertTo(levels, CV_8U, 255.0);
+    means[c].convertTo(levels, CV_8U, 255.0 / (hi - lo), -255.0 * lo / (hi - lo));
     cv::Mat colored, blended;
     cv::applyColorMap(levels, colored, kColorMap);
     cv::addWeighted(colored, kOverlayAlpha, small_grey, 1.0 - kOverlayAlpha, 0.0, blended);
@@ -143,7 +168,8 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   }
 
   const cv::Point first = panel_origin(0);
-  draw_scale(image, cv::Rect(gap + columns * (panel_width + gap) + 30, first.y, 24, panel_height));
+  draw_scale(image, cv::Rect(gap + columns * (panel_width + gap) + 30, first.y, 24, panel_height), lo, hi,
+             1.0 / static_cast<double>(classes));
   return image;
 }
 

@@ -2,7 +2,8 @@
 // Where in a photo the model finds each class: the photo beside one panel per class, each
 // panel the photo in grey with that class's patch probabilities laid over it in colour (the
 // mean over the patches covering a pixel; pixels no patch covers stay grey), a colour scale
-// from 0 to 1, and a title with the photo's true and predicted class. Drawn with OpenCV,
+// spanning the probabilities the figure shows (labelled, chance marked), and a title with
+// the photo's true and predicted class. Whole-photo models have no map and get no figure. Drawn with OpenCV,
 // like the other figures (host/report/plots.h).
 
 #include "host/eval/photo_prediction.h"

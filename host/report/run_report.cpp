@@ -89,8 +89,9 @@ void misclassified_section(std::ostream& h, const fs::path& run_dir, const RunSu
   h << "<h2>Misclassified photos (" << shown->name << ")</h2>\n<p>" << mistakes.size() << " of " << photos
     << " photos misclassified";
   if (mistakes.size() > kMistakesListed) h << "; the " << kMistakesListed << " most confident mistakes are shown";
-  h << ". Every photo's probabilities are in <code>predictions.csv</code>; a heatmap shows where the model "
-       "found each class.</p>\n";
+  h << ". Every photo's probabilities are in <code>predictions.csv</code>; for a patch model a heatmap shows "
+       "where in the photo it found each class (a whole-photo model gives one probability per class for the whole "
+       "photo, so it has no map).</p>\n";
   if (mistakes.empty()) return;
   h << "<table><tr><th>photo</th><th>file</th><th>true class</th><th>predicted</th><th>probability</th>"
     << (s.fold_val_accuracy.empty() ? "" : "<th>fold</th>") << "<th>heatmap</th></tr>\n";

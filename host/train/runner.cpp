@@ -204,6 +204,7 @@ std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& su
   const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes, plugin_paths);
   for (size_t i = 0; i < mistakes.size(); ++i) {
     const ImagePrediction& p = predictions[i];
+    if (p.patch_size == 0) return "";  // a whole-photo model has no map to draw (heatmap.h)
     const std::string truth = mistakes[i].truth < static_cast<int64_t>(classes.size())
                                   ? classes[static_cast<size_t>(mistakes[i].truth)]
                                   : std::to_string(mistakes[i].truth);

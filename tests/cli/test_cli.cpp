@@ -671,7 +671,9 @@ TEST_F(CliFolder, CheckRefusesWhatRunRefusesAndARefusedRunLeavesNoFolder) {
 // from different folders get a heatmap each (issue #22 item 9), and a heatmap folder that
 // cannot be made is an error before any photo is predicted.
 TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
-  Result trained = run("run " + q(tiny_config("seen")) + " train.epochs=1");
+  // A patch model: its heatmaps are maps (a whole-photo model's are refused below).
+  Result trained = run("run " + q(tiny_config("seen", "[data.patches]\nsize = 8\nper_image = 2\n")) +
+                       " train.epochs=1");
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   const fs::path photos = fs::temp_directory_path() / "bachlab_cli_test_cache" / "synthetic-v1-32x24-5per-class-seed0" /
                           "Photos";
@@ -707,7 +709,7 @@ TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
   // The run's model taken away (docs/export.md; its numbers are checked in RunTest).
   Result exported = run("export " + q(run_folder("seen")) + " --out " + q(dir_ / "exported"));
   EXPECT_EQ(exported.exit_code, 0) << exported.output;
-  EXPECT_NE(exported.output.find("model.pt: TorchScript, forward(x) with x float32 (N, 3, 16, 16) RGB in [0,1]"),
+  EXPECT_NE(exported.output.find("model.pt: TorchScript, forward(x) with x float32 (N, 3, 8, 8) RGB in [0,1]"),
             std::string::npos)
       << exported.output;
   EXPECT_TRUE(fs::exists(dir_ / "exported" / "preprocessing.json"));
@@ -721,6 +723,19 @@ TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
             std::string::npos)
       << glass.output;
   EXPECT_EQ(r.output.find("warning:"), std::string::npos) << r.output;
+
+  // A whole-photo model gives one probability per class for a photo: no map is drawn (issue
+  // #21 item 5), and predict says why.
+  Result whole = run("run " + q(tiny_config("whole")) + " train.epochs=1");
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  Result flat = run("predict " + q(run_folder("whole")) + " " + q(dir_ / "a" / "same.tif") + " --heatmap " +
+                    q(dir_ / "flat"));
+  EXPECT_EQ(flat.exit_code, 0) << flat.output;
+  EXPECT_NE(flat.output.find("no heatmap of " + (dir_ / "a" / "same.tif").string() + ": the model sees the whole "
+                             "photo"),
+            std::string::npos)
+      << flat.output;
+  EXPECT_FALSE(fs::exists(dir_ / "flat" / "same.heatmap.png"));
 
   // A file where the heatmap folder would go.
   std::ofstream(dir_ / "blocked") << "x";
