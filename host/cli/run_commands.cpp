@@ -278,10 +278,7 @@ void add_run_commands(CLI::App& app) {
                        "per class for it, not a map (a patch model, [data.patches], gives one per patch)\n";
           continue;
         }
-        host::write_png_atomic(heatmaps[i], host::draw_heatmap(host::heatmap_input(
-                                                p.photo, p.patches, p.patch_size, classes,
-                                                torch::tensor(std::vector<double>(p.probabilities)),
-                                                fs::path(p.image).filename().string())));
+        host::write_png_atomic(heatmaps[i], host::draw_heatmap(host::heatmap_input(p, classes)));
         std::cerr << "heatmap of " << p.image << ": " << heatmaps[i].string() << "\n";
       }
     }

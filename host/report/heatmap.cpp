@@ -99,9 +99,13 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   const int panel_height = std::max(1, static_cast<int>(std::lround(static_cast<double>(panel_width) *
                                                                     input.photo_rgb.rows / input.photo_rgb.cols)));
   const cv::Size panel_size(panel_width, panel_height);
-  const int columns = static_cast<int>(std::min<size_t>(3, classes + 1));
-  const int rows = static_cast<int>((classes + 1 + columns - 1) / columns);
-  const int gap = 12, caption = 28, title = 46, scale_width = 170;
+  // The photo as taken (with stain normalisation), the photo as the model saw it, a panel
+  // per class.
+  const bool as_taken = !input.photo_as_taken_rgb.empty();
+  const size_t photos = as_taken ? 2 : 1;
+  const int columns = static_cast<int>(std::min<size_t>(3, classes + photos));
+  const int rows = static_cast<int>((classes + photos + columns - 1) / columns);
+  const int gap = 12, caption = 28, title = input.source.empty() ? 46 : 70, scale_width = 170;
   cv::Mat image(title + rows * (caption + panel_height + gap),
                 gap + columns * (panel_width + gap) + scale_width, CV_8UC3, cv::Scalar(255, 255, 255));
 
@@ -119,6 +123,7 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   if (!input.true_class.empty()) heading += "  true: " + input.true_class;
   heading += fmt::format("  predicted: {} ({:.2f})", input.classes[predicted], input.photo_probabilities[predicted]);
   text(image, heading, {gap, 30}, 0.6, 2);
+  if (!input.source.empty()) text(image, "probabilities of " + input.source, {gap, 54}, 0.45);
 
   auto panel_origin = [&](int index) {
     return cv::Point(gap + (index % columns) * (panel_width + gap),
@@ -130,7 +135,15 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
     cv::rectangle(image, cv::Rect(origin, panel_size), cv::Scalar(0, 0, 0), 1);
     text(image, label, {origin.x, origin.y - 8}, 0.5);
   };
-  place(0, small_bgr, fmt::format("photo ({} patches)", input.patches.size()));
+  if (as_taken) {
+    cv::Mat taken_bgr, small_taken;
+    cv::cvtColor(input.photo_as_taken_rgb, taken_bgr, cv::COLOR_RGB2BGR);
+    cv::resize(taken_bgr, small_taken, panel_size, 0, 0, cv::INTER_AREA);
+    place(0, small_taken, "photo as taken");
+  }
+  place(static_cast<int>(photos) - 1, small_bgr,
+        fmt::format("{} ({} patches)", as_taken ? "stain-normalised" : "photo",
+                    input.patches.size()));
 
   // Each class's mean patch probability per panel pixel; the colours span the range these
   // take in this figure (at least 0.02 wide), so a model whose patches all sit near chance
@@ -163,7 +176,7 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
     cv::addWeighted(colored, kOverlayAlpha, small_grey, 1.0 - kOverlayAlpha, 0.0, blended);
     // Pixels mostly outside every patch keep the plain grey photo.
     small_grey.copyTo(blended, small_count < 0.5f);
-    place(static_cast<int>(c + 1), blended,
+    place(static_cast<int>(c + photos), blended,
           fmt::format("{}: photo p = {:.2f}", input.classes[c], input.photo_probabilities[c]));
   }
 
@@ -171,6 +184,13 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
   draw_scale(image, cv::Rect(gap + columns * (panel_width + gap) + 30, first.y, 24, panel_height), lo, hi,
              1.0 / static_cast<double>(classes));
   return image;
+}
+
+cv::Mat rgb_image(const torch::Tensor& photo) {
+  torch::Tensor pixels = photo.scalar_type() == torch::kUInt8 ? photo : (photo.clamp(0, 1) * 255).round().to(torch::kUInt8);
+  pixels = pixels.permute({1, 2, 0}).contiguous();  // H, W, 3: OpenCV's interleaved layout
+  return cv::Mat(static_cast<int>(pixels.size(0)), static_cast<int>(pixels.size(1)), CV_8UC3, pixels.data_ptr<uint8_t>())
+      .clone();
 }
 
 HeatmapInput heatmap_input(const torch::Tensor& photo, const PhotoPatches& patches, int64_t patch_size,
@@ -182,11 +202,7 @@ HeatmapInput heatmap_input(const torch::Tensor& photo, const PhotoPatches& patch
   input.name = name;
   input.true_class = true_class;
   input.classes = classes;
-  torch::Tensor pixels = photo.scalar_type() == torch::kUInt8 ? photo : (photo.clamp(0, 1) * 255).round().to(torch::kUInt8);
-  pixels = pixels.permute({1, 2, 0}).contiguous();  // H, W, 3: OpenCV's interleaved layout
-  input.photo_rgb = cv::Mat(static_cast<int>(pixels.size(0)), static_cast<int>(pixels.size(1)), CV_8UC3,
-                            pixels.data_ptr<uint8_t>())
-                        .clone();
+  input.photo_rgb = rgb_image(photo);
   torch::Tensor probabilities = photo_probabilities.to(torch::kFloat32).contiguous();
   input.photo_probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
   const torch::Tensor positions = patches.positions.to(torch::kInt64).contiguous();

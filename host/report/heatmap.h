@@ -39,7 +39,15 @@ struct HeatmapInput {
   std::string name;
   std::string true_class;
   std::vector<float> photo_probabilities;
+  /// The photo before stain normalisation, the size of photo_rgb, drawn beside it; empty
+  /// without stain normalisation.
+  cv::Mat photo_as_taken_rgb;
+  /// Which model(s) the probabilities are of, shown under the title; may be empty.
+  std::string source;
 };
+
+/// A (3, H, W) photo, uint8 or float [0,1], as an RGB OpenCV image.
+cv::Mat rgb_image(const torch::Tensor& photo);
 
 /// Mean probability of `class_index` over the patches covering each pixel (float, the
 /// photo's size); NaN where no patch lies. Throws Error if a patch leaves the photo or has

@@ -6,6 +6,7 @@
 
 #include <bachlab/sdk/error.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -36,6 +37,7 @@ std::vector<ImagePrediction> predict_ensemble(const fs::path& run_dir, const Exp
       for (size_t c = 0; c < out[i].probabilities.size(); ++c) out[i].probabilities[c] += m[i].probabilities[c];
   }
   for (auto& p : out) {
+    p.source = fmt::format("the mean of the {} members of the ensemble {}", plan.ensemble.size(), run_dir.string());
     for (double& v : p.probabilities) v /= static_cast<double>(plan.ensemble.size());
     const size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
     p.predicted = best < classes.size() ? classes[best] : std::to_string(best);
@@ -116,6 +118,10 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
   }
   PhotoPredictionSettings photo = models.front().plan.photo;
   photo.aggregator = aggregator;
+  const std::string source =
+      models.size() > 1 ? fmt::format("the mean of the {} fold models of {}", models.size(), run_dir.string())
+      : fs::exists(refit_folder(run_dir) / "run.json") ? "the refit model of " + run_dir.string()
+                                                       : "the model of " + run_dir.string();
   const ExperimentPlan& plan = models.front().plan;
   const std::vector<std::string>& classes = models.front().classes;
   torch::set_num_threads(static_cast<int>(effective_threads(plan.train.threads)));
@@ -155,10 +161,26 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     p.patches = std::move(patches);
     p.patch_size = plan.photo.patch_size;
     p.photo = first_photo[0];
+    if (plan.data.stain_normalize != "none") {
+      DataConfig as_taken = plan.data;
+      as_taken.stain_normalize = "none";
+      as_taken.stain_reference.clear();
+      p.photo_as_taken = preprocess_photo(image, as_taken, std::nullopt);
+    }
+    p.source = source;
     out.push_back(std::move(p));
   }
   if (classes_out) *classes_out = classes;
   return out;
+}
+
+HeatmapInput heatmap_input(const ImagePrediction& p, const std::vector<std::string>& classes,
+                           const std::string& true_class) {
+  HeatmapInput input = heatmap_input(p.photo, p.patches, p.patch_size, classes, torch::tensor(p.probabilities),
+                                     fs::path(p.image).filename().string(), true_class);
+  if (p.photo_as_taken.defined()) input.photo_as_taken_rgb = rgb_image(p.photo_as_taken);
+  input.source = p.source;
+  return input;
 }
 
 }  // namespace bachlab::host

@@ -210,9 +210,7 @@ std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& su
                                   : std::to_string(mistakes[i].truth);
     const fs::path file = run_dir / mistake_heatmap(summary, mistakes[i]);
     fs::create_directories(file.parent_path());
-    write_png_atomic(file, draw_heatmap(heatmap_input(p.photo, p.patches, p.patch_size, classes,
-                                                      torch::tensor(p.probabilities), files[i].filename().string(),
-                                                      truth)));
+    write_png_atomic(file, draw_heatmap(heatmap_input(p, classes, truth)));
   }
   return "";
 } catch (const std::exception& e) {

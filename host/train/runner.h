@@ -11,6 +11,7 @@
 // command-line overrides, and the normalization fitted on the training split.
 
 #include "host/data/prepare.h"
+#include "host/report/heatmap.h"
 #include "host/report/run_report.h"
 #include "host/train/data_parallel.h"
 #include "host/train/experiment.h"
@@ -85,6 +86,12 @@ struct ImagePrediction {
   /// uint8 as the model saw it (preprocessed as in training).
   int64_t patch_size = 0;
   torch::Tensor photo;
+  /// With stain normalisation, the photo resized the same way but not normalised (3, H, W)
+  /// uint8: the photo as taken, for the heatmap; undefined otherwise.
+  torch::Tensor photo_as_taken;
+  /// Which model(s) gave the probabilities: "the model of RUN", "the mean of the 5 fold
+  /// models of RUN", ...
+  std::string source;
 };
 
 /// Predictions of the run's final model for `images` (TIFF, PNG or JPEG), with the
@@ -116,6 +123,11 @@ struct ExportedModel {
 /// not at all; the saved module is loaded back and checked against the run's model.
 ExportedModel export_model(const std::filesystem::path& run_dir, const std::filesystem::path& out_dir,
                            const std::vector<std::filesystem::path>& plugin_paths = {});
+
+/// The heatmap figure of prediction `p` (host/report/heatmap.h): its photo, patches and
+/// probabilities, the photo as taken and which model(s) gave them; titled by the file's name.
+HeatmapInput heatmap_input(const ImagePrediction& p, const std::vector<std::string>& classes,
+                           const std::string& true_class = "");
 
 /// The model's input from a [0,1] float batch under `normalization`; empty (no work) for
 /// unit statistics.

@@ -66,6 +66,31 @@ TEST(Heatmap, FigureColoursCoveredPixelsByProbabilityAndLeavesTheRestGrey) {
   EXPECT_EQ(insitu_uncovered, cv::Vec3b(128, 128, 128));
 }
 
+// Issue #21 item 5: probabilities near chance still show which patch leans where (the
+// colours span the figure's range), and with stain normalisation the photo as taken comes
+// first, with the model(s) named under the title.
+TEST(Heatmap, NarrowProbabilitiesShowContrastAndThePhotoAsTakenComesFirst) {
+  HeatmapInput input = two_class_input();
+  input.photo_rgb = cv::Mat(40, 80, CV_8UC3, cv::Scalar(128, 128, 128));
+  input.photo_as_taken_rgb = cv::Mat(40, 80, CV_8UC3, cv::Scalar(250, 20, 20));
+  input.source = "the mean of the 5 fold models of runs/x";
+  input.patches = {{0, 0, 40, 40, {0.49f, 0.51f}}, {0, 40, 40, 40, {0.51f, 0.49f}}};
+  const int panel = 80;
+  const cv::Mat figure = draw_heatmap(input, panel);
+  // Panels: as taken, stain-normalised, Benign, InSitu; the title has a second line.
+  const int gap = 12, top = 70 + 28;
+  auto pixel = [&](int panel_index, int y, int x) {  // a panel of the first row
+    return figure.at<cv::Vec3b>(top + y, gap + panel_index * (panel + gap) + x);
+  };
+  EXPECT_EQ(pixel(0, 20, 20), cv::Vec3b(20, 20, 250));  // RGB (250, 20, 20) as BGR
+  EXPECT_EQ(pixel(1, 20, 20), cv::Vec3b(128, 128, 128));
+  // Benign (first row, third panel): 0.49 on the left, 0.51 on the right, the ends of the
+  // figure's range.
+  const cv::Vec3b benign_left = pixel(2, 20, 20), benign_right = pixel(2, 20, 60);
+  EXPECT_GT(std::abs(int(benign_right[2]) - int(benign_left[2])), 100)
+      << "0.49 and 0.51 look alike: the colours do not span the figure's range";
+}
+
 TEST(Heatmap, RefusesPatchesOutsideThePhotoAndWrongClassCounts) {
   HeatmapInput outside = two_class_input();
   outside.patches.push_back({30, 50, 20, 20, {0.5f, 0.5f}});
