@@ -19,6 +19,7 @@
 
 #include <bachlab/sdk/error.h>
 
+#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -66,8 +67,8 @@ std::string utc_now() { return now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc); }
 
 fs::path executable() {
   std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find this program's own file (/proc/self/exe: " + ec.message() + ") to start workers");
+  fs::path self = boost::dll::program_location(ec);
+  if (ec) throw Error("cannot find this program's own file (" + ec.message() + ") to start workers");
   return self;
 }
 

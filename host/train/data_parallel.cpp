@@ -3,6 +3,7 @@
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/model.h>
 
+#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -328,8 +329,8 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
   // Everything a child needs is built before fork(): after it, only exec.
   // The program's own file, so that process listings name the ranks as they name it.
   std::error_code error;
-  const std::filesystem::path program = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (error) throw Error("cannot find this program's file (/proc/self/exe): " + error.message());
+  const std::filesystem::path program = boost::dll::program_location(error);
+  if (error) throw Error("cannot find this program's file: " + error.message());
   std::vector<std::string> argv_text{program.string()};
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv;

@@ -70,7 +70,7 @@ ExperimentSettings read_experiment_settings(sdk::ParamTable& table, const fs::pa
   // get_path gives "" for "": the run folders would land in the working directory.
   if (table.has("output") && table.get_string("output", "").empty())
     table.fail("output", "must name a folder (was \"\"); leave it out for \"runs\" beside the config");
-  s.seed = static_cast<uint64_t>(table.get_int("seed", 42, {0, {}}));
+  s.seed = static_cast<uint64_t>(table.get_int("seed", static_cast<int64_t>(s.seed), {0, {}}));
   s.output = fs::path(table.get_path("output", (config_path.parent_path() / "runs").string())).lexically_normal();
   // The computed default is what `output = "runs"` gives: get_path resolves it beside the config.
   table.describe("output", "", "\"runs\"");

@@ -35,17 +35,17 @@ std::string first_difference(const std::string& stored, const std::string& curre
   return "\"" + lines->first + "\" is now \"" + lines->second + "\"";
 }
 
-torch::Tensor to_unit(const torch::Tensor& batch) {
-  if (batch.scalar_type() == torch::kUInt8) return batch.to(torch::kFloat32).div_(255.0);
-  return batch;
-}
-
 torch::Device device_of(sdk::Network& network) {
   for (const auto& p : network.parameters()) return p.device();
   return torch::kCPU;
 }
 
 }  // namespace
+
+torch::Tensor to_unit(const torch::Tensor& batch) {
+  if (batch.scalar_type() == torch::kUInt8) return batch.to(torch::kFloat32).div_(255.0);
+  return batch;
+}
 
 std::string frozen_augmentation_problem(size_t augmentations) {
   return "is 0, but " + std::to_string(augmentations) +

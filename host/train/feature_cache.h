@@ -44,6 +44,9 @@ namespace bachlab::host {
 
 /// Turns a float batch in [0,1] (after any augmentation) into the model's input, e.g. by
 /// removing per-channel statistics; `key` names it in feature cache keys.
+/// A stored uint8 batch as floats in [0,1]; a float batch as it is.
+torch::Tensor to_unit(const torch::Tensor& batch);
+
 struct BatchTransform {
   /// Empty: identity.
   std::function<torch::Tensor(const torch::Tensor& batch)> apply;

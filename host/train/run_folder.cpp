@@ -232,21 +232,27 @@ fs::path create_run_folder(const fs::path& output, const std::string& experiment
   }
 }
 
+fs::path newest_run_in(const fs::path& folder) {
+  std::error_code ec;
+  fs::path newest;
+  // Folder names are timestamps; a same-second suffix "-N" sorts after its plain name. A
+  // ".partial" copy (a tuning promotion being copied) is no run yet.
+  for (const auto& entry : fs::directory_iterator(folder, ec))
+    if (entry.is_directory(ec) && fs::exists(entry.path() / "run.json") && entry.path().extension() != ".partial" &&
+        (newest.empty() || entry.path().filename().string() > newest.filename().string()))
+      newest = entry.path();
+  return newest;
+}
+
 fs::path latest_run(const fs::path& config_file) {
   Config config = Config::load(config_file);
   ExperimentSettings settings = read_experiment_settings(config.table("experiment"), config.path());
   const fs::path folder = settings.output / settings.name;
-  std::vector<fs::path> runs;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(folder, ec))
-    if (entry.is_directory() && fs::exists(entry.path() / "run.json")) runs.push_back(entry.path());
-  if (runs.empty())
+  const fs::path newest = newest_run_in(folder);
+  if (newest.empty())
     throw Error(folder.string() + ": no run of experiment \"" + settings.name +
                 "\" to resume (no folder with a run.json); start one with `bachlab run " + config_file.string() + "`");
-  // Folder names are timestamps; a same-second suffix "-N" sorts after its plain name.
-  return *std::max_element(runs.begin(), runs.end(), [](const fs::path& a, const fs::path& b) {
-    return a.filename().string() < b.filename().string();
-  });
+  return newest;
 }
 
 }  // namespace bachlab::host

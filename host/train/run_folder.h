@@ -79,6 +79,9 @@ void check_run_photos(const std::filesystem::path& run_dir);
 /// runs start in the same second).
 std::filesystem::path create_run_folder(const std::filesystem::path& output, const std::string& experiment);
 
+/// The newest folder in `folder` holding a run.json (by its timestamp name); empty if none.
+std::filesystem::path newest_run_in(const std::filesystem::path& folder);
+
 /// The newest folder under <output>/<experiment>/ of `config_file` holding a run.json;
 /// throws Error naming the folder searched if there is none.
 std::filesystem::path latest_run(const std::filesystem::path& config_file);

@@ -132,11 +132,6 @@ const FeatureCacheStats& Trainer::feature_cache_stats() const {
   return frozen_features_ ? frozen_features_->stats() : none;
 }
 
-torch::Tensor Trainer::to_unit(const torch::Tensor& batch) const {
-  if (batch.scalar_type() == torch::kUInt8) return batch.to(torch::kFloat32).div_(255.0);
-  return batch;
-}
-
 EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   WholeImages source(train);
   return train_epoch(source, epoch);

@@ -153,7 +153,6 @@ class Trainer {
   void load_state(const nlohmann::json& state);
 
  private:
-  torch::Tensor to_unit(const torch::Tensor& batch) const;
   /// The model's float32 logits of `inputs`: pixels in [0,1] (normalised and laid out
   /// here) through the whole model, or a frozen backbone's features through its head.
   torch::Tensor logits(const torch::Tensor& inputs, bool features);

@@ -129,17 +129,6 @@ std::vector<std::string> problem_lines(const std::string& message, const std::st
   return out;
 }
 
-fs::path latest_run_in(const fs::path& folder) {
-  std::error_code ec;
-  fs::path newest;
-  if (!fs::is_directory(folder, ec)) return newest;
-  for (const auto& entry : fs::directory_iterator(folder, ec))
-    if (entry.is_directory() && fs::exists(entry.path() / "run.json") && entry.path().extension() != ".partial" &&
-        (newest.empty() || entry.path().filename().string() > newest.filename().string()))
-      newest = entry.path();
-  return newest;
-}
-
 std::optional<RunSummary> finished_run(const fs::path& run_dir, int64_t epochs) {
   const fs::path file = run_dir / "metrics.json";
   if (run_dir.empty() || !fs::exists(file)) return std::nullopt;
@@ -317,11 +306,11 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
                                            request.trial.id, execution_root.string());
         fs::remove_all(execution_root);
       }
-      fs::path run_dir = latest_run_in(execution_root);
+      fs::path run_dir = newest_run_in(execution_root);
       int64_t before = 0;
       if (run_dir.empty() && request.trial.resume_from >= 0) {
         // A promotion starts as a copy of its parent's run and trains it further.
-        const fs::path parent = latest_run_in(request.parent_folder / name);
+        const fs::path parent = newest_run_in(request.parent_folder / name);
         auto parent_summary = finished_run(parent, 0);
         if (!parent_summary)
           throw Error(fmt::format("{}: trial {} continues trial {}, whose run has no metrics.json; the parent trial "
@@ -365,7 +354,7 @@ TrialFunction training_trial_function(const StudyConfig& study, const TrainingTr
         summary = run_experiment(file, run);
       }
       if (request.trial.resume_from >= 0) {
-        auto parent_summary = finished_run(latest_run_in(request.parent_folder / name), 0);
+        auto parent_summary = finished_run(newest_run_in(request.parent_folder / name), 0);
         before = parent_summary ? static_cast<int64_t>(parent_summary->history.size()) : 0;
       }
       for (const auto& record : summary->history)
@@ -424,7 +413,7 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
     }
     fs::create_directories(root);
     if (!key_matches(root, key)) write_file_atomic(root / kTrialKeyFile, key);
-    const fs::path run_dir = latest_run_in(root);
+    const fs::path run_dir = newest_run_in(root);
     if (auto done = finished_run(run_dir, trial.record.epochs)) {
       check_run_photos(run_dir);
       out.push_back(*done);
