@@ -63,10 +63,10 @@ std::string format_evaluation(const host::RunSummary& s) {
                                     ? "last"
                                     : "last saved (" + std::to_string(s.history.size()) + ")");
   if (const std::string note = host::interruption_note(s); !note.empty()) out += "warning: not finished: " + note + "\n";
-  out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", "split", "images", "loss", "accuracy",
+  out += fmt::format("{:<8} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", "split", "images", "loss", "accuracy",
                      "AUROC micro", "AUROC macro", "F1 macro");
   for (const auto& split : s.splits)
-    out += fmt::format("{:<6} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", split.name, split.size,
+    out += fmt::format("{:<8} {:>6} {:>8} {:>9} {:>12} {:>12} {:>9}\n", split.name, split.size,
                        metric(split.metrics.loss), metric(split.metrics.accuracy), metric(split.metrics.auroc_micro),
                        metric(split.metrics.auroc_macro), metric(split.metrics.f1_macro));
   // Patch training: every figure above is per photo; single patches are shown apart, labelled.
@@ -209,10 +209,22 @@ void add_run_commands(CLI::App& app) {
                    "Run folder, e.g. runs/model4a/20240101-120000, then KEY=VALUE overrides of its saved config "
                    "(data.root=/elsewhere)")
       ->required();
+  static std::string eval_data;
+  eval->add_option("--data", eval_data,
+                   "Measure the run's model on the labelled photos of this folder instead (the run's layout: "
+                   "BACH's Photos/<class>/ or one folder per class); the run folder is left as it is");
   on_run(eval, [] {
     const ConfigArguments given = split_config_arguments(eval_arguments);
     if (given.files.size() != 1)
       throw UsageError(fmt::format("bachlab eval takes one run folder (got {})", given.files.size()));
+    if (!eval_data.empty()) {
+      if (!given.overrides.empty())
+        throw UsageError("bachlab eval --data measures the run as it is; drop the KEY=VALUE overrides");
+      const host::RunSummary s = host::evaluate_on_photos(given.files.front(), eval_data);
+      std::cout << "on the photos of " << s.data_root.string() << " (the run folder is not changed)\n"
+                << format_evaluation(s);
+      return 0;
+    }
     std::cout << format_evaluation(host::evaluate_run(given.files.front(), &std::cerr, given.overrides));
     return 0;
   });

@@ -168,7 +168,10 @@ const SplitResult* RunSummary::split(const std::string& name) const {
   return nullptr;
 }
 
-const SplitResult* RunSummary::held_out() const { return split("test") ? split("test") : split("val"); }
+const SplitResult* RunSummary::held_out() const {
+  if (const SplitResult* test = split("test")) return test;
+  return split("val") ? split("val") : split("external");
+}
 
 json to_json(const SplitMetrics& m, const std::vector<std::string>& classes) {
   json per_class = json::object();

@@ -28,7 +28,7 @@ namespace bachlab::host {
 
 /// Final metrics of one split and how many images it had.
 struct SplitResult {
-  std::string name;  ///< "train", "val" or "test"
+  std::string name;  ///< "train", "val" or "test"; "external" for photos from elsewhere (eval --data)
   int64_t size = 0;
   /// Per photo (with patches: the grid's patches aggregated, see host/eval/photo_prediction.h).
   SplitMetrics metrics;
@@ -111,7 +111,8 @@ struct RunSummary {
   /// The split called `name`, or null.
   const SplitResult* split(const std::string& name) const;
   /// The split the final per-class metrics and confusion matrix are shown for: test, or
-  /// val when there is no test part (a cross-validation); null if neither.
+  /// val when there is no test part (a cross-validation), or external (eval --data); null
+  /// if none.
   const SplitResult* held_out() const;
 };
 

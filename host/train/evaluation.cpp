@@ -1,9 +1,15 @@
-// `bachlab eval`: a finished run measured again with its own weights on its own split.
+// `bachlab eval`: a finished run measured again with its own weights on its own split, or
+// (--data) its model measured on labelled photos from elsewhere.
 #include "host/train/run_steps.h"
 
+#include "host/eval/metrics.h"
 #include "host/util/atomic_file.h"
 
 #include <bachlab/sdk/error.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <ostream>
 
@@ -69,6 +75,41 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
 }
 
 }  // namespace
+
+RunSummary evaluate_on_photos(const fs::path& run_dir, const fs::path& data_root,
+                              const std::vector<fs::path>& plugin_paths) {
+  const RunFile run = read_run_file(run_dir);
+  Config saved = load_run_config(run_dir, run);
+  DataConfig data = read_data_config(saved);
+  data.source = "folder";
+  data.root = fs::absolute(data_root).lexically_normal();
+  data.root_from = "--data";
+  const Dataset photos = discover_dataset(data);
+  const fs::path metrics_file = run_dir / "metrics.json";
+  if (!fs::exists(metrics_file))
+    throw Error(run_dir.string() + ": the run has not finished (no metrics.json); finish it with `bachlab run "
+                "--resume " + outermost_run_folder(run_dir).string() + "`, then evaluate it");
+  RunSummary summary = run_summary_from_json(nlohmann::json::parse(read_file(metrics_file)), metrics_file);
+  if (photos.classes != summary.classes)
+    throw Error(fmt::format("{}: its classes ({}) are not the run's ({}), in name and order; the model's outputs "
+                            "would be read as other classes",
+                            data.root.string(), fmt::join(photos.classes, ", "), fmt::join(summary.classes, ", ")));
+  std::vector<std::string> classes;
+  const std::vector<ImagePrediction> predictions = predict_images(run_dir, photos.files, &classes, plugin_paths);
+  std::vector<float> rows;
+  for (const auto& p : predictions) rows.insert(rows.end(), p.probabilities.begin(), p.probabilities.end());
+  const auto n = static_cast<int64_t>(predictions.size());
+  const torch::Tensor probabilities = torch::tensor(rows).view({n, static_cast<int64_t>(classes.size())});
+  const torch::Tensor labels = torch::tensor(photos.labels, torch::kLong);
+  SplitResult external;
+  external.name = "external";
+  external.size = n;
+  external.metrics = compute_metrics(probabilities, labels, mean_log_loss(probabilities, labels));
+  summary.splits = {external};
+  summary.skipped = photos.skipped;
+  summary.data_root = data.root;
+  return summary;
+}
 
 RunSummary evaluate_run(const fs::path& run_dir, std::ostream* progress, const std::vector<std::string>& overrides) {
   read_run_file(run_dir);  // "not a run folder" before any lock file is made in it

@@ -105,6 +105,14 @@ std::vector<ImagePrediction> predict_images(const std::filesystem::path& run_dir
                                             std::vector<std::string>* classes = nullptr,
                                             const std::vector<std::filesystem::path>& plugin_paths = {});
 
+/// The final model of `run_dir` (as `predict` uses it: a fold ensemble, a refit, an
+/// ensemble) measured on the labelled photos under `data_root`, in the layout the run's
+/// config gives (BACH's Photos/<class>/ or one folder per class): the same metrics as the
+/// run's own splits, as one split named "external". Writes nothing; throws Error naming the
+/// folder when its classes are not the run's.
+RunSummary evaluate_on_photos(const std::filesystem::path& run_dir, const std::filesystem::path& data_root,
+                              const std::vector<std::filesystem::path>& plugin_paths = {});
+
 /// What `bachlab export` wrote.
 struct ExportedModel {
   std::filesystem::path model;          ///< <out>/model.pt: TorchScript, forward(x) -> probabilities

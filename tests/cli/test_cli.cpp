@@ -737,6 +737,19 @@ TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
       << flat.output;
   EXPECT_FALSE(fs::exists(dir_ / "flat" / "same.heatmap.png"));
 
+  // eval --data (issue #21 item 10): the run's model on labelled photos from elsewhere,
+  // the same metrics, the run folder untouched; photos of other classes are refused.
+  const fs::path metrics = run_folder("seen") / "metrics.json";
+  const std::string before = read_text(metrics);
+  Result external = run("eval " + q(run_folder("seen")) + " --data " + q(photos.parent_path()));
+  EXPECT_EQ(external.exit_code, 0) << external.output;
+  EXPECT_NE(external.output.find("\nexternal     20 "), std::string::npos) << external.output;
+  EXPECT_NE(external.output.find("confusion matrix"), std::string::npos) << external.output;
+  EXPECT_EQ(read_text(metrics), before) << "eval --data changed the run folder";
+  fs::create_directories(dir_ / "other" / "Photos");
+  Result other = run("eval " + q(run_folder("seen")) + " --data " + q(dir_ / "other"));
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+
   // A file where the heatmap folder would go.
   std::ofstream(dir_ / "blocked") << "x";
   Result blocked = run("predict " + q(run_folder("seen")) + " " + q(dir_ / "a" / "same.tif") + " --heatmap " +
