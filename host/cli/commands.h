@@ -56,12 +56,12 @@ inline ConfigArguments split_config_arguments(const std::vector<std::string>& ar
   ConfigArguments out;
   for (const auto& argument : arguments) {
     std::error_code ec;
-    // KEY=VALUE or ~KEY that names no file is an override, even with a malformed key (a
+    // KEY=VALUE or ~KEY that names no file or folder is an override, even with a malformed key (a
     // typo, bytes that are not UTF-8): apply_overrides then says what is wrong with it,
     // rather than "cannot open" a config file of that name.
     const bool override_like = (argument.find('=') != std::string::npos && argument.front() != '=') ||
                                (!argument.empty() && argument.front() == '~');
-    if (override_like && !std::filesystem::is_regular_file(argument, ec)) {
+    if (override_like && !std::filesystem::exists(argument, ec)) {
       out.overrides.push_back(argument);
     } else {
       out.files.push_back(argument);

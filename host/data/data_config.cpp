@@ -70,7 +70,8 @@ fs::path default_cache_dir() {
   return fs::temp_directory_path() / "bachlab-cache";
 }
 
-DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split, uint64_t experiment_seed) {
+DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split, uint64_t experiment_seed,
+                            const std::string& latest_file) {
   DataConfig out;
   out.source = data.get_string("source", out.source, {"folder", "synthetic"});
   const std::string root = data.get_path("root", "");
@@ -129,18 +130,22 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   out.split.test = split.get_float("test", out.split.test, {0.0, 1.0});
   out.split.seed = uint64_t(split.get_int("seed", int64_t(experiment_seed & 0x7fffffffffffffffULL), {0, {}}));
   split.describe("seed", "", "the [experiment] seed");
-  // Folds set in a later layer than the fractions (a child config, the command line)
-  // replace them: `run configs/model4a.toml data.split.folds=5` cross-validates although
-  // base.toml sets train/val/test. Both in one file is a contradiction of that file.
+  // Folds set in a later layer than the fractions replace them: `run configs/model4a.toml
+  // data.split.folds=5` cross-validates although base.toml sets train/val/test. The later
+  // layers are the command line (and an ensemble's overrides), which have no line, and the
+  // config file itself over the files it extends. Anything else (both in one file, folds in
+  // a base under fractions of the file extending it) is a contradiction to fix.
+  const sdk::Origin folds_at = split.origin("folds");
+  const bool folds_later = folds_at.line == 0 || (!latest_file.empty() && folds_at.file == latest_file);
   std::string fractions_file;
   bool fractions_beside_folds = false;
   for (const char* key : {"train", "val", "test"}) {
     if (!split.has(key)) continue;
     fractions_file = split.origin(key).file;
-    fractions_beside_folds = fractions_beside_folds || fractions_file == split.origin("folds").file;
+    fractions_beside_folds = fractions_beside_folds || fractions_file == folds_at.file;
   }
-  if (out.split.folds >= 2 && fractions_given && !fractions_beside_folds) {
-    const sdk::Origin folds_at = split.origin("folds");
+  if (out.split.folds >= 2 && fractions_given && folds_later && !fractions_beside_folds) {
+    out.fractions_replaced = true;
     out.notes.push_back(fmt::format("[data.split] folds = {} ({}) replaces the train/val/test fractions of {}: each "
                                     "fold is held out once as validation, and there is no test part",
                                     out.split.folds, folds_at.file.empty() ? "given" : folds_at.file, fractions_file));
@@ -165,7 +170,7 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
 
 DataConfig read_data_config(Config& config, uint64_t experiment_seed) {
   DataConfig out = read_data_config(config.table("data"), config.table("data.synthetic"), config.table("data.split"),
-                                    experiment_seed);
+                                    experiment_seed, config.path().string());
   out.origin = config.path().string();
   return out;
 }

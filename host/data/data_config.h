@@ -98,6 +98,9 @@ struct DataConfig {
   /// What the run should say about how the settings were read (a run prints them as
   /// warnings), e.g. folds replacing the fractions of an extended file.
   std::vector<std::string> notes;
+  /// [data.split] folds, set in a later layer than train/val/test, replaced them: the run's
+  /// saved config leaves the fractions out (open_config), so it reads back as it ran.
+  bool fractions_replaced = false;
 
   DataConfig();
 };
@@ -122,8 +125,10 @@ std::filesystem::path default_cache_dir();
 /// it before using the result. `experiment_seed` is the split seed when [data.split] has none.
 DataConfig read_data_config(Config& config, uint64_t experiment_seed = 0);
 
-/// The same from the three tables directly (config-less callers and tests).
+/// The same from the three tables directly (config-less callers and tests). `latest_file`
+/// is the config file itself (over the files it extends), for [data.split] folds replacing
+/// an extended file's fractions; empty: only overrides (no line) replace them.
 DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split,
-                            uint64_t experiment_seed = 0);
+                            uint64_t experiment_seed = 0, const std::string& latest_file = "");
 
 }  // namespace bachlab::host

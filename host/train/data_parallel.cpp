@@ -61,35 +61,25 @@ std::pair<std::string, uint16_t> parse_master(const std::string& master) {
   return {host, static_cast<uint16_t>(port)};
 }
 
-// Node 0 serves the rendezvous at --master: its address must be one of this machine's and
-// its port free, or every other rank would wait the whole timeout for a server that never
-// starts.
-void check_master_is_here(const std::string& master) {
+// Node 0 serves the rendezvous at --master's port (LibTorch's server listens on every
+// interface, so the address may be one the machine is reached by through NAT): the port must
+// be free, or every other rank would wait the whole timeout for a server that never starts.
+void check_master_port_free(const std::string& master) {
   const auto [host, port] = parse_master(master);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
-  std::string problem;
-  for (addrinfo* a = found; a; a = a->ai_next) {
-    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) continue;
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    const bool bound = bind(fd, a->ai_addr, a->ai_addrlen) == 0;
-    const int error = errno;
-    close(fd);
-    if (bound) {
-      problem.clear();
-      break;
-    }
-    problem = error == EADDRNOTAVAIL ? "is not an address of this machine, and node 0 (--node-rank 0) serves the "
-                                       "meeting point there: run node 0 on the machine --master names"
-              : error == EADDRINUSE ? "has its port in use by another program: pick a free port"
-                                    : std::string("cannot be listened on: ") + std::strerror(error);
-  }
-  freeaddrinfo(found);
-  if (!problem.empty()) throw Error("--master \"" + master + "\" " + problem);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  address.sin_port = htons(port);
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  const int error = errno;
+  close(fd);
+  if (!bound && error == EADDRINUSE)
+    throw Error("--master \"" + master + "\": port " + std::to_string(port) +
+                " is in use on this machine, where node 0 (--node-rank 0) serves the meeting point; pick a free port");
 }
 
 // LibTorch's reason without the C++ backtrace it appends to its own errors.
@@ -321,7 +311,7 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
     master = "127.0.0.1:" + std::to_string(free_local_port());
   }
   if (settings.node_rank == 0)
-    check_master_is_here(master);
+    check_master_port_free(master);
   else
     parse_master(master);
   const int world = settings.nproc * settings.nnodes;

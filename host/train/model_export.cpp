@@ -47,6 +47,9 @@ fs::path exported_run(const fs::path& run_dir, const std::vector<fs::path>& plug
   if (!cross_validation_root(opened.plan, run)) return run_dir;
   const fs::path refit = refit_folder(run_dir);
   if (opened.plan.train.refit && fs::exists(refit / "metrics.json")) return refit;
+  if (opened.plan.train.refit)
+    throw Error(refit.string() + ": the refit model has not finished training; finish it with `bachlab run --resume " +
+                run_dir.string() + "`, then export the run");
   throw Error(fmt::format("{}: a {}-fold cross-validation predicts with its {} fold models, which one TorchScript "
                           "file does not hold; export one fold ({}), or train the model on every photo with "
                           "[train] refit = true and export the run",
@@ -119,24 +122,28 @@ ExportedModel export_model(const fs::path& run_dir, const fs::path& out_dir, con
   out.input_size = size;
   // Saved beside its name and renamed once it loads back and agrees with the run's model.
   const fs::path partial = out_dir / fmt::format("model.pt.{}.tmp", ::getpid());
-  module.save(partial.string());
   try {
+    module.save(partial.string());
     torch::jit::Module loaded = torch::jit::load(partial.string());
     const torch::Tensor got = loaded.forward({example}).toTensor();
     out.max_difference = (got - expected).abs().max().item<double>();
+    if (!(out.max_difference <= 1e-5))
+      throw Error(fmt::format("{}: the exported module's probabilities differ from the run's model by {:g} (over "
+                              "1e-5): the model does something the tracer cannot record (control flow that depends "
+                              "on the input); it was not written",
+                              out.model.string(), out.max_difference));
+    // The JSON first: a failure leaves the folder's previous pair as it was.
+    write_file_atomic(out.preprocessing, preprocessing_json(m, from, size).dump(2) + "\n");
+    fs::rename(partial, out.model);
   } catch (const c10::Error& e) {
     fs::remove(partial);
-    throw Error(out.model.string() + ": the exported module does not load back (" + e.what_without_backtrace() + ")");
+    throw Error(out.model.string() + ": the exported module does not save or load back (" +
+                e.what_without_backtrace() + ")");
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(partial, ignored);
+    throw;
   }
-  if (!(out.max_difference <= 1e-5)) {
-    fs::remove(partial);
-    throw Error(fmt::format("{}: the exported module's probabilities differ from the run's model by {:g} (over 1e-5): "
-                            "the model does something the tracer cannot record (control flow that depends on the "
-                            "input); it was not written",
-                            out.model.string(), out.max_difference));
-  }
-  fs::rename(partial, out.model);
-  write_file_atomic(out.preprocessing, preprocessing_json(m, from, size).dump(2) + "\n");
   return out;
 }
 

@@ -33,6 +33,14 @@ Opened open_config(Config config, const PlanOverrides& overrides, const std::vec
   for (auto& folder : read_plugin_paths(o.config)) folders.push_back(folder);
   o.registry.scan(plugin_search_path(folders));
   o.plan = plan_experiment(o.config, o.registry, overrides);
+  // Folds that replaced an extended file's fractions: the config the run saves (and its
+  // folds and refit read back) holds the folds alone, as it ran.
+  if (o.plan.data.fractions_replaced) {
+    std::vector<std::string> removals;
+    for (const char* key : {"train", "val", "test"})
+      if (o.config.table("data.split").has(key)) removals.push_back(std::string("~data.split.") + key);
+    o.config.apply_overrides(removals, "[data.split] folds");
+  }
   return o;
 }
 
@@ -386,6 +394,11 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   // Every new run, whoever starts it (`run`, a tuning trial, a retrain), is refused with the
   // arithmetic before anything is decoded if it cannot fit, not by an allocator mid-way.
   if (!resuming) check_run_can_start(opened.plan, run.config_file);
+  // Said here: the folds of a cross-validation read the saved config, which holds no
+  // fractions any more, so their own logs do not repeat it.
+  if (!resuming && opened.plan.data.fractions_replaced && options.progress &&
+      (!options.parallel || options.parallel->leader()))
+    for (const auto& note : opened.plan.data.notes) *options.progress << "warning: " << note << "\n";
   if (options.parallel) refuse_data_parallel_folds(opened.plan, run.config_file);
   if (ensemble_root(opened.plan, run)) return run_ensemble(std::move(opened), run, run_dir, !resuming, options);
   if (cross_validation_root(opened.plan, run))

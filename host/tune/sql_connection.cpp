@@ -30,8 +30,9 @@ class SqliteConnection final : public SqlConnection {
     if (sqlite3_open_v2(file_.c_str(), &db_, mode | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
       std::string reason = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
-      throw Error(file_.string() + ": cannot open the study database (" + reason +
-                  "); check that the study folder is writable");
+      throw Error(file_.string() + ": cannot open the study database (" + reason + ")" +
+                  (read_only ? std::string("; check that the study exists and is readable")
+                             : std::string("; check that the study folder is writable")));
     }
     // Workers wait for each other's short transactions instead of failing with SQLITE_BUSY,
     // but not forever.

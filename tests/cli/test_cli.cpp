@@ -859,6 +859,34 @@ TEST_F(CliFolder, ARunSaysWhichPhotosStainNormalisationLeftAlone) {
       << r.output;
 }
 
+// Issue #21 item 1: folds from the command line over a base config's fractions train the
+// whole cross-validation (its folds read the saved config back), and eval reads it too; a
+// base's folds under fractions of the file extending it stay an error.
+TEST_F(CliFolder, FoldsFromTheCommandLineReplaceABaseConfigsFractionsForTheWholeRun) {
+  const fs::path base = tiny_config("base", "[data.split]\ntrain = 0.6\nval = 0.2\ntest = 0.2\n");
+  const fs::path child = dir_ / "child.toml";
+  std::ofstream(child) << "extends = \"" << base.string() << "\"\n[experiment]\nname = \"child\"\n";
+  Result r = run("run " + q(child) + " data.split.folds=2 train.epochs=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: [data.split] folds = 2 (command line) replaces the train/val/test fractions of " +
+                          base.string()),
+            std::string::npos)
+      << r.output;
+  const fs::path folder = run_folder("child");
+  EXPECT_TRUE(fs::exists(folder / "fold-2" / "metrics.json"));
+  EXPECT_EQ(read_text(folder / "config.toml").find("train = 0.6"), std::string::npos);
+  Result again = run("eval " + q(folder));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+
+  const fs::path folds_base = tiny_config("folds_base", "[data.split]\nfolds = 2\n");
+  const fs::path fractions_child = dir_ / "fractions_child.toml";
+  std::ofstream(fractions_child) << "extends = \"" << folds_base.string()
+                                 << "\"\n[data.split]\ntrain = 0.6\nval = 0.2\ntest = 0.2\n";
+  Result contradiction = run("check --no-data " + q(fractions_child));
+  EXPECT_EQ(contradiction.exit_code, 1) << contradiction.output;
+  EXPECT_NE(contradiction.output.find("does not apply with folds = 2"), std::string::npos) << contradiction.output;
+}
+
 // Issue #21 item 7: a run resumed with --epochs records what ran, in every folder of a
 // cross-validation, so eval (and a later resume or compare) see it.
 TEST_F(CliFolder, AResumeWithMoreEpochsIsRecordedInTheRunFolder) {

@@ -13,6 +13,10 @@
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <chrono>
 #include <csignal>
@@ -215,10 +219,20 @@ TEST(DataParallel, LaunchRefusesWhatCannotWork) {
       << unknown;
   EXPECT_NE(unknown.find("); name rank 0's machine by an address or a name this machine resolves"), std::string::npos)
       << unknown;
-  // Node 0 serves the meeting point, so its address must be this machine's.
-  EXPECT_EQ(refusal("192.0.2.1:29500", 0),
-            "--master \"192.0.2.1:29500\" is not an address of this machine, and node 0 (--node-rank 0) serves the "
-            "meeting point there: run node 0 on the machine --master names");
+  // Node 0 serves the meeting point on its port, which must be free.
+  const int busy = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(busy, 1), 0);
+  getsockname(busy, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  EXPECT_EQ(refusal(taken, 0), "--master \"" + taken + "\": port " + std::to_string(ntohs(address.sin_port)) +
+                                   " is in use on this machine, where node 0 (--node-rank 0) serves the meeting "
+                                   "point; pick a free port");
+  close(busy);
 }
 
 }  // namespace
