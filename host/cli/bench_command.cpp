@@ -99,7 +99,7 @@ std::string compare_bench_results(const fs::path& before, const fs::path& after)
     for (const auto& [name, times] : *results) width = std::max(width, name.size());
   const std::string row = "{:<{}}  {:>10}  {:>6}  {:>10}  {:>6}  {:>7}{}\n";
   std::string out = fmt::format(row, "BENCHMARK", width, "BEFORE", "SPREAD", "AFTER", "SPREAD", "SPEEDUP", "");
-  std::vector<std::string> within_spread;
+  size_t within_spread = 0;
   bool single = false;
   for (const auto& [name, ta] : a) {
     auto it = b.find(name);
@@ -113,7 +113,7 @@ std::string compare_bench_results(const fs::path& before, const fs::path& after)
     single = single || !std::isfinite(sa) || !std::isfinite(sb);
     // A difference smaller than either side's own spread is not one this data can show.
     const bool noise = std::isfinite(sa) && std::isfinite(sb) && std::abs(speedup - 1.0) <= std::max(sa, sb);
-    if (noise) within_spread.push_back(name);
+    within_spread += noise ? 1 : 0;
     out += fmt::format(row, name, width, human_time(ma), spread_text(sa), human_time(mb), spread_text(sb),
                        fmt::format("{:.2f}x", speedup), noise ? "  ~" : "");
   }
@@ -122,10 +122,10 @@ std::string compare_bench_results(const fs::path& before, const fs::path& after)
       out += fmt::format(row, name, width, "-", "", human_time(median(tb)), spread_text(spread(tb)), "-", "");
   out += "BEFORE, AFTER: median real time per iteration over the repetitions; SPREAD: (slowest - fastest) / median; "
          "SPEEDUP = BEFORE / AFTER, above 1 means AFTER is faster.\n";
-  if (!within_spread.empty())
+  if (within_spread > 0)
     out += fmt::format("warning: {} of the speedups (~) are within the spread of their repetitions, so they show no "
                        "difference; compare on a quiet machine with more repetitions (bachlab bench --repetitions 5)\n",
-                       within_spread.size());
+                       within_spread);
   if (single)
     out += "note: results of one repetition have no spread, so a difference may be machine load; run bachlab bench "
            "with --repetitions 3 or more\n";

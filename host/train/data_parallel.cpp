@@ -61,23 +61,32 @@ std::pair<std::string, uint16_t> parse_master(const std::string& master) {
   return {host, static_cast<uint16_t>(port)};
 }
 
+// Binds a TCP socket to (address, port; port 0: any free one) and closes it again: the port
+// it got, or 0 with errno saying why not.
+uint16_t try_bind(uint32_t address, uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in where{};
+  where.sin_family = AF_INET;
+  where.sin_addr.s_addr = htonl(address);
+  where.sin_port = htons(port);
+  socklen_t length = sizeof where;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&where), &length) == 0;
+  const int error = errno;
+  close(fd);
+  errno = error;
+  return ok ? ntohs(where.sin_port) : 0;
+}
+
 // Node 0 serves the rendezvous at --master's port (LibTorch's server listens on every
 // interface, so the address may be one the machine is reached by through NAT): the port must
 // be free, or every other rank would wait the whole timeout for a server that never starts.
 void check_master_port_free(const std::string& master) {
-  const auto [host, port] = parse_master(master);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return;
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_ANY);
-  address.sin_port = htons(port);
-  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  const int error = errno;
-  close(fd);
-  if (!bound && error == EADDRINUSE)
+  const uint16_t port = parse_master(master).second;
+  if (try_bind(INADDR_ANY, port) == 0 && errno == EADDRINUSE)
     throw Error("--master \"" + master + "\": port " + std::to_string(port) +
                 " is in use on this machine, where node 0 (--node-rank 0) serves the meeting point; pick a free port");
 }
@@ -95,17 +104,8 @@ std::string env_or_empty(const char* name) {
 
 // A TCP port of 127.0.0.1 that nothing listens on now, for a one-machine group.
 uint16_t free_local_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw Error(std::string("cannot open a socket to find a free port: ") + std::strerror(errno));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  if (!ok) throw Error(std::string("cannot find a free port on 127.0.0.1: ") + std::strerror(errno));
-  return ntohs(address.sin_port);
+  if (const uint16_t port = try_bind(INADDR_LOOPBACK, 0)) return port;
+  throw Error(std::string("cannot find a free port on 127.0.0.1: ") + std::strerror(errno));
 }
 
 // Packs tensors into one contiguous float buffer, and back: one collective for all.

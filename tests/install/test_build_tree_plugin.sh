@@ -16,16 +16,6 @@ ctest --test-dir "$work/build" --output-on-failure
 BACHLAB_PLUGIN_PATH="$work/build/plugins" "$bachlab" plugins --kind model | grep -E "^model +my_model +0\.1\.0 " ||
   { echo "FAIL: this build's bachlab does not list the plugin built against its build folder" >&2; exit 1; }
 
-export XDG_CACHE_HOME="$work/cache"  # the synthetic photos' cache, kept inside the test
-cat >"$work/experiment.toml" <<TOML
-extends = "$source_dir/examples/out_of_tree_plugin/tinynet.toml"
-[experiment]
-output = "runs"
-[model]
-plugin = "my_model"
-[plugins]
-paths = "build/plugins"
-TOML
-"$bachlab" run "$work/experiment.toml" >/dev/null
-check_metrics "$work/runs"
+train_with_built_plugins '[model]
+plugin = "my_model"'
 echo "build-tree package: a plugin built against $build_dir without installing, tested, listed and trained"

@@ -36,14 +36,8 @@ for kind in "${kinds[@]}"; do
     { echo "FAIL: the installed bachlab does not list the generated $kind plugin my_$kind" >&2; exit 1; }
 done
 
-# The plugins found through the config's [plugins] paths (relative to the config).
-export XDG_CACHE_HOME="$work/cache"  # the synthetic photos' cache, kept inside the test
-# tinynet.toml's tiny synthetic data and training, with the three generated plugins.
-cat >"$work/experiment.toml" <<TOML
-extends = "$source_dir/examples/out_of_tree_plugin/tinynet.toml"
-[experiment]
-output = "runs"
-[model]
+# The three generated plugins in one run.
+train_with_built_plugins '[model]
 plugin = "my_model"
 [optimizer]
 plugin = "my_optimizer"
@@ -51,12 +45,7 @@ lr = 0.05
 momentum = 0.9
 [[augment]]
 plugin = "my_augmentation"
-amount = 0.1
-[plugins]
-paths = "build/plugins"
-TOML
-"$bachlab" run "$work/experiment.toml"
-check_metrics "$work/runs"
+amount = 0.1'
 
 cat >"$work/study.toml" <<'TOML'
 extends = "experiment.toml"

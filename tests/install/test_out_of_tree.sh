@@ -21,8 +21,6 @@ echo "$listing" | grep -F "$work/prefix/lib/bachlab/plugins" >/dev/null ||
 "$work/prefix/bin/bachlab" plugins --kind optimizer | grep -E "^optimizer +adam " >/dev/null ||
   { echo "FAIL: the in-tree plugins were not installed" >&2; exit 1; }
 
-# The synthetic photos are cached; keep that cache inside the test's folder.
-export XDG_CACHE_HOME="$work/cache"
 # Copies of the config, so the runs land in $work (a config's output is relative to it).
 mkdir -p "$work/by_env" "$work/by_config"
 cp "$source_dir/examples/out_of_tree_plugin/tinynet.toml" "$work/by_env/"
