@@ -52,6 +52,17 @@ std::string format_confusion_matrix(const std::vector<std::vector<int64_t>>& con
     for (int64_t v : confusion[r]) out += fmt::format("{:>{}}", v, width);
     out += "\n";
   }
+  // Row-normalised: comparable between classes of different sizes.
+  out += "the same as shares of each true class (the diagonal is each class's recall)\n";
+  for (size_t r = 0; r < confusion.size(); ++r) {
+    int64_t total = 0;
+    for (int64_t v : confusion[r]) total += v;
+    out += fmt::format("{:<{}}", name(r), label_width);
+    for (int64_t v : confusion[r])
+      out += total ? fmt::format("{:>{}.0f}%", 100.0 * static_cast<double>(v) / static_cast<double>(total), width - 1)
+                   : fmt::format("{:>{}}", "-", width);
+    out += "\n";
+  }
   return out;
 }
 

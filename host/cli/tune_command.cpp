@@ -118,8 +118,14 @@ void prepare_store(StudyStore& store, const StudyConfig& study, const std::strin
                             "for a new study",
                             store.storage().kind == StorageUrl::Kind::Postgres ? where : folder.string(),
                             trials.size(), study.file.string()));
+  const auto theirs = store.get("resolved_config");
+  // The same settings written by an older bachlab (floats with 17 digits): the same study.
+  if (*existing != fingerprint && theirs && same_toml(*theirs, resolved_toml)) {
+    store.set("resolved_config", resolved_toml);
+    store.set("fingerprint", fingerprint);
+    existing = fingerprint;
+  }
   if (*existing != fingerprint) {
-    const auto theirs = store.get("resolved_config");
     const std::string difference =
         theirs ? config_difference(*theirs, resolved_toml) : " (the study did not record its settings)";
     throw Error(fmt::format("{}: this config differs from the one the study in {} started with ({}); a worker joins "

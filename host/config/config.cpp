@@ -1,4 +1,5 @@
 #include "host/config/config.h"
+#include "host/config/toml_text.h"
 
 #include <bachlab/sdk/param_table.h>
 #include <toml++/toml.h>
@@ -599,11 +600,9 @@ std::string Config::resolved_toml(Paths paths) const {
   }
   toml::table out;
   to_toml(root, out);
-  std::stringstream stream;
-  stream << "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
-            "`bachlab run`.\n"
-         << out << "\n";
-  return stream.str();
+  return "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
+         "`bachlab run`.\n" +
+         toml_text(out);
 }
 
 }  // namespace bachlab::host

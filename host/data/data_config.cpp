@@ -93,6 +93,7 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
     data.fail("scale", fmt::format("must be 0 (off) or at least 1/64 (was {:.6g}); a photo shrunk further is a few "
                                    "pixels",
                                    out.scale));
+  out.microns_per_pixel = data.get_float("microns_per_pixel", out.microns_per_pixel, {0.0, 1000.0});
   out.stain_normalize = data.get_string("stain_normalize", out.stain_normalize, {"none", "macenko", "reinhard"});
   out.stain_reference = data.get_path("stain_reference", "");
   if (!out.stain_reference.empty() && out.stain_normalize == "none")

@@ -69,6 +69,9 @@ struct DataConfig {
   /// 2048x1536 into 1024x768); all photos of a set must then share one size. When set it
   /// takes precedence over image_size for the prepared images. Default: 0 (off).
   double scale = 0;
+  /// The side of a photo's pixel as taken, in micrometres (BACH: 0.42), for the scale bar
+  /// on heatmaps; 0 = unknown (no bar). Default: 0.
+  double microns_per_pixel = 0;
   /// "none", "macenko" or "reinhard": stain normalisation applied to each prepared photo
   /// before it is cached. Default: "none".
   std::string stain_normalize = "none";

@@ -1,5 +1,7 @@
 #include "host/data/parallel.h"
 
+#include "host/util/time_text.h"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -15,9 +17,10 @@ int resolve_workers(int requested) {
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 
-Progress::Progress(std::string label, size_t total)
+Progress::Progress(std::string label, size_t total, bool transient)
     : label_(std::move(label)),
       total_(total),
+      transient_(transient),
       enabled_(isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
@@ -43,16 +46,26 @@ void Progress::finish() {
   if (shown_) draw(done_.load(), true);
 }
 
+std::string progress_line(const std::string& label, size_t done, size_t total, double seconds, bool final) {
+  const int width = 24;
+  const int filled = total ? int(width * std::min(done, total) / total) : width;
+  const std::string bar = std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
+  std::string line = fmt::format("{} {}/{} [{}] {:3d}% {:.1f}/s", label, done, total, bar,
+                                 total ? int(100 * std::min(done, total) / total) : 100,
+                                 seconds > 0 ? double(done) / seconds : 0.0);
+  if (final) return line + fmt::format(" in {}", format_duration(seconds));
+  // The rate so far, over what is left.
+  if (done > 0 && done < total)
+    line += " ETA " + format_duration(seconds / static_cast<double>(done) * static_cast<double>(total - done));
+  return line;
+}
+
 void Progress::draw(size_t done, bool final) {
   shown_ = true;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const int width = 24;
-  const int filled = total_ ? int(width * std::min(done, total_) / total_) : width;
-  std::string bar = std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
-  std::string line = fmt::format("\r{} {}/{} [{}] {:3d}% {:.1f}/s", label_, done, total_, bar,
-                                 total_ ? int(100 * std::min(done, total_) / total_) : 100,
-                                 seconds > 0 ? double(done) / seconds : 0.0);
-  if (final) line += fmt::format(" in {:.1f} s\n", seconds);
+  // "\x1b[K" clears what a longer line left; a transient line leaves nothing behind.
+  const std::string line = final && transient_ ? "\r\x1b[K"
+                           : "\r" + progress_line(label_, done, total_, seconds, final) + (final ? "\x1b[K\n" : "\x1b[K");
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
 }

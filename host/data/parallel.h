@@ -15,12 +15,18 @@ namespace bachlab::host {
 /// The worker count to use: `requested`, or every core when 0.
 int resolve_workers(int requested);
 
-/// A single self-overwriting line on stderr: "decoding photos 120/400 [####......] 30%
-/// 87.1/s". Shown only when stderr is a terminal (logs and tests stay clean) and only
-/// once the work has run for half a second, so quick work prints nothing.
+/// A progress line's text: "decoding photos 120/400 [#######.................]  30% 87.1/s
+/// ETA 3.2s" (the time left at the rate so far); `final`: "... in 4.6s" instead.
+std::string progress_line(const std::string& label, size_t done, size_t total, double seconds, bool final);
+
+/// A single self-overwriting progress_line() on stderr. Shown only when stderr is a
+/// terminal (logs and tests stay clean) and only once the work has run for half a second,
+/// so quick work prints nothing. Every long step of the data path, prediction and
+/// validation draws one. `transient`: the line is erased when done (steps repeated every
+/// epoch) instead of left with its total time.
 class Progress {
  public:
-  Progress(std::string label, size_t total);
+  Progress(std::string label, size_t total, bool transient = false);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -35,6 +41,7 @@ class Progress {
 
   std::string label_;
   size_t total_;
+  bool transient_;
   bool enabled_;
   bool shown_ = false;
   bool finished_ = false;

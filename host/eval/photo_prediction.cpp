@@ -1,6 +1,7 @@
 #include "host/eval/photo_prediction.h"
 
 #include "host/config/config.h"
+#include "host/data/parallel.h"
 #include "host/data/tissue.h"
 
 #include <bachlab/sdk/param_table.h>
@@ -165,6 +166,10 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
     return out;
   };
 
+  // On a terminal, for a step that runs for more than half a second (validation of a patch
+  // model every epoch, a test split, predict); erased when done.
+  Progress progress(settings.tta == "none" ? "predicting photos" : "predicting photos (TTA " + settings.tta + ")",
+                    static_cast<size_t>(n), true);
   if (settings.patch_size == 0) {
     // Whole photos: one input each, batched across photos; the "patch" is the photo.
     for (int64_t start = 0; start < n; start += chunk) {
@@ -177,6 +182,7 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
           out.patches.push_back({torch::zeros({1, 2}, torch::kLong), p.slice(0, i - start, i - start + 1),
                                  torch::ones({1}, torch::kBool)});
       }
+      progress.advance(static_cast<size_t>(end - start));
     }
     return finish();
   }
@@ -214,6 +220,7 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
     if (settings.aggregate == "learned") features.push_back(photo_features(used));
     score(i, photo, used);
     if (keep_patches) out.patches.push_back({positions.clone(), patch_probabilities, counted});
+    progress.advance();
   }
   return finish();
 }

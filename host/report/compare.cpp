@@ -1,5 +1,6 @@
 #include "host/report/compare.h"
 
+#include "host/config/toml_text.h"
 #include "host/report/plots.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -33,9 +34,7 @@ void flatten(const toml::table& table, const std::string& prefix, std::vector<st
     } else if (const auto* array = node.as_array(); array && array->is_array_of_tables()) {
       for (size_t i = 0; i < array->size(); ++i) flatten(*array->get(i)->as_table(), name + "." + std::to_string(i + 1), out);
     } else {
-      std::ostringstream text;
-      node.visit([&](auto&& value) { text << value; });
-      out.emplace_back(name, text.str());
+      out.emplace_back(name, toml_value_text(node));
     }
   }
 }
@@ -68,19 +67,22 @@ std::string run_label(const ComparedRun& run) {
   return run.summary.experiment + " " + run.folder.filename().string();
 }
 
-// The table as rows of cells; the first row is the header.
-std::vector<std::vector<std::string>> table_rows(const std::vector<ComparedRun>& runs) {
-  const std::vector<std::string> differing = differing_settings(runs);
+// The results as rows of cells, the first row the header: the run (and when it started),
+// then the values of `settings` (keys), then the metrics.
+std::vector<std::vector<std::string>> table_rows(const std::vector<ComparedRun>& runs,
+                                                 const std::vector<std::string>& settings, bool started) {
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {"run", "started"};
-  for (const auto& key : differing) header.push_back(key);
+  std::vector<std::string> header = {"run"};
+  if (started) header.push_back("started");
+  for (const auto& key : settings) header.push_back(key);
   for (const char* column : {"val acc", "test acc", "test AUROC micro", "test AUROC macro", "epochs", "time"})
     header.push_back(column);
   rows.push_back(header);
   for (const auto& run : runs) {
     const RunSummary& s = run.summary;
-    std::vector<std::string> row = {run_label(run), s.started};
-    for (const auto& key : differing) row.push_back(value_of(run, key));
+    std::vector<std::string> row = {run_label(run)};
+    if (started) row.push_back(s.started);
+    for (const auto& key : settings) row.push_back(value_of(run, key));
     const SplitResult* test = s.split("test");
     auto metric = [](const SplitResult* split, double SplitMetrics::*field) {
       return split && std::isfinite(split->metrics.*field) ? fmt::format("{:.3f}", split->metrics.*field)
@@ -94,6 +96,46 @@ std::vector<std::vector<std::string>> table_rows(const std::vector<ComparedRun>&
     row.push_back(format_duration(s.seconds) + (s.fold_val_accuracy.empty() ? "" : " (sum of folds)"));
     rows.push_back(row);
   }
+  return rows;
+}
+
+// The settings that differ with a row each and a column per run (numbered as in the
+// results table), for when they do not fit beside the results.
+std::vector<std::vector<std::string>> settings_rows(const std::vector<ComparedRun>& runs,
+                                                    const std::vector<std::string>& settings) {
+  std::vector<std::vector<std::string>> rows(1, {"setting"});
+  for (size_t i = 0; i < runs.size(); ++i) rows[0].push_back(fmt::format("#{}", i + 1));
+  for (const auto& key : settings) {
+    rows.push_back({key});
+    for (const auto& run : runs) rows.back().push_back(value_of(run, key));
+  }
+  return rows;
+}
+
+// Rows as aligned text columns two spaces apart; the first `left` columns are left-aligned.
+std::string aligned(const std::vector<std::vector<std::string>>& rows, size_t left) {
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += (c ? "  " : "") + pad(row[c], width[c], c < left);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+size_t widest_line(const std::string& text) {
+  size_t widest = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) widest = std::max(widest, display_width(line));
+  return widest;
+}
+
+std::vector<std::vector<std::string>> numbered(std::vector<std::vector<std::string>> rows) {
+  for (size_t r = 0; r < rows.size(); ++r) rows[r].insert(rows[r].begin(), r ? fmt::format("#{}", r) : "#");
   return rows;
 }
 
@@ -147,19 +189,15 @@ std::vector<std::string> differing_settings(const std::vector<ComparedRun>& runs
 }
 
 std::string format_run_comparison(const std::vector<ComparedRun>& runs) {
-  const auto rows = table_rows(runs);
-  std::vector<size_t> width(rows.front().size(), 0);
-  for (const auto& row : rows)
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) line += (c ? "  " : "") + pad(row[c], width[c], c < 2);
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
-  if (differing_settings(runs).empty()) out += "(the runs' saved configs are identical)\n";
-  return out;
+  // The run's folder name is its start time already: the terminal is spared a column.
+  const std::vector<std::string> differing = differing_settings(runs);
+  std::string out = aligned(table_rows(runs, differing, false), 1);
+  if (differing.empty()) return out + "(the runs' saved configs are identical)\n";
+  // Many settings, or long values, would make lines of hundreds of columns: then the
+  // settings get a table of their own, a row per setting and a column per run.
+  if (widest_line(out) <= kTableColumns) return out;
+  return aligned(numbered(table_rows(runs, {}, false)), 2) + "\nsettings that differ:\n" +
+         aligned(settings_rows(runs, differing), runs.size() + 1);
 }
 
 std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
@@ -167,17 +205,33 @@ std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
   h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bachlab compare</title>\n<style>"
        "body{font-family:sans-serif;margin:2em;max-width:1700px}table{border-collapse:collapse;margin:1em 0}"
        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
-       "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}img{max-width:49%;margin:2px}</style></head><body>\n"
+       "table.results td:nth-child(-n+3),table.results th:nth-child(-n+3),table.settings td,table.settings th"
+       "{text-align:left}td{max-width:30em;overflow-wrap:anywhere}"
+       "img{max-width:49%;margin:2px}</style></head><body>\n"
     << "<h1>" << runs.size() << " runs compared</h1>\n<p>Settings are those whose values differ between the runs' "
        "saved config.toml files (\"-\": not set). Time is the training time (a cross-validation's: the sum over its "
-       "folds).</p>\n<table>\n";
-  const auto rows = table_rows(runs);
-  for (size_t r = 0; r < rows.size(); ++r) {
-    h << "<tr>";
-    for (const auto& cell : rows[r]) h << (r == 0 ? "<th>" : "<td>") << html_escape(cell) << (r == 0 ? "</th>" : "</td>");
-    h << "</tr>\n";
+       "folds).</p>\n";
+  auto write_table = [&h](const std::vector<std::vector<std::string>>& rows, const char* css_class) {
+    h << "<table class=\"" << css_class << "\">\n";
+    for (size_t r = 0; r < rows.size(); ++r) {
+      h << "<tr>";
+      for (const auto& cell : rows[r])
+        h << (r == 0 ? "<th>" : "<td>") << html_escape(cell) << (r == 0 ? "</th>" : "</td>");
+      h << "</tr>\n";
+    }
+    h << "</table>\n";
+  };
+  // The settings in a table of their own, a row each, so that many of them (or long
+  // values such as paths) never make the page scroll sideways.
+  write_table(numbered(table_rows(runs, {}, true)), "results");
+  const std::vector<std::string> differing = differing_settings(runs);
+  if (differing.empty()) {
+    h << "<p>The runs' saved configs are identical.</p>\n";
+  } else {
+    h << "<h2>Settings that differ</h2>\n";
+    write_table(settings_rows(runs, differing), "settings");
   }
-  h << "</table>\n<h2>Validation curves</h2>\n";
+  h << "<h2>Validation curves</h2>\n";
   for (const auto& [title, field] : {std::pair<std::string, double EpochMetrics::*>{"loss", &EpochMetrics::loss},
                                      {"accuracy", &EpochMetrics::accuracy}}) {
     std::vector<Series> series;
@@ -186,7 +240,10 @@ std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
       for (const auto& record : runs[i].summary.history) s.values.push_back(record.val.*field);
       series.push_back(std::move(s));
     }
+    // Neither a loss nor an accuracy goes below 0; an accuracy not above 1.
     CurveOptions options;
+    options.floor = 0;
+    if (title == "accuracy") options.ceiling = 1;
     if (title == "accuracy" && !runs.front().summary.classes.empty())
       options.chance = 1.0 / static_cast<double>(runs.front().summary.classes.size());
     std::vector<uint8_t> png;

@@ -27,11 +27,14 @@ ComparedRun read_compared_run(const std::filesystem::path& folder);
 /// The keys whose values differ between the runs (absent counts as a value), in key order.
 std::vector<std::string> differing_settings(const std::vector<ComparedRun>& runs);
 
-/// The text table: run, started, each differing setting, val and test accuracy, test
-/// AUROC micro and macro, epochs, time (summed over folds for a cross-validation).
+/// The text table: run (its folder name, which is its start time), each differing setting, val and test accuracy, test
+/// AUROC micro and macro, epochs, time (summed over folds for a cross-validation). When the
+/// settings would make it wider than kTableColumns, the runs are numbered and the settings
+/// follow in a table of their own, a row per setting and a column per run.
 std::string format_run_comparison(const std::vector<ComparedRun>& runs);
 
-/// The HTML page: the table and the runs' validation loss and accuracy curves overlaid.
+/// The HTML page: the numbered results, the settings that differ (a row per setting), and
+/// the runs' validation loss and accuracy curves overlaid.
 std::string format_run_comparison_html(const std::vector<ComparedRun>& runs);
 
 }  // namespace bachlab::host

@@ -79,6 +79,30 @@ void draw_scale(cv::Mat& image, cv::Rect bar, double lo, double hi, double chanc
   text(image, "(this figure)", {bar.x - 10, bar.y - 10}, 0.4);
 }
 
+// A scale bar in the panel's bottom-left corner: the longest of 1, 2, 5 x 10^k micrometres
+// that fits a quarter of the panel, black on a white box, labelled (OpenCV's fonts have no
+// "µ", so "um").
+void draw_scale_bar(cv::Mat& panel, double microns_per_pixel) {
+  const double most = 0.25 * panel.cols * microns_per_pixel;
+  double length = 0;
+  for (double decade = 1e-3; decade <= most; decade *= 10)
+    for (double step : {1.0, 2.0, 5.0})
+      if (step * decade <= most) length = step * decade;
+  const int pixels = static_cast<int>(std::lround(length / microns_per_pixel));
+  if (pixels < 4) return;
+  const std::string label = fmt::format("{:g} um", length);
+  int baseline = 0;
+  const cv::Size label_size = cv::getTextSize(label, kFont, 0.4, 1, &baseline);
+  const int margin = 6, box_width = std::max(pixels, label_size.width) + 2 * margin;
+  const int box_height = label_size.height + 4 + 4 + 2 * margin;
+  const cv::Rect box(margin, panel.rows - margin - box_height, box_width, box_height);
+  if (box.x + box.width > panel.cols || box.y < 0) return;
+  cv::rectangle(panel, box, cv::Scalar(255, 255, 255), cv::FILLED);
+  const int bar_y = box.y + box.height - margin - 4;
+  cv::rectangle(panel, cv::Rect(box.x + margin, bar_y, pixels, 4), cv::Scalar(0, 0, 0), cv::FILLED);
+  cv::putText(panel, label, {box.x + margin, bar_y - 4}, kFont, 0.4, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+}
+
 }  // namespace
 
 cv::Mat class_probability_map(const HeatmapInput& input, size_t class_index) {
@@ -129,9 +153,14 @@ cv::Mat draw_heatmap(const HeatmapInput& input, int panel_width) {
     return cv::Point(gap + (index % columns) * (panel_width + gap),
                      title + (index / columns) * (caption + panel_height + gap) + caption);
   };
+  // Every panel shows the photo at one scale: the bar goes on the photo panels.
+  const double microns_per_panel_pixel =
+      input.microns_per_pixel * input.photo_rgb.cols / static_cast<double>(panel_width);
   auto place = [&](int index, const cv::Mat& panel, const std::string& label) {
     const cv::Point origin = panel_origin(index);
-    panel.copyTo(image(cv::Rect(origin, panel_size)));
+    cv::Mat view = image(cv::Rect(origin, panel_size));
+    panel.copyTo(view);
+    if (index < static_cast<int>(photos) && microns_per_panel_pixel > 0) draw_scale_bar(view, microns_per_panel_pixel);
     cv::rectangle(image, cv::Rect(origin, panel_size), cv::Scalar(0, 0, 0), 1);
     text(image, label, {origin.x, origin.y - 8}, 0.5);
   };

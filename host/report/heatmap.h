@@ -44,6 +44,9 @@ struct HeatmapInput {
   cv::Mat photo_as_taken_rgb;
   /// Which model(s) the probabilities are of, shown under the title; may be empty.
   std::string source;
+  /// The side of one of photo_rgb's pixels in micrometres: a scale bar is drawn on the
+  /// photo panels; 0 (unknown) draws none.
+  double microns_per_pixel = 0;
 };
 
 /// A (3, H, W) photo, uint8 or float [0,1], as an RGB OpenCV image.

@@ -14,6 +14,7 @@ namespace {
 
 const cv::Scalar kBlack(0, 0, 0);
 const cv::Scalar kGrid(225, 225, 225);
+const cv::Scalar kGrey(110, 110, 110);
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 void text(cv::Mat& image, const std::string& s, cv::Point at, double scale, const cv::Scalar& color,
@@ -56,6 +57,23 @@ int legend_entry_width(const std::string& name) {
 
 }  // namespace
 
+std::pair<double, double> curve_axis(const std::vector<Series>& series, const CurveOptions& options) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& s : series)
+    for (size_t i = 0; i < s.values.size(); ++i) {
+      if (!std::isfinite(s.values[i])) continue;
+      const double d = i < s.spread.size() && std::isfinite(s.spread[i]) ? s.spread[i] : 0.0;
+      lo = std::min(lo, s.values[i] - d), hi = std::max(hi, s.values[i] + d);
+    }
+  if (options.chance && std::isfinite(*options.chance)) lo = std::min(lo, *options.chance), hi = std::max(hi, *options.chance);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
+  const double pad = (hi - lo) * 0.05;
+  lo = std::max(lo - pad, options.floor);
+  hi = std::min(hi + pad, options.ceiling);
+  return {lo, hi};
+}
+
 cv::Mat draw_learning_curve(const std::string& title, const std::string& y_label, const std::vector<Series>& series,
                             const CurveOptions& options, int width, int height) {
   // The legend gets rows of its own under the x axis: as many as its entries need.
@@ -81,21 +99,8 @@ cv::Mat draw_learning_curve(const std::string& title, const std::string& y_label
   cv::Mat image(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
 
   size_t epochs = 0;
-  double lo = INFINITY, hi = -INFINITY;
-  for (const auto& s : series) {
-    epochs = std::max(epochs, s.values.size());
-    for (size_t i = 0; i < s.values.size(); ++i) {
-      if (!std::isfinite(s.values[i])) continue;
-      const double d = i < s.spread.size() && std::isfinite(s.spread[i]) ? s.spread[i] : 0.0;
-      lo = std::min(lo, s.values[i] - d), hi = std::max(hi, s.values[i] + d);
-    }
-  }
-  if (options.chance && std::isfinite(*options.chance)) lo = std::min(lo, *options.chance), hi = std::max(hi, *options.chance);
-  if (!std::isfinite(lo)) lo = 0, hi = 1;
-  if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
-  const double pad = (hi - lo) * 0.05;
-  lo -= pad;
-  hi += pad;
+  for (const auto& s : series) epochs = std::max(epochs, s.values.size());
+  const auto [lo, hi] = curve_axis(series, options);
   const double step = nice_step(hi - lo, 6);
   const double first_tick = std::ceil(lo / step) * step;
 
@@ -208,8 +213,10 @@ cv::Mat draw_confusion_matrix(const std::vector<std::vector<int64_t>>& matrix, c
       cv::Rect box(left + c * cell, top + r * cell, cell, cell);
       cv::rectangle(image, box, color, cv::FILLED);
       cv::rectangle(image, box, cv::Scalar(180, 180, 180), 1);
-      text(image, std::to_string(matrix[r][c]), {box.x + cell / 2, box.y + cell / 2}, 0.8,
-           share > 0.5 ? cv::Scalar(255, 255, 255) : kBlack, 2, 0.5, 0.5);
+      const cv::Scalar ink = share > 0.5 ? cv::Scalar(255, 255, 255) : kBlack;
+      text(image, std::to_string(matrix[r][c]), {box.x + cell / 2, box.y + cell / 2 - 10}, 0.8, ink, 2, 0.5, 0.5);
+      // The row-normalised share under the count.
+      if (row_total) text(image, std::to_string(std::lround(100 * share)) + "%", {box.x + cell / 2, box.y + cell / 2 + 20}, 0.5, ink, 1, 0.5, 0.5);
     }
     const std::string name = r < static_cast<int>(classes.size()) ? classes[r] : std::to_string(r);
     text(image, name, {left - 8, top + r * cell + cell / 2}, 0.5, kBlack, 1, 1.0, 0.5);
@@ -217,6 +224,7 @@ cv::Mat draw_confusion_matrix(const std::vector<std::vector<int64_t>>& matrix, c
   }
   text(image, "predicted", {left + n * cell / 2, image.rows - 15}, 0.55, kBlack, 1, 0.5, 0.0);
   text(image, "true", {10, top - 12}, 0.55, kBlack, 1, 0.0, 0.0);
+  text(image, "count, and % of the true class", {left + n * cell / 2, top - 12}, 0.45, kGrey, 1, 0.5, 0.0);
   return image;
 }
 

@@ -6,8 +6,10 @@
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bachlab::host {
@@ -33,7 +35,15 @@ struct CurveOptions {
   /// A dashed vertical line at this epoch (1-based), labelled `marked_label`; 0 for none.
   int64_t marked_epoch = 0;
   std::string marked_label;
+  /// Values the quantity cannot pass (0 and 1 for an accuracy, 0 for a loss): the y axis
+  /// stops there, however flat the curves.
+  double floor = -std::numeric_limits<double>::infinity();
+  double ceiling = std::numeric_limits<double>::infinity();
 };
+
+/// The y axis a learning curve draws (lowest, highest value): the curves, their bands and
+/// chance with 5% room, at least 1 wide for flat curves, within [floor, ceiling].
+std::pair<double, double> curve_axis(const std::vector<Series>& series, const CurveOptions& options);
 
 /// A line chart over epochs 1..n (BGR, width x height), with axes, ticks and a legend in a
 /// band below the plot, so it never covers a curve.

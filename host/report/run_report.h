@@ -12,8 +12,9 @@
 //   checkpoints/         best.pt and last.pt (written by the trainer)
 // Every file is written to a temporary name and renamed.
 
-#include "host/eval/metrics.h"
 #include "host/eval/history.h"
+#include "host/eval/metrics.h"
+#include "host/util/time_text.h"  // format_duration, which the tables use
 
 #include <nlohmann/json.hpp>
 
@@ -134,9 +135,6 @@ std::string format_accuracy(const RunSummary& run, const std::string& name);
 /// Mean and sample standard deviation (0 for one value; NaN for none).
 std::pair<double, double> mean_and_sd(const std::vector<double>& values);
 
-/// A training time as a table shows it: "12.3s", "4m05s", "2h10m"; "-" if not finite.
-std::string format_duration(double seconds);
-
 /// How many misclassified photos a report lists (and draws heatmaps of).
 constexpr size_t kMistakesListed = 48;
 
@@ -157,6 +155,10 @@ void write_run_report(const std::filesystem::path& run_dir, const RunSummary& su
 /// The HTML page alone (images inlined from the PNGs already in `run_dir`).
 std::string format_report_html(const std::filesystem::path& run_dir, const RunSummary& summary,
                                const std::string& config_toml);
+
+/// The width a table printed on a terminal keeps to: wider content is wrapped or moved to a
+/// table of its own.
+inline constexpr size_t kTableColumns = 120;
 
 /// The comparison table `bachlab run` ends with: experiment, key params, train/val/test
 /// accuracy, test AUROC (micro and macro) and time; "markdown" or "text" layout.

@@ -3,13 +3,14 @@
 #include "host/train/run_steps.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/time_text.h"
 
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
-
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <ostream>
 
@@ -166,9 +167,22 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
   }
   std::vector<RunSummary> folds;
   std::vector<ValPrediction> predictions;
+  double trained_seconds = 0;  // of the folds trained from scratch by this process
+  int trained_folds = 0;
   for (int k = 0; k < plan.data.split.folds; ++k) {
     const fs::path folder = fold_folder(run_dir, k);
     const bool fold_fresh = !fs::exists(folder / "run.json");
+    // The whole run's time left: the folds so far, at their mean, for the folds left and
+    // the refit (one more model of the same recipe).
+    if (options.progress && trained_folds > 0) {
+      const int left = plan.data.split.folds - k + (plan.train.refit ? 1 : 0);
+      *options.progress << fmt::format("{}: fold {} of {}; the folds so far took {} each, about {} left{}\n",
+                                       plan.experiment.name, k + 1, plan.data.split.folds,
+                                       format_duration(trained_seconds / trained_folds),
+                                       format_duration(trained_seconds / trained_folds * left),
+                                       plan.train.refit ? " (with the refit)" : "");
+    }
+    const auto fold_start = std::chrono::steady_clock::now();
     RunFile fold_run = run;
     fold_run.fold = k;
     if (!fold_fresh) fold_run = read_run_file(folder);
@@ -177,6 +191,10 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
                               options.plugin_paths);
     predictions.emplace_back();
     folds.push_back(train_run(std::move(fold), fold_run, folder, fold_fresh, options, &predictions.back()));
+    if (fold_fresh) {
+      trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - fold_start).count();
+      ++trained_folds;
+    }
   }
   if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
   RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);

@@ -161,6 +161,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     p.patches = std::move(patches);
     p.patch_size = plan.photo.patch_size;
     p.photo = first_photo[0];
+    if (plan.data.scale > 0) p.microns_per_pixel = plan.data.microns_per_pixel / plan.data.scale;
     if (plan.data.stain_normalize != "none") {
       DataConfig as_taken = plan.data;
       as_taken.stain_normalize = "none";
@@ -180,6 +181,7 @@ HeatmapInput heatmap_input(const ImagePrediction& p, const std::vector<std::stri
                                      fs::path(p.image).filename().string(), true_class);
   if (p.photo_as_taken.defined()) input.photo_as_taken_rgb = rgb_image(p.photo_as_taken);
   input.source = p.source;
+  input.microns_per_pixel = p.microns_per_pixel;
   return input;
 }
 

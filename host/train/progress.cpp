@@ -2,6 +2,7 @@
 
 #include "host/eval/history.h"
 #include "host/train/trainer.h"
+#include "host/util/time_text.h"
 
 #include <fmt/format.h>
 
@@ -18,9 +19,14 @@ void ProgressOutput::on_batch_end(Trainer& trainer, const BatchEnd& b) {
   last_draw_ = now;
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(kWidth * (b.batch + 1) / b.batches);
-  out_ << fmt::format("\repoch {}/{} [{}{}] {}/{} loss {:.4f} {:.0f}s\x1b[K", b.epoch, trainer.settings().epochs,
+  // The epoch's batches so far, at their rate, over those left (validation not counted).
+  const std::string left =
+      b.batch + 1 < b.batches
+          ? " ETA " + format_duration(b.seconds / static_cast<double>(b.batch + 1) * static_cast<double>(b.batches - b.batch - 1))
+          : "";
+  out_ << fmt::format("\repoch {}/{} [{}{}] {}/{} loss {:.4f} {}{}\x1b[K", b.epoch, trainer.settings().epochs,
                       std::string(filled, '#'), std::string(kWidth - filled, '.'), b.batch + 1, b.batches, b.mean_loss,
-                      b.seconds)
+                      format_duration(b.seconds), left)
        << std::flush;
 }
 
@@ -33,6 +39,15 @@ void ProgressOutput::on_epoch_end(Trainer& trainer, const EpochRecord& r) {
   line += fmt::format("  lr {:.3g}  {:.1f}s", r.lr, r.seconds);
   if (trainer.best_epoch() == r.epoch) line += "  *best*";
   if (trainer.stopped_early()) line += "  (early stop)";
+  // The run's time left: the mean epoch so far (this process's and resumed ones alike)
+  // times the epochs left; early stopping can only shorten it.
+  const int64_t epochs_left = trainer.settings().epochs - r.epoch;
+  if (epochs_left > 0 && !trainer.stopped_early()) {
+    double seconds = 0;
+    for (const auto& record : trainer.history()) seconds += record.seconds;
+    line += "  ETA " + format_duration(seconds / static_cast<double>(trainer.history().size()) *
+                                       static_cast<double>(epochs_left));
+  }
   note(line);
 }
 

@@ -86,6 +86,9 @@ struct ImagePrediction {
   /// uint8 as the model saw it (preprocessed as in training).
   int64_t patch_size = 0;
   torch::Tensor photo;
+  /// The side of one of `photo`'s pixels in micrometres ([data] microns_per_pixel over the
+  /// resize), for the heatmap's scale bar; 0 when unknown or when the resize squeezed the photo.
+  double microns_per_pixel = 0;
   /// With stain normalisation, the photo resized the same way but not normalised (3, H, W)
   /// uint8: the photo as taken, for the heatmap; undefined otherwise.
   torch::Tensor photo_as_taken;

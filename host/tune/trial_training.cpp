@@ -1,5 +1,6 @@
 #include "host/tune/trial_training.h"
 
+#include "host/config/toml_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/cache_key.h"
 #include "host/train/experiment.h"
@@ -157,9 +158,7 @@ std::string experiment_toml(Config& study_config, const sdk::Assignment& params,
   absolutize(study_config, root, "");
   for (const auto& [name, value] : params) set_dotted(root, name, value);
   for (const auto& [name, value] : extra) set_dotted(root, name, value);
-  std::stringstream out;
-  out << root << "\n";
-  return out.str();
+  return toml_text(root);
 }
 
 double run_objective(const RunSummary& run, const TuneSettings& settings) {
@@ -281,7 +280,18 @@ std::string trial_key(Config& config, const sdk::Assignment& params, const Overr
 
 bool key_matches(const fs::path& execution_root, const std::string& key) {
   const fs::path file = execution_root / kTrialKeyFile;
-  return fs::exists(file) && read_file(file) == key;
+  if (!fs::exists(file)) return false;
+  const std::string theirs = read_file(file);
+  if (theirs == key) return true;
+  // The same trial written by an older bachlab (floats with 17 digits): the two header
+  // lines equal, the experiments the same TOML.
+  auto header_end = [](const std::string& text) {
+    const size_t first = text.find('\n');
+    return first == std::string::npos ? first : text.find('\n', first + 1);
+  };
+  const size_t a = header_end(theirs), b = header_end(key);
+  return a != std::string::npos && b != std::string::npos && theirs.compare(0, a, key, 0, b) == 0 &&
+         same_toml(theirs.substr(a + 1), key.substr(b + 1));
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "host/util/time_text.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <ctime>
 
 namespace bachlab::host {
@@ -14,6 +17,13 @@ std::string now_text(const char* format, TimeZone zone) {
   }
   char text[64];
   return std::string(text, std::strftime(text, sizeof text, format, &parts));
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds)) return "-";
+  if (seconds < 60) return fmt::format("{:.1f}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  return fmt::format("{}h{:02d}m", static_cast<int>(seconds) / 3600, (static_cast<int>(seconds) % 3600) / 60);
 }
 
 }  // namespace bachlab::host

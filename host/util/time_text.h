@@ -1,5 +1,6 @@
 #pragma once
-// The current time as text, for run folders, run.json and the study store.
+// Times as text: now, for run folders, run.json and the study store; a duration, for tables
+// and progress lines.
 
 #include <string>
 
@@ -9,5 +10,9 @@ enum class TimeZone { local, utc };
 
 /// Now, formatted by strftime `format` (e.g. "%Y-%m-%d %H:%M:%S") in local time or UTC.
 std::string now_text(const char* format, TimeZone zone = TimeZone::local);
+
+/// A duration as tables and progress lines show it: "12.3s", "4m05s", "2h10m"; "-" if not
+/// finite.
+std::string format_duration(double seconds);
 
 }  // namespace bachlab::host

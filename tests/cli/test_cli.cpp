@@ -460,6 +460,20 @@ TEST_F(CliFolder, RunTakesOverridesAndSavesTheFinalValues) {
             std::string::npos)
       << e.output;
   EXPECT_NE(e.output.find("\nInvasive        "), std::string::npos) << e.output;
+  // Then row-normalised: each true class's row of shares adds up to 100% (up to rounding).
+  const size_t shares = e.output.find("the same as shares of each true class (the diagonal is each class's recall)\n");
+  ASSERT_NE(shares, std::string::npos) << e.output;
+  std::istringstream rows(e.output.substr(shares));
+  std::string line;
+  std::getline(rows, line);
+  for (const char* name : {"Normal", "Benign", "InSitu", "Invasive"}) {
+    ASSERT_TRUE(std::getline(rows, line)) << e.output;
+    EXPECT_EQ(line.rfind(name, 0), 0u) << line;
+    std::istringstream cells(line.substr(std::string(name).size()));
+    double sum = 0;
+    for (std::string cell; cells >> cell;) sum += std::stod(cell);
+    EXPECT_NEAR(sum, 100, 2) << line;
+  }
 }
 
 // The columns of history.csv as numbers, one row per epoch (an empty cell is NaN).
@@ -874,6 +888,10 @@ TEST_F(CliFolder, FoldsFromTheCommandLineReplaceABaseConfigsFractionsForTheWhole
       << r.output;
   const fs::path folder = run_folder("child");
   EXPECT_TRUE(fs::exists(folder / "fold-2" / "metrics.json"));
+  // Before the second fold: how long the rest of the cross-validation should take.
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("fold 2 of 2; the folds so far took [0-9.]+s each, about "
+                                                     "[0-9.]+s left\n")))
+      << r.output;
   EXPECT_EQ(read_text(folder / "config.toml").find("train = 0.6"), std::string::npos);
   Result again = run("eval " + q(folder));
   EXPECT_EQ(again.exit_code, 0) << again.output;
@@ -1086,16 +1104,18 @@ TEST_F(CliFolder, CompareShowsTheSettingsThatDifferAndOverlaysTheCurves) {
   std::istringstream lines(r.output);
   std::string header, first, second;
   std::getline(lines, header), std::getline(lines, first), std::getline(lines, second);
-  EXPECT_TRUE(std::regex_search(header, std::regex("^run +started +optimizer\\.lr +train\\.epochs +val acc +test acc +"
+  EXPECT_TRUE(std::regex_search(header, std::regex("^run +optimizer\\.lr +train\\.epochs +val acc +test acc +"
                                                    "test AUROC micro +test AUROC macro +epochs +time$")))
       << r.output;
   EXPECT_TRUE(std::regex_search(first, std::regex("^tiny " + runs[0].filename().string() +
-                                                  " +[-0-9: ]+ +0\\.01 +1 +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +1 +")))
+                                                  " +0\\.01 +1 +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +[-0-9.]+ +1 +")))
       << r.output;
   EXPECT_TRUE(std::regex_search(second, std::regex(" 0\\.001 +2 +.* 2 +[0-9.]+s$"))) << r.output;
   const std::string page = read_text(html);
   EXPECT_EQ(count(page, "<img alt=\"validation "), 2u);
-  EXPECT_NE(page.find("<th>optimizer.lr</th>"), std::string::npos);
+  // The settings that differ get a table of their own on the page: a row each, a column per run.
+  EXPECT_NE(page.find("<tr><td>optimizer.lr</td><td>0.01</td><td>0.001</td></tr>"), std::string::npos) << page;
+  EXPECT_NE(page.find("<tr><td>train.epochs</td><td>1</td><td>2</td></tr>"), std::string::npos) << page;
 
   Result one = run("compare " + q(runs[0]));
   EXPECT_EQ(one.exit_code, 2) << one.output;

@@ -1,5 +1,6 @@
 // Config loading: extends chains, merging, and the messages a user reads for bad input.
 #include "host/config/config.h"
+#include "host/util/atomic_file.h"
 
 #include <gtest/gtest.h>
 
@@ -173,6 +174,32 @@ TEST_F(ConfigTest, ResolvedTomlRunsAsIs) {
   EXPECT_EQ(train.get_float_list("lr_list", {}), (std::vector<double>{0.001, 0.01}));
   ASSERT_EQ(again.array("augment").size(), 1u);
   EXPECT_EQ(again.array("augment")[0].get_string("plugin", ""), "flip");
+}
+
+TEST_F(ConfigTest, ResolvedTomlWritesEachFloatAsTypedAndReadsItBackExactly) {
+  auto path = write("floats.toml",
+                    "[data.split]\ntrain = 0.7\nval = 0.15\ntest = 0.15\n[model]\ndropout = 0.3\nscale = 2.0\n"
+                    "[optimizer]\nlr = 1e-5\nbetas = [0.9, 0.999]\n\"odd key\" = 0.1\n"
+                    "[[augment]]\nplugin = \"color\"\nhue = 0.02\n[[augment]]\nplugin = \"flip\"\n");
+  Config original = Config::load(path);
+  const std::string text = original.resolved_toml();
+  // Each float as it was typed, not as 17 digits (0.14999999999999999).
+  for (const char* line : {"val = 0.15\n", "train = 0.7\n", "dropout = 0.3\n", "scale = 2.0\n", "lr = 1e-05\n",
+                           "betas = [0.9, 0.999]\n", "'odd key' = 0.1\n", "hue = 0.02\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << " is not in:\n" << text;
+  EXPECT_EQ(text.find("999999"), std::string::npos) << text;
+  EXPECT_EQ(text.find("000001"), std::string::npos) << text;
+  // The same doubles, bit for bit, and the tables in their places.
+  Config again = Config::load(write("again.toml", text));
+  EXPECT_EQ(again.table("data.split").get_float("val", 0), 0.15);
+  EXPECT_EQ(again.table("optimizer").get_float("lr", 0), 1e-5);
+  EXPECT_EQ(again.table("optimizer").get_float("odd key", 0), 0.1);
+  EXPECT_EQ(again.table("optimizer").get_float_list("betas", {}), (std::vector<double>{0.9, 0.999}));
+  ASSERT_EQ(again.array("augment").size(), 2u);
+  EXPECT_EQ(again.array("augment")[0].get_float("hue", 0), 0.02);
+  EXPECT_EQ(again.array("augment")[1].get_string("plugin", ""), "flip");
+  EXPECT_TRUE(same_toml(text, read_file(path)));
+  EXPECT_FALSE(same_toml(text, "[model]\ndropout = 0.3\n"));
 }
 
 TEST_F(ConfigTest, ArrayElementsAreLabelledByPosition) {

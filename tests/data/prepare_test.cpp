@@ -2,6 +2,7 @@
 // them without decoding, any change of a photo or a parameter rebuilds them, and a damaged
 // cache file is detected and rebuilt, never trusted.
 #include "host/data/image_tensor.h"
+#include "host/data/parallel.h"
 #include "host/data/prepare.h"
 #include "host/data/synth.h"
 #include "tests/data/fixtures.h"
@@ -337,6 +338,17 @@ TEST(NormalizationTest, RejectsWrongTensors) {
 TEST(NormalizationTest, OneHotRows) {
   torch::Tensor one_hot = one_hot_labels(torch::tensor({2, 0}, torch::kInt64), 4);
   EXPECT_TRUE(torch::equal(one_hot, torch::tensor({{0.f, 0.f, 1.f, 0.f}, {1.f, 0.f, 0.f, 0.f}})));
+}
+
+// The progress line every long step draws on a terminal: done, bar, rate and the time left
+// at the rate so far; when done, the time it took.
+TEST(ProgressLine, SaysHowMuchIsDoneAndHowLongTheRestTakes) {
+  EXPECT_EQ(progress_line("decoding photos", 100, 400, 20.0, false),
+            "decoding photos 100/400 [######..................]  25% 5.0/s ETA 1m00s");
+  EXPECT_EQ(progress_line("decoding photos", 0, 400, 0.5, false),
+            "decoding photos 0/400 [........................]   0% 0.0/s");
+  EXPECT_EQ(progress_line("decoding photos", 400, 400, 80.0, true),
+            "decoding photos 400/400 [########################] 100% 5.0/s in 1m20s");
 }
 
 }  // namespace

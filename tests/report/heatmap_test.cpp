@@ -91,6 +91,33 @@ TEST(Heatmap, NarrowProbabilitiesShowContrastAndThePhotoAsTakenComesFirst) {
       << "0.49 and 0.51 look alike: the colours do not span the figure's range";
 }
 
+// With the pixel size known, the photo panel carries a scale bar (black, bottom left, on a
+// white box); a figure of unknown scale carries none.
+TEST(Heatmap, APhotoOfKnownPixelSizeGetsAScaleBar) {
+  HeatmapInput input = two_class_input();
+  input.photo_rgb = cv::Mat(100, 200, CV_8UC3, cv::Scalar(128, 128, 128));
+  input.patches = {{0, 0, 100, 100, {0.4f, 0.6f}}};
+  const int panel = 200, gap = 12, top = 46 + 28, panel_height = 100;
+  auto black_pixels = [&](const cv::Mat& figure, int panel_index) {
+    // Inside the panel's 1 px black frame.
+    const cv::Rect corner(gap + panel_index * (panel + gap) + 1, top + panel_height / 2, panel / 2, panel_height / 2 - 1);
+    cv::Mat grey;
+    cv::cvtColor(figure(corner), grey, cv::COLOR_BGR2GRAY);
+    return cv::countNonZero(grey < 30);
+  };
+  EXPECT_EQ(black_pixels(draw_heatmap(input, panel), 0), 0);
+  // 2 um per pixel: a quarter of the panel is 100 um, so the bar is 50 px and 4 px thick.
+  input.microns_per_pixel = 2.0;
+  const cv::Mat figure = draw_heatmap(input, panel);
+  EXPECT_GE(black_pixels(figure, 0), 50 * 4);
+  EXPECT_LT(black_pixels(figure, 0), 50 * 4 + 200);  // the bar and its label, no more
+  cv::Mat bar_row;
+  // The bar's rows: 6 px margin and 6 px padding above the panel's bottom edge.
+  cv::cvtColor(figure.row(top + panel_height - 6 - 6 - 2).colRange(gap + 1, gap + panel - 1), bar_row,
+               cv::COLOR_BGR2GRAY);
+  EXPECT_EQ(cv::countNonZero(bar_row < 30), 50);
+}
+
 TEST(Heatmap, RefusesPatchesOutsideThePhotoAndWrongClassCounts) {
   HeatmapInput outside = two_class_input();
   outside.patches.push_back({30, 50, 20, 20, {0.5f, 0.5f}});

@@ -1,4 +1,5 @@
 // What the run folder's text files and the comparison table look like, exactly.
+#include "host/report/compare.h"
 #include "host/report/plots.h"
 #include "host/report/run_report.h"
 
@@ -7,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 namespace bachlab::host {
 namespace {
@@ -30,22 +32,63 @@ RunSummary summary(const std::string& name, double test_accuracy) {
   return s;
 }
 
-TEST(RunReport, ComparisonTableAsTextAndMarkdown) {
+TEST(RunReport, ComparisonTableSaysSharedParamsOnceAndKeepsTheRowsShort) {
   std::vector<RunSummary> runs = {summary("one", 0.75), summary("second", 0.25)};
   EXPECT_EQ(format_comparison_table(runs),
-            "experiment  params             train acc  val acc  test acc  test AUROC micro  test AUROC macro  "
-            "epochs   time\n"
-            "one         model=m, lr=0.001      0.500        -     0.750             0.625                 -       "
-            "3  1m15s\n"
-            "second      model=m, lr=0.001      0.500        -     0.250             0.625                 -       "
-            "3  1m15s\n");
+            "params of every run: model=m, lr=0.001\n"
+            "experiment  train acc  val acc  test acc  test AUROC micro  test AUROC macro  epochs   time\n"
+            "one             0.500        -     0.750             0.625                 -       3  1m15s\n"
+            "second          0.500        -     0.250             0.625                 -       3  1m15s\n");
+  runs[1].params[1].second = "0.01";
+  EXPECT_EQ(format_comparison_table(runs),
+            "params of every run: model=m\n"
+            "experiment  params    train acc  val acc  test acc  test AUROC micro  test AUROC macro  epochs   time\n"
+            "one         lr=0.001      0.500        -     0.750             0.625                 -       3  1m15s\n"
+            "second      lr=0.01       0.500        -     0.250             0.625                 -       3  1m15s\n");
   EXPECT_EQ(format_comparison_table({runs[0]}, true),
-            "| experiment | params            | train acc | val acc | test acc | test AUROC micro | test AUROC macro | "
-            "epochs |  time |\n"
-            "|:-----------|:------------------|----------:|--------:|---------:|-----------------:|-----------------:|"
-            "-------:|------:|\n"
-            "| one        | model=m, lr=0.001 |     0.500 |       - |    0.750 |            0.625 |                - | "
-            "     3 | 1m15s |\n");
+            "params: model=m, lr=0.001\n\n"
+            "| experiment | train acc | val acc | test acc | test AUROC micro | test AUROC macro | epochs |  time |\n"
+            "|:-----------|----------:|--------:|---------:|-----------------:|-----------------:|-------:|------:|\n"
+            "| one        |     0.500 |       - |    0.750 |            0.625 |                - |      3 | 1m15s |\n");
+  // A long list of params wraps before kTableColumns.
+  RunSummary many = summary("many", 0.5);
+  many.params.clear();
+  for (int i = 0; i < 12; ++i) many.params.emplace_back("key" + std::to_string(i), "value" + std::to_string(i));
+  const std::string text = format_comparison_table({many});
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) EXPECT_LE(line.size(), kTableColumns) << text;
+  EXPECT_EQ(text.rfind("params: key0=value0, key1=value1, ", 0), 0u) << text;
+  EXPECT_NE(text.find(",\n  key"), std::string::npos) << text;
+}
+
+// Two runs whose configs differ in many keys: the settings move under the results, a row
+// each, so no line is hundreds of columns wide.
+TEST(RunReport, CompareMovesManyDifferingSettingsToATableOfTheirOwn) {
+  std::vector<ComparedRun> runs(2);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runs[i].folder = "runs/x/2026120" + std::to_string(i + 1);
+    runs[i].summary = summary("x", 0.5);
+    runs[i].summary.started = "2026-12-05 10:00:00";
+    runs[i].settings = {{"same", "1"}};
+    for (int k = 0; k < 12; ++k)
+      runs[i].settings.emplace_back("model.setting_" + std::to_string(k), std::to_string(i * 100 + k));
+  }
+  runs[1].settings.emplace_back("data.root", "\"/a/long/path/to/the/photos/of/another/study/Photos\"");
+  const std::string text = format_run_comparison(runs);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) EXPECT_LE(line.size(), kTableColumns) << text;
+  EXPECT_EQ(text.rfind("#   run         val acc", 0), 0u) << text;
+  EXPECT_NE(text.find("\n#2  x 20261202        -     0.500"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nsettings that differ:\nsetting           #1  #2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ndata.root         -   \"/a/long/path/to/the/photos/of/another/study/Photos\"\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nmodel.setting_11  11  111\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("same"), std::string::npos) << text;
+  // Few settings stay beside the results, as columns.
+  for (auto& run : runs) run.settings.resize(2);
+  const std::string narrow = format_run_comparison(runs);
+  EXPECT_EQ(narrow.rfind("run         model.setting_0  val acc", 0), 0u) << narrow;
 }
 
 TEST(RunReport, HistoryCsvLeavesNaNCellsEmpty) {
@@ -86,6 +129,21 @@ TEST(RunReport, AMetricsJsonOfAnotherShapeIsRejectedWithItsName) {
     EXPECT_EQ(std::string(e.what()).rfind("runs/x/metrics.json: not a metrics.json written by bachlab run (", 0), 0u)
         << e.what();
   }
+}
+
+// A flat accuracy curve at chance stays on an axis from 0, not one down to -0.3.
+TEST(RunReport, CurveAxisStopsWhereTheQuantityCannotGo) {
+  const std::vector<Series> flat = {{"validation", {0.25, 0.25, 0.25}, cv::Scalar(0, 0, 0), {}}};
+  CurveOptions options;
+  options.chance = 0.25;
+  EXPECT_LT(curve_axis(flat, options).first, 0);
+  options.floor = 0, options.ceiling = 1;
+  EXPECT_EQ(curve_axis(flat, options).first, 0);
+  EXPECT_DOUBLE_EQ(curve_axis(flat, options).second, 0.8);
+  const std::vector<Series> high = {{"training", {0.9, 0.98, 1.0}, cv::Scalar(0, 0, 0), {0.05, 0.05, 0.05}}};
+  const auto [lo, hi] = curve_axis(high, options);
+  EXPECT_EQ(hi, 1.0);
+  EXPECT_LT(lo, 0.25);
 }
 
 TEST(RunReport, ConfusionMatrixImageHasOneCellPerPair) {

@@ -9,11 +9,14 @@
 #include <bachlab/sdk/param_table.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <regex>
+#include <thread>
 
 #include <unistd.h>
 
@@ -264,6 +267,30 @@ TEST_F(TrainerTest, ProgressIsOnePlainLinePerEpochWhenNotATerminal) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
   EXPECT_EQ(text.find('\r'), std::string::npos);
   EXPECT_EQ(text.rfind("epoch 1/2  loss ", 0), 0u) << text;
+  // Each line but the last says how long the rest of the run should take.
+  const std::string first = text.substr(0, text.find('\n'));
+  EXPECT_TRUE(std::regex_search(first, std::regex("  ETA [0-9.]+s$"))) << text;
+  EXPECT_EQ(text.substr(first.size() + 1).find("ETA"), std::string::npos) << text;
+}
+
+// A terminal gets the epoch's bar, redrawn in place, with the epoch's time left.
+TEST_F(TrainerTest, ATerminalGetsABarWithTheEpochsTimeLeft) {
+  std::ostringstream out;
+  TrainSettings s = settings(1);
+  s.batch_size = 2;
+  Trainer trainer(parts(3, 0.01), s, 3);
+  trainer.set_progress(&out, true);
+  // The bar is redrawn at most every 100 ms: the second batch takes longer than that.
+  struct SlowSecondBatch : TrainingCallback {
+    void on_batch_begin(Trainer&, const BatchBegin& batch) override {
+      if (batch.batch == 1) std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    }
+  };
+  trainer.add_callback(std::make_shared<SlowSecondBatch>());
+  trainer.fit(train_, {});
+  const std::string text = out.str();
+  EXPECT_TRUE(std::regex_search(text, std::regex("\\repoch 1/1 \\[#*\\.+\\] 2/[0-9]+ loss [0-9.]+ [0-9.]+s ETA [0-9.]+s")))
+      << text;
 }
 
 // The message of the Error `f` throws; fails the test if it throws none.
