@@ -263,8 +263,10 @@ cv::Mat draw_best_so_far(const std::vector<StoredTrial>& trials, const TuneSetti
     line.emplace_back(at.x, frame.py(best));
   }
   if (line.size() > 1) cv::polylines(frame.image, line, false, kBlue, 2, cv::LINE_AA);
-  put_text(frame.image, "- best so far", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 20}, 0.45, kBlue);
-  put_text(frame.image, "o each trial", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 40}, 0.45, kGrey);
+  // The legend sits above the plot, right of the title: inside, the best so far of a
+  // maximised objective runs along the top and went through it.
+  put_text(frame.image, "- best so far", {frame.plot.x + frame.plot.width - 120, frame.plot.y - 28}, 0.45, kBlue);
+  put_text(frame.image, "o each trial", {frame.plot.x + frame.plot.width - 120, frame.plot.y - 10}, 0.45, kGrey);
   return frame.image;
 }
 
@@ -417,7 +419,8 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
   const fs::path absolute = fs::absolute(folder).lexically_normal();
   const std::string name = (absolute.filename().empty() ? absolute.parent_path() : absolute).filename().string();
   h << html_page_start("study " + name + " - bachlab tune",
-                       "td:first-child,th:first-child{text-align:left}td.text{text-align:left}"
+                       "td:first-child,th:first-child,.text{text-align:left}div.trials{overflow-x:auto}"
+                       "div.trials td{white-space:nowrap}div.trials td.note{white-space:normal;min-width:30em;text-align:left}"
                        "tr.best td{background:#e3f2e3}tr.failed td{color:#a40000}"
                        "tr.interrupted td,tr.waiting td{color:#8a5a00}");
 
@@ -440,7 +443,7 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
   if (best) {
     std::string values;
     for (const auto& [key, value] : best->record.params)
-      values += (values.empty() ? "" : ", ") + html_escape(key) + " = " + html_escape(scalar_cell(value));
+      values += (values.empty() ? "" : ", ") + html_escape(key) + " = " + html_escape(short_value(value));
     h << "<p><b>Best:</b> trial " << best->record.id << ", " << objective << " = " << fmt::format("{:.4f}", best->objective)
       << (values.empty() ? "" : " with " + values) << "."
       << (fs::exists(folder / "best_trial.toml")
@@ -479,11 +482,12 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
     for (const auto& p : importance) image(objective_plot_name(p.name), settings.objective + " against " + p.name);
   }
 
-  h << "<h2>Trials</h2>\n<table><tr><th>trial</th><th>state</th>";
+  h << "<h2>Trials</h2>\n<div class=\"trials\"><table><tr><th>trial</th><th class=\"text\">state</th>";
   std::vector<const Dimension*> tuned;
   for (const auto& d : space.dimensions)
     if (d.type != Dimension::Type::Fixed) tuned.push_back(&d), h << "<th>" << html_escape(d.name) << "</th>";
-  h << "<th>" << objective << "</th><th>epochs</th><th>time</th><th>finished (UTC)</th><th>run</th><th>note</th></tr>\n";
+  h << "<th>" << objective << "</th><th>epochs</th><th>time</th><th>finished (UTC)</th><th class=\"text\">run</th>"
+       "<th class=\"text\">note</th></tr>\n";
   const fs::path artifacts = settings.artifacts.empty() ? folder : settings.artifacts;
   for (const auto& t : trials) {
     const std::string state = shown_state(t);
@@ -517,9 +521,9 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
     if (!t.message.empty()) notes.push_back(t.message);
     std::string note;
     for (const auto& n : notes) note += (note.empty() ? "" : "; ") + n;
-    h << "</td><td class=\"text\">" << html_escape(note) << "</td></tr>\n";
+    h << "</td><td class=\"note\">" << html_escape(note) << "</td></tr>\n";
   }
-  h << "</table>\n<p>The same as <a href=\"trials.csv\">trials.csv</a> and <a href=\"trials.json\">trials.json</a>, "
+  h << "</table></div>\n<p>The same as <a href=\"trials.csv\">trials.csv</a> and <a href=\"trials.json\">trials.json</a>, "
        "with every value in full.</p>\n"
     << kHtmlPageEnd;
   return h.str();
@@ -581,7 +585,7 @@ std::string format_status(const StudyStore& store, const std::string& label) {
     if (t.record.state != TrialRecord::State::Running) continue;
     // A worker of this machine that is gone (killed, Ctrl-C) left its trial marked running:
     // say so, rather than call it running until the next worker hands it out again.
-    const bool gone = !t.owner.empty() && !owner_alive(t.owner);
+    const bool gone = shown_state(t) == "interrupted";
     out += fmt::format("{}: trial {} ({} {}) {}\n", gone ? "interrupted" : "running", t.record.id, t.record.epochs,
                        t.record.epochs == 1 ? "epoch" : "epochs",
                        t.owner.empty() ? "waiting to be redone"

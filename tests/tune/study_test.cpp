@@ -455,7 +455,7 @@ TEST_F(StudyTest, TheStudyPageShowsEveryTrialTheBestAndEachParameter) {
     if (trial.record.state == sdk::TrialRecord::State::Complete)
       EXPECT_THAT(html, ::testing::HasSubstr(fmt::format("<td>{:.4f}</td>", trial.objective)));
   }
-  EXPECT_THAT(html, ::testing::HasSubstr("<td class=\"text\">the model does not fit a &lt;16 px&gt; image</td>"));
+  EXPECT_THAT(html, ::testing::HasSubstr("<td class=\"note\">the model does not fit a &lt;16 px&gt; image</td>"));
   EXPECT_THAT(html, ::testing::HasSubstr("is gone; `bachlab tune --resume` runs it again"));
   // The best so far and one slice per parameter, inlined.
   size_t pictures = 0;

@@ -263,6 +263,7 @@ TEST_F(TuneEndToEndTest, ResumeWithARaisedMaxTrialsContinuesAFinishedStudy) {
   EXPECT_NE(out.find("the study goes on up to 3 trials (it had max_trials = 2, and has 2 trials)\n"), std::string::npos)
       << out;
   EXPECT_NE(out.find("up to 3 trials\ntrials: 3 complete, 0 failed, 0 running\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("page: " + (study / "study.html").string() + "\n"), std::string::npos) << out;
   StudyStore store(study / "study.db");
   const auto after = store.trials();
   ASSERT_EQ(after.size(), 3u);
