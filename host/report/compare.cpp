@@ -164,7 +164,8 @@ std::string format_run_comparison(const std::vector<ComparedRun>& runs) {
 
 std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
   std::ostringstream h;
-  h << html_page_start("bachlab compare", "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}") << "<h1>" << runs.size() << " runs compared</h1>\n<p>Settings are those whose values differ between the runs' "
+  h << html_page_start("bachlab compare", "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}")
+    << "<h1>" << runs.size() << " runs compared</h1>\n<p>Settings are those whose values differ between the runs' "
        "saved config.toml files (\"-\": not set). Time is the training time (a cross-validation's: the sum over its "
        "folds).</p>\n<table>\n";
   const auto rows = table_rows(runs);

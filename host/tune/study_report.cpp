@@ -17,6 +17,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <ostream>
 #include <set>
 #include <sstream>
 
@@ -407,6 +408,96 @@ std::vector<ParameterImportance> parameter_importance(const std::vector<StoredTr
 
 fs::path study_page(const fs::path& folder) { return folder / "study.html"; }
 
+namespace {
+
+// The study page's importance table: what it measures, then one row per parameter.
+void importance_table(std::ostream& h, const std::vector<ParameterImportance>& importance,
+                      const std::string& objective) {
+  h << "<h2>Parameters</h2>\n<p>A simple importance, one parameter at a time over the complete trials in which it "
+       "was set: for int and float parameters the square of Spearman's rank correlation &rho; between the "
+       "parameter and "
+    << objective
+    << " (how much of the objective's ordering a steady rise or fall with the parameter explains); for choice and "
+       "bool parameters &eta;&sup2;, the share of the objective's variance that lies between the parameter's values. "
+       "Both are 0..1, 1 meaning the parameter alone orders the trials. Neither sees interactions between "
+       "parameters, and &rho;&sup2; misses a best value in the middle of a range (see the plots); with few trials "
+       "both are noisy (&eta;&sup2; most, with many values), and a tuner that sampled a good region more often makes "
+       "them larger. It is not fANOVA.</p>\n<table><tr><th>parameter</th><th>trials</th><th>importance</th>"
+       "<th>measure</th><th>better values</th></tr>\n";
+  for (const auto& p : importance) {
+    std::string measure = p.trials < 3 ? "too few trials" : "no spread";
+    if (std::isfinite(p.importance))
+      measure = fmt::format(p.numeric ? "&rho; = {:+.2f}" : "&eta;&sup2; = {:.2f}", p.statistic);
+    h << "<tr><td>" << html_escape(p.name) << "</td><td>" << p.trials << "</td><td>"
+      << (std::isfinite(p.importance) ? fmt::format("{:.2f}", p.importance) : "-") << "</td><td>" << measure
+      << "</td><td class=\"text\">" << (p.better.empty() ? "-" : html_escape(p.better)) << "</td></tr>\n";
+  }
+  h << "</table>\n";
+}
+
+// Links to a trial's run reports (one per execution) that this machine holds, relative to
+// the page in `page_folder` (absolute).
+std::string run_links(const fs::path& artifacts, const fs::path& page_folder, int64_t id) {
+  std::string out;
+  for (int e = 0;; ++e) {
+    const fs::path execution = trial_folder(artifacts, id) / ("execution-" + std::to_string(e));
+    if (!fs::is_directory(execution)) break;
+    const fs::path run = newest_run_in(execution);
+    if (run.empty() || !fs::exists(run / "report.html")) continue;
+    const fs::path link = fs::absolute(run / "report.html").lexically_normal().lexically_relative(page_folder);
+    out += fmt::format("{}<a href=\"{}\">{}</a>", out.empty() ? "" : " ", html_escape(link.generic_string()),
+                       e == 0 ? "report" : "run " + std::to_string(e + 1));
+  }
+  return out;
+}
+
+// What the trials table says of a trial besides its numbers.
+std::string trial_note(const StoredTrial& t, const std::string& state) {
+  std::vector<std::string> notes;
+  if (t.record.resume_from >= 0) notes.push_back(fmt::format("continues trial {}", t.record.resume_from));
+  if (t.attempts > 1) notes.push_back(fmt::format("handed out {} times", t.attempts));
+  if (state == "running") notes.push_back("on " + t.owner + " since " + t.started + " UTC");
+  if (state == "interrupted")
+    notes.push_back("its worker " + t.owner + " is gone; `bachlab tune --resume` runs it again");
+  if (state == "waiting") notes.push_back("its worker stopped; the next worker to ask runs it again");
+  if (!t.message.empty()) notes.push_back(t.message);
+  std::string note;
+  for (const auto& n : notes) note += (note.empty() ? "" : "; ") + n;
+  return note;
+}
+
+// The study page's table of every trial, the best one marked.
+void trials_table(std::ostream& h, const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                  const TuneSettings& settings, const fs::path& page_folder, std::optional<int64_t> best) {
+  h << "<h2>Trials</h2>\n<div class=\"trials\"><table><tr><th>trial</th><th class=\"text\">state</th>";
+  std::vector<const Dimension*> tuned;
+  for (const auto& d : space.dimensions)
+    if (d.type != Dimension::Type::Fixed) tuned.push_back(&d), h << "<th>" << html_escape(d.name) << "</th>";
+  h << "<th>" << html_escape(settings.objective) << "</th><th>epochs</th><th>time</th><th>finished (UTC)</th>"
+    << "<th class=\"text\">run</th><th class=\"text\">note</th></tr>\n";
+  const fs::path artifacts = settings.artifacts.empty() ? page_folder : fs::absolute(settings.artifacts);
+  for (const auto& t : trials) {
+    const std::string state = shown_state(t);
+    const bool is_best = best == t.record.id;
+    h << "<tr class=\"" << state << (is_best ? " best" : "") << "\"><td>" << t.record.id << (is_best ? " (best)" : "")
+      << "</td><td class=\"text\">" << state << "</td>";
+    for (const auto* d : tuned) {
+      auto it = t.record.params.find(d->name);
+      h << "<td>" << (it == t.record.params.end() ? "-" : html_escape(short_value(it->second))) << "</td>";
+    }
+    const bool complete = t.record.state == TrialRecord::State::Complete && std::isfinite(t.objective);
+    h << "<td>" << (complete ? fmt::format("{:.4f}", t.objective) : "-") << "</td><td>" << t.record.epochs
+      << "</td><td>" << (t.record.state == TrialRecord::State::Running ? "-" : format_duration(t.seconds))
+      << "</td><td>" << html_escape(t.finished) << "</td><td class=\"text\">"
+      << run_links(artifacts, page_folder, t.record.id) << "</td><td class=\"note\">"
+      << html_escape(trial_note(t, state)) << "</td></tr>\n";
+  }
+  h << "</table></div>\n<p>The same as <a href=\"trials.csv\">trials.csv</a> and <a href=\"trials.json\">"
+       "trials.json</a>, with every value in full.</p>\n";
+}
+
+}  // namespace
+
 std::string format_study_html(const fs::path& folder, const std::vector<StoredTrial>& trials,
                               const sdk::SearchSpace& space, const TuneSettings& settings) {
   std::ostringstream h;
@@ -420,7 +511,8 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
   const std::string name = (absolute.filename().empty() ? absolute.parent_path() : absolute).filename().string();
   h << html_page_start("study " + name + " - bachlab tune",
                        "td:first-child,th:first-child,.text{text-align:left}div.trials{overflow-x:auto}"
-                       "div.trials td{white-space:nowrap}div.trials td.note{white-space:normal;min-width:30em;text-align:left}"
+                       "div.trials td{white-space:nowrap}"
+                       "div.trials td.note{white-space:normal;min-width:30em;text-align:left}"
                        "tr.best td{background:#e3f2e3}tr.failed td{color:#a40000}"
                        "tr.interrupted td,tr.waiting td{color:#8a5a00}");
 
@@ -444,11 +536,11 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
     std::string values;
     for (const auto& [key, value] : best->record.params)
       values += (values.empty() ? "" : ", ") + html_escape(key) + " = " + html_escape(short_value(value));
-    h << "<p><b>Best:</b> trial " << best->record.id << ", " << objective << " = " << fmt::format("{:.4f}", best->objective)
-      << (values.empty() ? "" : " with " + values) << "."
-      << (fs::exists(folder / "best_trial.toml")
-              ? " <a href=\"best_trial.toml\">best_trial.toml</a> is it as a plain experiment for <code>bachlab run</code>."
-              : "")
+    h << "<p><b>Best:</b> trial " << best->record.id << ", " << objective << " = "
+      << fmt::format("{:.4f}", best->objective) << (values.empty() ? "" : " with " + values) << "."
+      << (fs::exists(folder / "best_trial.toml") ? " <a href=\"best_trial.toml\">best_trial.toml</a> is it as a "
+                                                   "plain experiment for <code>bachlab run</code>."
+                                                 : "")
       << "</p>\n";
   } else {
     h << "<p>No trial has completed yet.</p>\n";
@@ -456,76 +548,15 @@ std::string format_study_html(const fs::path& folder, const std::vector<StoredTr
 
   h << "<h2>Best so far</h2>\n";
   image("best_so_far.png", "best " + settings.objective + " so far, by trial");
-
   const auto importance = parameter_importance(trials, space, settings);
   if (!importance.empty()) {
-    h << "<h2>Parameters</h2>\n<p>A simple importance, one parameter at a time over the complete trials in which it "
-         "was set: for int and float parameters the square of Spearman's rank correlation &rho; between the "
-         "parameter and "
-      << objective
-      << " (how much of the objective's ordering a steady rise or fall with the parameter explains); for choice "
-         "and bool parameters &eta;&sup2;, the share of the objective's variance that lies between the parameter's "
-         "values. Both are 0..1, 1 meaning the parameter alone orders the trials. Neither sees interactions "
-         "between parameters, and &rho;&sup2; misses a best value in the middle of a range (see the plots); with "
-         "few trials both are noisy (&eta;&sup2; most, with many values), and a tuner that sampled a good region "
-         "more often makes them larger. It is not fANOVA.</p>\n<table><tr><th>parameter</th><th>trials</th>"
-         "<th>importance</th><th>measure</th><th>better values</th></tr>\n";
-    for (const auto& p : importance) {
-      const bool known = std::isfinite(p.importance);
-      h << "<tr><td>" << html_escape(p.name) << "</td><td>" << p.trials << "</td><td>"
-        << (known ? fmt::format("{:.2f}", p.importance) : "-") << "</td><td>"
-        << (known ? p.numeric ? fmt::format("&rho; = {:+.2f}", p.statistic) : fmt::format("&eta;&sup2; = {:.2f}", p.statistic)
-                  : p.trials < 3 ? std::string("too few trials") : std::string("no spread"))
-        << "</td><td class=\"text\">" << (p.better.empty() ? "-" : html_escape(p.better)) << "</td></tr>\n";
-    }
-    h << "</table>\n<h2>" << objective << " against each parameter</h2>\n";
+    importance_table(h, importance, objective);
+    h << "<h2>" << objective << " against each parameter</h2>\n";
     for (const auto& p : importance) image(objective_plot_name(p.name), settings.objective + " against " + p.name);
   }
-
-  h << "<h2>Trials</h2>\n<div class=\"trials\"><table><tr><th>trial</th><th class=\"text\">state</th>";
-  std::vector<const Dimension*> tuned;
-  for (const auto& d : space.dimensions)
-    if (d.type != Dimension::Type::Fixed) tuned.push_back(&d), h << "<th>" << html_escape(d.name) << "</th>";
-  h << "<th>" << objective << "</th><th>epochs</th><th>time</th><th>finished (UTC)</th><th class=\"text\">run</th>"
-       "<th class=\"text\">note</th></tr>\n";
-  const fs::path artifacts = settings.artifacts.empty() ? folder : settings.artifacts;
-  for (const auto& t : trials) {
-    const std::string state = shown_state(t);
-    const bool is_best = best && best->record.id == t.record.id;
-    h << "<tr class=\"" << state << (is_best ? " best" : "") << "\"><td>" << t.record.id << (is_best ? " (best)" : "")
-      << "</td><td class=\"text\">" << state << "</td>";
-    for (const auto* d : tuned) {
-      auto it = t.record.params.find(d->name);
-      h << "<td>" << (it == t.record.params.end() ? "-" : html_escape(short_value(it->second))) << "</td>";
-    }
-    const bool complete = t.record.state == TrialRecord::State::Complete && std::isfinite(t.objective);
-    h << "<td>" << (complete ? fmt::format("{:.4f}", t.objective) : "-") << "</td><td>" << t.record.epochs
-      << "</td><td>" << (t.record.state == TrialRecord::State::Running ? "-" : format_duration(t.seconds)) << "</td><td>"
-      << html_escape(t.finished) << "</td><td class=\"text\">";
-    // Each execution's run report, when this machine holds it.
-    for (int e = 0;; ++e) {
-      const fs::path execution = trial_folder(artifacts, t.record.id) / ("execution-" + std::to_string(e));
-      if (!fs::is_directory(execution)) break;
-      const fs::path run = newest_run_in(execution);
-      if (run.empty() || !fs::exists(run / "report.html")) continue;
-      const fs::path link = fs::absolute(run / "report.html").lexically_normal().lexically_relative(absolute);
-      h << (e ? " " : "") << "<a href=\"" << html_escape(link.generic_string()) << "\">" << (e ? "run " + std::to_string(e + 1) : "report")
-        << "</a>";
-    }
-    std::vector<std::string> notes;
-    if (t.record.resume_from >= 0) notes.push_back(fmt::format("continues trial {}", t.record.resume_from));
-    if (t.attempts > 1) notes.push_back(fmt::format("handed out {} times", t.attempts));
-    if (state == "running") notes.push_back("on " + t.owner + " since " + t.started + " UTC");
-    if (state == "interrupted") notes.push_back("its worker " + t.owner + " is gone; `bachlab tune --resume` runs it again");
-    if (state == "waiting") notes.push_back("its worker stopped; the next worker to ask runs it again");
-    if (!t.message.empty()) notes.push_back(t.message);
-    std::string note;
-    for (const auto& n : notes) note += (note.empty() ? "" : "; ") + n;
-    h << "</td><td class=\"note\">" << html_escape(note) << "</td></tr>\n";
-  }
-  h << "</table></div>\n<p>The same as <a href=\"trials.csv\">trials.csv</a> and <a href=\"trials.json\">trials.json</a>, "
-       "with every value in full.</p>\n"
-    << kHtmlPageEnd;
+  trials_table(h, trials, space, settings, absolute,
+               best ? std::optional<int64_t>(best->record.id) : std::optional<int64_t>());
+  h << kHtmlPageEnd;
   return h.str();
 }
 

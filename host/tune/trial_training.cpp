@@ -397,7 +397,10 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
   // A study that took more trials (max_trials raised) may rank others first: the retrains
   // of trials no longer in their place go, so top/ holds the current ranking alone.
   std::set<std::string> current;
-  for (size_t rank = 0; rank < best.size(); ++rank) current.insert(top_name(rank)), current.insert(top_name(rank) + ".toml");
+  for (size_t rank = 0; rank < best.size(); ++rank) {
+    current.insert(top_name(rank));
+    current.insert(top_name(rank) + ".toml");
+  }
   static const std::regex retrain_name("[0-9]+-trial-[0-9]+(\\.toml)?");
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(top, ec)) {
