@@ -209,6 +209,12 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
     owners.insert(t.owner);
   }
   EXPECT_EQ(owners.size(), 2u) << "both worker processes ran trials";
+  // Both workers asked for the synthetic set on an empty cache at their first trial: one
+  // drew it, the other waited for it (or found it made).
+  const std::string out = read_file(folder_ / "out.txt");
+  size_t drawn = 0;
+  for (size_t at = out.find("synth: wrote "); at != std::string::npos; at = out.find("synth: wrote ", at + 1)) ++drawn;
+  EXPECT_EQ(drawn, 1u) << out;
   EXPECT_TRUE(fs::exists(folder_ / "best_trial.toml"));
   const std::string status = program.string() + " tune --status " + folder_.string() + " > " +
                              (folder_ / "status.txt").string() + " 2>&1";
