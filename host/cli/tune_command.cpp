@@ -13,6 +13,7 @@
 #include "host/report/run_report.h"
 #include "host/tune/heartbeat_trial.h"
 #include "host/tune/study.h"
+#include "host/tune/study_open.h"
 #include "host/tune/study_report.h"
 #include "host/tune/study_store.h"
 #include "host/tune/trial_training.h"
@@ -35,8 +36,6 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
-#include <set>
-#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -70,70 +69,6 @@ fs::path executable() {
   fs::path self = boost::dll::program_location(ec);
   if (ec) throw Error("cannot find this program's own file (" + ec.message() + ") to start workers");
   return self;
-}
-
-// The lines of `mine` and `theirs` that the other lacks, for saying how two configs differ.
-std::string config_difference(const std::string& theirs, const std::string& mine) {
-  auto lines = [](const std::string& text) {
-    std::multiset<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) out.insert(line);
-    return out;
-  };
-  const auto a = lines(theirs), b = lines(mine);
-  std::string out;
-  for (const auto& line : a)
-    if (!b.count(line)) out += "\n  study:  " + line;
-  for (const auto& line : b)
-    if (!a.count(line)) out += "\n  yours:  " + line;
-  return out.empty() ? "\n  (the same settings in another order)" : out;
-}
-
-// Opens the study database, creating and describing the study the first time; a study
-// that exists is only continued with --resume or joined with --join, and only under the
-// config it started with (its fingerprint covers the data settings too).
-void prepare_store(StudyStore& store, const StudyConfig& study, const std::string& fingerprint,
-                   const std::string& resolved_toml, const TuneArgs& args, const fs::path& folder) {
-  const std::string& where = store.storage().url;
-  auto existing = store.get("fingerprint");
-  if (!existing && args.join)
-    throw Error(fmt::format("{}: there is no study to join in {}; start it first with `bachlab tune {}` (on any "
-                            "machine), then join",
-                            study.file.string(), where, study.file.string()));
-  if (!existing) {
-    store.set("resolved_config", resolved_toml);
-    store.set("fingerprint", fingerprint);
-    store.set("config", fs::absolute(study.file).lexically_normal().string());
-    store.set("tuner", study.settings.tuner);
-    store.set("objective", study.settings.objective);
-    store.set("direction", study.settings.maximize ? "max" : "min");
-    store.set("max_trials", std::to_string(study.settings.max_trials));
-    store.set("created", utc_now());
-    return;
-  }
-  const auto trials = store.trials();
-  if (!args.resume && !args.join)
-    throw Error(fmt::format("{}: a study is already there ({} trials); continue it with `bachlab tune {} --resume`, "
-                            "add workers to it with --join, or set another [tune] folder (or --folder) or storage "
-                            "for a new study",
-                            store.storage().kind == StorageUrl::Kind::Postgres ? where : folder.string(),
-                            trials.size(), study.file.string()));
-  const auto theirs = store.get("resolved_config");
-  // The same settings written by an older bachlab (floats with 17 digits): the same study.
-  if (*existing != fingerprint && theirs && same_toml(*theirs, resolved_toml)) {
-    store.set("resolved_config", resolved_toml);
-    store.set("fingerprint", fingerprint);
-    existing = fingerprint;
-  }
-  if (*existing != fingerprint) {
-    const std::string difference =
-        theirs ? config_difference(*theirs, resolved_toml) : " (the study did not record its settings)";
-    throw Error(fmt::format("{}: this config differs from the one the study in {} started with ({}); a worker joins "
-                            "and a study resumes only under the config it started with, data settings included: "
-                            "restore the config, or start a new study with another [tune] folder or storage. "
-                            "What differs:{}",
-                            study.file.string(), where, store.get("config").value_or("?"), difference));
-  }
 }
 
 int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
@@ -227,7 +162,9 @@ int tune(const TuneArgs& args) {
     return 0;
   }
 
-  prepare_store(store, study, study_fingerprint(config), config.resolved_toml(), args, folder);
+  open_study(store, study, config.resolved_toml(),
+             args.join ? StudyOpening::join : args.resume ? StudyOpening::resume : StudyOpening::start, folder,
+             &std::cerr);
   const auto released = store.release_orphans();
   for (int64_t id : released) std::cerr << fmt::format("trial {} was running when its worker stopped: it runs again\n", id);
 
@@ -298,7 +235,8 @@ int tune(const TuneArgs& args) {
                 << "\n";
     }
   }
-  std::cout << format_status(store, storage.kind == StorageUrl::Kind::Postgres ? storage.url : folder.string());
+  std::cout << format_status(store, storage.kind == StorageUrl::Kind::Postgres ? storage.url : folder.string())
+            << "page: " << study_page(folder).string() << "\n";
   return 0;
 }
 

@@ -72,11 +72,11 @@ std::string render_markdown(const std::vector<Block>& blocks) {
 }
 
 std::string render_html(const std::vector<Block>& blocks) {
-  std::string out =
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bachlab: dataset exploration</title>\n"
-      "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-      "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 10px}"
-      "td:not(:first-child){text-align:right}img{max-width:100%;border:1px solid #ddd}</style>\n</head><body>\n";
+  // One picture a row, wider than the others' pages' two.
+  std::string out = html_page_start("bachlab: dataset exploration",
+                                    "body{max-width:1100px;margin:2em auto;color:#222}"
+                                    "td:first-child,th:first-child{text-align:left}"
+                                    "img{max-width:100%;margin:0;border:1px solid #ddd}");
   for (const auto& block : blocks) {
     switch (block.kind) {
       case Block::heading: {
@@ -107,7 +107,8 @@ std::string render_html(const std::vector<Block>& blocks) {
         break;
     }
   }
-  return out + "</body></html>\n";
+  out += kHtmlPageEnd;
+  return out;
 }
 
 // A file-name-safe form of a class name.

@@ -12,6 +12,8 @@
 // tiny images are blurred tissue rather than aliased noise.
 #include "host/data/synth.h"
 
+#include "host/util/folder_lock.h"
+
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/random.h>
 
@@ -1017,6 +1019,12 @@ cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t se
   return draw_synthetic_tissue(class_index, width, height, seed, variant).image;
 }
 
+fs::path synthetic_lock_file(const fs::path& out) {
+  fs::path folder = fs::absolute(out).lexically_normal();
+  if (folder.filename().empty()) folder = folder.parent_path();
+  return folder.parent_path() / ("." + folder.filename().string() + ".synth-lock");
+}
+
 void generate_synthetic_dataset(const SynthOptions& options) {
   check_options(options);
   const std::string shown = options.out.string();
@@ -1036,6 +1044,30 @@ void generate_synthetic_dataset(const SynthOptions& options) {
   if (ec)
     throw Error(fmt::format("synth: cannot create the folder '{}' ({}); check the path given to --out", parent.string(),
                             ec.message()));
+  // One process draws the set, the others wait for its copy: two tuning workers (or two
+  // runs) started together on an empty cache would otherwise each draw all of it.
+  const fs::path lock_file = synthetic_lock_file(out);
+  FileLock lock(lock_file);
+  std::string waited_for;
+  const bool locked = lock.lock_within(
+      std::chrono::milliseconds(static_cast<int64_t>(options.wait_s * 1000)), [&](const std::string& holder) {
+        waited_for = holder.empty() ? "another process" : "process " + holder;
+        std::cerr << fmt::format("synth: {} is generating '{}'; waiting for it (at most {:.0f} s)\n", waited_for,
+                                 shown, options.wait_s);
+      });
+  if (!locked)
+    throw Error(fmt::format("synth: {} has been generating '{}' for longer than the {:.0f} s this waits; let it finish "
+                            "(or stop it{}), then run again",
+                            waited_for, shown, options.wait_s,
+                            waited_for.rfind("process ", 0) == 0 ? " with kill " + waited_for.substr(8) : ""));
+  // The lock file goes once the set is complete, so nothing is left beside it. Whoever
+  // holds the lock checks for the set first, so a waiter holding a removed file's lock
+  // (or one that made a new file) finds the set and generates nothing.
+  if (already_generated(out, shown, record)) {
+    fs::remove(lock_file, ec);
+    std::cerr << fmt::format("synth: another process generated '{}' meanwhile; using it\n", shown);
+    return;
+  }
   remove_stale_partials(parent, out.filename().string());
   // The pid marks whose folder it is (remove_stale_partials); the counter keeps two threads
   // of one process generating the same set apart.
@@ -1101,6 +1133,7 @@ void generate_synthetic_dataset(const SynthOptions& options) {
     // is this one, byte for byte. Use it.
     if (ec && already_generated(out, shown, record)) {
       fs::remove_all(partial, ec);
+      fs::remove(lock_file, ec);
       std::cerr << fmt::format("synth: another process finished '{}' first; using its identical copy\n", shown);
       return;
     }
@@ -1112,6 +1145,7 @@ void generate_synthetic_dataset(const SynthOptions& options) {
     fs::remove_all(partial, ec);
     throw;
   }
+  fs::remove(lock_file, ec);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("synth: wrote {} images ({} per class, {}x{}, seed {}) to '{}' in {:.1f} s\n", total,
                            options.per_class, options.width, options.height, options.seed, shown, seconds);

@@ -31,6 +31,9 @@ struct SynthOptions {
   /// nuclei; strong stain variation; never below BACH-at-scale-0.5 magnification, so a
   /// small image shows less tissue). Default: "default".
   std::string variant = "default";
+  /// Seconds to wait for another process (or thread) that is generating this same OUT, to
+  /// use its copy rather than draw the set again. Default: 3600.
+  double wait_s = 3600;
 };
 
 /// Bumped whenever the drawing changes, so an old dataset is never mistaken for a new one.
@@ -70,10 +73,17 @@ SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64
 /// --size and the text found otherwise. The range is checked by the functions above.
 cv::Size parse_synth_size(const std::string& text);
 
+/// The lock file beside OUT, ".<OUT's name>.synth-lock", held by the process generating
+/// OUT; removed once OUT is complete.
+std::filesystem::path synthetic_lock_file(const std::filesystem::path& out);
+
 /// Writes OUT/Photos/<Class>/<prefix><NNN>.tif, OUT/Photos/microscopy_ground_truth.csv and
 /// OUT/synth.json, all in a hidden sibling folder renamed into place at the end. If OUT
-/// already holds this same dataset, does nothing and says so on stderr. Progress goes to
-/// stderr. Throws Error for bad options, a non-empty OUT, or a failed write.
+/// already holds this same dataset, does nothing and says so on stderr. One process at a
+/// time generates OUT (it holds synthetic_lock_file(OUT)): another that asks for it
+/// meanwhile waits, up to `wait_s`, then uses its copy (or generates it itself if that one
+/// failed). Progress goes to stderr. Throws Error for bad options, a non-empty OUT, a
+/// failed write, or a wait that ran out.
 void generate_synthetic_dataset(const SynthOptions& options);
 
 }  // namespace bachlab::host

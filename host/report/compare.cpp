@@ -202,12 +202,9 @@ std::string format_run_comparison(const std::vector<ComparedRun>& runs) {
 
 std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
   std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bachlab compare</title>\n<style>"
-       "body{font-family:sans-serif;margin:2em;max-width:1700px}table{border-collapse:collapse;margin:1em 0}"
-       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
-       "table.results td:nth-child(-n+3),table.results th:nth-child(-n+3),table.settings td,table.settings th"
-       "{text-align:left}td{max-width:30em;overflow-wrap:anywhere}"
-       "img{max-width:49%;margin:2px}</style></head><body>\n"
+  h << html_page_start("bachlab compare",
+                       "table.results td:nth-child(-n+3),table.results th:nth-child(-n+3),table.settings td,"
+                       "table.settings th{text-align:left}td{max-width:30em;overflow-wrap:anywhere}")
     << "<h1>" << runs.size() << " runs compared</h1>\n<p>Settings are those whose values differ between the runs' "
        "saved config.toml files (\"-\": not set). Time is the training time (a cross-validation's: the sum over its "
        "folds).</p>\n";
@@ -251,7 +248,7 @@ std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
     h << "<img alt=\"validation " << title << " per epoch\" src=\"data:image/png;base64," << base64_encode(png)
       << "\">\n";
   }
-  h << "</body></html>\n";
+  h << kHtmlPageEnd;
   return h.str();
 }
 

@@ -303,11 +303,8 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     if (!fs::exists(path)) return;
     h << "<img alt=\"" << alt << "\" src=\"data:image/png;base64," << base64_encode(read_file(path)) << "\">\n";
   };
-  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(s.experiment)
-    << " - bachlab run</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1700px}"
-       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-       "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:49%;margin:2px}"
-       "pre{background:#f7f7f7;padding:1em;overflow:auto}img.thumb{max-width:none}img.heat{width:480px}</style></head><body>\n";
+  h << html_page_start(s.experiment + " - bachlab run",
+                       "td:first-child,th:first-child{text-align:left}img.thumb{max-width:none}img.heat{width:480px}");
   h << "<h1>" << html_escape(s.experiment) << "</h1>\n";
   if (!s.description.empty()) h << "<p>" << html_escape(s.description) << "</p>\n";
   h << "<p>Run folder <code>" << html_escape(s.run_dir) << "</code>, started " << html_escape(s.started)
@@ -423,7 +420,7 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
       << "</td><td>" << cell(r.val.accuracy) << "</td><td>" << cell(r.val.auroc_micro) << "</td><td>"
       << cell(r.seconds, "{:.1f}") << "</td></tr>\n";
   h << "</table>\n";
-  h << "<h2>Resolved config</h2>\n<pre>" << html_escape(config_toml) << "</pre>\n</body></html>\n";
+  h << "<h2>Resolved config</h2>\n<pre>" << html_escape(config_toml) << "</pre>\n" << kHtmlPageEnd;
   return h.str();
 }
 

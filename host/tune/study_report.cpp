@@ -1,7 +1,12 @@
 #include "host/tune/study_report.h"
 
+#include "host/report/run_report.h"
+#include "host/train/run_folder.h"
+#include "host/tune/study.h"
 #include "host/util/atomic_file.h"
+#include "host/util/html.h"
 #include "host/util/ticks.h"
+#include "host/util/time_text.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -11,6 +16,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <ostream>
 #include <set>
 #include <sstream>
 
@@ -122,6 +129,56 @@ std::pair<double, double> objective_range(const std::vector<const StoredTrial*>&
   return {lo, hi};
 }
 
+double numeric_value(const sdk::Scalar& value) {
+  if (const auto* i = std::get_if<int64_t>(&value)) return static_cast<double>(*i);
+  if (const auto* f = std::get_if<double>(&value)) return *f;
+  return NAN;
+}
+
+// Ranks from 1, ties sharing the mean of their places.
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> out(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) out[order[k]] = static_cast<double>(i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return out;
+}
+
+// Pearson's correlation; NaN if either side is constant.
+double correlation(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = static_cast<double>(a.size());
+  const double mean_a = std::accumulate(a.begin(), a.end(), 0.0) / n;
+  const double mean_b = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += (a[i] - mean_a) * (b[i] - mean_b);
+    aa += (a[i] - mean_a) * (a[i] - mean_a);
+    bb += (b[i] - mean_b) * (b[i] - mean_b);
+  }
+  if (!(aa > 0) || !(bb > 0)) return NAN;
+  return ab / std::sqrt(aa * bb);
+}
+
+// A trial's state as the study page and `--status` show it: a running trial whose worker
+// on this machine is gone is "interrupted"; one handed back is "waiting".
+std::string shown_state(const StoredTrial& t) {
+  if (t.record.state != TrialRecord::State::Running) return state_name(t.record.state);
+  if (t.owner.empty()) return "waiting";
+  return owner_alive(t.owner) ? "running" : "interrupted";
+}
+
+// A value in a table cell: floats to 4 significant digits, the rest as written.
+std::string short_value(const sdk::Scalar& value) {
+  if (const auto* f = std::get_if<double>(&value)) return fmt::format("{:.4g}", *f);
+  return scalar_cell(value);
+}
+
 }  // namespace
 
 std::string format_trials_csv(const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
@@ -207,8 +264,10 @@ cv::Mat draw_best_so_far(const std::vector<StoredTrial>& trials, const TuneSetti
     line.emplace_back(at.x, frame.py(best));
   }
   if (line.size() > 1) cv::polylines(frame.image, line, false, kBlue, 2, cv::LINE_AA);
-  put_text(frame.image, "- best so far", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 20}, 0.45, kBlue);
-  put_text(frame.image, "o each trial", {frame.plot.x + frame.plot.width - 150, frame.plot.y + 40}, 0.45, kGrey);
+  // The legend sits above the plot, right of the title: inside, the best so far of a
+  // maximised objective runs along the top and went through it.
+  put_text(frame.image, "- best so far", {frame.plot.x + frame.plot.width - 120, frame.plot.y - 28}, 0.45, kBlue);
+  put_text(frame.image, "o each trial", {frame.plot.x + frame.plot.width - 120, frame.plot.y - 10}, 0.45, kGrey);
   return frame.image;
 }
 
@@ -293,6 +352,214 @@ std::string format_trial_settings(const std::vector<StoredTrial>& trials, const 
 
 std::string objective_plot_name(const std::string& dimension) { return "objective_" + dimension + ".png"; }
 
+std::vector<ParameterImportance> parameter_importance(const std::vector<StoredTrial>& trials,
+                                                      const sdk::SearchSpace& space, const TuneSettings& settings) {
+  const auto done = complete(trials);
+  std::vector<ParameterImportance> out;
+  for (const auto& d : space.dimensions) {
+    if (d.type == Dimension::Type::Fixed) continue;
+    ParameterImportance p;
+    p.name = d.name;
+    p.numeric = d.type == Dimension::Type::Int || d.type == Dimension::Type::Float;
+    p.statistic = p.importance = NAN;
+    std::vector<double> x, y;
+    std::vector<std::string> groups;
+    for (const auto* t : done) {
+      auto it = t->record.params.find(d.name);
+      if (it == t->record.params.end()) continue;  // an inactive conditional dimension
+      y.push_back(t->objective);
+      if (p.numeric) x.push_back(numeric_value(it->second));
+      else groups.push_back(scalar_cell(it->second));
+    }
+    p.trials = static_cast<int64_t>(y.size());
+    if (p.trials >= 3 && p.numeric) {
+      p.statistic = correlation(ranks(x), ranks(y));
+      if (std::isfinite(p.statistic)) {
+        p.importance = p.statistic * p.statistic;
+        if (p.statistic != 0) p.better = (p.statistic > 0) == settings.maximize ? "larger" : "smaller";
+      }
+    } else if (p.trials >= 3) {
+      // eta^2: the variance of the group means (weighted by size) over the total variance.
+      const double mean = std::accumulate(y.begin(), y.end(), 0.0) / static_cast<double>(y.size());
+      std::map<std::string, std::pair<double, int64_t>> sums;
+      double total = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        auto& [sum, count] = sums[groups[i]];
+        sum += y[i], ++count;
+        total += (y[i] - mean) * (y[i] - mean);
+      }
+      double between = 0, best_mean = NAN;
+      for (const auto& [group, entry] : sums) {
+        const double group_mean = entry.first / static_cast<double>(entry.second);
+        between += static_cast<double>(entry.second) * (group_mean - mean) * (group_mean - mean);
+        if (!std::isfinite(best_mean) || (settings.maximize ? group_mean > best_mean : group_mean < best_mean))
+          best_mean = group_mean, p.better = group;
+      }
+      if (sums.size() >= 2 && total > 0) p.statistic = p.importance = between / total;
+      else p.better.clear();
+    }
+    out.push_back(std::move(p));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const ParameterImportance& a, const ParameterImportance& b) {
+    return std::isfinite(a.importance) && (!std::isfinite(b.importance) || a.importance > b.importance);
+  });
+  return out;
+}
+
+fs::path study_page(const fs::path& folder) { return folder / "study.html"; }
+
+namespace {
+
+// The study page's importance table: what it measures, then one row per parameter.
+void importance_table(std::ostream& h, const std::vector<ParameterImportance>& importance,
+                      const std::string& objective) {
+  h << "<h2>Parameters</h2>\n<p>A simple importance, one parameter at a time over the complete trials in which it "
+       "was set: for int and float parameters the square of Spearman's rank correlation &rho; between the "
+       "parameter and "
+    << objective
+    << " (how much of the objective's ordering a steady rise or fall with the parameter explains); for choice and "
+       "bool parameters &eta;&sup2;, the share of the objective's variance that lies between the parameter's values. "
+       "Both are 0..1, 1 meaning the parameter alone orders the trials. Neither sees interactions between "
+       "parameters, and &rho;&sup2; misses a best value in the middle of a range (see the plots); with few trials "
+       "both are noisy (&eta;&sup2; most, with many values), and a tuner that sampled a good region more often makes "
+       "them larger. It is not fANOVA.</p>\n<table><tr><th>parameter</th><th>trials</th><th>importance</th>"
+       "<th>measure</th><th>better values</th></tr>\n";
+  for (const auto& p : importance) {
+    std::string measure = p.trials < 3 ? "too few trials" : "no spread";
+    if (std::isfinite(p.importance))
+      measure = fmt::format(p.numeric ? "&rho; = {:+.2f}" : "&eta;&sup2; = {:.2f}", p.statistic);
+    h << "<tr><td>" << html_escape(p.name) << "</td><td>" << p.trials << "</td><td>"
+      << (std::isfinite(p.importance) ? fmt::format("{:.2f}", p.importance) : "-") << "</td><td>" << measure
+      << "</td><td class=\"text\">" << (p.better.empty() ? "-" : html_escape(p.better)) << "</td></tr>\n";
+  }
+  h << "</table>\n";
+}
+
+// Links to a trial's run reports (one per execution) that this machine holds, relative to
+// the page in `page_folder` (absolute).
+std::string run_links(const fs::path& artifacts, const fs::path& page_folder, int64_t id) {
+  std::string out;
+  for (int e = 0;; ++e) {
+    const fs::path execution = trial_folder(artifacts, id) / ("execution-" + std::to_string(e));
+    if (!fs::is_directory(execution)) break;
+    const fs::path run = newest_run_in(execution);
+    if (run.empty() || !fs::exists(run / "report.html")) continue;
+    const fs::path link = fs::absolute(run / "report.html").lexically_normal().lexically_relative(page_folder);
+    out += fmt::format("{}<a href=\"{}\">{}</a>", out.empty() ? "" : " ", html_escape(link.generic_string()),
+                       e == 0 ? "report" : "run " + std::to_string(e + 1));
+  }
+  return out;
+}
+
+// What the trials table says of a trial besides its numbers.
+std::string trial_note(const StoredTrial& t, const std::string& state) {
+  std::vector<std::string> notes;
+  if (t.record.resume_from >= 0) notes.push_back(fmt::format("continues trial {}", t.record.resume_from));
+  if (t.attempts > 1) notes.push_back(fmt::format("handed out {} times", t.attempts));
+  if (state == "running") notes.push_back("on " + t.owner + " since " + t.started + " UTC");
+  if (state == "interrupted")
+    notes.push_back("its worker " + t.owner + " is gone; `bachlab tune --resume` runs it again");
+  if (state == "waiting") notes.push_back("its worker stopped; the next worker to ask runs it again");
+  if (!t.message.empty()) notes.push_back(t.message);
+  std::string note;
+  for (const auto& n : notes) note += (note.empty() ? "" : "; ") + n;
+  return note;
+}
+
+// The study page's table of every trial, the best one marked.
+void trials_table(std::ostream& h, const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
+                  const TuneSettings& settings, const fs::path& page_folder, std::optional<int64_t> best) {
+  h << "<h2>Trials</h2>\n<div class=\"trials\"><table><tr><th>trial</th><th class=\"text\">state</th>";
+  std::vector<const Dimension*> tuned;
+  for (const auto& d : space.dimensions)
+    if (d.type != Dimension::Type::Fixed) tuned.push_back(&d), h << "<th>" << html_escape(d.name) << "</th>";
+  h << "<th>" << html_escape(settings.objective) << "</th><th>epochs</th><th>time</th><th>finished (UTC)</th>"
+    << "<th class=\"text\">run</th><th class=\"text\">note</th></tr>\n";
+  const fs::path artifacts = settings.artifacts.empty() ? page_folder : fs::absolute(settings.artifacts);
+  for (const auto& t : trials) {
+    const std::string state = shown_state(t);
+    const bool is_best = best == t.record.id;
+    h << "<tr class=\"" << state << (is_best ? " best" : "") << "\"><td>" << t.record.id << (is_best ? " (best)" : "")
+      << "</td><td class=\"text\">" << state << "</td>";
+    for (const auto* d : tuned) {
+      auto it = t.record.params.find(d->name);
+      h << "<td>" << (it == t.record.params.end() ? "-" : html_escape(short_value(it->second))) << "</td>";
+    }
+    const bool complete = t.record.state == TrialRecord::State::Complete && std::isfinite(t.objective);
+    h << "<td>" << (complete ? fmt::format("{:.4f}", t.objective) : "-") << "</td><td>" << t.record.epochs
+      << "</td><td>" << (t.record.state == TrialRecord::State::Running ? "-" : format_duration(t.seconds))
+      << "</td><td>" << html_escape(t.finished) << "</td><td class=\"text\">"
+      << run_links(artifacts, page_folder, t.record.id) << "</td><td class=\"note\">"
+      << html_escape(trial_note(t, state)) << "</td></tr>\n";
+  }
+  h << "</table></div>\n<p>The same as <a href=\"trials.csv\">trials.csv</a> and <a href=\"trials.json\">"
+       "trials.json</a>, with every value in full.</p>\n";
+}
+
+}  // namespace
+
+std::string format_study_html(const fs::path& folder, const std::vector<StoredTrial>& trials,
+                              const sdk::SearchSpace& space, const TuneSettings& settings) {
+  std::ostringstream h;
+  auto image = [&](const std::string& file, const std::string& alt) {
+    const fs::path path = folder / file;
+    if (!fs::exists(path)) return;
+    h << "<img alt=\"" << html_escape(alt) << "\" src=\"data:image/png;base64," << base64_encode(read_file(path))
+      << "\">\n";
+  };
+  const fs::path absolute = fs::absolute(folder).lexically_normal();
+  const std::string name = (absolute.filename().empty() ? absolute.parent_path() : absolute).filename().string();
+  h << html_page_start("study " + name + " - bachlab tune",
+                       "td:first-child,th:first-child,.text{text-align:left}div.trials{overflow-x:auto}"
+                       "div.trials td{white-space:nowrap}"
+                       "div.trials td.note{white-space:normal;min-width:30em;text-align:left}"
+                       "tr.best td{background:#e3f2e3}tr.failed td{color:#a40000}"
+                       "tr.interrupted td,tr.waiting td{color:#8a5a00}");
+
+  std::map<std::string, int64_t> counts;
+  for (const auto& t : trials) ++counts[shown_state(t)];
+  std::string tally;
+  for (const char* state : {"complete", "failed", "running", "interrupted", "waiting"})
+    if (counts[state] > 0 || std::string(state) == "complete")
+      tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", counts[state], state);
+  const std::string objective = html_escape(settings.objective);
+  h << "<h1>Study " << html_escape(name) << "</h1>\n<p>Folder <code>" << html_escape(absolute.string())
+    << "</code>: tuner " << html_escape(settings.tuner) << ", objective " << objective << " ("
+    << (settings.maximize ? "max" : "min") << "), up to " << settings.max_trials << " trials of " << settings.epochs
+    << (settings.epochs == 1 ? " epoch" : " epochs") << ". " << trials.size()
+    << (trials.size() == 1 ? " trial: " : " trials: ") << tally << ". This page is rewritten after every trial "
+    << "(last at " << now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc) << " UTC); reload it to follow a running study. "
+    << "<code>bachlab tune --status</code> says the same in a terminal.</p>\n";
+
+  const auto best = best_trial(trials);
+  if (best) {
+    std::string values;
+    for (const auto& [key, value] : best->record.params)
+      values += (values.empty() ? "" : ", ") + html_escape(key) + " = " + html_escape(short_value(value));
+    h << "<p><b>Best:</b> trial " << best->record.id << ", " << objective << " = "
+      << fmt::format("{:.4f}", best->objective) << (values.empty() ? "" : " with " + values) << "."
+      << (fs::exists(folder / "best_trial.toml") ? " <a href=\"best_trial.toml\">best_trial.toml</a> is it as a "
+                                                   "plain experiment for <code>bachlab run</code>."
+                                                 : "")
+      << "</p>\n";
+  } else {
+    h << "<p>No trial has completed yet.</p>\n";
+  }
+
+  h << "<h2>Best so far</h2>\n";
+  image("best_so_far.png", "best " + settings.objective + " so far, by trial");
+  const auto importance = parameter_importance(trials, space, settings);
+  if (!importance.empty()) {
+    importance_table(h, importance, objective);
+    h << "<h2>" << objective << " against each parameter</h2>\n";
+    for (const auto& p : importance) image(objective_plot_name(p.name), settings.objective + " against " + p.name);
+  }
+  trials_table(h, trials, space, settings, absolute,
+               best ? std::optional<int64_t>(best->record.id) : std::optional<int64_t>());
+  h << kHtmlPageEnd;
+  return h.str();
+}
+
 void write_study_outputs(const fs::path& folder, const std::vector<StoredTrial>& trials, const sdk::SearchSpace& space,
                          const TuneSettings& settings) {
   write_file_atomic(folder / "trials.csv", format_trials_csv(trials, space, settings));
@@ -301,6 +568,8 @@ void write_study_outputs(const fs::path& folder, const std::vector<StoredTrial>&
   for (const auto& d : space.dimensions)
     if (d.type != Dimension::Type::Fixed)
       write_png_atomic(folder / objective_plot_name(d.name), draw_objective_against(trials, d, settings));
+  // Last, so that it inlines the pictures just drawn.
+  write_file_atomic(study_page(folder), format_study_html(folder, trials, space, settings));
 }
 
 std::string format_status(const fs::path& folder) {
@@ -318,7 +587,9 @@ std::string format_status(const fs::path& folder) {
     throw Error(folder.string() + ": no study here (expected " + db.string() +
                 "); give the study folder, e.g. the [tune] folder of the config");
   StudyStore store(db, read_only);
-  return format_status(store, folder.string());
+  std::string out = format_status(store, folder.string());
+  if (fs::exists(study_page(folder))) out += "page: " + study_page(folder).string() + "\n";
+  return out;
 }
 
 std::string format_status(const StudyStore& store, const std::string& label) {
@@ -345,7 +616,7 @@ std::string format_status(const StudyStore& store, const std::string& label) {
     if (t.record.state != TrialRecord::State::Running) continue;
     // A worker of this machine that is gone (killed, Ctrl-C) left its trial marked running:
     // say so, rather than call it running until the next worker hands it out again.
-    const bool gone = !t.owner.empty() && !owner_alive(t.owner);
+    const bool gone = shown_state(t) == "interrupted";
     out += fmt::format("{}: trial {} ({} {}) {}\n", gone ? "interrupted" : "running", t.record.id, t.record.epochs,
                        t.record.epochs == 1 ? "epoch" : "epochs",
                        t.owner.empty() ? "waiting to be redone"

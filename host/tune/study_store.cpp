@@ -252,6 +252,8 @@ void StudyStore::set(const std::string& key, const std::string& value) {
            {key, value});
 }
 
+void StudyStore::unset(const std::string& key) { db_->run("DELETE FROM study WHERE key = ?", {key}); }
+
 std::vector<StoredTrial> StudyStore::read_trials() const {
   const auto r = db_->run(std::string("SELECT ") + kTrialColumns + " FROM trials ORDER BY id");
   std::vector<StoredTrial> out;

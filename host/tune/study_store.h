@@ -112,6 +112,8 @@ class StudyStore {
   std::optional<std::string> get(const std::string& key) const;
   /// Sets a study-wide value.
   void set(const std::string& key, const std::string& value);
+  /// Removes a study-wide value (nothing if it is not set).
+  void unset(const std::string& key);
 
   /// In one write transaction: hands back to waiting the running trials whose heartbeat
   /// is older than the grace period; hands out a waiting trial if there is one, otherwise

@@ -8,7 +8,6 @@
 #include "host/tune/study_report.h"
 
 #include <bachlab/sdk/param_table.h>
-#include <bachlab/sdk/hash.h>
 #include <bachlab/sdk/error.h>
 
 #include <fmt/format.h>
@@ -403,10 +402,24 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
   Config config = Config::load(study.file, study.overrides);
   const fs::path top = study.settings.folder / "top";
   fs::create_directories(top);
+  const auto best = top_trials(trials, study.settings.top_k);
+  auto top_name = [&](size_t rank) { return fmt::format("{}-trial-{:04d}", rank + 1, best[rank].record.id); };
+  // A study that took more trials (max_trials raised) may rank others first: the retrains
+  // of trials no longer in their place go, so top/ holds the current ranking alone.
+  std::set<std::string> current;
+  for (size_t rank = 0; rank < best.size(); ++rank) {
+    current.insert(top_name(rank));
+    current.insert(top_name(rank) + ".toml");
+  }
+  static const std::regex retrain_name("[0-9]+-trial-[0-9]+(\\.toml)?");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(top, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, retrain_name) && !current.count(name)) fs::remove_all(entry.path(), ec);
+  }
   int rank = 0;
-  for (const auto& trial : top_trials(trials, study.settings.top_k)) {
-    ++rank;
-    const std::string name = fmt::format("{}-trial-{:04d}", rank, trial.record.id);
+  for (const auto& trial : best) {
+    const std::string name = top_name(rank++);
     // A folder of this name may hold another study's retrain (study.db removed and the
     // study begun again with another seed or space): reused only when its key matches.
     Overrides keyed = pinned_split(config);
@@ -449,7 +462,5 @@ std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::
   }
   return out;
 }
-
-std::string study_fingerprint(Config& config) { return fmt::format("{:016x}", sdk::hash_text(config.resolved_toml())); }
 
 }  // namespace bachlab::host

@@ -58,10 +58,6 @@ using Overrides = std::vector<std::pair<std::string, sdk::Scalar>>;
 /// value). Relative paths are made absolute, so the file runs from any folder.
 std::string experiment_toml(Config& study_config, const sdk::Assignment& params, const Overrides& extra = {});
 
-/// A digest of the study config (every `extends` merged): a study refuses to resume under
-/// a config that changed.
-std::string study_fingerprint(Config& config);
-
 /// The objective of a run: the best value of `settings.objective` over its epochs (the
 /// largest or smallest as the direction says); NaN if no epoch has a finite value.
 double run_objective(const RunSummary& run, const TuneSettings& settings);

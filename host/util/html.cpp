@@ -17,6 +17,16 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
+std::string html_page_start(std::string_view title, std::string_view extra_css) {
+  std::string out = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
+                    "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1700px}"
+                    "table{border-collapse:collapse;margin:1em 0}"
+                    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
+                    "img{max-width:49%;margin:2px}pre{background:#f7f7f7;padding:1em;overflow:auto}";
+  out += extra_css;
+  return out + "</style></head><body>\n";
+}
+
 std::string base64_encode(std::string_view bytes) {
   static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])); };

@@ -14,6 +14,14 @@ namespace bachlab::host {
 /// double-quoted attributes.
 std::string html_escape(std::string_view text);
 
+/// The start of a report page, up to and including <body>: the look every bachlab report
+/// shares (sans-serif, bordered tables with numbers right-aligned, two pictures a row),
+/// then `extra_css`, the page's own rules, which win. `title` is escaped here.
+std::string html_page_start(std::string_view title, std::string_view extra_css = {});
+
+/// What html_page_start opened, closed.
+inline constexpr std::string_view kHtmlPageEnd = "</body></html>\n";
+
 /// Base64 of `bytes` (RFC 4648, with padding).
 std::string base64_encode(std::string_view bytes);
 

@@ -1,5 +1,6 @@
 // The synthetic dataset: what every other test, benchmark and the quick start stand on.
 #include "host/data/synth.h"
+#include "host/util/folder_lock.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -471,6 +472,79 @@ TEST_F(SynthTest, ThreadsGeneratingTheSameSetAtOnceAllSucceed) {
   EXPECT_EQ(listing(root_).front(), "set") << "no partial folder is left behind";
   EXPECT_TRUE(same_pixels(read_tiff(root_ / "set" / "Photos" / "Benign" / "b002.tif"),
                           draw_synthetic_image(1, options.width, options.height, synthetic_image_seed(5, 1, 2))));
+}
+
+// Issue #21 item 14: two processes that ask for the same set at once do not both draw it:
+// one generates, the other waits for it and uses its copy. The test holds the set's lock
+// itself until both processes are waiting, so they provably overlap however loaded the
+// machine is.
+TEST_F(SynthTest, AProcessWaitsForAnotherGeneratingTheSameSetAndUsesItsCopy) {
+  const fs::path out = root_ / "shared";
+  auto lock = std::make_unique<FileLock>(synthetic_lock_file(out));
+  ASSERT_TRUE(lock->try_lock());
+  std::string script;
+  for (int i = 1; i <= 2; ++i)
+    script += fmt::format("('{}/bachlab' synth --out '{}' --per-class 2 --size 64x48 --seed 9 --workers 1 >/dev/null "
+                          "2>'{}/err{}'; echo $? >'{}/rc{}') & ",
+                          BACHLAB_BINARY_DIR, out.string(), root_.string(), i, root_.string(), i);
+  ASSERT_EQ(std::system((script + "true").c_str()), 0);
+  const std::string waiting = fmt::format("synth: process {} is generating '{}'; waiting for it (at most 3600 s)\n",
+                                          ::getpid(), out.string());
+  auto said = [&](int i) { return read_bytes(root_ / ("err" + std::to_string(i))); };
+  for (int tries = 0; tries < 600 && (said(1).find(waiting) == std::string::npos ||
+                                       said(2).find(waiting) == std::string::npos);
+       ++tries)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(said(1).substr(0, waiting.size()), waiting) << "process 1 never waited, so this test proved nothing";
+  EXPECT_EQ(said(2).substr(0, waiting.size()), waiting) << "process 2 never waited, so this test proved nothing";
+  EXPECT_FALSE(fs::exists(out)) << "a process generated the set while another held its lock";
+  lock.reset();
+  for (int tries = 0; tries < 1200 && !(fs::exists(root_ / "rc1") && fs::exists(root_ / "rc2")); ++tries)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+  int generated = 0, used = 0;
+  for (int i = 1; i <= 2; ++i) {
+    SCOPED_TRACE("process " + std::to_string(i));
+    EXPECT_EQ(read_bytes(root_ / ("rc" + std::to_string(i))), "0\n") << said(i);
+    const std::string rest = said(i).substr(std::min(waiting.size(), said(i).size()));
+    if (rest.rfind("synth: wrote 8 images (2 per class, 64x48, seed 9) to '" + out.string() + "' in ", 0) == 0)
+      ++generated;
+    else if (rest == "synth: another process generated '" + out.string() + "' meanwhile; using it\n")
+      ++used;
+    else
+      ADD_FAILURE() << "unexpected output: " << said(i);
+  }
+  EXPECT_EQ(generated, 1) << "only one process draws the set";
+  EXPECT_EQ(used, 1);
+  EXPECT_TRUE(fs::exists(out / "synth.json"));
+  EXPECT_EQ(listing(root_), (std::vector<std::string>{"err1", "err2", "rc1", "rc2", "shared", "shared/Photos",
+                                                      "shared/Photos/Benign", "shared/Photos/Benign/b001.tif",
+                                                      "shared/Photos/Benign/b002.tif", "shared/Photos/InSitu",
+                                                      "shared/Photos/InSitu/is001.tif", "shared/Photos/InSitu/is002.tif",
+                                                      "shared/Photos/Invasive", "shared/Photos/Invasive/iv001.tif",
+                                                      "shared/Photos/Invasive/iv002.tif", "shared/Photos/Normal",
+                                                      "shared/Photos/Normal/n001.tif", "shared/Photos/Normal/n002.tif",
+                                                      "shared/Photos/microscopy_ground_truth.csv", "shared/synth.json"}))
+      << "the lock file or a partial folder was left behind";
+}
+
+// The wait is bounded: a generator that never finishes stops the others with a message
+// naming it. The lock is held by another open file of this process, which flock treats
+// as another holder.
+TEST_F(SynthTest, AWaitForAnotherGeneratorEndsWithAMessageNamingIt) {
+  SynthOptions options = small("set");
+  options.wait_s = 1;
+  FileLock lock(synthetic_lock_file(options.out));
+  ASSERT_TRUE(lock.try_lock());
+  ::testing::internal::CaptureStderr();
+  const std::string error = error_of([&] { generate_synthetic_dataset(options); });
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(said, fmt::format("synth: process {} is generating '{}'; waiting for it (at most 1 s)\n", ::getpid(),
+                              options.out.string()));
+  EXPECT_EQ(error, fmt::format("synth: process {0} has been generating '{1}' for longer than the 1 s this waits; let "
+                               "it finish (or stop it with kill {0}), then run again",
+                               ::getpid(), options.out.string()));
+  EXPECT_FALSE(fs::exists(options.out));
 }
 
 TEST_F(SynthTest, ProcessesGeneratingTheSameSetOnAnEmptyCacheAtOnceAllSucceed) {

@@ -4,11 +4,17 @@
 // many failures in a row; the search space is read and validated from TOML.
 #include "host/config/config.h"
 #include "host/tune/study.h"
+#include "host/tune/study_open.h"
 #include "host/tune/study_report.h"
 #include "host/tune/study_store.h"
 #include "host/tune/tune_config.h"
+#include "host/util/atomic_file.h"
 #include "tests/tune/tuner_harness.h"
 
+#include <bachlab/sdk/hash.h>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -18,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 namespace bachlab::host {
@@ -125,6 +132,122 @@ TEST_F(StudyTest, ResumeAfterAKillLosesAndRepeatsNothing) {
     EXPECT_EQ(runs[static_cast<int64_t>(i)], i == 6 ? 2 : 1) << "trial " << i;
   }
   EXPECT_EQ(trials[6].attempts, 2);
+}
+
+// Issue #21 item 14: `--resume` with a raised max_trials continues a finished study, and
+// the tuner, seeing every earlier trial, proposes exactly what a study started with the
+// larger max_trials did. Lowering it below the trials the study has, changing anything
+// else, or joining with another max_trials is refused.
+TEST_F(StudyTest, ARaisedMaxTrialsContinuesAFinishedStudyAsALargerStudyWould) {
+  sdk::ParamTable options("[tune.options]");
+  options.set("initial_points", int64_t{2});  // the third trial comes from the Gaussian process
+  auto bayesian = [&](int64_t max_trials) {
+    return testing::make_tuner("bayesian", space_, max_trials, settings_.seed, options);
+  };
+  const fs::path file = folder_ / "study.toml";
+  auto config_text = [](int64_t max_trials, int64_t epochs) {
+    return fmt::format("[tune]\ntuner = \"bayesian\"\nmax_trials = {}\nepochs = {}\n[tune.options]\ninitial_points = 2\n",
+                       max_trials, epochs);
+  };
+  auto study_of = [&](int64_t max_trials) {
+    StudyConfig study;
+    study.file = file;
+    study.settings = settings_;
+    study.settings.max_trials = max_trials;
+    study.space = space_;
+    return study;
+  };
+  std::map<int64_t, int> runs;
+  auto score = [&](const TrialRequest& r) {
+    ++runs[r.trial.id];
+    return TrialResult{objective(r.trial.params), r.trial.epochs};
+  };
+
+  std::vector<StoredTrial> reference;
+  {
+    StudyStore store(folder_ / "reference.db");
+    open_study(store, study_of(3), config_text(3, 10), StudyOpening::start, folder_);
+    run_worker(store, *bayesian(3), study_of(3).settings, folder_ / "reference", score, quiet("reference"));
+    reference = store.trials();
+  }
+  ASSERT_EQ(reference.size(), 3u);
+  runs.clear();
+
+  StudyStore store(folder_ / "study.db");
+  open_study(store, study_of(2), config_text(2, 10), StudyOpening::start, folder_);
+  run_worker(store, *bayesian(2), study_of(2).settings, folder_, score, quiet("w"));
+  store.set("finished", "2024-01-01 00:00:00");  // as `bachlab tune` marks a study it finished
+  ASSERT_EQ(store.trials().size(), 2u);
+
+  auto refusal = [&](int64_t max_trials, int64_t epochs, StudyOpening how) {
+    try {
+      open_study(store, study_of(max_trials), config_text(max_trials, epochs), how, folder_);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string where = store.storage().url;
+  EXPECT_EQ(refusal(1, 10, StudyOpening::resume),
+            file.string() + ": max_trials = 1 is below the 2 trials the study in " + where +
+                " already has (2 finished); a study keeps its trials: give max_trials = 2 or more, e.g. `bachlab tune " +
+                file.string() + " --resume tune.max_trials=2`");
+  EXPECT_THAT(refusal(3, 20, StudyOpening::resume),
+              ::testing::HasSubstr("study.toml); a worker joins and a study resumes only under the config it "
+                                   "started with, data settings included ([tune] max_trials alone may change, with "
+                                   "--resume): restore the config, or start a new study with another [tune] folder or "
+                                   "storage. What differs:\n  study:  epochs = 10\n  yours:  epochs = 20"));
+  EXPECT_EQ(refusal(3, 10, StudyOpening::join),
+            file.string() + ": max_trials = 3, but the study in " + where +
+                " runs up to 2 trials; join with its max_trials (`bachlab tune " + file.string() +
+                " --join tune.max_trials=2`), or change it with --resume on the machine that started the study");
+  EXPECT_EQ(store.get("max_trials"), "2") << "a refused opening changed the study";
+
+  std::ostringstream log;
+  open_study(store, study_of(3), config_text(3, 10), StudyOpening::resume, folder_, &log);
+  EXPECT_EQ(log.str(), "the study goes on up to 3 trials (it had max_trials = 2, and has 2 trials)\n");
+  EXPECT_EQ(store.get("max_trials"), "3");
+  EXPECT_FALSE(store.get("finished").has_value()) << "a study that takes more trials is not finished";
+  const auto summary = run_worker(store, *bayesian(3), study_of(3).settings, folder_, score, quiet("w"));
+  EXPECT_EQ(summary.completed, 1);
+
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 3u);
+  for (size_t i = 0; i < trials.size(); ++i) {
+    EXPECT_EQ(runs[static_cast<int64_t>(i)], 1) << "trial " << i;
+    EXPECT_EQ(trials[i].record.params, reference[i].record.params) << "trial " << i << " differs from the 3-trial study";
+    EXPECT_DOUBLE_EQ(trials[i].objective, reference[i].objective) << "trial " << i;
+  }
+  // The premise: the third trial depends on the first two (their scores steer the Gaussian
+  // process), so a tuner that had not seen them could not have proposed it.
+  std::vector<sdk::TrialRecord> swapped = {trials[0].record, trials[1].record};
+  std::swap(swapped[0].score, swapped[1].score);
+  EXPECT_NE(bayesian(3)->ask(swapped).params, trials[2].record.params)
+      << "the third trial does not depend on the earlier ones' scores, so this test proved nothing";
+
+  // Lowering it to the trials the study has is allowed; below them, refused.
+  EXPECT_THAT(refusal(2, 10, StudyOpening::resume), ::testing::HasSubstr("is below the 3 trials"));
+  EXPECT_EQ(refusal(3, 10, StudyOpening::resume), "(no error)");
+}
+
+// A study made before max_trials could change recorded the digest of its whole config: it
+// resumes under that config (and may then take more trials).
+TEST_F(StudyTest, AStudyRecordedWithTheWholeConfigsDigestResumes) {
+  const std::string text = "[tune]\nmax_trials = 2\n";
+  StudyConfig study;
+  study.file = folder_ / "study.toml";
+  study.settings = settings_;
+  study.settings.max_trials = 2;
+  StudyStore store(folder_ / "study.db");
+  open_study(store, study, text, StudyOpening::start, folder_);
+  const std::string old_digest = fmt::format("{:016x}", sdk::hash_text(text));
+  store.set("fingerprint", old_digest);
+  study.settings.max_trials = 4;
+  open_study(store, study, "[tune]\nmax_trials = 4\n", StudyOpening::resume, folder_);
+  EXPECT_EQ(store.get("max_trials"), "4");
+  EXPECT_EQ(store.get("fingerprint"), study_fingerprint(text));
+  EXPECT_NE(study_fingerprint(text), old_digest);
+  EXPECT_EQ(study_fingerprint(text), study_fingerprint("[tune]\nmax_trials = 4\n"));
 }
 
 TEST_F(StudyTest, TwoWorkersNeverRunTheSameTrial) {
@@ -283,6 +406,135 @@ TEST_F(StudyTest, OutputsListEveryTrialAndPlotEveryDimension) {
   EXPECT_EQ(json["trials"][1]["message"], "boom, \"quoted\"");
   for (const char* file : {"best_so_far.png", "objective_f.x1.png", "objective_f.x2.png"})
     EXPECT_GT(fs::file_size(folder_ / file), 1000u) << file;
+}
+
+// Issue #21 item 14: the study page (study.html, beside the tables and plots) shows every
+// trial with its state, a failed one with its message and an interrupted one as such, the
+// best trial, the best-so-far plot, and each parameter's importance and slice.
+TEST_F(StudyTest, TheStudyPageShowsEveryTrialTheBestAndEachParameter) {
+  StudyStore store(folder_ / "study.db");
+  auto t = tuner();
+  run_worker(store, *t, settings_, folder_,
+             [](const TrialRequest& r) -> TrialResult {
+               if (r.trial.id == 1) throw Error("the model does not fit a <16 px> image");
+               return {objective(r.trial.params), r.trial.epochs};
+             },
+             quiet("w"));
+  const std::string owner = this_process_owner();
+  const std::string dead = owner.substr(0, owner.find(':')) + ":999999999:1";
+  ASSERT_EQ(store.claim(
+                  [](const std::vector<sdk::TrialRecord>&) {
+                    sdk::Proposal p;
+                    p.kind = sdk::Proposal::Kind::Run;
+                    p.params = {{"f.x1", 1.0}, {"f.x2", 2.0}};
+                    p.epochs = 1;
+                    return p;
+                  },
+                  dead)
+                .kind,
+            Claim::Kind::Run);
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 11u);
+  EXPECT_FALSE(fs::exists(folder_ / "study.html"));
+  write_study_outputs(folder_, trials, space_, settings_);
+  const std::string html = read_file(folder_ / "study.html");
+
+  const auto best = best_trial(trials);
+  ASSERT_TRUE(best.has_value());
+  EXPECT_THAT(html, ::testing::HasSubstr(fmt::format("<b>Best:</b> trial {}, val_loss = {:.4f} with f.x1 = ",
+                                                     best->record.id, best->objective)));
+  EXPECT_THAT(html, ::testing::HasSubstr(
+                        fmt::format("<tr class=\"complete best\"><td>{} (best)</td>", best->record.id)));
+  EXPECT_THAT(html, ::testing::HasSubstr("11 trials: 9 complete, 1 failed, 1 interrupted."));
+  for (const auto& trial : trials) {
+    SCOPED_TRACE("trial " + std::to_string(trial.record.id));
+    const std::string state = trial.record.id == 1 ? "failed" : trial.record.id == 10 ? "interrupted" : "complete";
+    EXPECT_THAT(html, ::testing::HasSubstr(fmt::format("<tr class=\"{}{}\"><td>{}", state,
+                                                       trial.record.id == best->record.id ? " best" : "",
+                                                       trial.record.id)));
+    if (trial.record.state == sdk::TrialRecord::State::Complete)
+      EXPECT_THAT(html, ::testing::HasSubstr(fmt::format("<td>{:.4f}</td>", trial.objective)));
+  }
+  EXPECT_THAT(html, ::testing::HasSubstr("<td class=\"note\">the model does not fit a &lt;16 px&gt; image</td>"));
+  EXPECT_THAT(html, ::testing::HasSubstr("is gone; `bachlab tune --resume` runs it again"));
+  // The best so far and one slice per parameter, inlined.
+  size_t pictures = 0;
+  for (size_t at = html.find("src=\"data:image/png;base64,iVBORw0KGgo"); at != std::string::npos;
+       at = html.find("src=\"data:image/png;base64,iVBORw0KGgo", at + 1))
+    ++pictures;
+  EXPECT_EQ(pictures, 3u);
+  EXPECT_THAT(html, ::testing::HasSubstr("<img alt=\"best val_loss so far, by trial\""));
+  EXPECT_THAT(html, ::testing::HasSubstr("<img alt=\"val_loss against f.x2\""));
+  // The importance table, as parameter_importance() computes it.
+  for (const auto& p : parameter_importance(trials, space_, settings_)) {
+    ASSERT_TRUE(std::isfinite(p.importance)) << p.name;
+    EXPECT_EQ(p.trials, 9) << p.name;
+    EXPECT_THAT(html, ::testing::HasSubstr(fmt::format("<tr><td>{}</td><td>9</td><td>{:.2f}</td><td>&rho; = {:+.2f}</td>",
+                                                       p.name, p.importance, p.statistic)));
+  }
+  EXPECT_THAT(html, ::testing::HasSubstr("It is not fANOVA."));
+}
+
+// The importance is what the page says: rho^2 of ranks for numbers (the sign saying which
+// values scored better), eta^2 for choices, nothing from too few trials or no spread.
+TEST_F(StudyTest, ParameterImportanceIsARankCorrelationOrACorrelationRatio) {
+  sdk::SearchSpace space;
+  space.dimensions = {testing::float_dimension("optimizer.lr", 1e-4, 1e-1, true),
+                      testing::choice_dimension("optimizer.plugin", {std::string("adam"), std::string("sgd")}),
+                      testing::int_dimension("model.filters", 8, 64, 8),
+                      testing::float_dimension("model.dropout", 0, 0.5)};
+  std::vector<StoredTrial> trials;
+  auto add = [&](double lr, const std::string& plugin, int64_t filters, double loss) {
+    StoredTrial t;
+    t.record.id = static_cast<int64_t>(trials.size());
+    t.record.state = sdk::TrialRecord::State::Complete;
+    t.record.params = {{"optimizer.lr", lr}, {"optimizer.plugin", plugin}, {"model.filters", filters}};
+    if (trials.size() < 2) t.record.params["model.dropout"] = 0.1 * static_cast<double>(trials.size());
+    t.objective = loss;
+    t.record.score = -loss;
+    trials.push_back(t);
+  };
+  // The loss rises with lr through every trial (rho = 1), adam's mean 1.5 and sgd's 3.5
+  // (eta^2 = 4 / 5), filters constant.
+  add(1e-4, "adam", 32, 1);
+  add(1e-3, "adam", 32, 2);
+  add(1e-2, "sgd", 32, 3);
+  add(1e-1, "sgd", 32, 4);
+  StoredTrial failed;
+  failed.record.id = 4;
+  failed.record.state = sdk::TrialRecord::State::Failed;
+  failed.record.params = {{"optimizer.lr", 1.0}};
+  trials.push_back(failed);
+  const auto importance = parameter_importance(trials, space, settings_);  // minimising val_loss
+  ASSERT_EQ(importance.size(), 4u);
+  EXPECT_EQ(importance[0].name, "optimizer.lr");
+  EXPECT_TRUE(importance[0].numeric);
+  EXPECT_EQ(importance[0].trials, 4);
+  EXPECT_DOUBLE_EQ(importance[0].statistic, 1.0);
+  EXPECT_DOUBLE_EQ(importance[0].importance, 1.0);
+  EXPECT_EQ(importance[0].better, "smaller");
+  EXPECT_EQ(importance[1].name, "optimizer.plugin");
+  EXPECT_FALSE(importance[1].numeric);
+  EXPECT_DOUBLE_EQ(importance[1].importance, 0.8);
+  EXPECT_EQ(importance[1].better, "adam");
+  // Constant, and set in two trials only: not measured.
+  EXPECT_EQ(importance[2].name, "model.filters");
+  EXPECT_TRUE(std::isnan(importance[2].importance));
+  EXPECT_EQ(importance[3].name, "model.dropout");
+  EXPECT_EQ(importance[3].trials, 2);
+  EXPECT_TRUE(std::isnan(importance[3].importance));
+  // Maximising, the same trend means smaller values scored better; ties share their rank.
+  TuneSettings max = settings_;
+  max.maximize = true;
+  for (auto& t : trials) t.record.score = t.objective;
+  trials[1].objective = 1;  // two trials tie on the objective
+  const auto tied = parameter_importance(trials, space, max);
+  EXPECT_EQ(tied[1].name, "optimizer.lr");
+  EXPECT_NEAR(tied[1].statistic, 0.9486832980505138, 1e-12);  // Pearson of ranks (1,2,3,4) and (1.5,1.5,3,4)
+  EXPECT_EQ(tied[1].better, "larger");
+  EXPECT_EQ(tied[0].name, "optimizer.plugin");  // eta^2 = 6.25 / 6.75 now
+  EXPECT_DOUBLE_EQ(tied[0].importance, 6.25 / 6.75);
+  EXPECT_EQ(tied[0].better, "sgd");
 }
 
 // The summary of the best trials names every tuned dimension, fixed ones left out and

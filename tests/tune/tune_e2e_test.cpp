@@ -11,6 +11,7 @@
 #include "host/report/run_report.h"
 #include "host/util/atomic_file.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -20,8 +21,10 @@
 #include <fstream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace bachlab::host {
@@ -102,7 +105,7 @@ TEST_F(TuneEndToEndTest, QuickStudyTrainsEveryTrialWritesItsOutputsAndRetrainsTh
 
   write_study_outputs(folder_, trials, study.space, study.settings);
   for (const char* file : {"trials.csv", "trials.json", "best_so_far.png", "objective_model.filters.png",
-                           "objective_optimizer.lr.png", "objective_optimizer.plugin.png"})
+                           "objective_optimizer.lr.png", "objective_optimizer.plugin.png", "study.html"})
     EXPECT_TRUE(fs::exists(folder_ / file)) << file;
 
   ASSERT_TRUE(write_best_trial_config(study, trials, folder_));
@@ -206,6 +209,12 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
     owners.insert(t.owner);
   }
   EXPECT_EQ(owners.size(), 2u) << "both worker processes ran trials";
+  // Both workers asked for the synthetic set on an empty cache at their first trial: one
+  // drew it, the other waited for it (or found it made).
+  const std::string out = read_file(folder_ / "out.txt");
+  size_t drawn = 0;
+  for (size_t at = out.find("synth: wrote "); at != std::string::npos; at = out.find("synth: wrote ", at + 1)) ++drawn;
+  EXPECT_EQ(drawn, 1u) << out;
   EXPECT_TRUE(fs::exists(folder_ / "best_trial.toml"));
   const std::string status = program.string() + " tune --status " + folder_.string() + " > " +
                              (folder_ / "status.txt").string() + " 2>&1";
@@ -218,6 +227,74 @@ TEST_F(TuneEndToEndTest, TwoWorkerProcessesShareTheStudyThroughTheCommandLine) {
   EXPECT_EQ(first, "study " + folder_.string());
   EXPECT_EQ(second, "tuner bayesian, objective val_accuracy (max), up to 6 trials");
   EXPECT_NE(third.find("trials: "), std::string::npos) << third;
+}
+
+// Issue #21 item 14 through the command line: a finished 2-trial study resumed with
+// tune.max_trials=3 trains exactly one more trial, the one a 3-trial study trains (the
+// Gaussian process proposes it from the first two); lowering max_trials below the trials
+// the study has, or changing anything else, is refused. The study page shows all three.
+TEST_F(TuneEndToEndTest, ResumeWithARaisedMaxTrialsContinuesAFinishedStudy) {
+  const fs::path program = fs::path(BACHLAB_BINARY_DIR) / "bachlab";
+  ASSERT_TRUE(fs::exists(program)) << program << " is not built; the test depends on it (tests/tune/CMakeLists.txt)";
+  const fs::path file = folder_ / "study.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[data]\nimage_size = 16\n[data.synthetic]\nper_class = 4\nwidth = 32\nheight = 24\n"
+                      << "[tune]\nmax_trials = 2\nepochs = 1\ntop_k = 0\n[tune.options]\ninitial_points = 2\n";
+  auto tune = [&](const fs::path& study, const std::string& arguments) {
+    const std::string command = "'" + program.string() + "' tune '" + file.string() + "' --quiet --folder '" +
+                                study.string() + "' " + arguments + " > '" + (folder_ / "out.txt").string() + "' 2>&1";
+    const int status = std::system(command.c_str());
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(folder_ / "out.txt"));
+  };
+  const fs::path study = folder_ / "study";
+  auto [code, out] = tune(study, "");
+  ASSERT_EQ(code, 0) << out;
+  std::vector<StoredTrial> before;
+  {
+    StudyStore store(study / "study.db");
+    before = store.trials();
+    EXPECT_TRUE(store.get("finished").has_value());
+  }
+  ASSERT_EQ(before.size(), 2u);
+
+  std::tie(code, out) = tune(study, "--resume tune.max_trials=1");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("max_trials = 1 is below the 2 trials the study in "), std::string::npos) << out;
+  std::tie(code, out) = tune(study, "--resume tune.max_trials=3 tune.epochs=2");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("What differs:\n  study:  epochs = 1\n  yours:  epochs = 2"), std::string::npos) << out;
+
+  std::tie(code, out) = tune(study, "--resume tune.max_trials=3");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("the study goes on up to 3 trials (it had max_trials = 2, and has 2 trials)\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("up to 3 trials\ntrials: 3 complete, 0 failed, 0 running\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("page: " + (study / "study.html").string() + "\n"), std::string::npos) << out;
+  StudyStore store(study / "study.db");
+  const auto after = store.trials();
+  ASSERT_EQ(after.size(), 3u);
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].record.state, sdk::TrialRecord::State::Complete) << "trial " << i;
+    EXPECT_EQ(after[i].attempts, 1) << "trial " << i;
+  }
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(after[i].finished, before[i].finished) << "trial " << i << " was trained again";
+
+  // A study started with max_trials = 3 trains the same third trial.
+  const fs::path fresh = folder_ / "fresh";
+  std::tie(code, out) = tune(fresh, "tune.max_trials=3");
+  ASSERT_EQ(code, 0) << out;
+  const auto reference = StudyStore(fresh / "study.db").trials();
+  ASSERT_EQ(reference.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(after[i].record.params, reference[i].record.params) << "trial " << i;
+    EXPECT_EQ(after[i].objective, reference[i].objective) << "trial " << i;
+  }
+
+  const std::string page = read_file(study / "study.html");
+  for (int id = 0; id < 3; ++id)
+    EXPECT_NE(page.find(fmt::format("\"><td>{}", id)), std::string::npos) << "trial " << id << " is not on the page";
+  EXPECT_NE(page.find("up to 3 trials"), std::string::npos);
 }
 
 // A trial folder belongs to the params it was trained with: when study.db is removed and
