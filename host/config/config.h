@@ -102,8 +102,4 @@ class Config {
   std::filesystem::path path_;
 };
 
-/// Whether two TOML documents hold the same keys and values, however they were written
-/// (bachlab before 2026-12 wrote floats with 17 digits); false if either does not parse.
-bool same_toml(const std::string& a, const std::string& b);
-
 }  // namespace bachlab::host

@@ -1,7 +1,5 @@
 #include "host/config/toml_text.h"
 
-#include "host/config/config.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -104,16 +102,10 @@ std::string toml_text(const toml::table& table) {
   return out;
 }
 
-}  // namespace bachlab::host
-
-namespace bachlab::host {
-
-bool same_toml(const std::string& a, const std::string& b) {
-  try {
-    return toml::parse(a) == toml::parse(b);
-  } catch (const toml::parse_error&) {
-    return false;
-  }
+std::string toml_digest_text(const toml::table& table) {
+  std::ostringstream out;
+  out << table << "\n";
+  return out.str();
 }
 
 }  // namespace bachlab::host

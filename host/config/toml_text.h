@@ -14,6 +14,11 @@ namespace bachlab::host {
 /// The table as a TOML document; parsing it gives back the same table, bit for bit.
 std::string toml_text(const toml::table& table);
 
+/// The document as toml++ prints it (floats with 17 digits), for digests and keys only:
+/// the form bachlab made them from before toml_text(), so that a study or trial recorded
+/// then is still recognised.
+std::string toml_digest_text(const toml::table& table);
+
 /// One value as toml_text() writes it (a table inline, an array on one line).
 std::string toml_value_text(const toml::node& value);
 

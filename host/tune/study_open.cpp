@@ -1,5 +1,6 @@
 #include "host/tune/study_open.h"
 
+#include "host/config/toml_text.h"
 #include "host/util/time_text.h"
 
 #include <bachlab/sdk/error.h>
@@ -60,9 +61,7 @@ std::string without_max_trials(const std::string& resolved_toml) {
     throw Error("the study's config does not read back as TOML (" + std::string(e.description()) + ")");
   }
   if (auto* tune = root["tune"].as_table()) tune->erase("max_trials");
-  std::ostringstream text;
-  text << root << "\n";
-  return text.str();
+  return toml_digest_text(root);
 }
 
 }  // namespace

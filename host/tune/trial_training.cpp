@@ -274,23 +274,13 @@ namespace {
 const char* const kTrialKeyFile = "trial-key.txt";
 
 std::string trial_key(Config& config, const sdk::Assignment& params, const Overrides& extra, uint64_t seed) {
-  return fmt::format("bachlab trial key 1\nseed {}\n", seed) + experiment_toml(config, params, extra);
+  return fmt::format("bachlab trial key 1\nseed {}\n", seed) +
+         toml_digest_text(toml::parse(experiment_toml(config, params, extra)));
 }
 
 bool key_matches(const fs::path& execution_root, const std::string& key) {
   const fs::path file = execution_root / kTrialKeyFile;
-  if (!fs::exists(file)) return false;
-  const std::string theirs = read_file(file);
-  if (theirs == key) return true;
-  // The same trial written by an older bachlab (floats with 17 digits): the two header
-  // lines equal, the experiments the same TOML.
-  auto header_end = [](const std::string& text) {
-    const size_t first = text.find('\n');
-    return first == std::string::npos ? first : text.find('\n', first + 1);
-  };
-  const size_t a = header_end(theirs), b = header_end(key);
-  return a != std::string::npos && b != std::string::npos && theirs.compare(0, a, key, 0, b) == 0 &&
-         same_toml(theirs.substr(a + 1), key.substr(b + 1));
+  return fs::exists(file) && read_file(file) == key;
 }
 
 }  // namespace
