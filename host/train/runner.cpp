@@ -406,10 +406,23 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   return train_run(std::move(opened), run, run_dir, !resuming, options);
 }
 
+namespace {
+
+// A new run's config as run_experiment opens it.
+Opened open_new_run(const fs::path& config_file, const RunOptions& options) {
+  return open_config(Config::load(config_file, options.config_overrides),
+                     PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+}
+
+}  // namespace
+
+Config new_run_config(const fs::path& config_file, const RunOptions& options) {
+  return std::move(open_new_run(config_file, options).config);
+}
+
 void check_experiment(const fs::path& config_file, const RunOptions& options) {
   if (options.resume || options.resume_latest) return;
-  Opened opened = open_config(Config::load(config_file, options.config_overrides),
-                              PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+  Opened opened = open_new_run(config_file, options);
   if (options.data_parallel) refuse_data_parallel_folds(opened.plan, config_file.string());
   check_dataset(opened.plan.data);
   check_run_can_start(opened.plan, config_file.string());
