@@ -5,6 +5,7 @@
 #include "host/report/heatmap.h"
 #include "host/train/history_csv.h"
 #include "host/train/memory_estimate.h"
+#include "host/train/mlflow_log.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -261,6 +262,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     run.world_size = options.parallel ? options.parallel->world() : 1;
     if (writes) write_run_file(run_dir, run);
   }
+  // After run.json: the folder of a fold, refit or member is then inside a run folder, whose
+  // MLflow run is its parent.
+  const std::shared_ptr<MlflowLog> mlflow =
+      writes ? open_mlflow_log(plan.experiment, run_dir, opened.config, progress) : nullptr;
   if (!data.prepared.dataset.skipped.empty()) {
     std::string lines;
     for (const auto& line : data.prepared.dataset.skipped) lines += "\n  " + line;
@@ -297,6 +302,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (options.parallel) trainer.set_data_parallel(options.parallel);
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
   if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
+  if (mlflow) trainer.add_callback(mlflow);
   trainer.set_progress(progress, options.interactive);
   if (!fresh) {
     record_resumed_epochs(run_dir, run, options);
@@ -347,6 +353,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
   if (const std::string note = write_mistake_heatmaps(run_dir, summary, options.plugin_paths); !note.empty()) log(note);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
+  if (mlflow) {
+    mlflow->log_summary(summary);
+    mlflow->end(MlflowLog::Status::finished);
+  }
   log("wrote " + (run_dir / "report.html").string());
   return summary;
 }
