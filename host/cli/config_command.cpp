@@ -16,13 +16,15 @@ namespace bachlab::cli {
 
 namespace {
 
-// One `key = value  # where it was set` line per value.
+// One `key = value  # where it was set` line per value, the comments aligned (a long
+// value, such as a description, pushes only its own comment).
 std::string format_origins(const std::vector<host::Config::Setting>& settings) {
+  constexpr size_t kMostAligned = 40;
   size_t width = 0;
   std::vector<std::string> assignments;
   for (const auto& s : settings) {
     assignments.push_back(s.key + " = " + sdk::to_string(s.value));
-    width = std::max(width, assignments.back().size());
+    if (assignments.back().size() <= kMostAligned) width = std::max(width, assignments.back().size());
   }
   std::string out;
   for (size_t i = 0; i < settings.size(); ++i) {
