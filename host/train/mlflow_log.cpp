@@ -313,7 +313,13 @@ void MlflowLog::on_epoch_end(Trainer&, const EpochRecord& record) {
 std::shared_ptr<MlflowLog> open_mlflow_log(const ExperimentSettings& experiment, const fs::path& run_dir,
                                            const Config& config, std::ostream* warnings) {
   if (experiment.mlflow.empty()) return nullptr;
-  return std::make_shared<MlflowLog>(experiment.mlflow, run_dir, experiment.name, config, warnings);
+  try {
+    return std::make_shared<MlflowLog>(experiment.mlflow, run_dir, experiment.name, config, warnings);
+  } catch (const Error& e) {
+    // The log is a copy of what the run folder holds: training goes on without it.
+    if (warnings) *warnings << "warning: " << e.what() << "; training goes on without the MLflow log\n";
+    return nullptr;
+  }
 }
 
 }  // namespace bachlab::host

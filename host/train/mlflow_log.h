@@ -85,7 +85,8 @@ class MlflowLog : public TrainingCallback {
 };
 
 /// The MLflow log of the run in `run_dir` (after its run.json is written) when `experiment`
-/// names a store ([experiment] mlflow); null otherwise.
+/// names a store ([experiment] mlflow); null otherwise, and null with a warning on
+/// `warnings` when the store cannot be written (the run trains all the same).
 std::shared_ptr<MlflowLog> open_mlflow_log(const ExperimentSettings& experiment, const std::filesystem::path& run_dir,
                                            const Config& config, std::ostream* warnings);
 

@@ -942,6 +942,24 @@ TEST_F(RunTest, AStoppedRunIsKilledInMlflowAndItsResumeFinishesIt) {
   EXPECT_EQ(mlflow_run_of(other).experiment, m.experiment) << "found by name";
 }
 
+// A store that cannot be written (a file in its place) costs the MLflow log, not the run.
+TEST_F(RunTest, AnMlflowStoreThatCannotBeWrittenIsAWarningAndTheRunTrains) {
+  const fs::path store = folder_ / "mlruns";
+  std::ofstream(store) << "not a folder";
+  std::ostringstream progress;
+  RunOptions options;
+  options.config_overrides = {"experiment.mlflow=" + store.string()};
+  options.progress = &progress;
+  RunSummary s = run_experiment(write_config("unlogged", 1), options);
+  EXPECT_EQ(s.history.size(), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(s.run_dir) / kMlflowRunFile));
+  EXPECT_NE(progress.str().find("warning: [experiment] mlflow = \"" + store.string() +
+                                "\": cannot write the MLflow run log of " + s.run_dir),
+            std::string::npos)
+      << progress.str();
+  EXPECT_NE(progress.str().find("; training goes on without the MLflow log\n"), std::string::npos) << progress.str();
+}
+
 // A cross-validation is one MLflow run with its folds and refit as child runs.
 TEST_F(RunTest, FoldsAndRefitAreChildRunsOfTheCrossValidation) {
   RunOptions options;
