@@ -883,6 +883,13 @@ TEST_F(RunTest, MlflowLogIsAnMlflowFileStoreRunAndAResumeContinuesIt) {
   EXPECT_EQ(std::get<2>(test_accuracy[0]), 2);
   EXPECT_EQ(m.metric("final_val_auroc_micro").size(), 1u);
 
+  // As if killed after logging an epoch its checkpoint does not hold (a stale step-3 line)
+  // and before logging one it does (train_loss without step 2): the resume keeps one line
+  // per epoch the checkpoint holds and logs the next afresh.
+  std::ofstream(m.run / "metrics" / "val_loss", std::ios::app) << "1 99.0 3\n";
+  const auto train_loss = m.metric("train_loss");
+  std::ofstream(m.run / "metrics" / "train_loss") << std::get<0>(train_loss[0]) << " " << std::get<1>(train_loss[0])
+                                                  << " 1\n";
   // Resumed to 3 epochs: the same MLflow run, its first lines kept as they were, one more epoch.
   RunOptions again;
   again.resume = fs::path(s.run_dir);
@@ -898,6 +905,10 @@ TEST_F(RunTest, MlflowLogIsAnMlflowFileStoreRunAndAResumeContinuesIt) {
   EXPECT_EQ(val_loss_after[1], val_loss[1]);
   EXPECT_EQ(std::get<2>(val_loss_after[2]), 3);
   EXPECT_EQ(std::get<1>(val_loss_after[2]), resumed.history[2].val.loss);
+  auto train_loss_after = r.metric("train_loss");
+  ASSERT_EQ(train_loss_after.size(), 3u);
+  EXPECT_EQ(std::get<2>(train_loss_after[1]), 2);
+  EXPECT_EQ(std::get<1>(train_loss_after[1]), resumed.history[1].train.loss);
   EXPECT_EQ(yaml_field(r.meta(), "status"), "3");
   EXPECT_EQ(yaml_field(r.meta(), "start_time"), std::to_string(start));
   auto final_after = r.metric("final_test_accuracy");
