@@ -73,6 +73,7 @@ inline ConfigArguments split_config_arguments(const std::vector<std::string>& ar
 /// The subcommands, one function per area (each defined in host/cli/).
 void add_plugins_commands(CLI::App& app);  // plugins, check      (plugins_command.cpp)
 void add_config_keys_commands(CLI::App& app);  // config-keys     (config_keys_command.cpp)
+void add_config_commands(CLI::App& app);   // config              (config_command.cpp)
 void add_bench_commands(CLI::App& app);    // bench, bench compare (bench_command.cpp)
 void add_new_plugin_commands(CLI::App& app);  // new-plugin          (new_plugin_command.cpp)
 void add_synth_commands(CLI::App& app);    // synth               (synth_command.cpp)

@@ -2,7 +2,8 @@
 // config reference, from the code. Each config goes through exactly what `bachlab check`
 // runs (check_config), and the keys its readers asked for, with the type, default and range
 // each reader gave, are gathered over all configs: a key read only under some settings
-// needs a config with those settings. --update rewrites the generated tables of
+// needs a config with those settings. Printed, each key also shows its value in each config
+// ("(default)" when the config leaves it unset, "-" when its readers do not ask for it). --update rewrites the generated tables of
 // docs/configs.md keeping the hand-written meanings; --check lists every difference and
 // fails, which is how ctest keeps the doc from drifting (scripts/update_config_docs.sh).
 #include "host/cli/commands.h"
@@ -66,7 +67,7 @@ void add_config_keys_commands(CLI::App& app) {
       for (const auto& info : registry.plugins()) found.emplace(std::make_pair(info.kind, info.name), info.path.string());
     }
     if (update.empty() && check.empty()) {
-      std::cout << (format == "markdown" ? schema.markdown() + "\n" : schema.text());
+      std::cout << (format == "markdown" ? schema.markdown("", true) + "\n" : schema.text());
       return 0;
     }
 

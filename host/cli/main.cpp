@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
                        std::string("bachlab ") + BACHLAB_VERSION + "\nLibTorch " + host::host_torch_version() +
                            "\nplugin SDK ABI " + host::host_abi_version());
   cli::add_plugins_commands(app);
+  cli::add_config_commands(app);
   cli::add_config_keys_commands(app);
   cli::add_tune_commands(app);
   cli::add_bench_commands(app);

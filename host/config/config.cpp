@@ -10,6 +10,7 @@
 #include <functional>
 #include <set>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace bachlab::host {
@@ -379,23 +380,96 @@ bool is_dotted_key(const std::string& key) {
 
 bool Config::is_override(const std::string& argument) {
   if (!argument.empty() && argument.front() == '~') return is_dotted_key(argument.substr(1));
+  const size_t start = !argument.empty() && argument.front() == '+' ? 1 : 0;
   const auto equals = argument.find('=');
-  if (equals == std::string::npos || equals == 0) return false;
-  return is_dotted_key(argument.substr(0, equals));
+  if (equals == std::string::npos || equals == start) return false;
+  return is_dotted_key(argument.substr(start, equals - start));
 }
 
-void Config::remove_key(const std::string& key, const std::string& source) {
+namespace {
+
+std::vector<std::string> split_key(const std::string& key) {
   std::stringstream stream(key);
   std::vector<std::string> parts;
   for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
-  Table* table = &impl_->root;
-  for (size_t i = 0; i + 1 < parts.size() && table; ++i) {
+  return parts;
+}
+
+// The element of the array of tables [[name]] that `index` (0-based, as typed) names; an
+// Error naming how many there are when it names none. `context` begins the message.
+Table& element_of(std::vector<Table>& list, const std::string& index, const std::string& name,
+                  const std::string& context) {
+  const std::string count = std::to_string(list.size()) + (list.size() == 1 ? " table" : " tables") +
+                            (list.empty() ? "" : " (indices 0-" + std::to_string(list.size() - 1) + ")");
+  if (index.empty() || index.size() > 9 || index.find_first_not_of("0123456789") != std::string::npos)
+    throw Error(context + "[[" + name + "]] is an array of " + count + "; name one by its 0-based index, e.g. " +
+                name + ".0." + index);
+  const size_t i = std::stoul(index);
+  if (i >= list.size())
+    throw Error(context + "[[" + name + "]] has " + count + ", so there is no table " + index + "; append one with +" +
+                name + "={plugin = \"...\"}");
+  return list[i];
+}
+
+// Where a dotted key of an override leads: the table holding its last part, through tables
+// and elements of arrays of tables (the part after an array's name is an element's 0-based
+// index). `array` names an array of `table` when the last part is an index into it. With
+// `create`, missing tables are made, with that origin; without, a missing one gives null.
+struct Place {
+  Table* table = nullptr;
+  std::string array;
+};
+
+Place find_place(Table& root, const std::vector<std::string>& parts, const Origin* create, const std::string& context) {
+  Table* table = &root;
+  std::string walked;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    walked = join(walked, parts[i]);
+    if (table->values.count(parts[i])) throw Error(context + walked + " is a value, not a table");
+    if (auto array = table->arrays.find(parts[i]); array != table->arrays.end()) {
+      if (i + 2 == parts.size()) return {table, parts[i]};
+      table = &element_of(array->second, parts[i + 1], walked, context);
+      walked = join(walked, parts[++i]);
+      continue;
+    }
     auto it = table->tables.find(parts[i]);
-    table = it == table->tables.end() ? nullptr : &it->second;
+    if (it == table->tables.end()) {
+      if (!create) return {};
+      it = table->tables.try_emplace(parts[i]).first;
+      it->second.origin = *create;
+    }
+    table = &it->second;
   }
+  return {table, ""};
+}
+
+// Every origin in `table` set to `origin`: a table typed on the command line has no lines.
+void set_origin(Table& table, const Origin& origin) {
+  table.origin = origin;
+  for (auto& [key, entry] : table.values) entry.origin = origin;
+  for (auto& [key, child] : table.tables) set_origin(child, origin);
+  for (auto& [key, list] : table.arrays)
+    for (auto& element : list) set_origin(element, origin);
+}
+
+}  // namespace
+
+void Config::remove_key(const std::string& key, const std::string& source) {
+  const std::vector<std::string> parts = split_key(key);
+  const std::string context = source + ": ~" + key + ": ";
+  const Place place = find_place(impl_->root, parts, nullptr, context);
   const std::string& leaf = parts.back();
+  if (place.table && !place.array.empty()) {
+    std::vector<Table>& list = place.table->arrays.at(place.array);
+    element_of(list, leaf, key.substr(0, key.rfind('.')), context);
+    list.erase(list.begin() + static_cast<std::ptrdiff_t>(std::stoul(leaf)));
+    // An empty array would be saved as `augment = []`, a value rather than tables.
+    if (list.empty()) place.table->arrays.erase(place.array);
+    return;
+  }
+  Table* table = place.table;
   if (!table || (table->values.erase(leaf) + table->tables.erase(leaf) + table->arrays.erase(leaf)) == 0)
-    throw Error(source + ": ~" + key + ": the config has no key or table " + key + " to remove");
+    throw Error(context + "the config has no key or table " + key + " to remove");
 }
 
 void Config::apply_overrides(const std::vector<std::string>& overrides, const std::string& source) {
@@ -407,15 +481,18 @@ void Config::apply_overrides(const std::vector<std::string>& overrides, const st
     if (!is_override(assignment))
       throw Error(source + ": \"" + assignment +
                   "\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. train.epochs=5, "
-                  "or ~KEY to remove a key or table");
+                  "~KEY to remove a key or table, or +KEY={...} to append a table to an array of tables");
     if (assignment.front() == '~') {
       remove_key(assignment.substr(1), source);
       continue;
     }
+    const bool append = assignment.front() == '+';
     const auto equals = assignment.find('=');
-    const std::string key = assignment.substr(0, equals);
+    const std::string key = assignment.substr(append ? 1 : 0, equals - (append ? 1 : 0));
     const std::string text = assignment.substr(equals + 1);
-    if (const auto [first, fresh] = given.emplace(key, text); !fresh)
+    const std::string context = source + ": " + assignment + ": ";
+    // Appending twice is two tables; setting twice is a mistake.
+    if (const auto [first, fresh] = given.emplace(key, text); !fresh && !append)
       throw Error(source + ": " + key + " is given twice (" + first->second + ", then " + text +
                   "); give it once, so what runs is what was meant");
     // A config is UTF-8 text: toml++ would save other bytes as other characters (0xE9, a
@@ -428,6 +505,7 @@ void Config::apply_overrides(const std::vector<std::string>& overrides, const st
                   "UTF-8 (a file name in another encoding: rename the file, or put it in a folder with a UTF-8 name)");
     }
     sdk::Value value = std::string(text);
+    std::optional<Table> table_value;  // +KEY={...}
     try {
       // As TOML reads it; a bare word (model.plugin=model4b) is not TOML, so it stays a string.
       toml::table parsed = toml::parse("v = " + text);
@@ -441,33 +519,43 @@ void Config::apply_overrides(const std::vector<std::string>& overrides, const st
             items.push_back(std::move(scalar));
           }
           value = std::move(items);
-        } else if (!node->is_table()) {
+        } else if (auto* inline_table = node->as_table()) {
+          if (append) {
+            std::vector<std::string> problems;
+            table_value.emplace();
+            convert(*inline_table, *table_value, key, source, problems);
+            if (!problems.empty()) throw Error(context + problems.front());
+            set_origin(*table_value, origin);
+          }
+        } else {
           sdk::Scalar scalar;
           if (to_scalar(*node, scalar)) value = std::visit([](auto&& v) -> sdk::Value { return v; }, scalar);
         }
       }
     } catch (const toml::parse_error&) {
     }
-    Table* table = &impl_->root;
-    std::stringstream stream(key);
-    std::vector<std::string> parts;
-    for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
-    std::string walked;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      walked = join(walked, parts[i]);
-      if (table->values.count(parts[i]))
-        throw Error(source + ": " + assignment + ": " + walked + " is a value, not a table");
-      if (table->arrays.count(parts[i]))
-        throw Error(source + ": " + assignment + ": [[" + walked +
-                    "]] is an array of tables, whose elements cannot be set from the command line; edit the config");
-      auto [it, created] = table->tables.try_emplace(parts[i]);
-      if (created) it->second.origin = origin;
-      table = &it->second;
-    }
+    const std::vector<std::string> parts = split_key(key);
     const std::string& leaf = parts.back();
+    const Place place = find_place(impl_->root, parts, &origin, context);
+    Table* table = place.table;
+    if (!place.array.empty()) {
+      // augment.0=... or +augment.0=...: an element is a table, set or appended to by key.
+      element_of(table->arrays.at(place.array), leaf, key.substr(0, key.rfind('.')), context);
+      throw Error(context + key + " is a table; set one of its keys, e.g. " + key + ".KEY=VALUE");
+    }
+    if (append) {
+      if (!table_value)
+        throw Error(context + "+KEY appends a table to the array of tables KEY, so the value must be an inline "
+                    "table, e.g. '+" + key + "={plugin = \"flip\"}' (quoted for the shell)");
+      if (table->values.count(leaf) || table->tables.count(leaf))
+        throw Error(context + key + " is a " + (table->values.count(leaf) ? "value" : "table") +
+                    ", not an array of tables, so no table can be appended to it");
+      table->arrays[leaf].push_back(std::move(*table_value));
+      continue;
+    }
     if (table->tables.count(leaf) || table->arrays.count(leaf))
-      throw Error(source + ": " + assignment + ": " + key + " is a table; set one of its keys, e.g. " + key +
-                  ".KEY=VALUE");
+      throw Error(context + key + " is " + (table->tables.count(leaf) ? "a table" : "an array of tables") +
+                  "; set one of its keys, e.g. " + key + (table->tables.count(leaf) ? "" : ".0") + ".KEY=VALUE");
     table->values[leaf] = {std::move(value), origin};
   }
 }
@@ -584,25 +672,48 @@ Table* find_table(Table& root, const std::string& name) {
 
 }  // namespace
 
-std::string Config::resolved_toml(Paths paths) const {
-  Table root = impl_->root;
-  if (paths == Paths::absolute) {
-    for (const auto& [name, params] : impl_->tables)
-      if (Table* table = find_table(root, name)) absolutize_paths(*table, params);
-    for (const auto& [name, list] : impl_->arrays) {
-      const auto dot = name.rfind('.');
-      Table* parent = find_table(root, dot == std::string::npos ? "" : name.substr(0, dot));
-      if (!parent) continue;
-      auto found = parent->arrays.find(dot == std::string::npos ? name : name.substr(dot + 1));
-      if (found == parent->arrays.end()) continue;
-      for (size_t i = 0; i < list.size() && i < found->second.size(); ++i) absolutize_paths(found->second[i], list[i]);
-    }
+namespace {
+
+// The merged tree as resolved_toml() and settings() give it: with Paths::absolute, each value
+// a reader took as a path made absolute.
+Table resolved_tree(const Table& merged, const std::map<std::string, ParamTable>& tables,
+                    const std::map<std::string, std::vector<ParamTable>>& arrays, Config::Paths paths) {
+  Table root = merged;
+  if (paths != Config::Paths::absolute) return root;
+  for (const auto& [name, params] : tables)
+    if (Table* table = find_table(root, name)) absolutize_paths(*table, params);
+  for (const auto& [name, list] : arrays) {
+    const auto dot = name.rfind('.');
+    Table* parent = find_table(root, dot == std::string::npos ? "" : name.substr(0, dot));
+    if (!parent) continue;
+    auto found = parent->arrays.find(dot == std::string::npos ? name : name.substr(dot + 1));
+    if (found == parent->arrays.end()) continue;
+    for (size_t i = 0; i < list.size() && i < found->second.size(); ++i) absolutize_paths(found->second[i], list[i]);
   }
+  return root;
+}
+
+void flatten(const Table& table, const std::string& prefix, std::vector<Config::Setting>& out) {
+  for (const auto& [key, entry] : table.values) out.push_back({join(prefix, key), entry.value, entry.origin});
+  for (const auto& [key, child] : table.tables) flatten(child, join(prefix, key), out);
+  for (const auto& [key, list] : table.arrays)
+    for (size_t i = 0; i < list.size(); ++i) flatten(list[i], join(prefix, key) + "." + std::to_string(i), out);
+}
+
+}  // namespace
+
+std::string Config::resolved_toml(Paths paths) const {
   toml::table out;
-  to_toml(root, out);
+  to_toml(resolved_tree(impl_->root, impl_->tables, impl_->arrays, paths), out);
   return "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
          "`bachlab run`.\n" +
          toml_text(out);
+}
+
+std::vector<Config::Setting> Config::settings(Paths paths) const {
+  std::vector<Setting> out;
+  flatten(resolved_tree(impl_->root, impl_->tables, impl_->arrays, paths), "", out);
+  return out;
 }
 
 }  // namespace bachlab::host

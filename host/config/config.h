@@ -38,14 +38,18 @@ class Config {
   /// anything else is taken as a bare string. Each value's origin is `source`, so the
   /// readers validate it like a file key (type, range, "did you mean") and say where it came
   /// from; a relative path in one is taken from the working directory. Throws Error for an
-  /// assignment that is not KEY=VALUE or that addresses an array of tables or a value.
+  /// assignment that is not KEY=VALUE or that addresses a value as a table.
   /// `~KEY` (Hydra's deletion) removes a key, a table or an array of tables, wherever it
   /// was set (a file it extends included); removing what is not there is an Error.
+  /// An element of an array of tables is addressed by its 0-based index: `augment.0.p=0.3`
+  /// sets a key of the first [[augment]], `~augment.1` removes the second, and
+  /// `+augment={plugin = "flip", p = 0.5}` (Hydra's `+`: add) appends a table, creating the
+  /// array if there is none; an index out of range is an Error naming how many there are.
   /// `source` names where the overrides come from in messages and origins.
   void apply_overrides(const std::vector<std::string>& overrides, const std::string& source = "command line");
 
-  /// True if `argument` is written as a command-line override (KEY=VALUE or ~KEY with a
-  /// dotted or plain key), rather than a file name.
+  /// True if `argument` is written as a command-line override (KEY=VALUE, +KEY=VALUE or
+  /// ~KEY with a dotted or plain key), rather than a file name.
   static bool is_override(const std::string& argument);
 
   /// The file given to load(), as given.
@@ -93,6 +97,19 @@ class Config {
   /// The merged config as TOML text: what a run folder saves as config.toml, so the run
   /// can be repeated from that file alone (with Paths::absolute, from any folder).
   std::string resolved_toml(Paths paths = Paths::as_written) const;
+
+  /// One value of the merged config: its dotted key (an element of an array of tables by
+  /// its 0-based index, "augment.0.plugin", as overrides address it), its value, and the
+  /// file and line (or "command line") that set it.
+  struct Setting {
+    std::string key;
+    sdk::Value value;
+    sdk::Origin origin;
+  };
+
+  /// Every value of resolved_toml(paths), in its order: what `bachlab config --origin`
+  /// prints and what an MLflow run logs as its parameters.
+  std::vector<Setting> settings(Paths paths = Paths::as_written) const;
 
  private:
   /// Removes `key` (dotted) from the merged config; throws Error if it is not there.

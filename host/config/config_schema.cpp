@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <sstream>
 
 namespace bachlab::host {
@@ -127,8 +128,31 @@ SchemaSection& ConfigSchema::section(const std::string& kind, const std::string&
   return it->second;
 }
 
+namespace {
+
+// A key's value in the config at `index` of those added; "-" when its readers did not ask.
+std::string value_in(const SchemaSection& s, const std::string& key, size_t index) {
+  auto it = s.values.find(key);
+  if (it == s.values.end() || index >= it->second.size() || it->second[index].empty()) return "-";
+  return it->second[index];
+}
+
+// Records `text` as the value of `key` in the config at `index`; several tables read under
+// one section (two [[augment]] tables of one plugin) give their values comma-separated.
+void record_value(SchemaSection& s, const std::string& key, size_t index, const std::string& text) {
+  std::vector<std::string>& values = s.values[key];
+  if (values.size() <= index) values.resize(index + 1);
+  std::string& cell = values[index];
+  if (cell.empty() || cell == "(default)") cell = text;
+  else if (text != "(default)") cell += ", " + text;
+}
+
+}  // namespace
+
 void ConfigSchema::add(const Config& config, const std::function<std::string(const std::string&)>& doc_table) {
   const std::string source = config.path().string();
+  const size_t index = configs_.size();
+  configs_.push_back(source);
   for (const auto& [name, params] : config.tables_read()) {
     const std::string table = doc_table(name);
     for (const auto& [key, spec] : params->specs()) {
@@ -139,6 +163,7 @@ void ConfigSchema::add(const Config& config, const std::function<std::string(con
         const auto space = spec.reader.find(' ');
         s = &section(spec.reader.substr(0, space), spec.reader.substr(space + 1), table);
       }
+      record_value(*s, key, index, params->has(key) ? sdk::to_string(params->raw(key)) : "(default)");
       auto [it, added] = s->keys.emplace(key, spec);
       if (added) {
         sources_[s->title + " " + key] = source;
@@ -168,21 +193,30 @@ std::vector<SchemaSection> ConfigSchema::sections() const {
 }
 
 std::string ConfigSchema::text() const {
+  std::vector<std::string> names;  // the value columns' headings: the configs' file names
+  for (const auto& config : configs_) names.push_back(std::filesystem::path(config).filename().string());
   std::string out;
   for (const auto& s : sections()) {
     std::string title = s.title;
     title.erase(std::remove(title.begin(), title.end(), '`'), title.end());
     out += s.kind.empty() ? title + "\n" : fmt::format("{} ({} plugin, in {})\n", title, s.kind, s.table);
-    if (s.keys.empty()) out += "  (no settings)\n";
-    size_t key_width = 0, type_width = 0, default_width = 0;
-    for (const auto& [key, spec] : s.keys) {
-      key_width = std::max(key_width, key.size());
-      type_width = std::max(type_width, spec.type.size());
-      default_width = std::max(default_width, spec.fallback.size());
+    if (s.keys.empty()) {
+      out += "  (no settings)\n\n";
+      continue;
     }
+    // Rows of cells, the first the headings; each column as wide as its widest cell.
+    std::vector<std::vector<std::string>> rows = {{"key", "type", "default", "range"}};
+    rows.front().insert(rows.front().end(), names.begin(), names.end());
     for (const auto& [key, spec] : s.keys) {
-      std::string line = fmt::format("  {:<{}}  {:<{}}  {:<{}}  {}", key, key_width, spec.type, type_width,
-                                     spec.fallback, default_width, spec.rule);
+      rows.push_back({key, spec.type, spec.fallback, spec.rule});
+      for (size_t i = 0; i < names.size(); ++i) rows.back().push_back(value_in(s, key, i));
+    }
+    std::vector<size_t> widths(rows.front().size(), 0);
+    for (const auto& row : rows)
+      for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (const auto& row : rows) {
+      std::string line = " ";
+      for (size_t c = 0; c < row.size(); ++c) line += fmt::format(" {:<{}}", row[c], widths[c] + 1);
       line.erase(line.find_last_not_of(' ') + 1);
       out += line + "\n";
     }
@@ -191,7 +225,7 @@ std::string ConfigSchema::text() const {
   return out;
 }
 
-std::string ConfigSchema::markdown(const std::string& doc) const {
+std::string ConfigSchema::markdown(const std::string& doc, bool values) const {
   const DocTables written = parse(doc);
   std::string out = std::string(kBegin) + "\n";
   std::string part;
@@ -211,12 +245,21 @@ std::string ConfigSchema::markdown(const std::string& doc) const {
       out += "Takes no settings.\n";
       continue;
     }
-    out += "| key | type | default | range | meaning |\n|---|---|---|---|---|\n";
+    std::string headings, rule;
+    if (values)
+      for (const auto& config : configs_) {
+        headings += " " + cell(std::filesystem::path(config).filename().string()) + " |";
+        rule += "---|";
+      }
+    out += "| key | type | default | range |" + headings + " meaning |\n|---|---|---|---|" + rule + "---|\n";
     for (const auto& [key, spec] : s.keys) {
       auto it = written.rows.find({s.title, key});
       const std::string meaning = it == written.rows.end() ? "" : it->second.meaning;
-      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", key, cell(spec.type), cell(spec.fallback), cell(spec.rule),
-                         cell(meaning));
+      std::string value_cells;
+      if (values)
+        for (size_t i = 0; i < configs_.size(); ++i) value_cells += " " + cell(value_in(s, key, i)) + " |";
+      out += fmt::format("| `{}` | {} | {} | {} |{} {} |\n", key, cell(spec.type), cell(spec.fallback), cell(spec.rule),
+                         value_cells, cell(meaning));
     }
   }
   return out + "\n" + kEnd;

@@ -30,6 +30,10 @@ struct SchemaSection {
   std::string table;
   /// Key -> what its reader asked.
   std::map<std::string, sdk::KeySpec> keys;
+  /// Key -> its value in each config added, in the order added, as TOML writes it:
+  /// "(default)" when that config's readers asked for the key but the config does not set
+  /// it, "" (or no entry) when they did not ask for it.
+  std::map<std::string, std::vector<std::string>> values;
 };
 
 class ConfigSchema {
@@ -51,12 +55,15 @@ class ConfigSchema {
   /// and name.
   std::vector<SchemaSection> sections() const;
 
-  /// One block per section: key, type, default, range, aligned.
+  /// One block per section: key, type, default, range and the key's value in each config
+  /// added (a column headed by the config's file name), aligned.
   std::string text() const;
 
   /// The doc's generated part, from the first marker line to the last, each row with the
-  /// meaning `doc` (the doc as it is, or "") gives its section and key.
-  std::string markdown(const std::string& doc = "") const;
+  /// meaning `doc` (the doc as it is, or "") gives its section and key. With `values`, a
+  /// column per config added holds the key's value there (as text() does; for reading,
+  /// never for the doc, whose tables are the same whatever configs built them).
+  std::string markdown(const std::string& doc = "", bool values = false) const;
 
   /// `doc` with its generated part replaced by markdown(doc). Throws Error if `doc_name`
   /// lacks the marker lines.
@@ -75,6 +82,8 @@ class ConfigSchema {
   std::map<std::string, SchemaSection> sections_;
   // "<title> <key>" -> the config that first read the key, for conflict messages.
   std::map<std::string, std::string> sources_;
+  // The configs added, in order: the value columns.
+  std::vector<std::string> configs_;
 };
 
 }  // namespace bachlab::host

@@ -1,6 +1,7 @@
 // k-fold cross-validation: each fold a complete run folder, then the pooled out-of-fold
 // summary of the whole (see run_steps.h).
 #include "host/train/run_steps.h"
+#include "host/train/mlflow_log.h"
 
 #include "host/util/atomic_file.h"
 #include "host/util/time_text.h"
@@ -165,6 +166,7 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     write_file_atomic(run_dir / "config.toml", config_toml);
     write_run_file(run_dir, run);
   }
+  const std::shared_ptr<MlflowLog> mlflow = open_mlflow_log(plan.experiment, run_dir, opened.config, options.progress);
   std::vector<RunSummary> folds;
   std::vector<ValPrediction> predictions;
   double trained_seconds = 0;  // of the folds trained from scratch by this process
@@ -216,6 +218,10 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
     Opened refit = open_config(Config::parse(config_toml, run.config_file), PlanOverrides{run.epochs, run.seed},
                                options.plugin_paths);
     train_run(std::move(refit), refit_run, folder, refit_fresh, options);
+  }
+  if (mlflow) {
+    mlflow->log_summary(summary);
+    mlflow->end(MlflowLog::Status::finished);
   }
   return summary;
 }

@@ -4,6 +4,7 @@
 // photo's out-of-fold probabilities averaged over the members. `predict` on the ensemble's
 // folder averages the members' predictions the same way.
 #include "host/train/run_steps.h"
+#include "host/train/mlflow_log.h"
 
 #include "host/train/memory_estimate.h"
 #include "host/util/atomic_file.h"
@@ -125,6 +126,7 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
     write_file_atomic(run_dir / "config.toml", config_toml);
     write_run_file(run_dir, run);
   }
+  const std::shared_ptr<MlflowLog> mlflow = open_mlflow_log(plan.experiment, run_dir, opened.config, options.progress);
   std::vector<RunSummary> summaries;
   for (size_t m = 0; m < members.size(); ++m) {
     const fs::path folder = member_folder(run_dir, plan.ensemble[m].name);
@@ -142,6 +144,10 @@ RunSummary run_ensemble(Opened opened, RunFile run, fs::path run_dir, bool fresh
     *options.progress << fmt::format("{}: ensemble of {} cross-validations, out-of-fold accuracy {:.4f}; wrote {}\n",
                                      plan.experiment.name, members.size(), fused.split("val")->metrics.accuracy,
                                      (run_dir / "report.html").string());
+  if (mlflow) {
+    mlflow->log_summary(fused);
+    mlflow->end(MlflowLog::Status::finished);
+  }
   return fused;
 }
 

@@ -74,6 +74,8 @@ ExperimentSettings read_experiment_settings(sdk::ParamTable& table, const fs::pa
   s.output = fs::path(table.get_path("output", (config_path.parent_path() / "runs").string())).lexically_normal();
   // The computed default is what `output = "runs"` gives: get_path resolves it beside the config.
   table.describe("output", "", "\"runs\"");
+  s.mlflow = table.get_path("mlflow", "");
+  table.describe("mlflow", "", "\"\" (no MLflow log)");
   return s;
 }
 

@@ -43,6 +43,10 @@ struct ExperimentSettings {
   uint64_t seed = 42;
   /// Runs go to <output>/<name>/<timestamp>/; relative to the config file. Default: "runs".
   std::filesystem::path output = "runs";
+  /// An MLflow file store (`mlruns/`, read by `mlflow ui --backend-store-uri DIR`) each run
+  /// also logs its parameters, per-epoch metrics and status to (host/train/mlflow_log.h);
+  /// relative to the config file. Default: empty, no MLflow log.
+  std::filesystem::path mlflow;
 };
 
 /// One [ensemble.<name>] table: the config itself with `overrides` (KEY=VALUE or ~KEY, as

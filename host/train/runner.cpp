@@ -5,6 +5,7 @@
 #include "host/report/heatmap.h"
 #include "host/train/history_csv.h"
 #include "host/train/memory_estimate.h"
+#include "host/train/mlflow_log.h"
 #include "host/util/time_text.h"
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
@@ -261,6 +262,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
     run.world_size = options.parallel ? options.parallel->world() : 1;
     if (writes) write_run_file(run_dir, run);
   }
+  // After run.json: the folder of a fold, refit or member is then inside a run folder, whose
+  // MLflow run is its parent.
+  const std::shared_ptr<MlflowLog> mlflow =
+      writes ? open_mlflow_log(plan.experiment, run_dir, opened.config, progress) : nullptr;
   if (!data.prepared.dataset.skipped.empty()) {
     std::string lines;
     for (const auto& line : data.prepared.dataset.skipped) lines += "\n  " + line;
@@ -297,6 +302,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   if (options.parallel) trainer.set_data_parallel(options.parallel);
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
   if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
+  if (mlflow) trainer.add_callback(mlflow);
   trainer.set_progress(progress, options.interactive);
   if (!fresh) {
     record_resumed_epochs(run_dir, run, options);
@@ -347,6 +353,10 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   RunSummary summary = summarize(plan, run, run_dir, trainer, data, class_names(plan, data), val_out);
   if (const std::string note = write_mistake_heatmaps(run_dir, summary, options.plugin_paths); !note.empty()) log(note);
   write_run_report(run_dir, summary, opened.config.resolved_toml(Config::Paths::absolute));
+  if (mlflow) {
+    mlflow->log_summary(summary);
+    mlflow->end(MlflowLog::Status::finished);
+  }
   log("wrote " + (run_dir / "report.html").string());
   return summary;
 }
@@ -406,10 +416,23 @@ RunSummary run_experiment(const fs::path& config_file, const RunOptions& options
   return train_run(std::move(opened), run, run_dir, !resuming, options);
 }
 
+namespace {
+
+// A new run's config as run_experiment opens it.
+Opened open_new_run(const fs::path& config_file, const RunOptions& options) {
+  return open_config(Config::load(config_file, options.config_overrides),
+                     PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+}
+
+}  // namespace
+
+Config new_run_config(const fs::path& config_file, const RunOptions& options) {
+  return std::move(open_new_run(config_file, options).config);
+}
+
 void check_experiment(const fs::path& config_file, const RunOptions& options) {
   if (options.resume || options.resume_latest) return;
-  Opened opened = open_config(Config::load(config_file, options.config_overrides),
-                              PlanOverrides{options.overrides.epochs, options.overrides.seed}, options.plugin_paths);
+  Opened opened = open_new_run(config_file, options);
   if (options.data_parallel) refuse_data_parallel_folds(opened.plan, config_file.string());
   check_dataset(opened.plan.data);
   check_run_can_start(opened.plan, config_file.string());

@@ -59,6 +59,12 @@ RunSummary run_experiment(const std::filesystem::path& config_file, const RunOpt
 /// Throws the Error run_experiment would. A resumed run (options.resume) checks nothing.
 void check_experiment(const std::filesystem::path& config_file, const RunOptions& options);
 
+/// The config of a new run of `config_file` with `options` (its KEY=VALUE overrides, plugin
+/// folders), opened and checked as check_experiment opens it (its photos aside): its
+/// resolved_toml(Config::Paths::absolute) is what the run folder's config.toml would hold,
+/// which `bachlab config` prints. Throws the Error a run would.
+Config new_run_config(const std::filesystem::path& config_file, const RunOptions& options);
+
 /// Plans every [ensemble.<name>] member of `plan` (made from `config`) as a run would and,
 /// with `fits`, checks that it fits (check_run_can_start: memory and patch size, which reads the
 /// photos' sizes);

@@ -1,4 +1,6 @@
 // Runs the built `bachlab` program and reads what a user would read.
+#include "host/config/config.h"
+
 #include <bachlab/sdk/plugin.h>
 
 #include <fcntl.h>
@@ -259,12 +261,90 @@ TEST(Cli, ConfigKeysListsHostTablesThenEachPluginsKeys) {
   const std::string config = std::string(BACHLAB_SOURCE_DIR) + "/configs/quickstart.toml";
   Result r = run("config-keys '" + config + "'");
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(std::regex_search(r.output, std::regex("\n\\[train\\]\n(  .*\n)*  epochs +integer +20 +1\\.\\.100000\n")))
+  // Each key's value in the config beside its default: quickstart.toml sets epochs, not filters.
+  EXPECT_TRUE(std::regex_search(
+      r.output, std::regex("\n\\[train\\]\n  key +type +default +range +quickstart\\.toml\n(  .*\n)*  epochs +integer +20 "
+                           "+1\\.\\.100000 +25\n")))
       << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("\nmodel4a \\(model plugin, in \\[model\\]\\)\n(  .*\n)*  filters +"
-                                                     "integer or list of integers +\\[32, 64, 128\\] +1\\.\\.4096\n")))
+                                                     "integer or list of integers +\\[32, 64, 128\\] +1\\.\\.4096 +"
+                                                     "\\(default\\)\n")))
       << r.output;
   EXPECT_LT(r.output.find("[train]\n"), r.output.find("model4a (model plugin"));
+}
+
+// `bachlab config`: the config a run would save (extends merged, overrides applied, paths
+// absolute) on stdout, which reads back as a config; --origin says who set each value;
+// mistakes are refused as `run` refuses them.
+TEST(Cli, ConfigPrintsTheResolvedConfigARunWouldSave) {
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_cli_config_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "base.toml") << "[experiment]\ndescription = \"base\"\nseed = 7\n"
+                                      "[data]\nsource = \"synthetic\"\nimage_size = 32\ncache_dir = \"cache\"\n"
+                                      "[model]\nplugin = \"baseline\"\n[[augment]]\nplugin = \"flip\"\n";
+  std::ofstream(dir / "child.toml") << "extends = \"base.toml\"\n[train]\nepochs = 2\nbatch_size = 8\n";
+  const std::string child = "'" + (dir / "child.toml").string() + "'";
+  const std::string overrides = " train.epochs=3 ~experiment.seed '+augment={plugin = \"rotate90\"}' augment.0.p=0.25";
+  Result r = run("config " + child + overrides);
+  Result origins = run("config --origin " + child + overrides);
+  Result typo = run("config " + child + " train.epohcs=3");
+  Result index = run("config " + child + " augment.3.p=0.5");
+  Result broken = run("config " + child + " optimizer.plugin=adamw");
+  fs::remove_all(dir);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // Exactly a run's config.toml: base.toml's cache_dir absolute, seed removed, epochs set,
+  // rotate90 appended and the first table's p set.
+  EXPECT_EQ(r.output, "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
+                      "`bachlab run`.\n[data]\ncache_dir = '" + (dir / "cache").string() +
+                          "'\nimage_size = 32\nsource = 'synthetic'\n\n[experiment]\ndescription = 'base'\n\n[model]\n"
+                          "plugin = 'baseline'\n\n[train]\nbatch_size = 8\nepochs = 3\n\n[[augment]]\np = 0.25\n"
+                          "plugin = 'flip'\n\n[[augment]]\nplugin = 'rotate90'\n");
+  const bachlab::host::Config again = bachlab::host::Config::parse(r.output, "printed.toml");
+  EXPECT_EQ(again.resolved_toml(), r.output);
+
+  EXPECT_EQ(origins.exit_code, 0) << origins.output;
+  const std::string base = (dir / "base.toml").string();
+  EXPECT_TRUE(std::regex_search(origins.output, std::regex("(^|\n)train\\.epochs = 3 +# command line\n"))) << origins.output;
+  EXPECT_TRUE(std::regex_search(origins.output, std::regex("(^|\n)train\\.batch_size = 8 +# [^\n]*child\\.toml:4\n")))
+      << origins.output;
+  EXPECT_NE(origins.output.find("data.image_size = 32"), std::string::npos) << origins.output;
+  EXPECT_NE(origins.output.find("# " + base + ":6\n"), std::string::npos) << origins.output;
+  EXPECT_NE(origins.output.find("augment.1.plugin = \"rotate90\""), std::string::npos) << origins.output;
+  EXPECT_EQ(origins.output.find("experiment.seed"), std::string::npos) << origins.output;
+
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_NE(typo.output.find("command line: [train] unknown key \"epohcs\"; did you mean \"epochs\"?"), std::string::npos)
+      << typo.output;
+  EXPECT_EQ(index.exit_code, 1);
+  EXPECT_NE(index.output.find("augment.3.p=0.5: [[augment]] has 1 table (indices 0-0), so there is no table 3"),
+            std::string::npos)
+      << index.output;
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_NE(broken.output.find("command line: [optimizer] plugin = \"adamw\" names no optimizer plugin; did you mean "
+                               "\"adam\"?"),
+            std::string::npos)
+      << broken.output;
+}
+
+// Several configs: a value column each, "-" where a config's readers do not ask for the key
+// (model2.toml builds no model4a); the Markdown format has the same columns before the meaning.
+TEST(Cli, ConfigKeysShowsEachConfigsValuesBesideTheDefaults) {
+  const std::string configs = std::string(BACHLAB_SOURCE_DIR) + "/configs/";
+  Result text = run("config-keys '" + configs + "quickstart.toml' '" + configs + "model2.toml' train.epochs=7");
+  EXPECT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_TRUE(std::regex_search(text.output, std::regex("\n  key +type +default +range +quickstart\\.toml +model2\\.toml\n")))
+      << text.output;
+  EXPECT_TRUE(std::regex_search(text.output, std::regex("\n  epochs +integer +20 +1\\.\\.100000 +7 +7\n"))) << text.output;
+  EXPECT_TRUE(std::regex_search(text.output, std::regex("\nmodel4a \\(model plugin, in \\[model\\]\\)\n(  .*\n)*  dropout +"
+                                                        "number +0\\.5 +0\\.0\\.\\.0\\.99 +0\\.3 +-\n")))
+      << text.output;
+  Result markdown = run("config-keys --format markdown '" + configs + "quickstart.toml'");
+  EXPECT_EQ(markdown.exit_code, 0) << markdown.output;
+  EXPECT_NE(markdown.output.find("| key | type | default | range | quickstart.toml | meaning |\n|---|---|---|---|---|---|\n"),
+            std::string::npos)
+      << markdown.output;
+  EXPECT_TRUE(std::regex_search(markdown.output, std::regex("\n\\| `epochs` \\| integer \\| 20 \\| 1\\.\\.100000 \\| 25 \\|  \\|\n")))
+      << markdown.output;
 }
 
 TEST(Cli, ConfigKeysRefusesABrokenConfigWithChecksMessage) {

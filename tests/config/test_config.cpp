@@ -302,17 +302,73 @@ TEST_F(ConfigTest, OverridesThatCannotBeAppliedSayWhy) {
   auto path = write("a.toml", "[train]\nepochs = 10\n[[augment]]\nplugin = \"flip\"\n");
   EXPECT_EQ(message_of([&] { Config::load(path, {"epochs"}); }),
             "command line: \"epochs\" is not an override; write KEY=VALUE with the key as a dotted path, e.g. "
-            "train.epochs=5, or ~KEY to remove a key or table");
+            "train.epochs=5, ~KEY to remove a key or table, or +KEY={...} to append a table to an array of tables");
   EXPECT_EQ(message_of([&] { Config::load(path, {"train.epochs.max=3"}); }),
             "command line: train.epochs.max=3: train.epochs is a value, not a table");
   EXPECT_EQ(message_of([&] { Config::load(path, {"augment.p=0.5"}); }),
-            "command line: augment.p=0.5: [[augment]] is an array of tables, whose elements cannot be set from the "
-            "command line; edit the config");
+            "command line: augment.p=0.5: [[augment]] is an array of 1 table (indices 0-0); name one by its 0-based "
+            "index, e.g. augment.0.p");
   EXPECT_EQ(message_of([&] { Config::load(path, {"train=3"}); }),
             "command line: train=3: train is a table; set one of its keys, e.g. train.KEY=VALUE");
   EXPECT_TRUE(Config::is_override("optimizer.lr=3e-4"));
   EXPECT_FALSE(Config::is_override("configs/a=b.toml"));
   EXPECT_FALSE(Config::is_override("configs/model4a.toml"));
+}
+
+// [[augment]] from the command line: an element by its 0-based index (augment.0.p=0.3),
+// a table appended with Hydra's + (+augment={...}), one removed (~augment.1), in the order
+// given; the saved config holds the result and the values say they came from the command line.
+TEST_F(ConfigTest, ArraysOfTablesAreSetAppendedToAndShortenedByIndex) {
+  write("base.toml", "[[augment]]\nplugin = \"flip\"\np = 0.5\n[[augment]]\nplugin = \"color\"\n");
+  auto path = write("child.toml", "extends = \"base.toml\"\n[train]\nepochs = 3\n");
+  Config config = Config::load(path, {"augment.0.p=0.3", "+augment={plugin = \"rotate90\", p = 0.25}", "~augment.1",
+                                      "augment.1.seed=7"});
+  auto& augment = config.array("augment");
+  ASSERT_EQ(augment.size(), 2u);
+  EXPECT_EQ(augment[0].get_string("plugin", ""), "flip");
+  EXPECT_DOUBLE_EQ(augment[0].get_float("p", 0), 0.3);
+  EXPECT_EQ(augment[1].get_string("plugin", ""), "rotate90");
+  EXPECT_DOUBLE_EQ(augment[1].get_float("p", 0), 0.25);
+  EXPECT_EQ(augment[1].get_int("seed", 0), 7);
+  EXPECT_EQ(augment[0].origin("p").file, "command line");
+  EXPECT_EQ(augment[0].origin("plugin").file, (dir / "base.toml").string());
+  EXPECT_EQ(augment[1].origin("plugin").file, "command line");
+  // The saved config reads back the same.
+  Config again = Config::parse(config.resolved_toml(), "saved.toml");
+  ASSERT_EQ(again.array("augment").size(), 2u);
+  EXPECT_EQ(again.array("augment")[1].get_string("plugin", ""), "rotate90");
+  // settings() names the elements as the overrides do.
+  std::vector<std::string> keys;
+  for (const auto& setting : config.settings()) keys.push_back(setting.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"train.epochs", "augment.0.p", "augment.0.plugin", "augment.1.p",
+                                            "augment.1.plugin", "augment.1.seed"}));
+
+  // Appending to a config without [[augment]] makes the array; removing the last element removes it.
+  Config plain = Config::load(path, {"~augment", "+augment={plugin = \"flip\"}"});
+  ASSERT_EQ(plain.array("augment").size(), 1u);
+  Config none = Config::load(path, {"~augment.1", "~augment.0"});
+  EXPECT_FALSE(none.contains("augment"));
+  EXPECT_EQ(none.resolved_toml().find("augment"), std::string::npos) << none.resolved_toml();
+
+  EXPECT_EQ(message_of([&] { Config::load(path, {"augment.2.p=0.1"}); }),
+            "command line: augment.2.p=0.1: [[augment]] has 2 tables (indices 0-1), so there is no table 2; append "
+            "one with +augment={plugin = \"...\"}");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"~augment.5"}); }),
+            "command line: ~augment.5: [[augment]] has 2 tables (indices 0-1), so there is no table 5; append one "
+            "with +augment={plugin = \"...\"}");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"augment.0=3"}); }),
+            "command line: augment.0=3: augment.0 is a table; set one of its keys, e.g. augment.0.KEY=VALUE");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"augment=3"}); }),
+            "command line: augment=3: augment is an array of tables; set one of its keys, e.g. augment.0.KEY=VALUE");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"+augment=flip"}); }),
+            "command line: +augment=flip: +KEY appends a table to the array of tables KEY, so the value must be an "
+            "inline table, e.g. '+augment={plugin = \"flip\"}' (quoted for the shell)");
+  EXPECT_EQ(message_of([&] { Config::load(path, {"+train={epochs = 2}"}); }),
+            "command line: +train={epochs = 2}: train is a table, not an array of tables, so no table can be "
+            "appended to it");
+  EXPECT_TRUE(Config::is_override("+augment={plugin = \"flip\"}"));
+  EXPECT_TRUE(Config::is_override("augment.0.p=0.3"));
+  EXPECT_FALSE(Config::is_override("+=3"));
 }
 
 // ~KEY (Hydra's deletion) removes a key, a table or an array of tables, also one set in a

@@ -8,7 +8,9 @@
 #include "host/util/atomic_file.h"
 #include "host/util/html.h"
 #include "host/train/run_folder.h"
+#include "host/train/mlflow_log.h"
 #include "host/train/runner.h"
+#include "host/util/interrupt.h"
 #include "tests/train/csv_rows.h"
 
 #include <gmock/gmock.h>
@@ -19,6 +21,7 @@
 #include <torch/script.h>
 
 #include <chrono>
+#include <csignal>
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
@@ -769,6 +772,240 @@ TEST_F(RunTest, AnExportedModelGivesPredictsProbabilitiesWithoutBachlab) {
               ::testing::HasSubstr("predicts with its 2 fold models, which one TorchScript file does not hold; export "
                                    "one fold (" + folds.run_dir + "/fold-1)"));
   EXPECT_FALSE(fs::exists(folder_ / "export2" / "model.pt"));
+}
+
+
+// --- [experiment] mlflow: the run in an MLflow file store (host/train/mlflow_log.h) ---
+
+// What the MLflow run of `run_dir` holds, read as MLflow's FileStore reads it.
+struct MlflowRunFiles {
+  fs::path store, experiment, run;
+  std::string run_id;
+  std::string meta() const { return read_file(run / "meta.yaml"); }
+  std::string param(const std::string& key) const { return read_file(run / "params" / key); }
+  std::string tag(const std::string& key) const { return read_file(run / "tags" / key); }
+  // Each "timestamp value step" line of a metric file.
+  std::vector<std::tuple<int64_t, double, int64_t>> metric(const std::string& name) const {
+    std::vector<std::tuple<int64_t, double, int64_t>> lines;
+    std::istringstream text(read_file(run / "metrics" / name));
+    for (std::string line; std::getline(text, line);) {
+      std::istringstream fields(line);
+      int64_t time = 0, step = 0;
+      double value = 0;
+      std::string rest;
+      EXPECT_TRUE(fields >> time >> value >> step) << name << ": " << line;
+      EXPECT_FALSE(fields >> rest) << name << ": " << line;
+      lines.emplace_back(time, value, step);
+    }
+    return lines;
+  }
+};
+
+MlflowRunFiles mlflow_run_of(const fs::path& run_dir) {
+  const auto record = nlohmann::json::parse(read_file(run_dir / kMlflowRunFile));
+  MlflowRunFiles out;
+  out.store = record.at("store").get<std::string>();
+  out.experiment = out.store / record.at("experiment_id").get<std::string>();
+  out.run_id = record.at("run_id").get<std::string>();
+  out.run = out.experiment / out.run_id;
+  return out;
+}
+
+// The value of `key` in a meta.yaml, as written.
+std::string yaml_field(const std::string& yaml, const std::string& key) {
+  std::istringstream lines(yaml);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(key + ": ", 0) == 0) return line.substr(key.size() + 2);
+  return "(none)";
+}
+
+// The layout MLflow's FileStore reads (mlflow/store/tracking/file_store.py): the store with
+// its Default experiment, the experiment found by name, the run's meta.yaml fields, the
+// config's values as params, each epoch's metrics as "timestamp value step" lines, the
+// final test figures; a resume with more epochs continues the same MLflow run.
+TEST_F(RunTest, MlflowLogIsAnMlflowFileStoreRunAndAResumeContinuesIt) {
+  const fs::path store = folder_ / "mlruns";
+  RunOptions options;
+  options.config_overrides = {"experiment.mlflow=" + store.string()};
+  options.overrides.epochs = 2;
+  RunSummary s = run_experiment(write_config("tracked", 3), options);
+  const MlflowRunFiles m = mlflow_run_of(s.run_dir);
+  EXPECT_EQ(m.store, store);
+
+  // The store as MLflow makes it: experiment 0 "Default", a .trash folder; ours by name.
+  EXPECT_EQ(yaml_field(read_file(store / "0" / "meta.yaml"), "name"), "'Default'");
+  EXPECT_TRUE(fs::is_directory(store / ".trash"));
+  const std::string experiment = read_file(m.experiment / "meta.yaml");
+  EXPECT_EQ(yaml_field(experiment, "name"), "'tracked'");
+  EXPECT_EQ(yaml_field(experiment, "experiment_id"), "'" + m.experiment.filename().string() + "'");
+  EXPECT_EQ(yaml_field(experiment, "lifecycle_stage"), "active");
+  EXPECT_EQ(yaml_field(experiment, "artifact_location"), "file://" + m.experiment.string());
+  for (const char* field : {"creation_time", "last_update_time"})
+    EXPECT_GT(std::stoll(yaml_field(experiment, field)), 1600000000000) << field;
+
+  const std::string meta = m.meta();
+  EXPECT_EQ(m.run_id.size(), 32u);
+  EXPECT_EQ(yaml_field(meta, "run_id"), m.run_id);
+  EXPECT_EQ(yaml_field(meta, "run_uuid"), m.run_id);
+  EXPECT_EQ(yaml_field(meta, "experiment_id"), "'" + m.experiment.filename().string() + "'");
+  EXPECT_EQ(yaml_field(meta, "run_name"), "'" + fs::path(s.run_dir).filename().string() + "'");
+  EXPECT_EQ(yaml_field(meta, "status"), "3") << "FINISHED";
+  EXPECT_EQ(yaml_field(meta, "lifecycle_stage"), "active");
+  EXPECT_EQ(yaml_field(meta, "source_type"), "4") << "LOCAL";
+  EXPECT_EQ(yaml_field(meta, "artifact_uri"), "file://" + (m.run / "artifacts").string());
+  EXPECT_EQ(yaml_field(meta, "tags"), "[]");
+  const int64_t start = std::stoll(yaml_field(meta, "start_time"));
+  const int64_t end = std::stoll(yaml_field(meta, "end_time"));
+  EXPECT_GT(start, 1600000000000);
+  EXPECT_GE(end, start);
+  EXPECT_EQ(m.tag("mlflow.runName"), fs::path(s.run_dir).filename().string());
+  EXPECT_FALSE(fs::exists(m.run / "tags" / "mlflow.parentRunId"));
+
+  // Params: every value of the saved config, strings as text, others as TOML writes them.
+  EXPECT_EQ(m.param("model.plugin"), "tiny_cnn");
+  EXPECT_EQ(m.param("train.epochs"), "3");
+  EXPECT_EQ(m.param("optimizer.lr"), "0.01");
+  EXPECT_EQ(m.param("experiment.mlflow"), store.string());
+
+  // Metrics: one line per epoch, step = epoch, the values of the history exactly.
+  auto val_loss = m.metric("val_loss");
+  ASSERT_EQ(val_loss.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(std::get<2>(val_loss[e]), static_cast<int64_t>(e + 1));
+    EXPECT_EQ(std::get<1>(val_loss[e]), s.history[e].val.loss);
+    EXPECT_GE(std::get<0>(val_loss[e]), start);
+  }
+  for (const char* name : {"lr", "train_loss", "train_accuracy", "val_accuracy", "val_auroc_micro", "epoch_seconds"})
+    EXPECT_EQ(m.metric(name).size(), 2u) << name;
+  auto test_accuracy = m.metric("final_test_accuracy");
+  ASSERT_EQ(test_accuracy.size(), 1u);
+  EXPECT_EQ(std::get<1>(test_accuracy[0]), s.split("test")->metrics.accuracy);
+  EXPECT_EQ(std::get<2>(test_accuracy[0]), 2);
+  EXPECT_EQ(m.metric("final_val_auroc_micro").size(), 1u);
+
+  // As if killed after logging an epoch its checkpoint does not hold (a stale step-3 line)
+  // and before logging one it does (train_loss without step 2): the resume keeps one line
+  // per epoch the checkpoint holds and logs the next afresh.
+  std::ofstream(m.run / "metrics" / "val_loss", std::ios::app) << "1 99.0 3\n";
+  const auto train_loss = m.metric("train_loss");
+  std::ofstream(m.run / "metrics" / "train_loss") << std::get<0>(train_loss[0]) << " " << std::get<1>(train_loss[0])
+                                                  << " 1\n";
+  // Resumed to 3 epochs: the same MLflow run, its first lines kept as they were, one more epoch.
+  RunOptions again;
+  again.resume = fs::path(s.run_dir);
+  again.overrides.epochs = 3;
+  RunSummary resumed = run_experiment("", again);
+  const MlflowRunFiles r = mlflow_run_of(resumed.run_dir);
+  EXPECT_EQ(r.run_id, m.run_id);
+  EXPECT_EQ(std::distance(fs::directory_iterator(m.experiment), fs::directory_iterator()), 2)
+      << "meta.yaml and the one run";
+  auto val_loss_after = r.metric("val_loss");
+  ASSERT_EQ(val_loss_after.size(), 3u);
+  EXPECT_EQ(val_loss_after[0], val_loss[0]);
+  EXPECT_EQ(val_loss_after[1], val_loss[1]);
+  EXPECT_EQ(std::get<2>(val_loss_after[2]), 3);
+  EXPECT_EQ(std::get<1>(val_loss_after[2]), resumed.history[2].val.loss);
+  auto train_loss_after = r.metric("train_loss");
+  ASSERT_EQ(train_loss_after.size(), 3u);
+  EXPECT_EQ(std::get<2>(train_loss_after[1]), 2);
+  EXPECT_EQ(std::get<1>(train_loss_after[1]), resumed.history[1].train.loss);
+  EXPECT_EQ(yaml_field(r.meta(), "status"), "3");
+  EXPECT_EQ(yaml_field(r.meta(), "start_time"), std::to_string(start));
+  auto final_after = r.metric("final_test_accuracy");
+  ASSERT_EQ(final_after.size(), 2u);
+  EXPECT_EQ(std::get<2>(final_after[1]), 3);
+}
+
+// Ctrl-C: the MLflow run says KILLED; its resume makes it RUNNING and then FINISHED, the
+// same run. A log destroyed before its end with no stop request says FAILED.
+TEST_F(RunTest, AStoppedRunIsKilledInMlflowAndItsResumeFinishesIt) {
+  const fs::path store = folder_ / "mlruns";
+  RunOptions options;
+  options.config_overrides = {"experiment.mlflow=" + store.string()};
+  fs::path run_dir;
+  {
+    InterruptScope scope;
+    std::raise(SIGINT);  // the request the first batch sees
+    try {
+      run_experiment(write_config("stopped", 1), options);
+      FAIL() << "expected Interrupted";
+    } catch (const Interrupted& stop) {
+      run_dir = stop.resume_dir;
+    }
+  }
+  const MlflowRunFiles m = mlflow_run_of(run_dir);
+  EXPECT_EQ(yaml_field(m.meta(), "status"), "5") << "KILLED";
+  EXPECT_NE(yaml_field(m.meta(), "end_time"), "null");
+  EXPECT_FALSE(fs::exists(m.run / "metrics" / "val_loss"));
+
+  InterruptScope cleared;  // a new scope forgets the request
+  RunOptions again;
+  again.resume = run_dir;
+  run_experiment("", again);
+  EXPECT_EQ(mlflow_run_of(run_dir).run_id, m.run_id);
+  EXPECT_EQ(yaml_field(m.meta(), "status"), "3");
+  EXPECT_EQ(m.metric("val_loss").size(), 1u);
+
+  const fs::path other = folder_ / "other";
+  fs::create_directories(other);
+  { MlflowLog log(store, other, "stopped", Config::parse("[train]\nepochs = 1\n", "x.toml"), nullptr); }
+  EXPECT_EQ(yaml_field(mlflow_run_of(other).meta(), "status"), "4") << "FAILED";
+  EXPECT_EQ(mlflow_run_of(other).experiment, m.experiment) << "found by name";
+}
+
+// A store that cannot be written (a file in its place) costs the MLflow log, not the run.
+TEST_F(RunTest, AnMlflowStoreThatCannotBeWrittenIsAWarningAndTheRunTrains) {
+  const fs::path store = folder_ / "mlruns";
+  std::ofstream(store) << "not a folder";
+  std::ostringstream progress;
+  RunOptions options;
+  options.config_overrides = {"experiment.mlflow=" + store.string()};
+  options.progress = &progress;
+  RunSummary s = run_experiment(write_config("unlogged", 1), options);
+  EXPECT_EQ(s.history.size(), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(s.run_dir) / kMlflowRunFile));
+  EXPECT_NE(progress.str().find("warning: [experiment] mlflow = \"" + store.string() +
+                                "\": cannot write the MLflow run log of " + s.run_dir),
+            std::string::npos)
+      << progress.str();
+  EXPECT_NE(progress.str().find("; training goes on without the MLflow log\n"), std::string::npos) << progress.str();
+}
+
+// A cross-validation is one MLflow run with its folds and refit as child runs.
+TEST_F(RunTest, FoldsAndRefitAreChildRunsOfTheCrossValidation) {
+  RunOptions options;
+  options.config_overrides = {"experiment.mlflow=" + (folder_ / "mlruns").string(), "train.refit=true"};
+  RunSummary s = run_experiment(write_config("folded", 1, "folds = 2\n"), options);
+  const MlflowRunFiles root = mlflow_run_of(s.run_dir);
+  EXPECT_EQ(yaml_field(root.meta(), "status"), "3");
+  EXPECT_EQ(std::get<1>(root.metric("final_val_accuracy").at(0)), s.split("val")->metrics.accuracy);
+  for (const char* child : {"fold-1", "fold-2", "refit"}) {
+    const MlflowRunFiles c = mlflow_run_of(fs::path(s.run_dir) / child);
+    EXPECT_EQ(c.experiment, root.experiment) << child;
+    EXPECT_EQ(c.tag("mlflow.parentRunId"), root.run_id) << child;
+    EXPECT_EQ(c.tag("mlflow.runName"), fs::path(s.run_dir).filename().string() + "/" + child);
+    EXPECT_EQ(yaml_field(c.meta(), "status"), "3") << child;
+    EXPECT_EQ(c.metric("train_loss").size(), 1u) << child;
+  }
+}
+
+// An augmentation appended on the command line trains and is what the saved config holds;
+// `bachlab config` (new_run_config) gives that very text.
+TEST_F(RunTest, AnAugmentationAddedOnTheCommandLineTrainsAndIsSaved) {
+  RunOptions options;
+  options.config_overrides = {"+augment={plugin = \"flip\", p = 0.5}", "augment.0.p=0.25"};
+  const fs::path config = write_config("flipped", 1);
+  const std::string printed = new_run_config(config, options).resolved_toml(Config::Paths::absolute);
+  RunSummary s = run_experiment(config, options);
+  const std::string saved = read_file(fs::path(s.run_dir) / "config.toml");
+  EXPECT_EQ(saved, printed);
+  Config reread = Config::parse(saved, "config.toml");
+  ASSERT_EQ(reread.array("augment").size(), 1u);
+  EXPECT_EQ(reread.array("augment")[0].get_string("plugin", ""), "flip");
+  EXPECT_DOUBLE_EQ(reread.array("augment")[0].get_float("p", 0), 0.25);
+  const auto params = s.params;
+  EXPECT_NE(std::find(params.begin(), params.end(), std::make_pair(std::string("augment"), std::string("flip"))),
+            params.end());
 }
 
 }  // namespace
