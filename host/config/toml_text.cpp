@@ -83,11 +83,15 @@ void write_table(const toml::table& table, const std::string& path, std::string&
           });
       if (!only_tables) out += "\n[" + child + "]\n";
       write_table(*sub, child, out);
-    } else if (is_array_of_tables(node)) {
-      for (const auto& element : *node.as_array()) {
-        out += "\n[[" + child + "]]\n";
-        write_table(*element.as_table(), child, out);
-      }
+    }
+  }
+  // Arrays of tables last, as toml++ prints them.
+  for (const auto& [key, node] : table) {
+    if (!is_array_of_tables(node)) continue;
+    const std::string child = (path.empty() ? "" : path + ".") + key_text(std::string(key.str()));
+    for (const auto& element : *node.as_array()) {
+      out += "\n[[" + child + "]]\n";
+      write_table(*element.as_table(), child, out);
     }
   }
 }
