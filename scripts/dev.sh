@@ -27,8 +27,9 @@ PACKAGES=(
   libpq-dev postgresql
   # Gloo's headers, which c10d's ProcessGroupGloo header includes (data-parallel training).
   libgloo-dev
-  # torchvision exports the ResNet50/VGG16 weights the transfer tests check against.
-  python3-torch python3-torchvision
+  # torchvision exports the ResNet50/VGG16 weights the transfer tests check against;
+  # OpenCV's Python module runs examples/predict_exported.py, which a test checks against predict.
+  python3-torch python3-torchvision python3-opencv
   # The fuzz build (tests/fuzz): clang with libFuzzer's runtime, which clang only recommends.
   clang-14 libclang-rt-14-dev
 )

@@ -764,6 +764,48 @@ TEST_F(CliFolder, CheckRefusesWhatRunRefusesAndARefusedRunLeavesNoFolder) {
 // predict takes folders of photos (issue #21 item 10); with --heatmap, photos of one name
 // from different folders get a heatmap each (issue #22 item 9), and a heatmap folder that
 // cannot be made is an error before any photo is predicted.
+// examples/predict_exported.py, given only what `bachlab export` wrote, gives the class
+// probabilities `bachlab predict` gives (#21 item 3): a patch model with Reinhard
+// normalisation, a resize by scale, TTA and the tissue rule, and a whole-photo model.
+TEST_F(CliFolder, APythonScriptReproducesPredictFromAnExport) {
+  if (std::system("/usr/bin/python3 -c 'import cv2, torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs /usr/bin/python3 with torch and cv2 (scripts/dev.sh setup installs python3-torch and "
+                    "python3-opencv)";
+  const fs::path photos = fs::temp_directory_path() / "bachlab_cli_test_cache" / "synthetic-v1-32x24-5per-class-seed0" /
+                          "Photos";
+  const fs::path script = fs::path(BACHLAB_SOURCE_DIR) / "examples" / "predict_exported.py";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"patches", "data.scale=0.75 data.stain_normalize=reinhard data.patches.size=8 data.patches.per_image=2 "
+                  "data.patches.min_tissue=0.2 eval.tta=d4 eval.patches.stride=5 eval.patches.aggregate=vote"},
+      {"whole", "eval.tta=flips"}};
+  for (const auto& [name, overrides] : cases) {
+    ASSERT_EQ(run("run " + q(tiny_config(name)) + " train.epochs=1 " + overrides).exit_code, 0) << name;
+    const fs::path folder = run_folder(name), exported = dir_ / (name + "-export");
+    Result e = run("export " + q(folder) + " --out " + q(exported));
+    ASSERT_EQ(e.exit_code, 0) << e.output;
+    std::string files;
+    for (const char* photo : {"Normal/n001.tif", "Benign/b002.tif", "InSitu/is003.tif", "Invasive/iv004.tif"})
+      files += " " + q(photos / photo);
+    Result predicted = run("predict " + q(folder) + files + " --format json");
+    ASSERT_EQ(predicted.exit_code, 0) << predicted.output;
+    const fs::path python_out = dir_ / (name + "-python.json");
+    ASSERT_EQ(std::system(("/usr/bin/python3 " + q(script) + " " + q(exported) + files + " > " + q(python_out)).c_str()),
+              0);
+    const auto theirs = nlohmann::json::parse(read_text(python_out));
+    // The JSON list, without the lines predict writes on stderr around it.
+    const size_t begin = predicted.output.find('['), end = predicted.output.rfind(']');
+    ASSERT_NE(begin, std::string::npos) << predicted.output;
+    const auto ours = nlohmann::json::parse(predicted.output.substr(begin, end + 1 - begin));
+    ASSERT_EQ(theirs.size(), 4u);
+    ASSERT_EQ(ours.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(theirs[i].at("predicted"), ours[i].at("predicted")) << name;
+      for (const auto& [label, p] : ours[i].at("probabilities").items())
+        EXPECT_NEAR(theirs[i].at("probabilities").at(label).get<double>(), p.get<double>(), 1e-4) << name << " " << label;
+    }
+  }
+}
+
 TEST_F(CliFolder, PredictTakesFoldersAndGivesEveryPhotoItsOwnHeatmap) {
   // A patch model: its heatmaps are maps (a whole-photo model's are refused below).
   Result trained = run("run " + q(tiny_config("seen", "[data.patches]\nsize = 8\nper_image = 2\n")) +
