@@ -22,7 +22,7 @@ JOBS="${BACHLAB_JOBS:-$(nproc)}"
 PACKAGES=(
   cmake g++ ninja-build pkg-config
   libtorch-dev libopencv-dev libtiff-dev libboost-dev libtomlplusplus-dev libcli11-dev
-  nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libfmt-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   # libpq for studies on PostgreSQL; the server for the tests that start a throwaway one.
   libpq-dev postgresql
   # Gloo's headers, which c10d's ProcessGroupGloo header includes (data-parallel training).

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
+#include <yaml-cpp/yaml.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -35,42 +36,43 @@ int64_t now_ms() {
       .count();
 }
 
-// A YAML single-quoted scalar (a quote is doubled; control characters, which would need
-// the double-quoted form, become spaces).
-std::string yaml_string(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) {
-    if (c == '\'') out += "''";
-    else out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+// The top-level string `key` of a meta.yaml (MLflow's or ours); "" without one or if the
+// file is not YAML.
+std::string yaml_value(const fs::path& meta, const std::string& key) {
+  try {
+    const YAML::Node node = YAML::LoadFile(meta.string())[key];
+    return node.IsScalar() ? node.as<std::string>() : "";
+  } catch (const YAML::Exception&) {
+    return "";
   }
-  return out + "'";
 }
 
-// What yaml_string() wrote, or a plain scalar as MLflow's yaml.safe_dump writes it.
-std::string yaml_unquote(std::string text) {
-  while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
-  if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
-    std::string out;
-    for (size_t i = 1; i + 1 < text.size(); ++i) {
-      out += text[i];
-      if (text[i] == '\'' && text[i + 1] == '\'') ++i;
-    }
-    return out;
+// A meta.yaml's emitter: one mapping, strings single-quoted (as MLflow's own quote ids
+// such as '0', so that they read back as strings).
+class MetaYaml {
+ public:
+  MetaYaml() { out_ << YAML::BeginMap; }
+  MetaYaml& text(const char* key, const std::string& value) {
+    out_ << YAML::Key << key << YAML::Value << YAML::SingleQuoted << value;
+    return *this;
   }
-  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') return text.substr(1, text.size() - 2);
-  return text;
-}
+  MetaYaml& empty_list(const char* key) {
+    out_ << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+    return *this;
+  }
+  template <typename T>
+  MetaYaml& plain(const char* key, const T& value) {
+    out_ << YAML::Key << key << YAML::Value << value;
+    return *this;
+  }
+  std::string str() {
+    out_ << YAML::EndMap;
+    return std::string(out_.c_str()) + "\n";
+  }
 
-// The value of top-level `key` in a meta.yaml MLflow wrote; "" without one.
-std::string yaml_value(const std::string& yaml, const std::string& key) {
-  const std::string marker = key + ":";
-  for (size_t at = 0; at < yaml.size();) {
-    const size_t end = std::min(yaml.find('\n', at), yaml.size());
-    if (yaml.compare(at, marker.size(), marker) == 0) return yaml_unquote(yaml.substr(at + marker.size() + 1, end - at - marker.size() - 1));
-    at = end + 1;
-  }
-  return "";
-}
+ private:
+  YAML::Emitter out_;
+};
 
 // file:///... as Python's pathlib.Path.as_uri() writes an absolute path.
 std::string file_uri(const fs::path& path) {
@@ -108,9 +110,14 @@ std::string new_run_id() {
 }
 
 std::string experiment_meta(const fs::path& store, const std::string& id, const std::string& name, int64_t time) {
-  return fmt::format("artifact_location: {}\ncreation_time: {}\nexperiment_id: {}\nlast_update_time: {}\n"
-                     "lifecycle_stage: active\nname: {}\n",
-                     file_uri(store / id), time, yaml_string(id), time, yaml_string(name));
+  return MetaYaml()
+      .plain("artifact_location", file_uri(store / id))
+      .plain("creation_time", time)
+      .text("experiment_id", id)
+      .plain("last_update_time", time)
+      .plain("lifecycle_stage", "active")
+      .text("name", name)
+      .str();
 }
 
 // The id of the experiment called `name` in `store`, made if there is none. The store is
@@ -123,7 +130,7 @@ std::string find_or_make_experiment(const fs::path& store, const std::string& na
   }
   for (const auto& entry : fs::directory_iterator(store)) {
     const fs::path meta = entry.path() / "meta.yaml";
-    if (entry.is_directory() && fs::is_regular_file(meta) && yaml_value(read_file(meta), "name") == name)
+    if (entry.is_directory() && fs::is_regular_file(meta) && yaml_value(meta, "name") == name)
       return entry.path().filename().string();
   }
   // An id from the name (MLflow 2 also makes large integer ids), so two runs making the same
@@ -135,7 +142,7 @@ std::string find_or_make_experiment(const fs::path& store, const std::string& na
       write_file_atomic(folder / "meta.yaml", experiment_meta(store, std::to_string(id), name, now_ms()));
       return std::to_string(id);
     }
-    if (fs::is_regular_file(folder / "meta.yaml") && yaml_value(read_file(folder / "meta.yaml"), "name") == name)
+    if (fs::is_regular_file(folder / "meta.yaml") && yaml_value(folder / "meta.yaml", "name") == name)
       return std::to_string(id);
   }
 }
@@ -233,14 +240,27 @@ void MlflowLog::guarded(const char* what, Write&& write) {
 
 void MlflowLog::write_run_meta(Status status, int64_t end_ms) {
   // MLflow's keys (file_store.py, _make_persisted_run_info_dict), in yaml.safe_dump's order.
-  write_file_atomic(
-      run_folder() / "meta.yaml",
-      fmt::format("artifact_uri: {}\nend_time: {}\nentry_point_name: ''\nexperiment_id: {}\nlifecycle_stage: active\n"
-                  "run_id: {}\nrun_name: {}\nrun_uuid: {}\nsource_name: ''\nsource_type: 4\nsource_version: ''\n"
-                  "start_time: {}\nstatus: {}\ntags: []\nuser_id: {}\n",
-                  file_uri(run_folder() / "artifacts"), end_ms > 0 ? std::to_string(end_ms) : "null",
-                  yaml_string(experiment_id_), run_id_, yaml_string(run_name_), run_id_, start_ms_,
-                  static_cast<int>(status), yaml_string(user_name())));
+  MetaYaml meta;
+  meta.plain("artifact_uri", file_uri(run_folder() / "artifacts"));
+  if (end_ms > 0) {
+    meta.plain("end_time", end_ms);
+  } else {
+    meta.plain("end_time", YAML::Null);
+  }
+  write_file_atomic(run_folder() / "meta.yaml", meta.text("entry_point_name", "")
+                                                    .text("experiment_id", experiment_id_)
+                                                    .plain("lifecycle_stage", "active")
+                                                    .text("run_id", run_id_)
+                                                    .text("run_name", run_name_)
+                                                    .text("run_uuid", run_id_)
+                                                    .text("source_name", "")
+                                                    .plain("source_type", 4)
+                                                    .text("source_version", "")
+                                                    .plain("start_time", start_ms_)
+                                                    .plain("status", static_cast<int>(status))
+                                                    .empty_list("tags")
+                                                    .text("user_id", user_name())
+                                                    .str());
 }
 
 void MlflowLog::log_metric(const std::string& name, double value, int64_t step) {

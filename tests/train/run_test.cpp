@@ -845,8 +845,8 @@ TEST_F(RunTest, MlflowLogIsAnMlflowFileStoreRunAndAResumeContinuesIt) {
 
   const std::string meta = m.meta();
   EXPECT_EQ(m.run_id.size(), 32u);
-  EXPECT_EQ(yaml_field(meta, "run_id"), m.run_id);
-  EXPECT_EQ(yaml_field(meta, "run_uuid"), m.run_id);
+  EXPECT_EQ(yaml_field(meta, "run_id"), "'" + m.run_id + "'");
+  EXPECT_EQ(yaml_field(meta, "run_uuid"), "'" + m.run_id + "'");
   EXPECT_EQ(yaml_field(meta, "experiment_id"), "'" + m.experiment.filename().string() + "'");
   EXPECT_EQ(yaml_field(meta, "run_name"), "'" + fs::path(s.run_dir).filename().string() + "'");
   EXPECT_EQ(yaml_field(meta, "status"), "3") << "FINISHED";
