@@ -2,6 +2,7 @@
 #include "host/cli/commands.h"
 #include "host/cli/prediction_format.h"
 #include "host/data/tissue.h"
+#include "host/report/compare.h"
 #include "host/report/heatmap.h"
 #include "host/train/runner.h"
 #include "host/util/interrupt.h"

@@ -10,6 +10,7 @@
 #include "host/config/config.h"
 #include "host/util/time_text.h"
 #include "host/plugins/registry.h"
+#include "host/report/compare.h"
 #include "host/report/run_report.h"
 #include "host/tune/heartbeat_trial.h"
 #include "host/tune/study.h"

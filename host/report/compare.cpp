@@ -252,4 +252,85 @@ std::string format_run_comparison_html(const std::vector<ComparedRun>& runs) {
   return h.str();
 }
 
+namespace {
+
+// `first`, then `items` separated by ", ", wrapped before `width` columns; each further line
+// starts with `indent`.
+std::string wrapped_list(std::string line, const std::vector<std::string>& items, size_t width,
+                         const std::string& indent) {
+  std::string out;
+  bool line_has_item = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string piece = items[i] + (i + 1 < items.size() ? "," : "");
+    if (line_has_item && line.size() + 1 + piece.size() > width) out += line + "\n", line = indent, line_has_item = false;
+    line += (line_has_item ? " " : "") + piece;
+    line_has_item = true;
+  }
+  return out + line;
+}
+
+}  // namespace
+
+std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown) {
+  // The params every run has alike are said once, above the table and wrapped; the params
+  // column keeps those that differ, so that a row stays as short as the runs allow.
+  std::vector<std::string> shared;
+  auto alike = [&](const std::pair<std::string, std::string>& param) {
+    return std::all_of(runs.begin(), runs.end(), [&](const RunSummary& r) {
+      return std::find(r.params.begin(), r.params.end(), param) != r.params.end();
+    });
+  };
+  if (!runs.empty())
+    for (const auto& param : runs.front().params)
+      if (alike(param)) shared.push_back(param.first + "=" + param.second);
+  std::vector<std::string> differing(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (const auto& param : runs[i].params)
+      if (!alike(param)) differing[i] += (differing[i].empty() ? "" : ", ") + param.first + "=" + param.second;
+  const bool params_column = std::any_of(differing.begin(), differing.end(), [](const auto& d) { return !d.empty(); });
+
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"experiment"});
+  if (params_column) rows.back().push_back("params");
+  for (const char* column :
+       {"train acc", "val acc", "test acc", "test AUROC micro", "test AUROC macro", "epochs", "time"})
+    rows.back().push_back(column);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunSummary& r = runs[i];
+    auto acc = [&](const std::string& name) { return format_accuracy(r, name); };
+    const SplitResult* test = r.split("test");
+    rows.push_back({r.experiment});
+    if (params_column) rows.back().push_back(differing[i].empty() ? "-" : differing[i]);
+    for (const std::string& value :
+         {acc("train"), acc("val"), acc("test"), test ? metric_cell(test->metrics.auroc_micro, "{:.3f}") : "-",
+          test ? metric_cell(test->metrics.auroc_macro, "{:.3f}") : "-", std::to_string(r.history.size()),
+          format_duration(r.seconds)})
+      rows.back().push_back(value);
+  }
+  const size_t left_columns = params_column ? 2 : 1;
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  if (!shared.empty())
+    out += wrapped_list(runs.size() == 1 ? "params: " : "params of every run: ", shared, kTableColumns, "  ") + "\n" +
+           (markdown ? "\n" : "");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string line = markdown ? "|" : "";
+    for (size_t c = 0; c < rows[i].size(); ++c) {
+      const bool left = c < left_columns;
+      std::string padded = left ? fmt::format("{:<{}}", rows[i][c], width[c]) : fmt::format("{:>{}}", rows[i][c], width[c]);
+      line += markdown ? " " + padded + " |" : (c ? "  " : "") + padded;
+    }
+    out += line + "\n";
+    if (i == 0 && markdown) {
+      std::string rule = "|";
+      for (size_t c = 0; c < width.size(); ++c)
+        rule += (c < left_columns ? ":" + std::string(width[c] + 1, '-') : std::string(width[c] + 1, '-') + ":") + "|";
+      out += rule + "\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace bachlab::host

@@ -1,9 +1,10 @@
 #pragma once
-// `bachlab compare RUN_DIR...`: runs made at different times, side by side. One table of
+// Runs side by side: the table `bachlab run` ends with, and `bachlab compare RUN_DIR...`
+// for runs made at different times. One table of
 // the settings that differ between their saved configs, their final metrics and training
 // time; with --html, the same table and their validation curves overlaid.
 
-#include "host/report/run_report.h"
+#include "host/report/run_summary.h"
 
 #include <filesystem>
 #include <string>
@@ -11,6 +12,14 @@
 #include <vector>
 
 namespace bachlab::host {
+
+/// The width a table printed on a terminal keeps to: wider content is wrapped or moved to a
+/// table of its own.
+inline constexpr size_t kTableColumns = 120;
+
+/// The comparison table `bachlab run` ends with: experiment, key params, train/val/test
+/// accuracy, test AUROC (micro and macro) and time; "markdown" or "text" layout.
+std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown = false);
 
 /// One run folder as compare reads it: metrics.json and the saved config.toml.
 struct ComparedRun {

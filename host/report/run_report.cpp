@@ -22,42 +22,13 @@
 namespace bachlab::host {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-json number(double v) { return std::isfinite(v) ? json(v) : json(); }
-double number(const json& j) { return j.is_null() ? kNaN : j.get<double>(); }
-
-std::string cell(double v, const char* format = "{:.4f}") {
-  return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : std::string("-");
-}
 
 std::vector<double> column(const std::vector<EpochRecord>& history, double EpochMetrics::*field, bool val) {
   std::vector<double> out;
   for (const auto& r : history) out.push_back((val ? r.val : r.train).*field);
   return out;
-}
-
-std::string class_name(const std::vector<std::string>& classes, int64_t c) {
-  return c >= 0 && static_cast<size_t>(c) < classes.size() ? classes[static_cast<size_t>(c)] : std::to_string(c);
-}
-
-// The class with the highest probability (the first of equals; NaN never wins).
-int64_t predicted_class(const std::vector<double>& probabilities) {
-  int64_t best = 0;
-  for (size_t c = 1; c < probabilities.size(); ++c) {
-    const double p = probabilities[c], top = probabilities[static_cast<size_t>(best)];
-    if (!std::isnan(p) && (std::isnan(top) || p > top)) best = static_cast<int64_t>(c);
-  }
-  return best;
-}
-
-std::string relative_name(const fs::path& file, const fs::path& root) {
-  const fs::path relative = root.empty() ? fs::path() : file.lexically_relative(root);
-  return (relative.empty() || *relative.begin() == "..") ? file.string() : relative.generic_string();
 }
 
 // A photo as a small inline PNG (longest side `side` pixels), or "" if it cannot be read
@@ -111,7 +82,7 @@ void misclassified_section(std::ostream& h, const fs::path& run_dir, const RunSu
                                   "\" src=\"data:image/png;base64," + thumbnail + "\">")
       << "</td><td>" << html_escape(relative_name(m.file, s.data_root)) << "</td><td>"
       << html_escape(class_name(s.classes, m.truth)) << "</td><td>" << html_escape(class_name(s.classes, m.predicted))
-      << "</td><td>" << cell(m.confidence, "{:.3f}") << "</td>"
+      << "</td><td>" << metric_cell(m.confidence, "{:.3f}") << "</td>"
       << (s.fold_val_accuracy.empty() ? std::string() : "<td>" + (m.fold ? std::to_string(*m.fold + 1) : "-") + "</td>")
       << "<td>" << heatmap_cell << "</td></tr>\n";
   }
@@ -122,179 +93,6 @@ const cv::Scalar kTrainColor(180, 119, 31);  // the blue and orange of matplotli
 const cv::Scalar kValColor(14, 127, 255);
 
 }  // namespace
-
-std::string format_predictions_csv(const std::vector<SplitPredictions>& predictions,
-                                   const std::vector<std::string>& classes, const fs::path& data_root) {
-  size_t columns = classes.size();
-  for (const auto& part : predictions)
-    for (const auto& row : part.probabilities) columns = std::max(columns, row.size());
-  std::string out = "file,true_class,predicted_class";
-  for (size_t c = 0; c < columns; ++c) out += "," + csv_field(class_name(classes, static_cast<int64_t>(c)));
-  out += ",split,fold\n";
-  for (const auto& part : predictions) {
-    if (part.files.size() != part.labels.size() || part.files.size() != part.probabilities.size())
-      throw Error(fmt::format("predictions of the {} split: {} files, {} labels and {} rows of probabilities; they "
-                              "must be one per photo",
-                              part.split, part.files.size(), part.labels.size(), part.probabilities.size()));
-    const std::string fold = part.fold ? std::to_string(*part.fold + 1) : "";
-    for (size_t i = 0; i < part.files.size(); ++i) {
-      const auto& row = part.probabilities[i];
-      out += csv_field(relative_name(part.files[i], data_root)) + "," + csv_field(class_name(classes, part.labels[i])) +
-             "," + csv_field(class_name(classes, predicted_class(row)));
-      for (size_t c = 0; c < columns; ++c) out += c < row.size() ? fmt::format(",{:.6f}", row[c]) : std::string(",");
-      out += "," + part.split + "," + fold + "\n";
-    }
-  }
-  return out;
-}
-
-std::string interruption_note(const RunSummary& run) {
-  const auto done = static_cast<int64_t>(run.history.size());
-  if (run.stopped_early || run.epochs_planned <= 0 || done >= run.epochs_planned) return "";
-  return fmt::format("it stopped after epoch {} of {} (interrupted); `bachlab run --resume {}` continues it", done,
-                     run.epochs_planned, run.run_dir);
-}
-
-const SplitResult* RunSummary::split(const std::string& name) const {
-  for (const auto& s : splits)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
-const SplitResult* RunSummary::held_out() const {
-  if (const SplitResult* test = split("test")) return test;
-  return split("val") ? split("val") : split("external");
-}
-
-json to_json(const SplitMetrics& m, const std::vector<std::string>& classes) {
-  json per_class = json::object();
-  json auroc = json::object();
-  for (size_t c = 0; c < m.per_class.size(); ++c) {
-    const std::string name = c < classes.size() ? classes[c] : std::to_string(c);
-    per_class[name] = {{"precision", m.per_class[c].precision},
-                       {"recall", m.per_class[c].recall},
-                       {"f1", m.per_class[c].f1},
-                       {"support", m.per_class[c].support}};
-    auroc[name] = number(c < m.auroc_per_class.size() ? m.auroc_per_class[c] : kNaN);
-  }
-  return {{"loss", number(m.loss)},
-          {"accuracy", number(m.accuracy)},
-          {"auroc_micro", number(m.auroc_micro)},
-          {"auroc_macro", number(m.auroc_macro)},
-          {"auroc_per_class", auroc},
-          {"f1_macro", number(m.f1_macro)},
-          {"per_class", per_class},
-          {"confusion", m.confusion}};
-}
-
-SplitMetrics split_metrics_from_json(const json& j, const std::vector<std::string>& classes) {
-  SplitMetrics m;
-  m.loss = number(j.at("loss"));
-  m.accuracy = number(j.at("accuracy"));
-  m.auroc_micro = number(j.at("auroc_micro"));
-  m.auroc_macro = number(j.at("auroc_macro"));
-  m.f1_macro = number(j.at("f1_macro"));
-  m.confusion = j.at("confusion").get<std::vector<std::vector<int64_t>>>();
-  for (const auto& name : classes) {
-    m.auroc_per_class.push_back(number(j.at("auroc_per_class").at(name)));
-    const json& s = j.at("per_class").at(name);
-    m.per_class.push_back({s.at("precision").get<double>(), s.at("recall").get<double>(), s.at("f1").get<double>(),
-                           s.at("support").get<int64_t>()});
-  }
-  return m;
-}
-
-json to_json(const RunSummary& s) {
-  json params = json::array();
-  for (const auto& [key, value] : s.params) params.push_back({key, value});
-  json history = json::array();
-  for (const auto& r : s.history)
-    history.push_back({{"epoch", r.epoch},
-                       {"lr", r.lr},
-                       {"train_loss", number(r.train.loss)},
-                       {"train_accuracy", number(r.train.accuracy)},
-                       {"train_auroc_micro", number(r.train.auroc_micro)},
-                       {"train_auroc_macro", number(r.train.auroc_macro)},
-                       {"val_loss", number(r.val.loss)},
-                       {"val_accuracy", number(r.val.accuracy)},
-                       {"val_auroc_micro", number(r.val.auroc_micro)},
-                       {"val_auroc_macro", number(r.val.auroc_macro)},
-                       {"seconds", r.seconds}});
-  json splits = json::object();
-  for (const auto& split : s.splits) {
-    splits[split.name] = to_json(split.metrics, s.classes);
-    splits[split.name]["size"] = split.size;
-    if (std::isfinite(split.patch_accuracy)) splits[split.name]["patch_accuracy"] = split.patch_accuracy;
-  }
-  return {{"experiment", s.experiment},
-          {"description", s.description},
-          {"config_file", s.config_file},
-          {"run_dir", s.run_dir},
-          {"started", s.started},
-          {"seed", s.seed},
-          {"threads", s.threads},
-          {"classes", s.classes},
-          {"params", params},
-          {"monitor", s.monitor},
-          {"best_epoch", s.best_epoch},
-          {"stopped_early", s.stopped_early},
-          {"epochs_planned", s.epochs_planned},
-          {"weights", s.weights},
-          {"seconds", s.seconds},
-          {"auroc_note",
-           "auroc_micro: one ROC over the one-hot matrix (Keras' AUC, the study's \"Test AUROC\"); "
-           "auroc_macro: mean of one-vs-rest AUROC over the classes present"},
-          {"fold_val_accuracy", s.fold_val_accuracy},
-          {"ensemble_members", s.ensemble_members},
-          {"skipped", s.skipped},
-          {"splits", splits},
-          {"history", history}};
-}
-
-RunSummary run_summary_from_json(const json& j, const fs::path& file) {
-  try {
-    RunSummary s;
-    s.experiment = j.at("experiment").get<std::string>();
-    s.description = j.at("description").get<std::string>();
-    s.config_file = j.at("config_file").get<std::string>();
-    s.run_dir = j.at("run_dir").get<std::string>();
-    s.started = j.at("started").get<std::string>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.threads = j.at("threads").get<int64_t>();
-    s.classes = j.at("classes").get<std::vector<std::string>>();
-    for (const auto& p : j.at("params")) s.params.emplace_back(p.at(0).get<std::string>(), p.at(1).get<std::string>());
-    s.monitor = j.at("monitor").get<std::string>();
-    s.best_epoch = j.at("best_epoch").get<int64_t>();
-    s.stopped_early = j.at("stopped_early").get<bool>();
-    if (j.contains("epochs_planned")) s.epochs_planned = j.at("epochs_planned").get<int64_t>();
-    s.weights = j.at("weights").get<std::string>();
-    s.seconds = j.at("seconds").get<double>();
-    if (j.contains("fold_val_accuracy")) s.fold_val_accuracy = j.at("fold_val_accuracy").get<std::vector<double>>();
-    if (j.contains("ensemble_members")) s.ensemble_members = j.at("ensemble_members").get<std::vector<std::string>>();
-    if (j.contains("skipped")) s.skipped = j.at("skipped").get<std::vector<std::string>>();
-    for (const char* name : {"train", "val", "test"}) {
-      if (!j.at("splits").contains(name)) continue;
-      const json& split = j.at("splits").at(name);
-      s.splits.push_back({name, split.at("size").get<int64_t>(), split_metrics_from_json(split, s.classes)});
-      if (split.contains("patch_accuracy")) s.splits.back().patch_accuracy = number(split.at("patch_accuracy"));
-    }
-    for (const auto& r : j.at("history")) {
-      EpochRecord e;
-      e.epoch = r.at("epoch").get<int64_t>();
-      e.lr = r.at("lr").get<double>();
-      e.train = {number(r.at("train_loss")), number(r.at("train_accuracy")), number(r.at("train_auroc_micro")),
-                 number(r.at("train_auroc_macro"))};
-      e.val = {number(r.at("val_loss")), number(r.at("val_accuracy")), number(r.at("val_auroc_micro")),
-               number(r.at("val_auroc_macro"))};
-      e.seconds = r.at("seconds").get<double>();
-      s.history.push_back(e);
-    }
-    return s;
-  } catch (const json::exception& e) {
-    throw Error(file.string() + ": not a metrics.json written by bachlab run (" + std::string(e.what()) +
-                "); re-create it with `bachlab eval RUN_DIR`");
-  }
-}
 
 std::string format_report_html(const fs::path& run_dir, const RunSummary& s, const std::string& config_toml) {
   std::ostringstream h;
@@ -336,10 +134,10 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
   if (patches) h << "<th>patch-level accuracy</th>";
   h << "</tr>\n";
   for (const auto& split : s.splits) {
-    h << "<tr><td>" << split.name << "</td><td>" << split.size << "</td><td>" << cell(split.metrics.loss) << "</td><td>"
-      << cell(split.metrics.accuracy) << "</td><td>" << cell(split.metrics.auroc_micro) << "</td><td>"
-      << cell(split.metrics.auroc_macro) << "</td><td>" << cell(split.metrics.f1_macro) << "</td>";
-    if (patches) h << "<td>" << cell(split.patch_accuracy) << "</td>";
+    h << "<tr><td>" << split.name << "</td><td>" << split.size << "</td><td>" << metric_cell(split.metrics.loss) << "</td><td>"
+      << metric_cell(split.metrics.accuracy) << "</td><td>" << metric_cell(split.metrics.auroc_micro) << "</td><td>"
+      << metric_cell(split.metrics.auroc_macro) << "</td><td>" << metric_cell(split.metrics.f1_macro) << "</td>";
+    if (patches) h << "<td>" << metric_cell(split.patch_accuracy) << "</td>";
     h << "</tr>\n";
   }
   h << "</table>\n";
@@ -372,14 +170,14 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     }
     h << "<table><tr><th>fold</th><th>validation accuracy</th><th>report</th></tr>\n";
     for (size_t k = 0; k < s.fold_val_accuracy.size(); ++k) {
-      h << "<tr><td>" << k + 1 << "</td><td>" << cell(s.fold_val_accuracy[k], "{:.3f}") << "</td><td>";
+      h << "<tr><td>" << k + 1 << "</td><td>" << metric_cell(s.fold_val_accuracy[k], "{:.3f}") << "</td><td>";
       for (size_t p = 0; p < prefixes.size(); ++p) {
         const std::string link = html_escape(prefixes[p]) + "fold-" + std::to_string(k + 1) + "/report.html";
         h << (p ? " " : "") << "<a href=\"" << link << "\">" << link << "</a>";
       }
       h << "</td></tr>\n";
     }
-    h << "<tr><th>mean &plusmn; SD</th><th>" << cell(mean, "{:.3f}") << " &plusmn; " << cell(sd, "{:.3f}")
+    h << "<tr><th>mean &plusmn; SD</th><th>" << metric_cell(mean, "{:.3f}") << " &plusmn; " << metric_cell(sd, "{:.3f}")
       << "</th><th></th></tr>\n</table>\n";
   }
 
@@ -396,8 +194,8 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
     for (size_t c = 0; c < test->metrics.per_class.size(); ++c) {
       const auto& pc = test->metrics.per_class[c];
       h << "<tr><td>" << html_escape(c < s.classes.size() ? s.classes[c] : std::to_string(c)) << "</td><td>"
-        << cell(pc.precision) << "</td><td>" << cell(pc.recall) << "</td><td>" << cell(pc.f1) << "</td><td>"
-        << cell(test->metrics.auroc_per_class[c]) << "</td><td>" << pc.support << "</td></tr>\n";
+        << metric_cell(pc.precision) << "</td><td>" << metric_cell(pc.recall) << "</td><td>" << metric_cell(pc.f1) << "</td><td>"
+        << metric_cell(test->metrics.auroc_per_class[c]) << "</td><td>" << pc.support << "</td></tr>\n";
     }
     h << "</table>\n";
   }
@@ -415,10 +213,10 @@ std::string format_report_html(const fs::path& run_dir, const RunSummary& s, con
   h << "<h2>History</h2>\n<table><tr><th>epoch</th><th>lr</th><th>loss</th><th>accuracy</th><th>AUROC micro</th>"
        "<th>val loss</th><th>val accuracy</th><th>val AUROC micro</th><th>seconds</th></tr>\n";
   for (const auto& r : s.history)
-    h << "<tr><td>" << r.epoch << "</td><td>" << cell(r.lr, "{:.3g}") << "</td><td>" << cell(r.train.loss) << "</td><td>"
-      << cell(r.train.accuracy) << "</td><td>" << cell(r.train.auroc_micro) << "</td><td>" << cell(r.val.loss)
-      << "</td><td>" << cell(r.val.accuracy) << "</td><td>" << cell(r.val.auroc_micro) << "</td><td>"
-      << cell(r.seconds, "{:.1f}") << "</td></tr>\n";
+    h << "<tr><td>" << r.epoch << "</td><td>" << metric_cell(r.lr, "{:.3g}") << "</td><td>" << metric_cell(r.train.loss) << "</td><td>"
+      << metric_cell(r.train.accuracy) << "</td><td>" << metric_cell(r.train.auroc_micro) << "</td><td>" << metric_cell(r.val.loss)
+      << "</td><td>" << metric_cell(r.val.accuracy) << "</td><td>" << metric_cell(r.val.auroc_micro) << "</td><td>"
+      << metric_cell(r.seconds, "{:.1f}") << "</td></tr>\n";
   h << "</table>\n";
   h << "<h2>Resolved config</h2>\n<pre>" << html_escape(config_toml) << "</pre>\n" << kHtmlPageEnd;
   return h.str();
@@ -496,104 +294,6 @@ void write_run_report(const fs::path& run_dir, const RunSummary& s, const std::s
   if (!s.predictions.empty())
     write_file_atomic(run_dir / "predictions.csv", format_predictions_csv(s.predictions, s.classes, s.data_root));
   write_file_atomic(run_dir / "report.html", format_report_html(run_dir, s, config_toml));
-}
-
-std::string format_accuracy(const RunSummary& r, const std::string& name) {
-  const SplitResult* s = r.split(name);
-  if (!s) return std::string("-");
-  if (name != "val" || r.fold_val_accuracy.empty()) return cell(s->metrics.accuracy, "{:.3f}");
-  // Cross-validation: the pooled out-of-fold accuracy, +- the folds' standard deviation.
-  return cell(s->metrics.accuracy, "{:.3f}") + "±" + cell(mean_and_sd(r.fold_val_accuracy).second, "{:.3f}");
-}
-
-std::pair<double, double> mean_and_sd(const std::vector<double>& values) {
-  if (values.empty()) return {kNaN, kNaN};
-  double mean = 0, square = 0;
-  for (double v : values) mean += v / static_cast<double>(values.size());
-  for (double v : values) square += (v - mean) * (v - mean);
-  // The sample standard deviation; 0 for a single value.
-  return {mean, std::sqrt(square / static_cast<double>(std::max<size_t>(1, values.size() - 1)))};
-}
-
-namespace {
-
-// `first`, then `items` separated by ", ", wrapped before `width` columns; each further line
-// starts with `indent`.
-std::string wrapped_list(std::string line, const std::vector<std::string>& items, size_t width,
-                         const std::string& indent) {
-  std::string out;
-  bool line_has_item = false;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const std::string piece = items[i] + (i + 1 < items.size() ? "," : "");
-    if (line_has_item && line.size() + 1 + piece.size() > width) out += line + "\n", line = indent, line_has_item = false;
-    line += (line_has_item ? " " : "") + piece;
-    line_has_item = true;
-  }
-  return out + line;
-}
-
-}  // namespace
-
-std::string format_comparison_table(const std::vector<RunSummary>& runs, bool markdown) {
-  // The params every run has alike are said once, above the table and wrapped; the params
-  // column keeps those that differ, so that a row stays as short as the runs allow.
-  std::vector<std::string> shared;
-  auto alike = [&](const std::pair<std::string, std::string>& param) {
-    return std::all_of(runs.begin(), runs.end(), [&](const RunSummary& r) {
-      return std::find(r.params.begin(), r.params.end(), param) != r.params.end();
-    });
-  };
-  if (!runs.empty())
-    for (const auto& param : runs.front().params)
-      if (alike(param)) shared.push_back(param.first + "=" + param.second);
-  std::vector<std::string> differing(runs.size());
-  for (size_t i = 0; i < runs.size(); ++i)
-    for (const auto& param : runs[i].params)
-      if (!alike(param)) differing[i] += (differing[i].empty() ? "" : ", ") + param.first + "=" + param.second;
-  const bool params_column = std::any_of(differing.begin(), differing.end(), [](const auto& d) { return !d.empty(); });
-
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"experiment"});
-  if (params_column) rows.back().push_back("params");
-  for (const char* column :
-       {"train acc", "val acc", "test acc", "test AUROC micro", "test AUROC macro", "epochs", "time"})
-    rows.back().push_back(column);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const RunSummary& r = runs[i];
-    auto acc = [&](const std::string& name) { return format_accuracy(r, name); };
-    const SplitResult* test = r.split("test");
-    rows.push_back({r.experiment});
-    if (params_column) rows.back().push_back(differing[i].empty() ? "-" : differing[i]);
-    for (const std::string& value :
-         {acc("train"), acc("val"), acc("test"), test ? cell(test->metrics.auroc_micro, "{:.3f}") : "-",
-          test ? cell(test->metrics.auroc_macro, "{:.3f}") : "-", std::to_string(r.history.size()),
-          format_duration(r.seconds)})
-      rows.back().push_back(value);
-  }
-  const size_t left_columns = params_column ? 2 : 1;
-  std::vector<size_t> width(rows.front().size(), 0);
-  for (const auto& row : rows)
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  std::string out;
-  if (!shared.empty())
-    out += wrapped_list(runs.size() == 1 ? "params: " : "params of every run: ", shared, kTableColumns, "  ") + "\n" +
-           (markdown ? "\n" : "");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::string line = markdown ? "|" : "";
-    for (size_t c = 0; c < rows[i].size(); ++c) {
-      const bool left = c < left_columns;
-      std::string padded = left ? fmt::format("{:<{}}", rows[i][c], width[c]) : fmt::format("{:>{}}", rows[i][c], width[c]);
-      line += markdown ? " " + padded + " |" : (c ? "  " : "") + padded;
-    }
-    out += line + "\n";
-    if (i == 0 && markdown) {
-      std::string rule = "|";
-      for (size_t c = 0; c < width.size(); ++c)
-        rule += (c < left_columns ? ":" + std::string(width[c] + 1, '-') : std::string(width[c] + 1, '-') + ":") + "|";
-      out += rule + "\n";
-    }
-  }
-  return out;
 }
 
 }  // namespace bachlab::host
