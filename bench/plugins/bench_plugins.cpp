@@ -13,6 +13,7 @@
 // Own flags (before Google Benchmark's): --size=S (default 64), --batch=B (default 16),
 // --threads=T (default: all cores), --kind=K (only that kind, or "data").
 #include "bench/data/data_benchmarks.h"
+#include "host/data/parallel.h"
 #include "host/plugins/registry.h"
 #include "host/train/precision.h"
 
@@ -22,11 +23,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -314,9 +317,25 @@ void register_tuner(const host::PluginRegistry& registry, const std::string& nam
 // what each column means. (Its own header warns "Library was built as DEBUG" because
 // Debian builds libbenchmark without NDEBUG; that concerns the library's bookkeeping, not
 // the timed code, which is this build's.)
+// After each benchmark it says on stderr how many of the `total` are done and, at their
+// mean time so far, the time left (issue #21 item 11): one line each, on a terminal or in
+// a log. `total` 0: no such lines.
 class Reporter : public benchmark::ConsoleReporter {
  public:
-  Reporter(OutputOptions options, std::string setting) : ConsoleReporter(options), setting_(std::move(setting)) {}
+  Reporter(OutputOptions options, std::string setting, size_t total)
+      : ConsoleReporter(options), setting_(std::move(setting)), total_(total) {}
+
+  void ReportRuns(const std::vector<Run>& report) override {
+    ConsoleReporter::ReportRuns(report);
+    // With repetitions a benchmark may come in two reports (its runs, then their
+    // aggregates), both after it ran.
+    if (total_ == 0 || report.empty() || report.front().run_name.str() == last_) return;
+    last_ = report.front().run_name.str();
+    ++done_;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    GetOutputStream() << std::flush;
+    GetErrorStream() << host::progress_line("benchmarks", done_, total_, seconds, done_ >= total_) << std::endl;
+  }
 
   bool ReportContext(const Context& context) override {
     name_field_width_ = context.name_field_width;
@@ -329,12 +348,40 @@ class Reporter : public benchmark::ConsoleReporter {
                         "optimizer step, one tuner proposal). CPU: this process's CPU time per iteration, summed "
                         "over its threads. Iterations: how many were timed. items_per_second: images (optimizers: "
                         "parameters) per second. The last column says which form of a model was built.\n";
+    start_ = std::chrono::steady_clock::now();
     return true;
   }
 
  private:
   std::string setting_;
+  size_t total_;
+  size_t done_ = 0;
+  std::string last_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+// Sets Google Benchmark's --benchmark_list_tests, which has no other setter.
+void set_list_tests(const char* program, bool on) {
+  std::string name = program, flag = std::string("--benchmark_list_tests=") + (on ? "true" : "false");
+  char* argv[] = {name.data(), flag.data(), nullptr};
+  int argc = 2;
+  benchmark::Initialize(&argc, argv);
+}
+
+// How many benchmarks the filter selects, as Google Benchmark lists them (one per Arg),
+// so the count is what it then runs; 0 if the caller asked for the list itself.
+size_t count_selected_benchmarks(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "--benchmark_list_tests", 22) == 0) return 0;
+  std::ostringstream names;
+  benchmark::ConsoleReporter lister;
+  lister.SetOutputStream(&names);
+  lister.SetErrorStream(&names);
+  set_list_tests(argv[0], true);
+  const size_t count = benchmark::RunSpecifiedBenchmarks(&lister);
+  set_list_tests(argv[0], false);
+  return count;
+}
 
 }  // namespace
 
@@ -369,7 +416,8 @@ int main(int argc, char** argv) try {
                                           : benchmark::ConsoleReporter::OO_Tabular,
                     "input " + std::to_string(options.size) + "x" + std::to_string(options.size) + ", batch " +
                         std::to_string(options.batch) + ", " + std::to_string(threads) +
-                        (threads == 1 ? " LibTorch thread" : " LibTorch threads"));
+                        (threads == 1 ? " LibTorch thread" : " LibTorch threads"),
+                    count_selected_benchmarks(argc, argv));
   const size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   if (skipped > 0) std::cerr << skipped << (skipped == 1 ? " model plugin was" : " model plugins were")

@@ -1,6 +1,7 @@
 // `bachlab run`, `bachlab eval` and `bachlab predict`.
 #include "host/cli/commands.h"
 #include "host/cli/prediction_format.h"
+#include "host/data/parallel.h"
 #include "host/data/tissue.h"
 #include "host/report/compare.h"
 #include "host/report/heatmap.h"
@@ -295,16 +296,21 @@ void add_run_commands(CLI::App& app) {
                                  p.image, 100.0 * tissue);
     if (!heatmap_dir.empty()) {
       const std::vector<fs::path> heatmaps = heatmap_files(heatmap_dir, files);
-      for (size_t i = 0; i < predictions.size(); ++i) {
+      // Said after the progress line is done, so its line is not broken by them.
+      std::string said;
+      host::Progress progress("drawing heatmaps", predictions.size());
+      for (size_t i = 0; i < predictions.size(); ++i, progress.advance()) {
         const auto& p = predictions[i];
         if (p.patch_size == 0) {
-          std::cerr << "no heatmap of " << p.image << ": the model sees the whole photo and gives one probability "
-                       "per class for it, not a map (a patch model, [data.patches], gives one per patch)\n";
+          said += "no heatmap of " + p.image + ": the model sees the whole photo and gives one probability per class "
+                  "for it, not a map (a patch model, [data.patches], gives one per patch)\n";
           continue;
         }
         host::write_png_atomic(heatmaps[i], host::draw_heatmap(host::heatmap_input(p, classes)));
-        std::cerr << "heatmap of " << p.image << ": " << heatmaps[i].string() << "\n";
+        said += "heatmap of " + p.image + ": " + heatmaps[i].string() + "\n";
       }
+      progress.finish();
+      std::cerr << said;
     }
     return 0;
   });

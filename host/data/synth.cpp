@@ -12,6 +12,7 @@
 // tiny images are blurred tissue rather than aliased noise.
 #include "host/data/synth.h"
 
+#include "host/data/parallel.h"
 #include "host/util/folder_lock.h"
 
 #include <bachlab/sdk/error.h>
@@ -40,7 +41,6 @@
 #include <mutex>
 #include <optional>
 #include <system_error>
-#include <thread>
 
 namespace bachlab::host {
 
@@ -925,27 +925,6 @@ void remove_stale_partials(const fs::path& parent, const std::string& name) {
   }
 }
 
-// "synth: 120/400 images", in place on a terminal, else every tenth of the run.
-class Progress {
- public:
-  explicit Progress(int total) : total_(total), terminal_(::isatty(STDERR_FILENO) != 0) {}
-  void done_one() {
-    const int done = ++done_;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (terminal_) {
-      std::cerr << fmt::format("\rsynth: {}/{} images", done, total_) << (done == total_ ? "\n" : "") << std::flush;
-    } else if (total_ >= 20 && done * 10 / total_ != (done - 1) * 10 / total_) {
-      std::cerr << fmt::format("synth: {}/{} images\n", done, total_);
-    }
-  }
-
- private:
-  int total_;
-  bool terminal_;
-  std::atomic<int> done_{0};
-  std::mutex mutex_;
-};
-
 }  // namespace
 
 const std::vector<std::string>& bach_classes() {
@@ -1091,33 +1070,27 @@ void generate_synthetic_dataset(const SynthOptions& options) {
 
     // Each image depends only on (seed, class, index), so the order threads take them
     // in cannot change a byte.
-    int workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    workers = std::min(workers, total);
-    std::atomic<int> next{0};
     std::atomic<bool> failed{false};
     std::exception_ptr first_error;
     std::mutex error_mutex;
-    Progress progress(total);
-    auto work = [&] {
-      for (int job = next++; job < total && !failed; job = next++) {
-        try {
-          const int class_index = job / options.per_class, index = job % options.per_class + 1;
-          const cv::Mat image = draw_synthetic_image(class_index, options.width, options.height,
-                                                     synthetic_image_seed(options.seed, class_index, index), options.variant);
-          write_tiff(partial / "Photos" / bach_classes()[class_index] / synthetic_file_name(class_index, index), image,
-                     pixel_microns);
-          progress.done_one();
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!first_error) first_error = std::current_exception();
-          failed = true;
-        }
+    Progress progress("synth: images", static_cast<size_t>(total));
+    parallel_for(static_cast<size_t>(total), resolve_workers(options.workers), [&](size_t job, int) {
+      if (failed) return;
+      try {
+        const int class_index = static_cast<int>(job) / options.per_class;
+        const int index = static_cast<int>(job) % options.per_class + 1;
+        const cv::Mat image = draw_synthetic_image(class_index, options.width, options.height,
+                                                   synthetic_image_seed(options.seed, class_index, index), options.variant);
+        write_tiff(partial / "Photos" / bach_classes()[class_index] / synthetic_file_name(class_index, index), image,
+                   pixel_microns);
+        progress.advance();
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
       }
-    };
-    std::vector<std::thread> threads;
-    for (int t = 1; t < workers; ++t) threads.emplace_back(work);
-    work();
-    for (auto& thread : threads) thread.join();
+    });
+    progress.finish();
     if (first_error) std::rethrow_exception(first_error);
 
     std::string csv;

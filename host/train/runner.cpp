@@ -2,6 +2,7 @@
 
 #include "host/data/data.h"
 #include "host/data/dataset.h"
+#include "host/data/parallel.h"
 #include "host/report/heatmap.h"
 #include "host/train/history_csv.h"
 #include "host/train/memory_estimate.h"
@@ -211,7 +212,8 @@ std::string write_mistake_heatmaps(const fs::path& run_dir, const RunSummary& su
   for (const auto& m : mistakes) files.push_back(m.file);
   std::vector<std::string> classes;
   const std::vector<ImagePrediction> predictions = predict_images(run_dir, files, &classes, plugin_paths);
-  for (size_t i = 0; i < mistakes.size(); ++i) {
+  Progress progress("drawing the misclassified photos' heatmaps", mistakes.size());
+  for (size_t i = 0; i < mistakes.size(); ++i, progress.advance()) {
     const ImagePrediction& p = predictions[i];
     if (p.patch_size == 0) return "";  // a whole-photo model has no map to draw (heatmap.h)
     const std::string truth = mistakes[i].truth < static_cast<int64_t>(classes.size())

@@ -386,13 +386,21 @@ TEST(Cli, BenchRunsOneKindAndCompareShowsEachSpeedup) {
 #endif
   ASSERT_TRUE(fs::exists(fs::path(BACHLAB_BINARY_DIR) / "bench" / "bench_plugins"))
       << "bench_plugins is part of this build but missing";
-  const fs::path folder = fs::temp_directory_path() / "bachlab_cli_bench";
+  // One folder per process, so two builds running this test at once do not share it.
+  const fs::path folder = fs::temp_directory_path() / ("bachlab_cli_bench_" + std::to_string(::getpid()));
   fs::remove_all(folder);
   fs::create_directories(folder);
-  Result r = run("bench --kind optimizer --filter 'optimizer/sgd' --out " + (folder / "run.json").string());
+  Result r = run("bench --kind optimizer --filter 'optimizer/(sgd|rmsprop)' --min-time 0.05 --out " +
+                 (folder / "run.json").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("optimizer/sgd/step"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("optimizer/adam"), std::string::npos) << "--filter was not applied:\n" << r.output;
+  // Issue #21 item 11: after each benchmark, how many of those selected are done and the
+  // time left at their pace so far; the last line says the total time. In a log too.
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("\nbenchmarks 1/2 \\[#{12}\\.{12}\\]  50% [0-9.]+/s ETA [0-9.]+s\n")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("\nbenchmarks 2/2 \\[#{24}\\] 100% [0-9.]+/s in [0-9.]+s\n")))
+      << r.output;
   std::ifstream written(folder / "run.json");
   const std::string json((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
   EXPECT_NE(json.find("\"optimizer/sgd/step/real_time\""), std::string::npos) << json;
