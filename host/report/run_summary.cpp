@@ -162,6 +162,7 @@ json to_json(const RunSummary& s) {
           {"monitor", s.monitor},
           {"best_epoch", s.best_epoch},
           {"stopped_early", s.stopped_early},
+          {"stop_reason", s.stop_reason},
           {"epochs_planned", s.epochs_planned},
           {"weights", s.weights},
           {"seconds", s.seconds},
@@ -190,6 +191,7 @@ RunSummary run_summary_from_json(const json& j, const fs::path& file) {
     s.monitor = j.at("monitor").get<std::string>();
     s.best_epoch = j.at("best_epoch").get<int64_t>();
     s.stopped_early = j.at("stopped_early").get<bool>();
+    s.stop_reason = j.value("stop_reason", std::string());
     if (j.contains("epochs_planned")) s.epochs_planned = j.at("epochs_planned").get<int64_t>();
     s.weights = j.at("weights").get<std::string>();
     s.seconds = j.at("seconds").get<double>();

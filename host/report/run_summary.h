@@ -66,6 +66,8 @@ struct RunSummary {
   std::string monitor;
   int64_t best_epoch = 0;
   bool stopped_early = false;
+  /// Why training stopped before epochs_planned (Trainer::stop_reason); "" if it did not.
+  std::string stop_reason;
   /// The epochs the run was to train ([train] epochs, or --epochs); 0 in a metrics.json of
   /// an older version. A history shorter than this, not stopped early: interrupted.
   int64_t epochs_planned = 0;

@@ -4,6 +4,7 @@
 //
 //   on_train_begin
 //   for each epoch:  on_epoch_begin -> batches -> validation -> on_epoch_end
+//                    -> checkpoint (last.pt, best.pt)
 //     each batch:    on_batch_begin -> forward -> on_before_backward -> backward
 //                    -> (gradients reduced over ranks) -> on_before_optimizer_step
 //                    -> step -> on_batch_end
@@ -13,15 +14,25 @@
 // opens its autocast scope in on_batch_begin and closes it in on_before_backward
 // (host/train/precision.h); gradient clipping would act in on_before_optimizer_step.
 //
-// Early stopping, the learning-rate schedule, the frozen-feature cache, checkpoints,
-// progress output and history.csv are callbacks (one file each under host/train/). They
-// run in the order they were added; the trainer adds its own first (early stopping, the
-// schedule, the feature cache), so that a checkpoint written at on_epoch_end holds their
-// updated state.
+// Early stopping, the learning-rate schedule, the frozen-feature cache, progress output
+// and history.csv are callbacks (one file each under host/train/). They run in the order
+// they were added, the trainer's own (early stopping, the schedule, the feature cache)
+// first. The contract:
+//   - Any callback may end training with Trainer::request_stop(reason), from any hook; the
+//     loop finishes the current epoch (its on_epoch_end and checkpoint included) and
+//     starts no other. Early stopping stops this way.
+//   - A callback with state a resumed run needs names it with state_key(); the checkpoint
+//     stores what its save_state() writes under that key, and hands the same object back
+//     to load_state(). Keys are unique among a trainer's callbacks.
+//   - Checkpoints are not a callback: the trainer writes them after every callback's
+//     on_epoch_end, so they hold every callback's updated state whatever the add order.
+//   - How the validation split is measured is the trainer's (TrainerParts::validation),
+//     not a callback's.
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <string>
 
 namespace bachlab::host {
 
@@ -72,11 +83,14 @@ class TrainingCallback {
   /// After the last epoch of fit().
   virtual void on_train_end(Trainer&) {}
 
-  /// Writes what a resumed run needs of this callback into the checkpoint's state object
-  /// (one flat JSON object shared by the trainer and every callback, so each key names
-  /// its owner's variable). Default: nothing.
+  /// The key of this callback's state in a checkpoint (Lightning's state_key); empty (the
+  /// default): the callback has no state to save.
+  virtual std::string state_key() const { return {}; }
+  /// Writes what a resumed run needs of this callback into `state`, an object of its own
+  /// (stored under state_key()). Default: nothing.
   virtual void save_state(nlohmann::json& state) const {}
-  /// Reads back what save_state() wrote.
+  /// Reads back what save_state() wrote. Checkpoints written before callbacks had keys
+  /// hand over the one flat object all of them shared, whose keys are the same.
   virtual void load_state(const nlohmann::json& state) {}
 };
 

@@ -163,14 +163,14 @@ torch::serialize::InputArchive load_checkpoint(sdk::Network& model, const fs::pa
 
 }  // namespace
 
-void Checkpoints::on_train_begin(Trainer&) {
+void Checkpoints::prepare() {
   if (!writing_) return;
   fs::create_directories(folder_);
   // Checkpoints can be large; those half-written by killed runs would pile up.
   remove_orphaned_temp_files(folder_);
 }
 
-void Checkpoints::on_epoch_end(Trainer& trainer, const EpochRecord& record) {
+void Checkpoints::write(Trainer& trainer, const EpochRecord& record) {
   if (!writing_) return;
   if (trainer.best_epoch() == record.epoch) save(trainer, folder_ / "best.pt", false);
   save(trainer, folder_ / "last.pt", true);

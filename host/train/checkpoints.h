@@ -1,11 +1,13 @@
 #pragma once
-// Checkpoints as a training callback: best.pt after an epoch that is the best so far,
-// last.pt after every epoch, each written atomically, and resume() to continue a killed
-// run to the very numbers the uninterrupted one ends with.
+// Checkpoints: best.pt after an epoch that is the best so far, last.pt after every epoch,
+// each written atomically, and resume() to continue a killed run to the very numbers the
+// uninterrupted one ends with. Not a callback: the trainer writes them after every
+// callback's on_epoch_end, so they hold every callback's state of that epoch.
 //
 //   last.pt   the model's trained tensors, the optimizer's state, both random generators
-//             (the trainer's and LibTorch's default one) and the training state (history
-//             and every callback's save_state(), as JSON)
+//             (the trainer's and LibTorch's default one) and the training state (history,
+//             a requested stop and every callback's save_state() under its state_key(), as
+//             JSON; Trainer::state())
 //   best.pt   the model's trained tensors and the training state
 //
 // Both hold a crc32 of their tensors and state, so that a file damaged after it was
@@ -17,7 +19,7 @@
 // a checkpoint into a model built from a changed file is refused, naming the file. So a
 // frozen-backbone epoch costs what its head costs.
 
-#include "host/train/callback.h"
+#include "host/eval/history.h"
 
 #include <bachlab/sdk/model.h>
 
@@ -25,7 +27,9 @@
 
 namespace bachlab::host {
 
-class Checkpoints : public TrainingCallback {
+class Trainer;
+
+class Checkpoints {
  public:
   explicit Checkpoints(std::filesystem::path folder) : folder_(std::move(folder)) {}
 
@@ -34,8 +38,9 @@ class Checkpoints : public TrainingCallback {
   void set_writing(bool writing) { writing_ = writing; }
 
   /// Creates the folder and removes temporary files that killed runs left there.
-  void on_train_begin(Trainer& trainer) override;
-  void on_epoch_end(Trainer& trainer, const EpochRecord& record) override;
+  void prepare();
+  /// Writes last.pt, and best.pt if `record` is the best epoch so far.
+  void write(Trainer& trainer, const EpochRecord& record);
 
   /// Restores the state of last.pt into `trainer`, and best.pt's weights as its best
   /// epoch's. Returns false if there is no last.pt; throws Error if it cannot be read or

@@ -119,9 +119,11 @@ RunSummary write_pooled_folds(const fs::path& run_dir, const RunFile& run, const
   base.seconds = 0;
   base.best_epoch = 0;
   base.stopped_early = false;
+  base.stop_reason.clear();  // the first that stopped says why
   for (const auto& f : folds) {
     base.seconds += f.seconds;
     base.stopped_early = base.stopped_early || f.stopped_early;
+    if (base.stop_reason.empty()) base.stop_reason = f.stop_reason;
     base.weights = f.weights;
     base.fold_val_accuracy.push_back(f.split("val")->metrics.accuracy);
   }

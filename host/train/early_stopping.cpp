@@ -4,6 +4,7 @@
 #include "host/train/state_json.h"
 #include "host/train/trainer.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <limits>
@@ -31,9 +32,14 @@ void EarlyStopping::on_epoch_end(Trainer& trainer, const EpochRecord& record) {
       stop_best_ = value;
       stop_wait_ = 0;
     } else if (++stop_wait_ >= settings_.patience) {
-      stopped_ = true;
+      trainer.request_stop(stop_reason());
     }
   }
+}
+
+std::string EarlyStopping::stop_reason() const {
+  return fmt::format("early stopping: {} did not improve by more than {:g} for {} epochs", settings_.monitor,
+                     settings_.min_delta, settings_.patience);
 }
 
 void EarlyStopping::on_train_end(Trainer& trainer) {
@@ -48,7 +54,6 @@ void EarlyStopping::save_state(nlohmann::json& state) const {
   state["best_value"] = nullable_number(best_value_);
   state["stop_best"] = nullable_number(stop_best_);
   state["stop_wait"] = stop_wait_;
-  state["stopped_early"] = stopped_;
 }
 
 void EarlyStopping::load_state(const nlohmann::json& state) {
@@ -56,7 +61,6 @@ void EarlyStopping::load_state(const nlohmann::json& state) {
   best_value_ = nullable_number(state.at("best_value"));
   stop_best_ = nullable_number(state.at("stop_best"));
   stop_wait_ = state.at("stop_wait").get<int64_t>();
-  stopped_ = state.at("stopped_early").get<bool>();
 }
 
 }  // namespace bachlab::host

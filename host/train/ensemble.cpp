@@ -70,9 +70,11 @@ RunSummary write_fused_members(const fs::path& run_dir, const RunFile& run, cons
   for (const auto& member : plan.ensemble) fused.ensemble_members.push_back(member.name);
   fused.seconds = 0;
   fused.stopped_early = false;
+  fused.stop_reason.clear();  // the first that stopped says why
   for (const auto& m : members) {
     fused.seconds += m.seconds;
     fused.stopped_early = fused.stopped_early || m.stopped_early;
+    if (fused.stop_reason.empty()) fused.stop_reason = m.stop_reason;
   }
   mean_history(members, fused.history, fused.history_sd);
   // The first member's rows, fold by fold, each averaged with the other members' row of

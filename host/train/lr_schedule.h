@@ -23,6 +23,7 @@ class LearningRateSchedule : public TrainingCallback {
 
   void on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) override;
   void on_epoch_end(Trainer& trainer, const EpochRecord& record) override;
+  std::string state_key() const override { return "lr_schedule"; }
   void save_state(nlohmann::json& state) const override;
   void load_state(const nlohmann::json& state) override;
 

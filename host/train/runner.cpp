@@ -165,6 +165,7 @@ RunSummary summarize(const ExperimentPlan& plan, const RunFile& run, const fs::p
   s.monitor = plan.train.early_stopping.monitor;
   s.best_epoch = trainer.best_epoch();
   s.stopped_early = trainer.stopped_early();
+  s.stop_reason = trainer.stop_reason();
   s.epochs_planned = plan.train.epochs;
   s.weights = plan.train.restore_best && s.best_epoch > 0 ? "best" : "last";
   s.skipped = data.prepared.dataset.skipped;
@@ -300,7 +301,14 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
                               run.world_size == 1 ? std::string("no --nproc")
                                                   : fmt::format("--nproc {}", run.world_size)));
   }
-  Trainer trainer(plan.trainer_parts(), plan.train, plan.experiment.seed, normalization_transform(run.normalization));
+  TrainerParts trainer_parts = plan.trainer_parts();
+  if (patches)
+    trainer_parts.validation = [&](Trainer& trainer, const TensorSplit& val) {
+      ValPrediction p = measure(trainer, val, plan.photo, false);
+      return Prediction{p.probabilities, p.loss};
+    };
+  Trainer trainer(std::move(trainer_parts), plan.train, plan.experiment.seed,
+                  normalization_transform(run.normalization));
   if (options.parallel) trainer.set_data_parallel(options.parallel);
   trainer.set_checkpoint_dir(run_dir / "checkpoints");
   if (writes) trainer.add_callback(std::make_shared<HistoryCsv>(run_dir / "history.csv"));
@@ -323,10 +331,6 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   }
   try {
     if (patches) {
-      trainer.set_validation([&](const TensorSplit& val) {
-        ValPrediction p = measure(trainer, val, plan.photo, false);
-        return Prediction{p.probabilities, p.loss};
-      });
       trainer.fit(*patches, data.val);
     } else {
       trainer.fit(data.train, data.val);

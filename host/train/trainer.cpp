@@ -20,6 +20,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 
 namespace bachlab::host {
 
@@ -53,16 +54,6 @@ std::string divergence_message(int64_t epoch, int64_t batch, int64_t batches, do
                                loss);
   return where + fmt::format("the loss is {}. ", loss) + learning_rate_advice(lr);
 }
-
-// set_batch_hook()'s callback.
-class BatchHook : public TrainingCallback {
- public:
-  explicit BatchHook(std::function<void(int64_t, int64_t)> hook) : hook_(std::move(hook)) {}
-  void on_batch_end(Trainer&, const BatchEnd& batch) override { hook_(batch.epoch, batch.batch); }
-
- private:
-  std::function<void(int64_t, int64_t)> hook_;
-};
 
 }  // namespace
 
@@ -99,12 +90,21 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   }
 }
 
-void Trainer::add_callback(std::shared_ptr<TrainingCallback> callback) { callbacks_.push_back(std::move(callback)); }
+void Trainer::add_callback(std::shared_ptr<TrainingCallback> callback) {
+  if (const std::string key = callback->state_key(); !key.empty())
+    for (const auto& other : callbacks_)
+      if (other->state_key() == key)
+        throw std::invalid_argument("two training callbacks save their state under the key \"" + key + "\"");
+  callbacks_.push_back(std::move(callback));
+}
+
+void Trainer::request_stop(std::string reason) {
+  if (stop_reason_.empty()) stop_reason_ = reason.empty() ? "stopped by a callback" : std::move(reason);
+}
 
 void Trainer::set_checkpoint_dir(const fs::path& folder) {
   checkpoints_ = std::make_shared<Checkpoints>(folder);
   checkpoints_->set_writing(strategy_->writes_checkpoints());
-  add_callback(checkpoints_);
 }
 
 void Trainer::set_data_parallel(std::shared_ptr<DataParallel> parallel) {
@@ -117,14 +117,6 @@ void Trainer::set_progress(std::ostream* out, bool interactive) {
   auto progress = std::make_shared<ProgressOutput>(*out, interactive);
   if (frozen_features_) frozen_features_->set_progress(progress);
   add_callback(progress);
-}
-
-void Trainer::set_batch_hook(std::function<void(int64_t, int64_t)> hook) {
-  add_callback(std::make_shared<BatchHook>(std::move(hook)));
-}
-
-void Trainer::set_validation(std::function<Prediction(const TensorSplit&)> validate) {
-  validate_ = std::move(validate);
 }
 
 const FeatureCacheStats& Trainer::feature_cache_stats() const {
@@ -266,6 +258,7 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
   }
   strategy_->start(*parts_.model);
   const auto start = Clock::now();
+  if (checkpoints_) checkpoints_->prepare();
   for (auto& callback : callbacks_) callback->on_train_begin(*this);
   for (int64_t epoch = epochs_done() + 1; epoch <= settings_.epochs && !stopped_early(); ++epoch) {
     const auto epoch_start = Clock::now();
@@ -282,13 +275,15 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
                   learning_rate_advice(record.lr));
     record.val = {kNaN, kNaN, kNaN, kNaN};
     if (val.size() > 0) {
-      Prediction p = validate_ ? validate_(val) : predict(val);
+      Prediction p = parts_.validation ? parts_.validation(*this, val) : predict(val);
       record.val = {p.loss, accuracy(p.probabilities, val.labels), auroc_micro(p.probabilities, val.labels),
                     auroc_macro(p.probabilities, val.labels)};
     }
     record.seconds = seconds_since(epoch_start);
     history_.push_back(record);
     for (auto& callback : callbacks_) callback->on_epoch_end(*this, history_.back());
+    // After every callback, so that the checkpoint holds their state of this epoch.
+    if (checkpoints_) checkpoints_->write(*this, history_.back());
   }
   for (auto& callback : callbacks_) callback->on_train_end(*this);
 
@@ -297,19 +292,40 @@ TrainOutcome Trainer::fit(BatchSource& train, const TensorSplit& val) {
   out.best_epoch = best_epoch();
   out.best_value = early_stopping_->best_value();
   out.stopped_early = stopped_early();
+  out.stop_reason = stop_reason_;
   out.seconds = seconds_since(start);
   return out;
 }
 
 nlohmann::json Trainer::state() const {
-  nlohmann::json state = {{"epochs_done", epochs_done()}, {"history", history_to_json(history_)}};
-  for (const auto& callback : callbacks_) callback->save_state(state);
+  nlohmann::json state = {{"epochs_done", epochs_done()},
+                          {"history", history_to_json(history_)},
+                          {"stop_reason", stop_reason_},
+                          {"callbacks", nlohmann::json::object()}};
+  for (const auto& callback : callbacks_)
+    if (const std::string key = callback->state_key(); !key.empty()) {
+      nlohmann::json own = nlohmann::json::object();
+      callback->save_state(own);
+      state["callbacks"][key] = std::move(own);
+    }
   return state;
 }
 
 void Trainer::load_state(const nlohmann::json& state) {
   history_ = history_from_json(state.at("history"));
-  for (auto& callback : callbacks_) callback->load_state(state);
+  if (state.contains("callbacks")) {
+    stop_reason_ = state.at("stop_reason").get<std::string>();
+    const nlohmann::json& saved = state.at("callbacks");
+    // A callback added since the checkpoint was written starts from its initial state.
+    for (auto& callback : callbacks_)
+      if (const std::string key = callback->state_key(); !key.empty() && saved.contains(key))
+        callback->load_state(saved.at(key));
+    return;
+  }
+  // Written before callbacks had keys: one flat object, whose stop was early stopping's.
+  for (auto& callback : callbacks_)
+    if (!callback->state_key().empty()) callback->load_state(state);
+  stop_reason_ = state.at("stopped_early").get<bool>() ? early_stopping_->stop_reason() : std::string();
 }
 
 bool Trainer::resume() {

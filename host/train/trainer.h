@@ -3,8 +3,9 @@
 // cross-entropy (+ the model's regularization term) and the optimizer plugin, with the
 // rest of training as callbacks (host/train/callback.h): early stopping and the best
 // epoch (early_stopping.h), the learning-rate schedule (lr_schedule.h), the frozen-feature
-// cache (frozen_features.h), checkpoints that make a killed run resumable to the very
-// same numbers (checkpoints.h), progress output (progress.h) and history.csv (history_csv.h).
+// cache (frozen_features.h), progress output (progress.h) and history.csv (history_csv.h);
+// after them each epoch, the checkpoints that make a killed run resumable to the very same
+// numbers (checkpoints.h).
 //
 // Reproducibility: every random number of training comes from two generators, the
 // trainer's own (shuffling, augmentations) and LibTorch's default CPU generator (dropout
@@ -39,6 +40,16 @@ namespace bachlab::host {
 
 class Checkpoints;
 class DataParallel;
+class Trainer;
+
+/// Class probabilities of a split and its mean loss.
+struct Prediction {
+  /// Softmax output (N, num_classes), float, on the CPU.
+  torch::Tensor probabilities;
+  /// Mean of the training loss (with its label smoothing) plus the regularization term,
+  /// as Keras reports validation loss; NaN without labels.
+  double loss = 0;
+};
 
 /// What the trainer builds on: objects made by plugins.
 struct TrainerParts {
@@ -50,6 +61,10 @@ struct TrainerParts {
   /// Identifies the augmentations' settings in feature cache keys (the [[augment]]
   /// tables); empty: augmented copies of features stay in memory only.
   std::string augmentations_key;
+  /// How fit() measures the validation split after each epoch. Empty (the default):
+  /// Trainer::predict(), one input per image; patch training measures photos
+  /// (host/eval/photo_prediction.h).
+  std::function<Prediction(Trainer&, const TensorSplit& val)> validation;
 };
 
 /// What fit() ends with.
@@ -58,19 +73,12 @@ struct TrainOutcome {
   /// Epoch (1-based) with the best monitored value; 0 if none was finite.
   int64_t best_epoch = 0;
   double best_value = 0;
-  /// True if early stopping ended training before `epochs`.
+  /// True if a callback (early stopping or another) ended training before `epochs`, and
+  /// why (Trainer::request_stop).
   bool stopped_early = false;
+  std::string stop_reason;
   /// Seconds spent in fit() by this process (a resumed run counts only its own part).
   double seconds = 0;
-};
-
-/// Class probabilities of a split and its mean loss.
-struct Prediction {
-  /// Softmax output (N, num_classes), float, on the CPU.
-  torch::Tensor probabilities;
-  /// Mean of the training loss (with its label smoothing) plus the regularization term,
-  /// as Keras reports validation loss; NaN without labels.
-  double loss = 0;
 };
 
 class Trainer {
@@ -82,9 +90,11 @@ class Trainer {
   Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, BatchTransform normalize = {});
 
   /// Adds a callback; callbacks run in the order added, after the trainer's own (early
-  /// stopping, the schedule, the feature cache).
+  /// stopping, the schedule, the feature cache). Throws std::invalid_argument if its
+  /// state_key() is another callback's.
   void add_callback(std::shared_ptr<TrainingCallback> callback);
-  /// Adds the Checkpoints callback: best.pt and last.pt in `folder` (see checkpoints.h).
+  /// Checkpoints best.pt and last.pt in `folder` (see checkpoints.h), written after every
+  /// callback's on_epoch_end.
   void set_checkpoint_dir(const std::filesystem::path& folder);
   /// Adds the ProgressOutput callback writing to `out`; `interactive` draws a redrawn bar,
   /// otherwise one line per epoch.
@@ -92,9 +102,6 @@ class Trainer {
   /// Trains as one rank of `parallel` (data_parallel.h): each batch's rows are shared out,
   /// gradients summed over the ranks, and only rank 0 writes checkpoints.
   void set_data_parallel(std::shared_ptr<DataParallel> parallel);
-  /// Adds a callback calling `hook` after each batch with (epoch, batch index); lets
-  /// tests interrupt a run at any point, as a kill would.
-  void set_batch_hook(std::function<void(int64_t epoch, int64_t batch)> hook);
 
   /// Restores the state of last.pt (and best.pt) from the checkpoint folder. Returns false
   /// if there is none or no last.pt; throws Error if it cannot be read or does not fit the
@@ -105,11 +112,7 @@ class Trainer {
   /// or predict with a finished run. Throws Error if it does not fit the model.
   void load_weights(const std::filesystem::path& checkpoint);
 
-  /// How fit() measures the validation split after each epoch. Default: predict(), one
-  /// input per image; patch training sets photo-level prediction (host/eval/photo_prediction.h).
-  void set_validation(std::function<Prediction(const TensorSplit& val)> validate);
-
-  /// Trains until `epochs` or early stopping, continuing after a resume(). If
+  /// Trains until `epochs` or a callback's request_stop(), continuing after a resume(). If
   /// restore_best is set, the model holds the best epoch's weights afterwards. The
   /// batches come from `train` (whole images or patches, see batch_source.h).
   TrainOutcome fit(BatchSource& train, const TensorSplit& val);
@@ -133,9 +136,14 @@ class Trainer {
   /// Epochs finished so far (after resume(), those of the checkpoint).
   int64_t epochs_done() const { return static_cast<int64_t>(history_.size()); }
   const std::vector<EpochRecord>& history() const { return history_; }
-  /// Epoch with the best monitored value so far (0: none) and whether training stopped early.
+  /// Epoch with the best monitored value so far (0: none).
   int64_t best_epoch() const { return early_stopping_->best_epoch(); }
-  bool stopped_early() const { return early_stopping_->stopped(); }
+  /// Ends training after the current epoch (or before the first, from on_train_begin);
+  /// any callback may call it. The first reason is kept; a checkpoint stores it.
+  void request_stop(std::string reason);
+  /// Whether a stop was requested, and why.
+  bool stopped_early() const { return !stop_reason_.empty(); }
+  const std::string& stop_reason() const { return stop_reason_; }
   const TrainSettings& settings() const { return settings_; }
   sdk::Network& model() { return *parts_.model; }
   /// What the feature cache did (all zero unless the model has frozen features).
@@ -146,10 +154,12 @@ class Trainer {
   torch::Generator& generator() { return generator_; }
   torch::Device device() const { return device_; }
   EarlyStopping& early_stopping() { return *early_stopping_; }
-  /// The training state a checkpoint stores: epochs done, history and every callback's
-  /// save_state(), in one JSON object.
+  /// The training state a checkpoint stores, one JSON object: epochs done, history, the
+  /// stop reason ("" if none) and under "callbacks" each callback's save_state() by its
+  /// state_key().
   nlohmann::json state() const;
-  /// Restores what state() returned.
+  /// Restores what state() returned; also the flat object of earlier versions (the
+  /// trainer's and every callback's keys side by side).
   void load_state(const nlohmann::json& state);
 
  private:
@@ -163,7 +173,6 @@ class Trainer {
   BatchTransform normalize_;
   torch::Device device_;
   torch::Generator generator_;
-  std::function<Prediction(const TensorSplit&)> validate_;
   std::vector<std::shared_ptr<TrainingCallback>> callbacks_;
   std::shared_ptr<EarlyStopping> early_stopping_;
   /// Set when the model has a frozen backbone.
@@ -172,6 +181,7 @@ class Trainer {
   /// How a step is shared between processes: one process unless set_data_parallel().
   std::shared_ptr<StepStrategy> strategy_ = std::make_shared<StepStrategy>();
   std::vector<EpochRecord> history_;
+  std::string stop_reason_;
   bool started_ = false;  // fit() or resume() set the default generator already
 };
 

@@ -4,13 +4,13 @@
 #include "host/data/stain.h"
 
 #include <bachlab/sdk/error.h>
+#include <bachlab/sdk/random.h>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
 #include <cstring>
-#include <random>
 
 namespace bachlab::host {
 namespace {
@@ -93,14 +93,20 @@ struct Densities {
   cv::Mat h, e;
 };
 
+// Drawn with sdk::Rng, and one draw per statement, so that the tissue is the same on every
+// standard library and compiler (distributions and argument order are theirs to choose).
 Densities tissue(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
+  sdk::Rng rng(seed);
   Densities d{cv::Mat::zeros(96, 128, CV_32F), cv::Mat::zeros(96, 128, CV_32F)};
-  for (int i = 0; i < 30; ++i)
-    cv::circle(d.e, {int(u(rng) * 128), int(u(rng) * 96)}, 6 + int(u(rng) * 14), cv::Scalar(0.3 + 0.6 * u(rng)), cv::FILLED);
-  for (int i = 0; i < 60; ++i)
-    cv::circle(d.h, {int(u(rng) * 128), int(u(rng) * 96)}, 2 + int(u(rng) * 4), cv::Scalar(0.6 + 0.9 * u(rng)), cv::FILLED);
+  auto blob = [&rng](cv::Mat& density, int radius, int radius_range, double level, double level_range) {
+    const int x = int(rng.uniform() * 128);
+    const int y = int(rng.uniform() * 96);
+    const int r = radius + int(rng.uniform() * radius_range);
+    const double value = level + level_range * rng.uniform();
+    cv::circle(density, {x, y}, r, cv::Scalar(value), cv::FILLED);
+  };
+  for (int i = 0; i < 30; ++i) blob(d.e, 6, 14, 0.3, 0.6);
+  for (int i = 0; i < 60; ++i) blob(d.h, 2, 4, 0.6, 0.9);
   return d;
 }
 

@@ -9,6 +9,7 @@
 #include "host/train/patch_sampler.h"
 #include "host/train/runner.h"
 #include "host/train/trainer.h"
+#include "tests/train/batch_hook.h"
 #include "host/util/atomic_file.h"
 #include "tests/train/csv_rows.h"
 
@@ -149,29 +150,32 @@ TEST_F(PatchTrainerTest, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
   s.threads = 1;
   PhotoPredictionSettings photo;
   photo.patch_size = 8;
-  auto run = [&](Trainer& trainer, PatchSampler& sampler) {
-    trainer.set_validation([&](const TensorSplit& v) {
-      PhotoPredictions p = predict_photos(
+  // Photos are validated by their patches, as runner.cpp does.
+  auto photo_parts = [&] {
+    TrainerParts p = parts(5);
+    p.validation = [&](Trainer& trainer, const TensorSplit& v) {
+      PhotoPredictions photos = predict_photos(
           v.images, v.labels, [&](const torch::Tensor& x) { return trainer.predict({x, {}}).probabilities; }, photo);
-      return Prediction{p.probabilities, p.loss};
-    });
-    return trainer.fit(sampler, val);
+      return Prediction{photos.probabilities, photos.loss};
+    };
+    return p;
   };
+  auto run = [&](Trainer& trainer, PatchSampler& sampler) { return trainer.fit(sampler, val); };
   const fs::path dir = fs::temp_directory_path() / "bachlab_patch_resume_test";
   fs::remove_all(dir);
-  Trainer reference(parts(5), s, 5);
+  Trainer reference(photo_parts(), s, 5);
   PatchSampler reference_patches(train, patch_settings(8, 4));
   const auto expected = run(reference, reference_patches).history;
   {
-    Trainer first(parts(5), s, 5);
+    Trainer first(photo_parts(), s, 5);
     first.set_checkpoint_dir(dir);
-    first.set_batch_hook([](int64_t epoch, int64_t batch) {
+    testing::add_batch_hook(first, [](int64_t epoch, int64_t batch) {
       if (epoch == 2 && batch == 2) throw Interrupted{};
     });
     PatchSampler patches(train, patch_settings(8, 4));
     EXPECT_THROW(run(first, patches), Interrupted);
   }
-  Trainer second(parts(5), s, 5);
+  Trainer second(photo_parts(), s, 5);
   second.set_checkpoint_dir(dir);
   ASSERT_TRUE(second.resume());
   PatchSampler patches(train, patch_settings(8, 4));

@@ -7,6 +7,7 @@
 #include "host/train/experiment.h"
 #include "host/train/runner.h"
 #include "host/train/trainer.h"
+#include "tests/train/batch_hook.h"
 #include "host/util/atomic_file.h"
 
 #include "transfer_fixtures.h"
@@ -135,7 +136,7 @@ TEST_F(TrainerCacheTest, FrozenBackboneCheckpointsHoldTheHeadAndTheWeightsIdenti
   {
     Trainer first(head_parts(network()), few_epochs(3), 5);
     first.set_checkpoint_dir(dir);
-    first.set_batch_hook([](int64_t epoch, int64_t) {
+    bachlab::host::testing::add_batch_hook(first, [](int64_t epoch, int64_t) {
       if (epoch == 2) throw Interrupted{};
     });
     EXPECT_THROW(first.fit(train, val), Interrupted);
