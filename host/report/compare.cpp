@@ -310,7 +310,7 @@ std::string format_comparison_table(const std::vector<RunSummary>& runs, bool ma
   const size_t left_columns = params_column ? 2 : 1;
   std::vector<size_t> width(rows.front().size(), 0);
   for (const auto& row : rows)
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
   std::string out;
   if (!shared.empty())
     out += wrapped_list(runs.size() == 1 ? "params: " : "params of every run: ", shared, kTableColumns, "  ") + "\n" +
@@ -318,8 +318,7 @@ std::string format_comparison_table(const std::vector<RunSummary>& runs, bool ma
   for (size_t i = 0; i < rows.size(); ++i) {
     std::string line = markdown ? "|" : "";
     for (size_t c = 0; c < rows[i].size(); ++c) {
-      const bool left = c < left_columns;
-      std::string padded = left ? fmt::format("{:<{}}", rows[i][c], width[c]) : fmt::format("{:>{}}", rows[i][c], width[c]);
+      const std::string padded = pad(rows[i][c], width[c], c < left_columns);
       line += markdown ? " " + padded + " |" : (c ? "  " : "") + padded;
     }
     out += line + "\n";
