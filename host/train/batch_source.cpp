@@ -15,7 +15,6 @@ Batch WholeImages::batch(int64_t begin, int64_t end) const {
 Batch FeatureBatches::batch(int64_t begin, int64_t end) const {
   Batch out = images_.batch(begin, end);
   out.images = features_.index_select(0, out.rows);
-  out.features = true;
   return out;
 }
 

@@ -26,9 +26,6 @@ struct Batch {
   torch::Tensor labels;
   /// Row of each sample's source image in the split (several rows repeat for patches).
   torch::Tensor rows;
-  /// `images` holds a frozen backbone's features, one row per sample, which only the
-  /// model's head takes (FeatureBatches); false for pixels.
-  bool features = false;
 };
 
 class BatchSource {
@@ -60,8 +57,8 @@ class WholeImages : public BatchSource {
 };
 
 /// The batches of `images` with each sample's pixels replaced by its image's row of
-/// `features`: a frozen backbone's training batches. The order is drawn by `images`, so the
-/// epoch draws what it would with pixels.
+/// `features` (so Batch::images holds features): a frozen backbone's training batches.
+/// The order is drawn by `images`, so the epoch draws what it would with pixels.
 class FeatureBatches : public BatchSource {
  public:
   /// Keeps a reference: `images` must outlive this source.

@@ -12,8 +12,8 @@
 
 namespace bachlab::host {
 
-FrozenFeatures::FrozenFeatures(FeatureCacheSettings settings, FeatureInputs inputs)
-    : cache_(std::move(settings)), inputs_(std::move(inputs)) {}
+FrozenFeatures::FrozenFeatures(FeatureCacheSettings settings, FeatureInputs inputs, torch::Device device)
+    : cache_(std::move(settings)), inputs_(std::move(inputs)), device_(device) {}
 
 void FrozenFeatures::on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) {
   training_features(trainer.model(), train, epoch);
@@ -32,8 +32,17 @@ torch::Tensor FrozenFeatures::training_features(sdk::Network& model, BatchSource
   return prepared_;
 }
 
-torch::Tensor FrozenFeatures::features(sdk::Network& model, const torch::Tensor& images) {
+BatchSource& FrozenFeatures::epoch_batches(sdk::Network& model, BatchSource& train, int64_t epoch) {
+  batches_.emplace(train, training_features(model, train, epoch));
+  return *batches_;
+}
+
+torch::Tensor FrozenFeatures::prediction_inputs(sdk::Network& model, const torch::Tensor& images) {
   return timed(model, images, 0);
+}
+
+torch::Tensor FrozenFeatures::logits(sdk::Network& model, const torch::Tensor& features) {
+  return model.head(features.to(device_)).to(torch::kFloat32);
 }
 
 torch::Tensor FrozenFeatures::timed(sdk::Network& model, const torch::Tensor& images, int64_t epoch) {

@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <optional>
 #include <stdexcept>
 
 namespace bachlab::host {
@@ -74,6 +73,8 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   for (auto& group : parts_.optimizer->param_groups()) base_lrs.push_back(group.options().get_lr());
   parts_.model->to(device_);
   if (settings_.channels_last) to_channels_last(*parts_.model);
+  pixels_ = std::make_shared<PixelInputs>(normalize_, parts_.augmentations, device_, settings_.channels_last);
+  inputs_ = pixels_;
   early_stopping_ = std::make_shared<EarlyStopping>(settings_.early_stopping, settings_.restore_best);
   add_callback(early_stopping_);
   add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, std::move(base_lrs)));
@@ -85,8 +86,9 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
     inputs.augmentations_key = parts_.augmentations_key;
     inputs.seed = seed_;
     inputs.batch_size = settings_.batch_size;
-    frozen_features_ = std::make_shared<FrozenFeatures>(settings_.feature_cache, std::move(inputs));
+    frozen_features_ = std::make_shared<FrozenFeatures>(settings_.feature_cache, std::move(inputs), device_);
     add_callback(frozen_features_);
+    inputs_ = frozen_features_;
   }
 }
 
@@ -129,20 +131,11 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
   return train_epoch(source, epoch);
 }
 
-torch::Tensor Trainer::logits(const torch::Tensor& inputs, bool features) {
-  auto& model = *parts_.model;
-  if (features) return model.head(inputs.to(device_)).to(torch::kFloat32);
-  return model.forward(model_layout(normalize_(inputs).to(device_), settings_.channels_last)).to(torch::kFloat32);
-}
-
 EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
   auto& model = *parts_.model;
   auto& optimizer = *parts_.optimizer;
   model.train();
-  // Frozen backbone: batches of the epoch's features, computed once; only the head runs.
-  std::optional<FeatureBatches> feature_batches;
-  if (frozen_features_) feature_batches.emplace(train, frozen_features_->training_features(model, train, epoch));
-  BatchSource& source = feature_batches ? static_cast<BatchSource&>(*feature_batches) : train;
+  BatchSource& source = inputs_->epoch_batches(model, train, epoch);
   const int64_t n = source.start_epoch(generator_);
   const int64_t batch_size = settings_.batch_size;
   const int64_t batches = (n + batch_size - 1) / batch_size;
@@ -162,16 +155,10 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
     const Batch batch = source.batch(b * batch_size, std::min(n, (b + 1) * batch_size));
     const int64_t rows = batch.labels.size(0);
     for (auto& callback : callbacks_) callback->on_batch_begin(*this, BatchBegin{epoch, b, batches});
-    // Every process augments the whole batch, so that it draws what one process would.
-    torch::Tensor x = batch.images;
-    if (!batch.features) {
-      x = to_unit(x);
-      for (const auto& augmentation : parts_.augmentations) x = augmentation->apply(x, generator_);
-    }
     const auto [begin, end] = strategy_->shard(rows);
-    x = x.slice(0, begin, end);
+    const torch::Tensor x = inputs_->training_batch(batch.images, generator_).slice(0, begin, end);
     const torch::Tensor y = batch.labels.slice(0, begin, end).to(device_);
-    const torch::Tensor batch_logits = logits(x, batch.features);
+    const torch::Tensor batch_logits = inputs_->logits(model, x);
     const torch::Tensor objective = strategy_->objective(F::cross_entropy(batch_logits, y, loss_options), batch_logits,
                                                          model.regularization(), y.size(0), rows);
     for (auto& callback : callbacks_) callback->on_before_backward(*this);
@@ -201,7 +188,7 @@ EpochMetrics Trainer::train_epoch(BatchSource& train, int64_t epoch) {
 
 torch::Tensor Trainer::unit_batch_probabilities(const torch::Tensor& unit_batch) {
   parts_.model->eval();
-  return torch::softmax(logits(unit_batch, false), 1);
+  return torch::softmax(pixels_->logits(*parts_.model, unit_batch), 1);
 }
 
 Prediction Trainer::predict(const TensorSplit& data) {
@@ -214,13 +201,12 @@ Prediction Trainer::predict(const TensorSplit& data) {
   const auto loss_options = F::CrossEntropyFuncOptions()
                                 .label_smoothing(settings_.label_smoothing)
                                 .reduction(torch::kSum);
-  const torch::Tensor features = frozen_features_ ? frozen_features_->features(model, data.images) : torch::Tensor();
+  const torch::Tensor inputs = inputs_->prediction_inputs(model, data.images);
   std::vector<torch::Tensor> probabilities;
   double loss_sum = 0;
   for (int64_t start = 0; start < n; start += settings_.batch_size) {
     const int64_t end = std::min(n, start + settings_.batch_size);
-    const torch::Tensor batch_logits = features.defined() ? logits(features.slice(0, start, end), true)
-                                                          : logits(to_unit(data.images.slice(0, start, end)), false);
+    const torch::Tensor batch_logits = inputs_->logits(model, inputs.slice(0, start, end));
     if (has_labels)
       loss_sum +=
           F::cross_entropy(batch_logits, data.labels.slice(0, start, end).to(device_), loss_options).item<double>();

@@ -18,6 +18,7 @@
 #include "host/train/early_stopping.h"
 #include "host/train/feature_cache.h"
 #include "host/train/frozen_features.h"
+#include "host/train/model_inputs.h"
 #include "host/train/step_strategy.h"
 #include "host/eval/history.h"
 #include "host/train/train_settings.h"
@@ -163,10 +164,6 @@ class Trainer {
   void load_state(const nlohmann::json& state);
 
  private:
-  /// The model's float32 logits of `inputs`: pixels in [0,1] (normalised and laid out
-  /// here) through the whole model, or a frozen backbone's features through its head.
-  torch::Tensor logits(const torch::Tensor& inputs, bool features);
-
   TrainerParts parts_;
   TrainSettings settings_;
   uint64_t seed_;
@@ -175,8 +172,13 @@ class Trainer {
   torch::Generator generator_;
   std::vector<std::shared_ptr<TrainingCallback>> callbacks_;
   std::shared_ptr<EarlyStopping> early_stopping_;
+  /// The images through the whole model: what training and predict() use unless the
+  /// model has a frozen backbone, and what export traces always.
+  std::shared_ptr<PixelInputs> pixels_;
   /// Set when the model has a frozen backbone.
   std::shared_ptr<FrozenFeatures> frozen_features_;
+  /// What training and predict() feed the model: pixels_ or frozen_features_.
+  std::shared_ptr<ModelInputs> inputs_;
   std::shared_ptr<Checkpoints> checkpoints_;
   /// How a step is shared between processes: one process unless set_data_parallel().
   std::shared_ptr<StepStrategy> strategy_ = std::make_shared<StepStrategy>();
