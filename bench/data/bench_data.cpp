@@ -137,7 +137,7 @@ void BM_DecodeResize(benchmark::State& state) {
 DataConfig macenko_config(const fs::path& cache, int workers) {
   DataConfig config = bench_config(cache, workers);
   config.scale = 0.5;
-  config.stain_normalize = "macenko";
+  config.stain_normalize = StainMethod::macenko;
   return config;
 }
 
@@ -145,7 +145,7 @@ StainTarget first_photo_target(const DataConfig& config) {
   cv::Mat rgb, small;
   decode_image_rgb(bench_data().dataset.files.front(), rgb);
   cv::resize(rgb, small, cv::Size(), config.scale, config.scale, cv::INTER_AREA);
-  return fit_stain_target("macenko", {small});
+  return fit_stain_target(StainMethod::macenko, {small});
 }
 
 // The whole cold path: decode, shrink to half size, cache the unnormalised set, normalise

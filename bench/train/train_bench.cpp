@@ -167,7 +167,7 @@ BENCHMARK(BM_PatchTrainingEpoch)->Unit(benchmark::kMillisecond)->UseRealTime();
 // Photos per second of photo-level prediction of one 1024x768 photo: 8 x 6 = 48 grid
 // patches of 128 px, patch_resnet, aggregate mean; the argument is the TTA count.
 void BM_PhotoPrediction(benchmark::State& state) {
-  const std::string tta = state.range(0) == 1 ? "none" : state.range(0) == 4 ? "flips" : "d4";
+  const host::Tta tta = state.range(0) == 1 ? host::Tta::none : state.range(0) == 4 ? host::Tta::flips : host::Tta::d4;
   torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
   host::Trainer trainer(make_parts("patch_resnet", kPatch), settings(), 5);
   torch::set_num_threads(static_cast<int>(host::effective_threads(0)));
@@ -182,7 +182,7 @@ void BM_PhotoPrediction(benchmark::State& state) {
   };
   for (auto _ : state) benchmark::DoNotOptimize(host::predict_photos(photo, {}, model, s).probabilities);
   state.SetItemsProcessed(state.iterations());
-  state.SetLabel(tta);
+  state.SetLabel(host::kTtas.name(tta));
 }
 BENCHMARK(BM_PhotoPrediction)->Arg(1)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
 

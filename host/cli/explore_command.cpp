@@ -18,7 +18,7 @@ namespace bachlab::cli {
 
 namespace {
 
-struct DataSource {
+struct PhotosToExplore {
   /// The config file, then any KEY=VALUE overrides (as `bachlab run` takes them).
   std::vector<std::string> config;
   std::string data;
@@ -28,12 +28,12 @@ struct DataSource {
   int workers = 0;
 };
 
-void add_source_options(CLI::App* command, DataSource& source) {
+void add_source_options(CLI::App* command, PhotosToExplore& source) {
   command->add_option("config", source.config,
                       "Experiment config (TOML) whose [data] table names the photos, then KEY=VALUE overrides");
   auto* data = command->add_option("--data", source.data, "A dataset folder instead of a config");
   command->add_option("--layout", source.layout, "With --data: bach (Photos/<Class>/ + CSV) or folders")
-      ->check(CLI::IsMember({"bach", "folders"}));
+      ->check(CLI::IsMember(host::kPhotoLayouts.names()));
   command->add_option("--classes", source.classes,
                       "With --data: class names in label order (default: BACH's four for bach, every subfolder "
                       "for folders)")
@@ -44,7 +44,7 @@ void add_source_options(CLI::App* command, DataSource& source) {
 }
 
 // The data settings from a config (validated in full) or from --data and its options.
-host::DataConfig resolve(const DataSource& source) {
+host::DataConfig resolve(const PhotosToExplore& source) {
   host::DataConfig config;
   if (!source.config.empty()) {
     const ConfigArguments given = split_config_arguments(source.config);
@@ -63,7 +63,7 @@ host::DataConfig resolve(const DataSource& source) {
     }
   } else if (!source.data.empty()) {
     config.root = source.data;
-    config.layout = source.layout;
+    config.layout = host::kPhotoLayouts.value(source.layout);
     if (!source.classes.empty()) {
       config.classes = source.classes;
     } else if (source.layout == "folders") {
@@ -81,7 +81,7 @@ host::DataConfig resolve(const DataSource& source) {
 }  // namespace
 
 void add_data_commands(CLI::App& app) {
-  static DataSource explore_source;
+  static PhotosToExplore explore_source;
   static host::ExploreOptions explore;
   explore.out = "exploration";
   auto* explore_command = app.add_subcommand(
@@ -109,7 +109,7 @@ void add_data_commands(CLI::App& app) {
     return 0;
   });
 
-  static DataSource prepare_source;
+  static PhotosToExplore prepare_source;
   static int size = 0;
   auto* prepare_command = app.add_subcommand(
       "prepare", "Decode and resize every photo into the preprocessing cache, so runs start from it");
@@ -123,7 +123,7 @@ void add_data_commands(CLI::App& app) {
     // only a run knows: what can be cached ahead is what a run prepares first, the photos
     // before stain normalisation.
     const bool per_split_target = host::stain_target_from_training(config);
-    if (per_split_target) config.stain_normalize = "none";
+    if (per_split_target) config.stain_normalize = host::StainMethod::none;
     const host::Dataset dataset = host::discover_dataset(config);  // draws a synthetic set: not timed
     const auto start = std::chrono::steady_clock::now();
     const host::PreparedData prepared = host::prepare_dataset(dataset, config);

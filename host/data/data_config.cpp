@@ -56,7 +56,7 @@ const std::vector<std::string>& default_bach_classes() {
 }
 
 bool stain_target_from_training(const DataConfig& config) {
-  return config.stain_normalize != "none" && config.stain_reference.empty();
+  return config.stain_normalize != StainMethod::none && config.stain_reference.empty();
 }
 
 std::string prepared_size_text(const DataConfig& config) {
@@ -73,7 +73,7 @@ fs::path default_cache_dir() {
 DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, sdk::ParamTable& split, uint64_t experiment_seed,
                             const std::string& latest_file) {
   DataConfig out;
-  out.source = data.get_string("source", out.source, {"folder", "synthetic"});
+  out.source = kDataSources.read(data, "source", out.source);
   const std::string root = data.get_path("root", "");
   // Absolute, so that the paths a run records (metrics.json's left-out photos, photos.csv's
   // root) mean the same from any working folder.
@@ -82,10 +82,10 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
     const sdk::Origin at = data.origin("root");
     out.root_from = at.line > 0 ? at.file + ":" + std::to_string(at.line) : at.file;
   }
-  if (out.source == "folder" && root.empty())
+  if (out.source == DataSource::folder && root.empty())
     data.fail("root", "is required when source = \"folder\"; set it to the BACH folder (the one holding Photos/) "
                       "or to a folder with one subfolder per class, or use source = \"synthetic\"");
-  out.layout = data.get_string("layout", out.layout, {"bach", "folders"});
+  out.layout = kPhotoLayouts.read(data, "layout", out.layout);
   out.classes = read_class_list(data, "classes", default_bach_classes());
   out.image_size = int(data.get_int("image_size", out.image_size, {8, 4096}));
   out.scale = data.get_float("scale", out.scale, {0.0, 1.0});
@@ -94,9 +94,9 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
                                    "pixels",
                                    out.scale));
   out.microns_per_pixel = data.get_float("microns_per_pixel", out.microns_per_pixel, {0.0, 1000.0});
-  out.stain_normalize = data.get_string("stain_normalize", out.stain_normalize, {"none", "macenko", "reinhard"});
+  out.stain_normalize = kStainMethods.read(data, "stain_normalize", out.stain_normalize);
   out.stain_reference = data.get_path("stain_reference", "");
-  if (!out.stain_reference.empty() && out.stain_normalize == "none")
+  if (!out.stain_reference.empty() && out.stain_normalize == StainMethod::none)
     data.fail("stain_reference", "is set but stain_normalize = \"none\"; set stain_normalize = \"macenko\" or "
                                  "\"reinhard\", or remove stain_reference");
   data.describe("stain_reference", "", "fit on the training photos of each split or fold");
@@ -116,11 +116,11 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
   out.split.folds = int(split.get_int("folds", 0, {0, 1000}));
   if (out.split.folds == 1) split.fail("folds", "must be 0 (no k-fold) or at least 2 (was 1)");
   out.split.group = split.get_string("group", out.split.group, {"none", "block", "csv"});
-  if (out.split.group == "csv" && out.layout != "bach")
+  if (out.split.group == "csv" && out.layout != PhotoLayout::bach)
     split.fail("group", fmt::format("= \"csv\" reads each photo's group from the third column of the BACH "
                                     "ground-truth CSV (Photos/microscopy_ground_truth.csv), but [data] layout is "
                                     "\"{}\"; use layout = \"bach\" or group = \"block\"",
-                                    out.layout));
+                                    kPhotoLayouts.name(out.layout)));
   if (out.split.group != "none" && out.split.folds < 2)
     split.fail("group", fmt::format("only applies to k-fold cross-validation (folds is {}); set folds = 5, say, or "
                                     "remove group",

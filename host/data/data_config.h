@@ -3,6 +3,7 @@
 // become tensors, and how they are split. Read once, validated once (see docs/data.md).
 
 #include "host/config/config.h"
+#include "host/data/stain.h"
 
 #include <bachlab/sdk/param_table.h>
 
@@ -48,16 +49,23 @@ struct SplitOptions {
   std::string group = "none";
 };
 
+/// [data] source: photos on disk under `root`, or the built-in generated set.
+enum class DataSource { folder, synthetic };
+inline const Choice<DataSource> kDataSources{{"folder", DataSource::folder}, {"synthetic", DataSource::synthetic}};
+
+/// [data] layout: <root>/Photos/<Class>/*.tif + microscopy_ground_truth.csv (root may also be
+/// Photos/ itself), or <root>/<class>/*.
+enum class PhotoLayout { bach, folders };
+inline const Choice<PhotoLayout> kPhotoLayouts{{"bach", PhotoLayout::bach}, {"folders", PhotoLayout::folders}};
+
 struct DataConfig {
-  /// "folder" (photos on disk under `root`) or "synthetic" (the built-in generated set).
-  /// Default: "folder".
-  std::string source = "folder";
+  /// Default: folder.
+  DataSource source = DataSource::folder;
   /// Dataset folder, relative paths taken from the config file's folder. Required for
   /// source = "folder".
   std::filesystem::path root;
-  /// "bach" (<root>/Photos/<Class>/*.tif + microscopy_ground_truth.csv; root may also be
-  /// Photos/ itself) or "folders" (<root>/<class>/*). Default: "bach".
-  std::string layout = "bach";
+  /// Default: bach.
+  PhotoLayout layout = PhotoLayout::bach;
   /// Class names; a class's index is its position. Default: Normal, Benign, InSitu,
   /// Invasive. Empty means "every subfolder, sorted" (only `bachlab explore --data` uses
   /// that, for a folder whose classes nobody has named).
@@ -72,9 +80,8 @@ struct DataConfig {
   /// The side of a photo's pixel as taken, in micrometres (BACH: 0.42), for the scale bar
   /// on heatmaps; 0 = unknown (no bar). Default: 0.
   double microns_per_pixel = 0;
-  /// "none", "macenko" or "reinhard": stain normalisation applied to each prepared photo
-  /// before it is cached. Default: "none".
-  std::string stain_normalize = "none";
+  /// Stain normalisation applied to each prepared photo before it is cached. Default: none.
+  StainMethod stain_normalize = StainMethod::none;
   /// A photo to fit the stain target on; empty = fit it on the training photos of each
   /// split or fold. Default: empty.
   std::filesystem::path stain_reference;

@@ -124,7 +124,7 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
 
   Dataset dataset;
   fs::path photos = root;
-  if (config.layout == "bach" && fs::is_directory(root / "Photos", ec)) photos = root / "Photos";
+  if (config.layout == PhotoLayout::bach && fs::is_directory(root / "Photos", ec)) photos = root / "Photos";
   dataset.root = photos;
 
   dataset.classes = config.classes;
@@ -147,7 +147,7 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
   for (const auto& name : dataset.classes)
     per_class.push_back(list_class_folder(photos / name, name, problems, dataset.skipped));
   std::map<std::string, std::string> groups;
-  if (config.layout == "bach") check_ground_truth(photos, dataset.classes, per_class, problems, groups);
+  if (config.layout == PhotoLayout::bach) check_ground_truth(photos, dataset.classes, per_class, problems, groups);
 
   const bool skip_bad = config.on_bad_image == "skip";
   for (size_t c = 0; c < per_class.size(); ++c) {
@@ -196,7 +196,7 @@ fs::path synthetic_dataset_dir(const DataConfig& config) {
 }
 
 Dataset discover_dataset(const DataConfig& config) {
-  if (config.source != "synthetic") return discover_folder(config, config.root);
+  if (config.source != DataSource::synthetic) return discover_folder(config, config.root);
   require_bach_classes(config);
   SynthOptions options;
   options.out = synthetic_dataset_dir(config);
@@ -213,12 +213,12 @@ Dataset discover_dataset(const DataConfig& config) {
                             config.cache_dir.string(), ec.message()));
   generate_synthetic_dataset(options);
   DataConfig bach = config;
-  bach.layout = "bach";
+  bach.layout = PhotoLayout::bach;
   return discover_folder(bach, options.out);
 }
 
 std::string check_dataset(const DataConfig& config) {
-  if (config.source == "synthetic") {
+  if (config.source == DataSource::synthetic) {
     require_bach_classes(config);
     const fs::path folder = synthetic_dataset_dir(config);
     std::error_code ec;

@@ -404,17 +404,17 @@ fs::path cache_file_for(const CacheKey& key, const DataConfig& config, const std
   const std::string size =
       config.scale > 0 ? fmt::format("scale{:.6g}", config.scale) : fmt::format("{}px", config.image_size);
   return config.cache_dir / "prepared" /
-         fmt::format("{:016x}-{}{}.bin", sdk::hash_text(key.identity), size, stain ? "-" + stain->method : std::string());
+         fmt::format("{:016x}-{}{}.bin", sdk::hash_text(key.identity), size, stain ? "-" + kStainMethods.name(stain->method) : std::string());
 }
 
 // The stain target prepare_dataset() uses: none, the one given, or the reference photo's.
 std::optional<StainTarget> choose_stain_target(const DataConfig& config, const std::optional<StainTarget>& given) {
-  if (config.stain_normalize == "none") return std::nullopt;
+  if (config.stain_normalize == StainMethod::none) return std::nullopt;
   if (given) {
     if (given->method != config.stain_normalize)
       throw Error(fmt::format("prepare_dataset: the stain target was fitted for \"{}\" but [data] stain_normalize = "
                               "\"{}\"; fit it with the config's method",
-                              given->method, config.stain_normalize));
+                              kStainMethods.name(given->method), kStainMethods.name(config.stain_normalize)));
     return given;
   }
   if (!config.stain_reference.empty()) return fit_stain_reference(config);
@@ -422,7 +422,7 @@ std::optional<StainTarget> choose_stain_target(const DataConfig& config, const s
                           "on the training photos, and none was given; prepare with stain_normalize = \"none\", fit "
                           "the target on the training rows with fit_stain_target() and pass it (bachlab run does this "
                           "for each split and fold), or set stain_reference",
-                          config.stain_normalize));
+                          kStainMethods.name(config.stain_normalize)));
 }
 
 // Normalises every image of `content` in place on all workers; returns how many photos had
@@ -453,7 +453,7 @@ CacheContent load_or_build(const Dataset& dataset, const DataConfig& config, con
   if (out.from_cache) return content;
   if (stain) {
     DataConfig plain = config;
-    plain.stain_normalize = "none";
+    plain.stain_normalize = StainMethod::none;
     plain.stain_reference.clear();
     PreparedData unnormalised;
     content = load_or_build(dataset, plain, std::nullopt, unnormalised);
@@ -503,7 +503,7 @@ PreparedData prepare_dataset(const Dataset& dataset, const DataConfig& config,
 
 StainTarget fit_stain_reference(const DataConfig& config) {
   const fs::path& file = config.stain_reference;
-  if (config.stain_normalize == "none" || file.empty())
+  if (config.stain_normalize == StainMethod::none || file.empty())
     throw Error("fit_stain_reference: the config names no stain_reference with stain_normalize on");
   cv::Mat rgb, small;
   try {

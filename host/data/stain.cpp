@@ -165,13 +165,14 @@ struct LabSums {
   }
 };
 
-void check_method(const std::string& method) {
-  if (method != "macenko" && method != "reinhard")
-    throw Error(fmt::format("stain normalisation: method must be \"macenko\" or \"reinhard\" (was \"{}\")", method));
+void check_method(StainMethod method) {
+  if (method != StainMethod::macenko && method != StainMethod::reinhard)
+    throw Error(fmt::format("stain normalisation: method must be \"macenko\" or \"reinhard\" (was \"{}\")",
+                            kStainMethods.name(method)));
 }
 
 // Fits on photos given as planes; `what` names them in errors.
-StainTarget fit_planes(const std::string& method, const std::vector<Planes>& photos, const std::string& what) {
+StainTarget fit_planes(StainMethod method, const std::vector<Planes>& photos, const std::string& what) {
   check_method(method);
   if (photos.empty()) throw Error("stain normalisation: no photos to fit the target on");
   size_t total = 0;
@@ -188,8 +189,8 @@ StainTarget fit_planes(const std::string& method, const std::vector<Planes>& pho
     throw Error(fmt::format("stain normalisation: cannot fit a {} target on {}: only {} of {} pixels looked at are "
                             "tissue (OD vector length >= {}; at least {} pixels and {}% needed); use photos with "
                             "tissue or set [data] stain_reference to a photo that shows tissue",
-                            method, what, tissue, looked, kStainBeta, kMinTissuePixels, kMinTissueFraction * 100));
-  if (method == "macenko") {
+                            kStainMethods.name(method), what, tissue, looked, kStainBeta, kMinTissuePixels, kMinTissueFraction * 100));
+  if (method == StainMethod::macenko) {
     MacenkoStains stains;
     if (std::string why = fit_macenko(od, stains); !why.empty())
       throw Error(fmt::format("stain normalisation: cannot fit a macenko target on {}: {}; use photos stained with "
@@ -283,7 +284,7 @@ bool normalize_reinhard(const Planes& p, const StainTarget& target) {
 bool normalize_planes(const Planes& p, const StainTarget& target) {
   check_method(target.method);
   if (p.size() == 0) return false;
-  return target.method == "macenko" ? normalize_macenko(p, target) : normalize_reinhard(p, target);
+  return target.method == StainMethod::macenko ? normalize_macenko(p, target) : normalize_reinhard(p, target);
 }
 
 void check_rgb(const cv::Mat& rgb) {
@@ -294,16 +295,16 @@ void check_rgb(const cv::Mat& rgb) {
 }  // namespace
 
 std::string StainTarget::key() const {
-  if (method == "macenko")
+  if (method == StainMethod::macenko)
     return fmt::format("macenko h {:.9g} {:.9g} {:.9g} e {:.9g} {:.9g} {:.9g} max {:.9g} {:.9g}", haematoxylin[0],
                        haematoxylin[1], haematoxylin[2], eosin[0], eosin[1], eosin[2], max_concentration[0],
                        max_concentration[1]);
-  return fmt::format("{} mean {:.9g} {:.9g} {:.9g} std {:.9g} {:.9g} {:.9g}", method, lab_mean[0], lab_mean[1],
+  return fmt::format("{} mean {:.9g} {:.9g} {:.9g} std {:.9g} {:.9g} {:.9g}", kStainMethods.name(method), lab_mean[0], lab_mean[1],
                      lab_mean[2], lab_std[0], lab_std[1], lab_std[2]);
 }
 
 nlohmann::json stain_target_to_json(const StainTarget& target) {
-  return {{"method", target.method},
+  return {{"method", kStainMethods.name(target.method)},
           {"haematoxylin", target.haematoxylin},
           {"eosin", target.eosin},
           {"max_concentration", target.max_concentration},
@@ -315,7 +316,11 @@ nlohmann::json stain_target_to_json(const StainTarget& target) {
 StainTarget stain_target_from_json(const nlohmann::json& json) {
   try {
     StainTarget target;
-    target.method = json.at("method").get<std::string>();
+    try {
+      target.method = kStainMethods.value(json.at("method").get<std::string>());
+    } catch (const Error& e) {
+      throw Error(fmt::format("stain target: malformed (method: {})", e.what()));
+    }
     check_method(target.method);
     target.haematoxylin = json.at("haematoxylin").get<std::array<double, 3>>();
     target.eosin = json.at("eosin").get<std::array<double, 3>>();
@@ -329,7 +334,7 @@ StainTarget stain_target_from_json(const nlohmann::json& json) {
   }
 }
 
-StainTarget fit_stain_target(const std::string& method, const std::vector<cv::Mat>& rgb_photos) {
+StainTarget fit_stain_target(StainMethod method, const std::vector<cv::Mat>& rgb_photos) {
   std::vector<std::vector<cv::Mat>> split(rgb_photos.size());
   std::vector<Planes> planes;
   for (size_t i = 0; i < rgb_photos.size(); ++i) {
@@ -340,7 +345,7 @@ StainTarget fit_stain_target(const std::string& method, const std::vector<cv::Ma
   return fit_planes(method, planes, fmt::format("{} photo{}", rgb_photos.size(), rgb_photos.size() == 1 ? "" : "s"));
 }
 
-StainTarget fit_stain_target(const std::string& method, const torch::Tensor& uint8_images,
+StainTarget fit_stain_target(StainMethod method, const torch::Tensor& uint8_images,
                              const std::vector<int64_t>& indices) {
   if (uint8_images.dim() != 4 || uint8_images.size(1) != 3 || uint8_images.scalar_type() != torch::kUInt8 ||
       !uint8_images.is_contiguous())

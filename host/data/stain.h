@@ -12,6 +12,8 @@
 // than kMinTissueFraction of its pixels, a single stain, a degenerate fit) is left exactly
 // as it is - a blank photo stays blank, never NaN - and the caller is told.
 
+#include "host/config/choice.h"
+
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
@@ -33,10 +35,15 @@ inline constexpr double kStainMaxPercentile = 99.0;
 inline constexpr size_t kMinTissuePixels = 8;
 inline constexpr double kMinTissueFraction = 0.01;
 
+/// [data] stain_normalize: none, or the method photos are normalised with.
+enum class StainMethod { none, macenko, reinhard };
+inline const Choice<StainMethod> kStainMethods{
+    {"none", StainMethod::none}, {"macenko", StainMethod::macenko}, {"reinhard", StainMethod::reinhard}};
+
 /// What photos are normalised to.
 struct StainTarget {
-  /// "macenko" or "reinhard".
-  std::string method;
+  /// macenko or reinhard.
+  StainMethod method = StainMethod::macenko;
   /// Macenko: unit OD vectors (R, G, B) of haematoxylin and eosin.
   std::array<double, 3> haematoxylin{0, 0, 0};
   std::array<double, 3> eosin{0, 0, 0};
@@ -58,13 +65,13 @@ struct StainTarget {
 nlohmann::json stain_target_to_json(const StainTarget& target);
 StainTarget stain_target_from_json(const nlohmann::json& json);
 
-/// Fits a target of `method` ("macenko" or "reinhard") on RGB CV_8UC3 photos, pooling their
+/// Fits a target of `method` (macenko or reinhard) on RGB CV_8UC3 photos, pooling their
 /// pixels (every photo contributes alike; at most about 4 million pixels are used, evenly
 /// strided). Throws Error if the photos hold too little tissue to fit, or for another method.
-StainTarget fit_stain_target(const std::string& method, const std::vector<cv::Mat>& rgb_photos);
+StainTarget fit_stain_target(StainMethod method, const std::vector<cv::Mat>& rgb_photos);
 
 /// The same on rows `indices` of uint8 (N,3,H,W) prepared images: the training photos.
-StainTarget fit_stain_target(const std::string& method, const torch::Tensor& uint8_images,
+StainTarget fit_stain_target(StainMethod method, const torch::Tensor& uint8_images,
                              const std::vector<int64_t>& indices);
 
 /// Normalises one RGB CV_8UC3 photo to `target` into `out` (which may be `rgb`). Returns

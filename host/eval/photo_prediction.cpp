@@ -19,10 +19,10 @@ PhotoPredictionSettings read_photo_prediction_settings(sdk::ParamTable& eval, sd
   PhotoPredictionSettings s;
   s.patch_size = patch_size;
   s.min_tissue = min_tissue;
-  s.tta = eval.get_string("tta", s.tta, {"none", "flips", "d4"});
+  s.tta = kTtas.read(eval, "tta", s.tta);
   s.stride = eval_patches.get_int("stride", s.stride, {0, 8192});
   eval_patches.describe("stride", "", "0 (the patch size)");
-  s.aggregate = eval_patches.get_string("aggregate", s.aggregate, {"mean", "vote", "max", "learned"});
+  s.aggregate = kAggregates.read(eval_patches, "aggregate", s.aggregate);
   if (patch_size == 0) {
     for (const char* key : {"stride", "aggregate"})
       if (eval_patches.has(key))
@@ -68,15 +68,17 @@ torch::Tensor grid_positions(int64_t height, int64_t width, int64_t size, int64_
   return out;
 }
 
-int64_t tta_count(const std::string& tta) {
-  if (tta == "none") return 1;
-  if (tta == "flips") return 4;
-  if (tta == "d4") return 8;
-  throw Error("[eval] tta must be one of \"none\", \"flips\", \"d4\" (was \"" + tta + "\")");
+int64_t tta_count(Tta tta) {
+  switch (tta) {
+    case Tta::none: return 1;
+    case Tta::flips: return 4;
+    case Tta::d4: return 8;
+  }
+  return 1;
 }
 
-torch::Tensor tta_transform(const torch::Tensor& batch, const std::string& tta, int64_t k) {
-  if (tta == "flips") {
+torch::Tensor tta_transform(const torch::Tensor& batch, Tta tta, int64_t k) {
+  if (tta == Tta::flips) {
     switch (k) {
       case 0: return batch;
       case 1: return batch.flip({3});
@@ -84,16 +86,16 @@ torch::Tensor tta_transform(const torch::Tensor& batch, const std::string& tta, 
       default: return batch.flip({2, 3});
     }
   }
-  if (tta == "d4") {
+  if (tta == Tta::d4) {
     torch::Tensor out = k % 4 == 0 ? batch : torch::rot90(batch, k % 4, {2, 3});
     return k >= 4 ? out.flip({3}) : out;
   }
   return batch;
 }
 
-torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, const std::string& tta) {
+torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, Tta tta) {
   const int64_t n = tta_count(tta);
-  if (tta == "d4" && batch.size(2) != batch.size(3))
+  if (tta == Tta::d4 && batch.size(2) != batch.size(3))
     throw Error(fmt::format("[eval] tta = \"d4\" rotates inputs by 90 degrees, which needs square inputs (they are "
                             "{}x{}); use tta = \"flips\", or predict square patches ([data.patches] size)",
                             batch.size(3), batch.size(2)));
@@ -105,20 +107,19 @@ torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabili
   return sum / static_cast<double>(n);
 }
 
-torch::Tensor aggregate_patches(const torch::Tensor& probabilities, const std::string& aggregate) {
+torch::Tensor aggregate_patches(const torch::Tensor& probabilities, Aggregate aggregate) {
   const int64_t p = probabilities.size(0);
   const torch::Tensor mean = probabilities.mean(0);
-  if (aggregate == "mean") return mean;
-  if (aggregate == "vote") {
+  if (aggregate == Aggregate::vote) {
     // Half a vote at most goes to the mean probability: it breaks ties, never a lead.
     const double bonus = 0.5 / static_cast<double>(p);
     return (vote_shares(probabilities) + mean * bonus) / (1.0 + bonus);
   }
-  if (aggregate == "max") {
+  if (aggregate == Aggregate::max) {
     torch::Tensor top = std::get<0>(probabilities.max(0));
     return top / top.sum().clamp_min(1e-12);
   }
-  throw Error("[eval.patches] aggregate must be one of \"mean\", \"vote\", \"max\" (was \"" + aggregate + "\")");
+  return mean;
 }
 
 torch::Tensor vote_shares(const torch::Tensor& probabilities) {
@@ -128,8 +129,8 @@ torch::Tensor vote_shares(const torch::Tensor& probabilities) {
 }
 
 torch::Tensor photo_probabilities(const torch::Tensor& patch_probabilities, const PhotoPredictionSettings& settings) {
-  if (settings.aggregate != "learned") return aggregate_patches(patch_probabilities, settings.aggregate);
-  if (!settings.aggregator) return aggregate_patches(patch_probabilities, "mean");
+  if (settings.aggregate != Aggregate::learned || !settings.aggregator)
+    return aggregate_patches(patch_probabilities, settings.aggregate);
   return settings.aggregator->probabilities(photo_features(patch_probabilities))[0];
 }
 
@@ -168,7 +169,8 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
 
   // On a terminal, for a step that runs for more than half a second (validation of a patch
   // model every epoch, a test split, predict); erased when done.
-  Progress progress(settings.tta == "none" ? "predicting photos" : "predicting photos (TTA " + settings.tta + ")",
+  Progress progress(settings.tta == Tta::none ? "predicting photos"
+                                              : "predicting photos (TTA " + kTtas.name(settings.tta) + ")",
                     static_cast<size_t>(n), true);
   if (settings.patch_size == 0) {
     // Whole photos: one input each, batched across photos; the "patch" is the photo.
@@ -217,7 +219,7 @@ PhotoPredictions predict_photos(const torch::Tensor& images, const torch::Tensor
     const torch::Tensor used = keep_patches ? patch_probabilities.index({counted}) : patch_probabilities;
     const torch::Tensor photo = photo_probabilities(used, settings);
     rows.push_back(photo);
-    if (settings.aggregate == "learned") features.push_back(photo_features(used));
+    if (settings.aggregate == Aggregate::learned) features.push_back(photo_features(used));
     score(i, photo, used);
     if (keep_patches) out.patches.push_back({positions.clone(), patch_probabilities, counted});
     progress.advance();

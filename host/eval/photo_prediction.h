@@ -14,6 +14,7 @@
 //                   aggregate = "mean" | "vote" | "max" | "learned" (photo_aggregator.h)
 // The patch size and min_tissue come from [data.patches] (host/train/patch_sampler.h).
 
+#include "host/config/choice.h"
 #include "host/eval/photo_aggregator.h"
 
 #include <bachlab/sdk/param_table.h>
@@ -31,22 +32,35 @@ namespace bachlab::host {
 
 class Config;
 
+/// [eval.patches] aggregate: how one photo's patch probabilities become its own.
+///   mean     the mean probability
+///   vote     the share of patches calling each class, ties broken by mean probability
+///   max      each class's largest patch probability, normalised
+///   learned  `aggregator` reads the photo's patch probabilities; it is fitted across a
+///            cross-validation's folds, so until then (a fold's own validation) the mean
+///            stands in
+enum class Aggregate { mean, vote, max, learned };
+inline const Choice<Aggregate> kAggregates{
+    {"mean", Aggregate::mean}, {"vote", Aggregate::vote}, {"max", Aggregate::max}, {"learned", Aggregate::learned}};
+
+/// [eval] tta: test-time augmentation, averaged per patch: none, flips (identity,
+/// horizontal, vertical, both) or d4 (the 8 rotations by multiples of 90 degrees with and
+/// without a horizontal flip).
+enum class Tta { none, flips, d4 };
+inline const Choice<Tta> kTtas{{"none", Tta::none}, {"flips", Tta::flips}, {"d4", Tta::d4}};
+
 struct PhotoPredictionSettings {
   /// Side of the square patches; 0 predicts whole photos. From [data.patches] size.
   int64_t patch_size = 0;
   /// Pixels between neighbouring grid patches; 0 means patch_size (no overlap). The last
   /// row and column sit on the photo's edge, so they may overlap the one before.
   int64_t stride = 0;
-  /// "mean" (mean probability), "vote" (share of patches calling each class, ties broken
-  /// by mean probability), "max" (each class's largest patch probability, normalised) or
-  /// "learned" (`aggregator` reads the photo's patch probabilities; it is fitted across a
-  /// cross-validation's folds, so until then - a fold's own validation - the mean stands in).
-  std::string aggregate = "mean";
+  /// Default: mean.
+  Aggregate aggregate = Aggregate::mean;
   /// The fitted aggregator for "learned"; null before it exists.
   std::shared_ptr<const PhotoAggregator> aggregator;
-  /// "none", "flips" (identity, horizontal, vertical, both) or "d4" (the 8 rotations by
-  /// multiples of 90 degrees with and without a horizontal flip), averaged per patch.
-  std::string tta = "none";
+  /// Default: none.
+  Tta tta = Tta::none;
   /// Patches with a smaller tissue fraction stay out of the aggregate (all count when
   /// none reaches it). From [data.patches] min_tissue.
   double min_tissue = 0.0;
@@ -70,19 +84,19 @@ std::vector<int64_t> grid_starts(int64_t length, int64_t size, int64_t stride);
 /// Top-left corners (y, x) of the grid over a height x width photo, row by row, (P, 2) int64.
 torch::Tensor grid_positions(int64_t height, int64_t width, int64_t size, int64_t stride);
 
-/// The transforms of `tta` ("none": 1, "flips": 4, "d4": 8).
-int64_t tta_count(const std::string& tta);
+/// The transforms of `tta` (none: 1, flips: 4, d4: 8).
+int64_t tta_count(Tta tta);
 /// Transform `k` (0-based) of `tta` applied to a batch (N, C, H, W).
-torch::Tensor tta_transform(const torch::Tensor& batch, const std::string& tta, int64_t k);
+torch::Tensor tta_transform(const torch::Tensor& batch, Tta tta, int64_t k);
 /// Mean over the transforms of `tta` of `model`'s probabilities of the transformed batch.
-torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, const std::string& tta);
+torch::Tensor tta_probabilities(const torch::Tensor& batch, const PatchProbabilities& model, Tta tta);
 
 /// The share of a photo's patches (P, K) whose most probable class is each class (K).
 torch::Tensor vote_shares(const torch::Tensor& probabilities);
 
-/// One photo's probabilities (K) from its patches' (P, K) under a fixed rule: "mean",
-/// "vote" or "max".
-torch::Tensor aggregate_patches(const torch::Tensor& patch_probabilities, const std::string& aggregate);
+/// One photo's probabilities (K) from its patches' (P, K) under a fixed rule: mean, vote or
+/// max (learned: the mean).
+torch::Tensor aggregate_patches(const torch::Tensor& patch_probabilities, Aggregate aggregate);
 
 /// One photo's probabilities (K) from its counted patches' (P, K) under settings.aggregate:
 /// a fixed rule, or the learned aggregator (the mean while there is none).

@@ -4,6 +4,7 @@
 #include "host/train/model_state.h"
 #include "host/train/trainer.h"
 #include "host/util/atomic_file.h"
+#include "host/util/shape_text.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -74,12 +75,6 @@ bool save_tensors(torch::nn::Module& module, torch::serialize::OutputArchive& ar
   return wrote;
 }
 
-std::string shape_text(const std::vector<int64_t>& sizes) {
-  std::string out = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
-  return out + "]";
-}
-
 // Reads `tensors`' values from the model archive of checkpoint `file` into them. Every
 // name and shape is compared before anything is copied, so a checkpoint of another
 // architecture is refused saying which tensor differs.
@@ -104,8 +99,8 @@ void read_tensors(torch::serialize::InputArchive& archive, NamedTensors& tensors
     if (!current->try_read(rest, stored) && !current->try_read(rest, stored, true))
       throw Error(file.string() + ": checkpoint has no tensor \"" + name + "\" of this model" + other);
     if (stored.sizes() != tensor.sizes())
-      throw Error(file.string() + ": tensor \"" + name + "\" has shape " + shape_text(stored.sizes().vec()) +
-                  " in the checkpoint but " + shape_text(tensor.sizes().vec()) +
+      throw Error(file.string() + ": tensor \"" + name + "\" has shape " + shape_text(stored.sizes()) +
+                  " in the checkpoint but " + shape_text(tensor.sizes()) +
                   " in the model; the checkpoint belongs to a different model or config. Resume with the run "
                   "folder that wrote it, or start a new run");
     stored_tensors.push_back(stored);

@@ -200,7 +200,7 @@ RunSummary cross_validate(Opened opened, RunFile run, fs::path run_dir, bool fre
       ++trained_folds;
     }
   }
-  if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
+  if (plan.photo.aggregate == Aggregate::learned) apply_learned_aggregation(run_dir, folds, predictions);
   RunSummary summary = write_pooled_folds(run_dir, run, folds, predictions, config_toml);
   if (options.progress)
     *options.progress << fmt::format("{}: {}-fold cross-validation, out-of-fold accuracy {:.4f}; wrote {}\n",

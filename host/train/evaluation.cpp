@@ -41,11 +41,11 @@ RunSummary evaluate_one(const fs::path& run_dir, std::ostream* progress, ValPred
       predictions.emplace_back();
       folds.push_back(evaluate_one(fold_folder(run_dir, k), progress, &predictions.back(), overrides));
     }
-    if (plan.photo.aggregate == "learned") apply_learned_aggregation(run_dir, folds, predictions);
+    if (plan.photo.aggregate == Aggregate::learned) apply_learned_aggregation(run_dir, folds, predictions);
     return write_pooled_folds(run_dir, run, folds, predictions, opened.config.resolved_toml(Config::Paths::absolute));
   }
   SplitData data = load_data(plan, run);
-  check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Evaluating");
+  check_same_photos(run_dir, data.discovered, plan.data.source == DataSource::synthetic, "Evaluating");
 
   // The split is recomputed from the config; if the photos changed since the run, the
   // numbers would silently be of other images, so compare with the saved file lists.
@@ -81,7 +81,7 @@ RunSummary evaluate_on_photos(const fs::path& run_dir, const fs::path& data_root
   const RunFile run = read_run_file(run_dir);
   Config saved = load_run_config(run_dir, run);
   DataConfig data = read_data_config(saved);
-  data.source = "folder";
+  data.source = DataSource::folder;
   data.root = fs::absolute(data_root).lexically_normal();
   data.root_from = "--data";
   const Dataset photos = discover_dataset(data);

@@ -96,14 +96,14 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
     out.emplace_back("scale", format_number(data.scale));
   else
     out.emplace_back("image_size", std::to_string(data.image_size));
-  if (data.stain_normalize != "none") out.emplace_back("stain_normalize", data.stain_normalize);
+  if (data.stain_normalize != StainMethod::none) out.emplace_back("stain_normalize", kStainMethods.name(data.stain_normalize));
   if (patches.enabled()) {
     out.emplace_back("patches", std::to_string(patches.size) + " px, " + std::to_string(patches.per_image) +
                                     " per photo per epoch" +
                                     (patches.min_tissue > 0 ? ", min_tissue " + format_number(patches.min_tissue) : ""));
-    out.emplace_back("photo_prediction", "grid stride " + std::to_string(photo.stride) + ", " + photo.aggregate);
+    out.emplace_back("photo_prediction", "grid stride " + std::to_string(photo.stride) + ", " + kAggregates.name(photo.aggregate));
   }
-  if (photo.tta != "none") out.emplace_back("tta", photo.tta);
+  if (photo.tta != Tta::none) out.emplace_back("tta", kTtas.name(photo.tta));
   if (train.precision != Precision::fp32) out.emplace_back("precision", precision_name(train.precision));
   if (train.channels_last) out.emplace_back("channels_last", "true");
   if (train.refit) out.emplace_back("refit", "true");
@@ -114,7 +114,7 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
                                              (data.split.group == "block" ? ", block-grouped"
                                               : data.split.group == "csv" ? ", grouped by the CSV's groups"
                                                                           : ", random"));
-  if (train.schedule.type != "none") out.emplace_back("schedule", train.schedule.type);
+  if (train.schedule.type != ScheduleType::none) out.emplace_back("schedule", kScheduleTypes.name(train.schedule.type));
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
   if (train.feature_cache.augmented_copies > 0 && model && model->has_frozen_features())
     out.emplace_back("augmented_copies", std::to_string(train.feature_cache.augmented_copies));
@@ -214,7 +214,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
 
   plan.patches = read_patch_settings(config);
   plan.photo = read_photo_prediction_settings(config, plan.patches.size, plan.patches.min_tissue);
-  if (plan.photo.aggregate == "learned" && plan.patches.enabled() && plan.data.split.folds < 2)
+  if (plan.photo.aggregate == Aggregate::learned && plan.patches.enabled() && plan.data.split.folds < 2)
     config.table("eval.patches")
         .fail("aggregate", fmt::format("= \"learned\" is fitted on a cross-validation's out-of-fold predictions, but "
                                        "[data.split] folds is {}; set folds = 5, say, or use aggregate = \"mean\"",

@@ -1,6 +1,7 @@
 #include "host/train/feature_cache.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/shape_text.h"
 #include "host/util/cache_key.h"
 
 #include <bachlab/sdk/hash.h>
@@ -21,12 +22,6 @@ namespace {
 
 // Bumped whenever what a stored feature means changes, so older files are recomputed.
 constexpr int kFeatureFormat = 1;
-
-std::string shape_text(c10::IntArrayRef sizes) {
-  std::string out;
-  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? "x" : "") + std::to_string(sizes[i]);
-  return out;
-}
 
 // The first line where two keys differ, for "cache is stale: ...".
 std::string first_difference(const std::string& stored, const std::string& current) {

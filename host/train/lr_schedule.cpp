@@ -23,12 +23,12 @@ void LearningRateSchedule::on_epoch_begin(Trainer& trainer, int64_t epoch, Batch
   for (size_t g = 0; g < groups.size(); ++g) {
     const double base = base_lrs_.at(g);
     double lr = base;
-    if (settings_.type == "step") {
+    if (settings_.type == ScheduleType::step) {
       lr = base * std::pow(settings_.gamma, static_cast<double>((epoch - 1) / settings_.step_size));
-    } else if (settings_.type == "cosine") {
+    } else if (settings_.type == ScheduleType::cosine) {
       const double progress = static_cast<double>(epoch - 1) / static_cast<double>(epochs_);
       lr = settings_.min_lr + (base - settings_.min_lr) * 0.5 * (1.0 + std::cos(M_PI * progress));
-    } else if (settings_.type == "plateau") {
+    } else if (settings_.type == ScheduleType::plateau) {
       lr = std::max(base * factor_, settings_.min_lr);
     }
     groups[g].options().set_lr(lr);
@@ -36,7 +36,7 @@ void LearningRateSchedule::on_epoch_begin(Trainer& trainer, int64_t epoch, Batch
 }
 
 void LearningRateSchedule::on_epoch_end(Trainer&, const EpochRecord& record) {
-  if (settings_.type != "plateau") return;
+  if (settings_.type != ScheduleType::plateau) return;
   const double watched = metric_value(record, settings_.monitor);
   if (improves(watched, plateau_best_, larger_is_better(settings_.monitor))) {
     plateau_best_ = watched;

@@ -51,7 +51,7 @@ MemoryEstimate estimate_memory(const ExperimentPlan& plan, int64_t photos, int64
 }
 
 MemoryEstimate estimate_memory(const ExperimentPlan& plan) {
-  if (plan.data.source == "synthetic") {
+  if (plan.data.source == DataSource::synthetic) {
     const auto& s = plan.data.synthetic;
     return estimate_memory(plan, int64_t(s.per_class) * 4, s.height, s.width);
   }

@@ -76,8 +76,8 @@ nlohmann::ordered_json preprocessing_json(const LoadedModel& m, const fs::path& 
                               : nlohmann::ordered_json();
   j["photo"] = {{"patch_size", photo.patch_size},
                 {"stride", photo.patch_size > 0 && photo.stride == 0 ? photo.patch_size : photo.stride},
-                {"tta", photo.tta},
-                {"aggregate", photo.aggregate},
+                {"tta", kTtas.name(photo.tta)},
+                {"aggregate", kAggregates.name(photo.aggregate)},
                 {"min_tissue", photo.min_tissue},
                 {"tissue", "a pixel with some channel below 220 (of 255) is tissue"}};
   return j;
@@ -91,7 +91,7 @@ ExportedModel export_model(const fs::path& run_dir, const fs::path& out_dir, con
     throw Error(from.string() + ": the run has not finished (no metrics.json); finish it with `bachlab run --resume " +
                 outermost_run_folder(from).string() + "`, then export it");
   LoadedModel m = load_final_model(from, read_run_file(from), plugin_paths);
-  if (m.plan.photo.aggregate == "learned")
+  if (m.plan.photo.aggregate == Aggregate::learned)
     throw Error(from.string() + ": [eval.patches] aggregate = \"learned\" combines patches with a fitted aggregator "
                 "that the export does not carry yet; export a run with aggregate = \"mean\"");
   Trainer& trainer = *m.trainer;

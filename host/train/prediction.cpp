@@ -105,7 +105,7 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     }
     // A learned aggregator is fitted across the folds, after them: the cross-validation's
     // folder and its refit use it; a fold's own model keeps the mean its report shows.
-    if (opened.plan.photo.aggregate == "learned" && !run.fold) {
+    if (opened.plan.photo.aggregate == Aggregate::learned && !run.fold) {
       const fs::path root = run.refit ? run_dir.parent_path() : run_dir;
       const fs::path file = aggregator_file(root);
       if (!fs::exists(file))
@@ -162,9 +162,9 @@ std::vector<ImagePrediction> predict_images(const fs::path& run_dir, const std::
     p.patch_size = plan.photo.patch_size;
     p.photo = first_photo[0];
     if (plan.data.scale > 0) p.microns_per_pixel = plan.data.microns_per_pixel / plan.data.scale;
-    if (plan.data.stain_normalize != "none") {
+    if (plan.data.stain_normalize != StainMethod::none) {
       DataConfig as_taken = plan.data;
-      as_taken.stain_normalize = "none";
+      as_taken.stain_normalize = StainMethod::none;
       as_taken.stain_reference.clear();
       p.photo_as_taken = preprocess_photo(image, as_taken, std::nullopt);
     }

@@ -212,7 +212,7 @@ void check_run_photos(const fs::path& run_dir) {
   RunFile run = read_run_file(run_dir);
   Config config = load_run_config(run_dir, run);
   const DataConfig data = read_data_config(config);
-  check_same_photos(run_dir, discover_dataset(data), data.source == "synthetic", "Reusing its results");
+  check_same_photos(run_dir, discover_dataset(data), data.source == DataSource::synthetic, "Reusing its results");
 }
 
 fs::path create_run_folder(const fs::path& output, const std::string& experiment) {

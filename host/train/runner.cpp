@@ -58,12 +58,12 @@ PatchProbabilities model_probabilities(Trainer& trainer) {
 // leaves TTA out: validation after every epoch and the training split, where it would
 // multiply the time spent for a figure that only follows training.
 ValPrediction measure(Trainer& trainer, const TensorSplit& split, const PhotoPredictionSettings& photo, bool tta) {
-  if (photo.patch_size == 0 && (photo.tta == "none" || !tta)) {
+  if (photo.patch_size == 0 && (photo.tta == Tta::none || !tta)) {
     Prediction p = trainer.predict(split);
     return {p.probabilities, split.labels, p.loss};
   }
   PhotoPredictionSettings settings = photo;
-  if (!tta) settings.tta = "none";
+  if (!tta) settings.tta = Tta::none;
   PhotoPredictions p = predict_photos(split.images, split.labels, model_probabilities(trainer), settings);
   ValPrediction out{p.probabilities, split.labels, p.loss};
   out.features = p.features;
@@ -107,7 +107,7 @@ SplitData load_data(const ExperimentPlan& plan, const RunFile& run) {
   // A stain target from the training photos needs the split first: prepare unnormalised,
   // split, fit on this split's (or fold's) training rows only, then prepare normalised.
   DataConfig unnormalised = plan.data;
-  if (stain_target_from_training(plan.data)) unnormalised.stain_normalize = "none";
+  if (stain_target_from_training(plan.data)) unnormalised.stain_normalize = StainMethod::none;
   d.prepared = prepare_dataset(dataset, unnormalised);
   const torch::Tensor labels = d.prepared.labels.contiguous();
   std::vector<int64_t> list(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
@@ -258,7 +258,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
       fs::create_directories(run_dir);
       write_file_atomic(run_dir / "config.toml", opened.config.resolved_toml(Config::Paths::absolute));
       write_split(run_dir / "split.csv", data.prepared.dataset, data.split);
-      write_file_atomic(run_dir / kPhotosFile, photos_listing(data.discovered, plan.data.source == "synthetic"));
+      write_file_atomic(run_dir / kPhotosFile, photos_listing(data.discovered, plan.data.source == DataSource::synthetic));
     }
     run.normalization = fit_normalization(data.train.images, plan.data);
     run.stain_target = data.prepared.stain_target;
@@ -281,7 +281,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
                   plan.model_plugin, plan.trainable_parameters, data.train.size(), data.val.size(), data.test.size(),
                   data.prepared.images.size(3), data.prepared.images.size(2), run_dir.string()));
   if (data.prepared.stain_target)
-    log(fmt::format("stain normalisation: {}, target fitted on {}", data.prepared.stain_target->method,
+    log(fmt::format("stain normalisation: {}, target fitted on {}", kStainMethods.name(data.prepared.stain_target->method),
                     data.prepared.stain_target->fitted_on));
   if (const size_t unchanged = data.prepared.stain_unchanged; unchanged > 0)
     log(fmt::format("warning: stain normalisation left {} of {} photos as they were: too little tissue to estimate "
@@ -290,7 +290,7 @@ RunSummary train_run(Opened opened, RunFile run, fs::path run_dir, bool fresh, c
   for (const auto& warning : plan.warnings) log("warning: " + warning);
 
   if (!fresh) {
-    check_same_photos(run_dir, data.discovered, plan.data.source == "synthetic", "Resuming");
+    check_same_photos(run_dir, data.discovered, plan.data.source == DataSource::synthetic, "Resuming");
     const int world = options.parallel ? options.parallel->world() : 1;
     if (world != run.world_size)
       throw Error(fmt::format("{}: this run trained in {} {} and would resume in {}; batch norm sees each "

@@ -23,12 +23,13 @@ namespace {
 
 // A key that only means something for one schedule type is an error elsewhere, rather
 // than silently ignored: a user who writes step_size with type = "cosine" expects it to act.
-void reject_unless(sdk::ParamTable& params, const std::string& key, const std::string& type,
-                   const std::vector<std::string>& types) {
+void reject_unless(sdk::ParamTable& params, const std::string& key, ScheduleType type,
+                   const std::vector<ScheduleType>& types) {
   if (!params.has(key) || std::find(types.begin(), types.end(), type) != types.end()) return;
   std::string list;
-  for (const auto& t : types) list += (list.empty() ? "type = \"" : "\" or \"") + t;
-  params.fail(key, "only applies to " + list + "\" (type is \"" + type + "\"); remove it or change type");
+  for (const auto t : types) list += (list.empty() ? "type = \"" : "\" or \"") + kScheduleTypes.name(t);
+  params.fail(key, "only applies to " + list + "\" (type is \"" + kScheduleTypes.name(type) +
+                       "\"); remove it or change type");
 }
 
 }  // namespace
@@ -56,19 +57,19 @@ TrainSettings read_train_settings(sdk::ParamTable& train, sdk::ParamTable& early
   es.min_delta = early_stopping.get_float("min_delta", es.min_delta, {0.0, {}});
 
   auto& sc = s.schedule;
-  sc.type = schedule.get_string("type", sc.type, {"none", "step", "cosine", "plateau"});
+  sc.type = kScheduleTypes.read(schedule, "type", sc.type);
   sc.step_size = schedule.get_int("step_size", sc.step_size, {1, 100000});
   sc.gamma = schedule.get_float("gamma", sc.gamma, {1e-9, 1.0});
   sc.factor = schedule.get_float("factor", sc.factor, {1e-9, 0.999999});
   sc.patience = schedule.get_int("patience", sc.patience, {1, 100000});
   sc.monitor = schedule.get_string("monitor", sc.monitor, monitorable_metrics());
   sc.min_lr = schedule.get_float("min_lr", sc.min_lr, {0.0, {}});
-  reject_unless(schedule, "step_size", sc.type, {"step"});
-  reject_unless(schedule, "gamma", sc.type, {"step"});
-  reject_unless(schedule, "factor", sc.type, {"plateau"});
-  reject_unless(schedule, "patience", sc.type, {"plateau"});
-  reject_unless(schedule, "monitor", sc.type, {"plateau"});
-  reject_unless(schedule, "min_lr", sc.type, {"cosine", "plateau"});
+  reject_unless(schedule, "step_size", sc.type, {ScheduleType::step});
+  reject_unless(schedule, "gamma", sc.type, {ScheduleType::step});
+  reject_unless(schedule, "factor", sc.type, {ScheduleType::plateau});
+  reject_unless(schedule, "patience", sc.type, {ScheduleType::plateau});
+  reject_unless(schedule, "monitor", sc.type, {ScheduleType::plateau});
+  reject_unless(schedule, "min_lr", sc.type, {ScheduleType::cosine, ScheduleType::plateau});
 
   auto& fc = s.feature_cache;
   fc.augmented_copies = feature_cache.get_int("augmented_copies", fc.augmented_copies, {0, 1000});

@@ -13,6 +13,8 @@
 
 #include "host/train/precision.h"
 
+#include "host/config/choice.h"
+
 #include <bachlab/sdk/param_table.h>
 
 #include <cstdint>
@@ -40,9 +42,16 @@ struct EarlyStoppingSettings {
   double min_delta = 0.0;
 };
 
+/// [train.schedule] type.
+enum class ScheduleType { none, step, cosine, plateau };
+inline const Choice<ScheduleType> kScheduleTypes{{"none", ScheduleType::none},
+                                                 {"step", ScheduleType::step},
+                                                 {"cosine", ScheduleType::cosine},
+                                                 {"plateau", ScheduleType::plateau}};
+
 struct ScheduleSettings {
-  /// "none", "step", "cosine" or "plateau". Default: "none".
-  std::string type = "none";
+  /// Default: none.
+  ScheduleType type = ScheduleType::none;
   /// step: epochs between two multiplications by gamma. Default: 10.
   int64_t step_size = 10;
   /// step: factor applied every step_size epochs. Default: 0.1.

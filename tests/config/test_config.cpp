@@ -1,4 +1,5 @@
 // Config loading: extends chains, merging, and the messages a user reads for bad input.
+#include "host/config/choice.h"
 #include "host/config/config.h"
 
 #include <gtest/gtest.h>
@@ -91,6 +92,23 @@ TEST_F(ConfigTest, AllProblemsInOnePassWithSuggestions) {
                 "  " + f + ":2: unknown table [trian]; did you mean [train]?\n" +
                 "  " + f + ":7: [train] unknown key \"epohcs\"; did you mean \"epochs\"?\n" +
                 "  " + f + ":8: [train] device must be one of \"cpu\", \"cuda\" (was \"gpu\"); did you mean \"cpu\"?");
+}
+
+// A word key read into an enum: the reader's choices, problem and fallback are get_string's,
+// and the word comes back from the value.
+TEST_F(ConfigTest, AChoiceReadsAWordIntoAnEnumAndNamesTheWordsWhenItIsNone) {
+  enum class Shade { light, dark };
+  const Choice<Shade> shades{{"light", Shade::light}, {"dark", Shade::dark}};
+  Config config = Config::parse("[look]\nshade = \"dark\"\nother = \"dim\"\n", "look.toml");
+  auto& look = config.table("look");
+  EXPECT_EQ(shades.read(look, "shade", Shade::light), Shade::dark);
+  EXPECT_EQ(shades.read(look, "absent", Shade::dark), Shade::dark);
+  EXPECT_EQ(shades.read(look, "other", Shade::light), Shade::light) << "a bad word gives the fallback";
+  EXPECT_EQ(message_of([&] { config.check(); }),
+            "1 problem in look.toml:\n  look.toml:3: [look] other must be one of \"light\", \"dark\" (was \"dim\")");
+  EXPECT_EQ(shades.name(Shade::dark), "dark");
+  EXPECT_EQ(shades.names(), (std::vector<std::string>{"light", "dark"}));
+  EXPECT_EQ(message_of([&] { shades.value("dusk"); }), "expected one of \"light\", \"dark\", found \"dusk\"");
 }
 
 TEST_F(ConfigTest, SyntaxErrorNamesFileAndLine) {

@@ -30,8 +30,8 @@ TEST(DataConfigTest, Defaults) {
   tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
   DataConfig config = tables.read(1234);
   EXPECT_TRUE(tables.problems().empty());
-  EXPECT_EQ(config.source, "synthetic");
-  EXPECT_EQ(config.layout, "bach");
+  EXPECT_EQ(config.source, DataSource::synthetic);
+  EXPECT_EQ(config.layout, PhotoLayout::bach);
   EXPECT_EQ(config.classes, (std::vector<std::string>{"Normal", "Benign", "InSitu", "Invasive"}));
   EXPECT_EQ(config.image_size, 224);
   EXPECT_EQ(config.normalize, "unit");
@@ -72,7 +72,7 @@ TEST(DataConfigTest, EveryKeyIsReadAndPathsAreRelativeToTheConfig) {
   // Relative to the config's folder, then absolute: the paths a run records mean the same
   // from any working folder.
   EXPECT_EQ(config.root, std::filesystem::absolute("datasets/bach"));
-  EXPECT_EQ(config.layout, "folders");
+  EXPECT_EQ(config.layout, PhotoLayout::folders);
   EXPECT_EQ(config.classes, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(config.image_size, 64);
   EXPECT_EQ(config.normalize, "standardize");
@@ -199,7 +199,7 @@ TEST(DataConfigTest, ScaleStainAndVariantKeys) {
   tables.data.set("source", std::string("synthetic"), {"exp/config.toml", 2});
   DataConfig defaults = tables.read();
   EXPECT_EQ(defaults.scale, 0.0);
-  EXPECT_EQ(defaults.stain_normalize, "none");
+  EXPECT_EQ(defaults.stain_normalize, StainMethod::none);
   EXPECT_TRUE(defaults.stain_reference.empty());
   EXPECT_EQ(defaults.synthetic.variant, "default");
   EXPECT_FALSE(stain_target_from_training(defaults));
@@ -213,7 +213,7 @@ TEST(DataConfigTest, ScaleStainAndVariantKeys) {
   EXPECT_TRUE(tables.problems().empty());
   EXPECT_EQ(config.scale, 0.5);
   EXPECT_EQ(prepared_size_text(config), "scale 0.5");
-  EXPECT_EQ(config.stain_normalize, "macenko");
+  EXPECT_EQ(config.stain_normalize, StainMethod::macenko);
   EXPECT_EQ(config.synthetic.variant, "nuclear");
   EXPECT_TRUE(stain_target_from_training(config));
   tables.data.set("stain_reference", std::string("ref/photo.tif"), at);

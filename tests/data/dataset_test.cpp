@@ -61,7 +61,7 @@ TEST(DiscoverTest, FoldersLayoutTakesLabelsFromFolderNamesInConfigOrder) {
   test::write_bytes(dir / "dogs" / "notes.txt", "hello");
   test::write_bytes(dir / "dogs" / ".DS_Store", "junk");
   DataConfig config = bach_config(dir.path());
-  config.layout = "folders";
+  config.layout = PhotoLayout::folders;
   config.classes = {"dogs", "cats"};
   Dataset dataset = discover_dataset(config);
   EXPECT_EQ(dataset.labels, (std::vector<int64_t>{0, 0, 1}));
@@ -77,7 +77,7 @@ TEST(DiscoverTest, EmptyClassListMeansEverySubfolderSorted) {
     test::write_rgb_tiff(dir / name / "x.tif", test::class_image(0, 0, 8, 8));
   }
   DataConfig config = bach_config(dir.path());
-  config.layout = "folders";
+  config.layout = PhotoLayout::folders;
   config.classes.clear();
   fs::remove_all(dir / "cache");
   Dataset dataset = discover_dataset(config);
@@ -261,7 +261,7 @@ TEST(DiscoverErrorTest, ManyProblemsAreCappedWithACount) {
 
 TEST(DiscoverErrorTest, SyntheticSourceKeepsTheBachClasses) {
   DataConfig config;
-  config.source = "synthetic";
+  config.source = DataSource::synthetic;
   config.classes = {"a", "b"};
   config.origin = "exp.toml";
   EXPECT_EQ(error_of([&] { discover_dataset(config); }),

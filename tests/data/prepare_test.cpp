@@ -228,9 +228,9 @@ class StainPrepareTest : public PrepareTest {
     // Tissue instead of the fixture's flat colours, each photo stained its own way.
     for (size_t i = 0; i < dataset_.files.size(); ++i)
       test::write_rgb_tiff(dataset_.files[i], draw_synthetic_image(int(i % 4), 48, 36, 100 + i));
-    config_.stain_normalize = "macenko";
+    config_.stain_normalize = StainMethod::macenko;
     unnormalised_ = config_;
-    unnormalised_.stain_normalize = "none";
+    unnormalised_.stain_normalize = StainMethod::none;
   }
   DataConfig unnormalised_;
 };
@@ -242,7 +242,7 @@ TEST_F(StainPrepareTest, NeedsATargetOrAReference) {
             "training rows with fit_stain_target() and pass it (bachlab run does this for each split and fold), or "
             "set stain_reference");
   const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
-  const StainTarget reinhard = fit_stain_target("reinhard", plain.images, {0, 1});
+  const StainTarget reinhard = fit_stain_target(StainMethod::reinhard, plain.images, {0, 1});
   EXPECT_THAT(error_of([&] { prepare_dataset(dataset_, config_, reinhard); }),
               ::testing::StartsWith("prepare_dataset: the stain target was fitted for \"reinhard\" but [data] "
                                     "stain_normalize = \"macenko\""));
@@ -250,8 +250,8 @@ TEST_F(StainPrepareTest, NeedsATargetOrAReference) {
 
 TEST_F(StainPrepareTest, EachTargetIsItsOwnCacheBuiltFromTheUnnormalisedSet) {
   const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
-  const StainTarget a = fit_stain_target("macenko", plain.images, {0, 1, 2, 3});
-  const StainTarget b = fit_stain_target("macenko", plain.images, {4, 5, 6, 7});
+  const StainTarget a = fit_stain_target(StainMethod::macenko, plain.images, {0, 1, 2, 3});
+  const StainTarget b = fit_stain_target(StainMethod::macenko, plain.images, {4, 5, 6, 7});
   ASSERT_NE(a.key(), b.key());
   const PreparedData with_a = prepare_dataset(dataset_, config_, a);
   EXPECT_FALSE(with_a.from_cache);
@@ -289,7 +289,7 @@ TEST_F(StainPrepareTest, ReferencePhotoGivesTheTargetWithoutTrainingPhotos) {
 TEST_F(StainPrepareTest, BlankPhotoIsKeptAsItWasAndCounted) {
   test::write_rgb_tiff(dataset_.files[2], cv::Mat(36, 48, CV_8UC3, cv::Scalar(255, 255, 255)));
   const PreparedData plain = prepare_dataset(dataset_, unnormalised_);
-  const PreparedData prepared = prepare_dataset(dataset_, config_, fit_stain_target("macenko", plain.images, {0, 1}));
+  const PreparedData prepared = prepare_dataset(dataset_, config_, fit_stain_target(StainMethod::macenko, plain.images, {0, 1}));
   EXPECT_TRUE(prepared.images[2].eq(255).all().item<bool>());
   EXPECT_EQ(prepared.cache_note, "no cache yet; stain normalisation left 1 photo with too little tissue as it was");
 }

@@ -44,7 +44,7 @@ TEST(StainMacenko, FitMatchesHandAndNumpyValuesOnA4x4Image) {
   // = (0.2076, 0.4094, 0.1071), length sqrt(0.0431 + 0.1676 + 0.0115) = 0.471 >= beta 0.15,
   // so all 16 pixels are tissue; the 1st/99th percentiles of 16 angles fall between the two
   // most extreme pixels, which is why the vectors are near, not at, H and E.
-  const StainTarget t = fit_stain_target("macenko", {image_of(kMixture, 4, 4)});
+  const StainTarget t = fit_stain_target(StainMethod::macenko, {image_of(kMixture, 4, 4)});
   const std::array<double, 3> h{0.5819231849, 0.7661554181, 0.2727109866};
   const std::array<double, 3> e{0.2085628605, 0.9653759975, 0.1566866828};
   for (size_t k = 0; k < 3; ++k) {
@@ -53,7 +53,7 @@ TEST(StainMacenko, FitMatchesHandAndNumpyValuesOnA4x4Image) {
   }
   EXPECT_NEAR(t.max_concentration[0], 1.3489833863, 1e-4);
   EXPECT_NEAR(t.max_concentration[1], 1.3505656504, 1e-4);
-  EXPECT_EQ(t.method, "macenko");
+  EXPECT_EQ(t.method, StainMethod::macenko);
   EXPECT_EQ(t.fitted_on, "1 photo");
 }
 
@@ -62,7 +62,7 @@ TEST(StainMacenko, NormalisingMatchesNumpyPixelForPixel) {
   // 256 exp(-[H E] C') - 1 with C' the least-squares concentrations rescaled by
   // (1.2 / 1.3490, 0.9 / 1.3506), rounded and clipped.
   StainTarget target;
-  target.method = "macenko";
+  target.method = StainMethod::macenko;
   target.haematoxylin = {0.6511078258, 0.7011930431, 0.2904942607};
   target.eosin = {0.0701017213, 0.9914386298, 0.1101598478};
   target.max_concentration = {1.2, 0.9};
@@ -80,7 +80,7 @@ TEST(StainMacenko, NormalisingMatchesNumpyPixelForPixel) {
 TEST(StainMacenko, NormalisingToItsOwnTargetChangesNothing) {
   const cv::Mat image = image_of(kMixture, 4, 4);
   cv::Mat out;
-  ASSERT_TRUE(normalize_stain(image, fit_stain_target("macenko", {image}), out));
+  ASSERT_TRUE(normalize_stain(image, fit_stain_target(StainMethod::macenko, {image}), out));
   cv::Mat diff;
   cv::absdiff(image, out, diff);
   double worst = 0;
@@ -131,7 +131,7 @@ double mean_abs_difference(const cv::Mat& a, const cv::Mat& b) {
   return (m[0] + m[1] + m[2]) / 3;
 }
 
-void expect_copies_brought_together(const std::string& method) {
+void expect_copies_brought_together(StainMethod method) {
   const Densities d = tissue(7);
   // A purple, strong staining and a pink, faint one of the very same tissue.
   const cv::Mat a = stained(d, {0.70, 0.68, 0.22}, {0.15, 0.95, 0.25}, 1.5, 1.3);
@@ -143,22 +143,22 @@ void expect_copies_brought_together(const std::string& method) {
   ASSERT_TRUE(normalize_stain(a, target, na));
   ASSERT_TRUE(normalize_stain(b, target, nb));
   const double before = mean_abs_difference(a, b), after = mean_abs_difference(na, nb);
-  EXPECT_GT(before, 15.0) << method;  // the copies really look different
-  EXPECT_LT(after, 0.35 * before) << method << ": " << before << " -> " << after;
+  EXPECT_GT(before, 15.0) << kStainMethods.name(method);  // the copies really look different
+  EXPECT_LT(after, 0.35 * before) << kStainMethods.name(method) << ": " << before << " -> " << after;
 }
 
-TEST(StainNormalise, MacenkoBringsTwoStainingsOfOneTissueTogether) { expect_copies_brought_together("macenko"); }
-TEST(StainNormalise, ReinhardBringsTwoStainingsOfOneTissueTogether) { expect_copies_brought_together("reinhard"); }
+TEST(StainNormalise, MacenkoBringsTwoStainingsOfOneTissueTogether) { expect_copies_brought_together(StainMethod::macenko); }
+TEST(StainNormalise, ReinhardBringsTwoStainingsOfOneTissueTogether) { expect_copies_brought_together(StainMethod::reinhard); }
 
 TEST(StainReinhard, ResultHasTheTargetsLabStatistics) {
   const Densities d = tissue(3);
   const cv::Mat source = stained(d, {0.50, 0.78, 0.40}, {0.05, 0.90, 0.45}, 0.7, 0.6);
   const StainTarget target =
-      fit_stain_target("reinhard", {stained(tissue(4), {0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, 1.2, 1.0)});
+      fit_stain_target(StainMethod::reinhard, {stained(tissue(4), {0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, 1.2, 1.0)});
   cv::Mat out;
   ASSERT_TRUE(normalize_stain(source, target, out));
-  const StainTarget achieved = fit_stain_target("reinhard", {out});
-  const StainTarget before = fit_stain_target("reinhard", {source});
+  const StainTarget achieved = fit_stain_target(StainMethod::reinhard, {out});
+  const StainTarget before = fit_stain_target(StainMethod::reinhard, {source});
   for (size_t k = 0; k < 3; ++k) {
     // Rounding to 8 bits and clipping at white cost a little (L is 0..100, a and b about
     // -100..100), so near the target and much nearer than the source was.
@@ -171,8 +171,8 @@ TEST(StainReinhard, ResultHasTheTargetsLabStatistics) {
 }
 
 TEST(StainFallback, BlankAndTissueFreePhotosAreLeftExactlyAsTheyWere) {
-  const StainTarget macenko = fit_stain_target("macenko", {image_of(kMixture, 4, 4)});
-  const StainTarget reinhard = fit_stain_target("reinhard", {image_of(kMixture, 4, 4)});
+  const StainTarget macenko = fit_stain_target(StainMethod::macenko, {image_of(kMixture, 4, 4)});
+  const StainTarget reinhard = fit_stain_target(StainMethod::reinhard, {image_of(kMixture, 4, 4)});
   cv::Mat white(32, 32, CV_8UC3, cv::Scalar(255, 255, 255));
   cv::Mat glass(32, 32, CV_8UC3);
   cv::randu(glass, 246, 256);  // bright glass with noise: OD vector at most 0.07 long
@@ -182,8 +182,8 @@ TEST(StainFallback, BlankAndTissueFreePhotosAreLeftExactlyAsTheyWere) {
   for (const cv::Mat& photo : {white, glass}) {
     for (const StainTarget* target : {&macenko, &reinhard}) {
       cv::Mat out;
-      EXPECT_FALSE(normalize_stain(photo, *target, out)) << target->method;
-      EXPECT_EQ(cv::norm(photo, out, cv::NORM_INF), 0.0) << target->method;
+      EXPECT_FALSE(normalize_stain(photo, *target, out)) << kStainMethods.name(target->method);
+      EXPECT_EQ(cv::norm(photo, out, cv::NORM_INF), 0.0) << kStainMethods.name(target->method);
     }
   }
   cv::Mat out;
@@ -198,7 +198,7 @@ TEST(StainFallback, BlankAndTissueFreePhotosAreLeftExactlyAsTheyWere) {
 TEST(StainFallback, FittingOnPhotosWithoutTissueSaysSo) {
   cv::Mat white(16, 16, CV_8UC3, cv::Scalar(255, 255, 255));
   try {
-    fit_stain_target("macenko", {white, white});
+    fit_stain_target(StainMethod::macenko, {white, white});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
@@ -206,7 +206,7 @@ TEST(StainFallback, FittingOnPhotosWithoutTissueSaysSo) {
               "(OD vector length >= 0.15; at least 8 pixels and 1% needed); use photos with tissue or set [data] "
               "stain_reference to a photo that shows tissue");
   }
-  EXPECT_THROW(fit_stain_target("vahadane", {image_of(kMixture, 4, 4)}), Error);
+  EXPECT_THROW(fit_stain_target(StainMethod::none, {image_of(kMixture, 4, 4)}), Error);
 }
 
 TEST(StainTarget, FittedOnTheGivenRowsOnlyAndKeyedByValue) {
@@ -220,12 +220,12 @@ TEST(StainTarget, FittedOnTheGivenRowsOnlyAndKeyedByValue) {
     for (int c = 0; c < 3; ++c)
       std::memcpy(images[i][c].data_ptr<uint8_t>(), planes[size_t(c)].data, planes[size_t(c)].total());
   }
-  const StainTarget row0 = fit_stain_target("macenko", images, {0});
-  EXPECT_EQ(row0.key(), fit_stain_target("macenko", {purple}).key());
-  EXPECT_NE(row0.key(), fit_stain_target("macenko", images, {1}).key());
+  const StainTarget row0 = fit_stain_target(StainMethod::macenko, images, {0});
+  EXPECT_EQ(row0.key(), fit_stain_target(StainMethod::macenko, {purple}).key());
+  EXPECT_NE(row0.key(), fit_stain_target(StainMethod::macenko, images, {1}).key());
   EXPECT_EQ(row0.fitted_on, "1 training photo");
   EXPECT_EQ(stain_target_from_json(stain_target_to_json(row0)).key(), row0.key());
-  EXPECT_THROW(fit_stain_target("macenko", images, {2}), Error);
+  EXPECT_THROW(fit_stain_target(StainMethod::macenko, images, {2}), Error);
 }
 
 }  // namespace

@@ -114,16 +114,16 @@ TEST(PhotoAggregatorTest, PredictPhotosUsesTheAggregatorAndTheMeanBeforeItExists
   PhotoPredictionSettings settings;
   settings.patch_size = 16;
   settings.stride = 16;
-  settings.aggregate = "learned";
+  settings.aggregate = Aggregate::learned;
   const PhotoPredictions before = predict_photos(images, {}, model, settings);
   ASSERT_TRUE(before.features.defined());
   EXPECT_EQ(before.features.sizes(), torch::IntArrayRef({2, 12}));
-  settings.aggregate = "mean";
+  settings.aggregate = Aggregate::mean;
   EXPECT_TRUE(torch::allclose(before.probabilities, predict_photos(images, {}, model, settings).probabilities));
   EXPECT_FALSE(predict_photos(images, {}, model, settings).features.defined());
 
   const FewConfidentPatches data(20, 5);
-  settings.aggregate = "learned";
+  settings.aggregate = Aggregate::learned;
   settings.aggregator = std::make_shared<const PhotoAggregator>(PhotoAggregator::fit(data.features, data.labels, 2));
   const PhotoPredictions after = predict_photos(images, {}, model, settings);
   EXPECT_TRUE(torch::allclose(after.probabilities, settings.aggregator->probabilities(before.features)));

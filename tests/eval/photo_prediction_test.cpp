@@ -40,21 +40,20 @@ TEST(GridTest, PositionsCoverEveryPixelOfANonSquarePhoto) {
 
 TEST(AggregateTest, MeanVoteAndMaxAsComputedByHand) {
   const torch::Tensor p = torch::tensor({{0.6f, 0.4f}, {0.1f, 0.9f}, {0.2f, 0.8f}});
-  EXPECT_TRUE(torch::allclose(aggregate_patches(p, "mean"), torch::tensor({0.3f, 0.7f})));
+  EXPECT_TRUE(torch::allclose(aggregate_patches(p, Aggregate::mean), torch::tensor({0.3f, 0.7f})));
   // Votes 1/3 and 2/3, plus half a vote's worth (0.5/3) of the mean, renormalised.
   const double bonus = 0.5 / 3;
-  EXPECT_TRUE(torch::allclose(aggregate_patches(p, "vote"),
+  EXPECT_TRUE(torch::allclose(aggregate_patches(p, Aggregate::vote),
                               torch::tensor({float((1.0 / 3 + 0.3 * bonus) / (1 + bonus)),
                                              float((2.0 / 3 + 0.7 * bonus) / (1 + bonus))})));
   // Per-class maxima 0.6 and 0.9, normalised.
-  EXPECT_TRUE(torch::allclose(aggregate_patches(p, "max"), torch::tensor({0.4f, 0.6f})));
+  EXPECT_TRUE(torch::allclose(aggregate_patches(p, Aggregate::max), torch::tensor({0.4f, 0.6f})));
   // A tied vote goes to the class with the higher mean probability, whatever its index.
   const torch::Tensor tie = torch::tensor({{0.45f, 0.55f}, {0.9f, 0.1f}});
-  EXPECT_EQ(aggregate_patches(tie, "vote").argmax().item<int64_t>(), 0);
+  EXPECT_EQ(aggregate_patches(tie, Aggregate::vote).argmax().item<int64_t>(), 0);
   const torch::Tensor tie2 = torch::tensor({{0.1f, 0.9f}, {0.55f, 0.45f}});
-  EXPECT_EQ(aggregate_patches(tie2, "vote").argmax().item<int64_t>(), 1);
-  EXPECT_NEAR(aggregate_patches(tie2, "vote").sum().item<double>(), 1.0, 1e-6);
-  EXPECT_THROW(aggregate_patches(p, "median"), Error);
+  EXPECT_EQ(aggregate_patches(tie2, Aggregate::vote).argmax().item<int64_t>(), 1);
+  EXPECT_NEAR(aggregate_patches(tie2, Aggregate::vote).sum().item<double>(), 1.0, 1e-6);
 }
 
 // A linear model over the raw pixels: it sees where each pixel is, so it is neither
@@ -88,12 +87,12 @@ TEST(TtaTest, D4IsTheMeanOverTheEightTransformedInputs) {
   ASSERT_EQ(group.size(), 8u);
   torch::Tensor expected = torch::zeros({4, 3});
   for (const auto& g : group) expected += model(g) / 8.0;
-  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, "d4"), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, Tta::d4), expected, 1e-5, 1e-6));
   // The model is not invariant, so TTA changes its output...
   EXPECT_FALSE(torch::allclose(model(batch), expected, 1e-3, 1e-3));
   // ...and the averaged model is: rotating or flipping the input leaves it as it was.
-  for (const auto& g : group) EXPECT_TRUE(torch::allclose(tta_probabilities(g, model, "d4"), expected, 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, "none"), model(batch)));
+  for (const auto& g : group) EXPECT_TRUE(torch::allclose(tta_probabilities(g, model, Tta::d4), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, Tta::none), model(batch)));
 }
 
 TEST(TtaTest, FlipsAreTheMeanOverTheFourFlippedInputs) {
@@ -104,8 +103,8 @@ TEST(TtaTest, FlipsAreTheMeanOverTheFourFlippedInputs) {
   };
   const torch::Tensor expected = (model(batch) + model(batch.flip({3})) + model(batch.flip({2})) +
                                   model(batch.flip({2}).flip({3}))) / 4.0;
-  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, "flips"), expected, 1e-5, 1e-6));
-  EXPECT_THROW(tta_probabilities(batch, model, "d4"), Error);  // 90 degrees needs a square
+  EXPECT_TRUE(torch::allclose(tta_probabilities(batch, model, Tta::flips), expected, 1e-5, 1e-6));
+  EXPECT_THROW(tta_probabilities(batch, model, Tta::d4), Error);  // 90 degrees needs a square
 }
 
 // Class 0's probability is a patch's mean red value (in [0,1]); class 1 the rest.
@@ -183,8 +182,8 @@ TEST(PhotoSettingsTest, PatchKeysNeedPatchesAndAStrideThatCovers) {
   s = read_photo_prediction_settings(eval3, patches3, 32, 0.25);
   EXPECT_TRUE(eval3.problems().empty() && patches3.problems().empty());
   EXPECT_EQ(s.stride, 32);
-  EXPECT_EQ(s.tta, "d4");
-  EXPECT_EQ(s.aggregate, "mean");
+  EXPECT_EQ(s.tta, Tta::d4);
+  EXPECT_EQ(s.aggregate, Aggregate::mean);
   EXPECT_EQ(s.min_tissue, 0.25);
 }
 

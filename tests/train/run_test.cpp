@@ -545,7 +545,7 @@ TEST_F(RunTest, StainTargetIsFittedOnEachFoldsTrainingPhotosOnly) {
                                      RunOptions{});
 
   DataConfig data;
-  data.source = "synthetic";
+  data.source = DataSource::synthetic;
   data.image_size = 16;
   data.workers = 1;
   data.cache_dir = cache_dir();
@@ -562,14 +562,14 @@ TEST_F(RunTest, StainTargetIsFittedOnEachFoldsTrainingPhotosOnly) {
   std::vector<std::string> keys;
   for (int k = 0; k < 2; ++k) {
     const StainTarget target = saved(fs::path(cv.run_dir) / ("fold-" + std::to_string(k + 1)));
-    EXPECT_EQ(target.key(), fit_stain_target("macenko", plain.images, folds[size_t(k)].train).key()) << k;
+    EXPECT_EQ(target.key(), fit_stain_target(StainMethod::macenko, plain.images, folds[size_t(k)].train).key()) << k;
     EXPECT_EQ(target.fitted_on, "20 training photos");
     keys.push_back(target.key());
   }
   EXPECT_NE(keys[0], keys[1]) << "each fold fits its own target";
   const Split split = stratified_split(list, 0.6, 0.2, 0.2, 5);
   const StainTarget target = saved(single.run_dir);
-  EXPECT_EQ(target.key(), fit_stain_target("macenko", plain.images, split.train).key());
+  EXPECT_EQ(target.key(), fit_stain_target(StainMethod::macenko, plain.images, split.train).key());
   EXPECT_EQ(target.fitted_on, "24 training photos");
   // Predict normalises a photo with the saved target, as training did.
   const auto predictions = predict_images(single.run_dir, {plain.dataset.files[0]});

@@ -17,7 +17,7 @@ TEST(TrainSettings, DefaultsWhenTablesAreAbsent) {
   EXPECT_EQ(s.batch_size, 32);
   EXPECT_EQ(s.threads, 0);
   EXPECT_EQ(s.device, "cpu");
-  EXPECT_EQ(s.schedule.type, "none");
+  EXPECT_EQ(s.schedule.type, ScheduleType::none);
   EXPECT_EQ(s.early_stopping.monitor, "val_loss");
   EXPECT_EQ(s.early_stopping.patience, 0);
   EXPECT_TRUE(config.problems().empty());
@@ -52,7 +52,7 @@ min_lr = 1e-5
   EXPECT_EQ(s.early_stopping.monitor, "val_accuracy");
   EXPECT_EQ(s.early_stopping.patience, 3);
   EXPECT_DOUBLE_EQ(s.early_stopping.min_delta, 0.01);
-  EXPECT_EQ(s.schedule.type, "plateau");
+  EXPECT_EQ(s.schedule.type, ScheduleType::plateau);
   EXPECT_DOUBLE_EQ(s.schedule.factor, 0.5);
   EXPECT_EQ(s.schedule.patience, 2);
   EXPECT_EQ(s.schedule.monitor, "train_loss");

@@ -120,7 +120,7 @@ TEST_F(TrainerTest, SameSeedSameNumbers) {
 
 TEST_F(TrainerTest, ResumeAfterAnInterruptionAnywhereEqualsAnUninterruptedRun) {
   TrainSettings s = settings(5);
-  s.schedule.type = "plateau";  // its state must survive too
+  s.schedule.type = ScheduleType::plateau;  // its state must survive too
   s.schedule.patience = 1;
   s.schedule.factor = 0.5;
   s.schedule.monitor = "val_accuracy";
@@ -212,7 +212,7 @@ std::vector<double> learning_rates(const TrainOutcome& outcome) {
 
 TEST_F(TrainerTest, StepScheduleMultipliesByGammaEveryStepSizeEpochs) {
   TrainSettings s = settings(5);
-  s.schedule.type = "step";
+  s.schedule.type = ScheduleType::step;
   s.schedule.step_size = 2;
   s.schedule.gamma = 0.5;
   Trainer trainer(parts(3, 0.008), s, 3);
@@ -224,7 +224,7 @@ TEST_F(TrainerTest, StepScheduleMultipliesByGammaEveryStepSizeEpochs) {
 
 TEST_F(TrainerTest, CosineScheduleFollowsHalfACosineDownToMinLr) {
   TrainSettings s = settings(4);
-  s.schedule.type = "cosine";
+  s.schedule.type = ScheduleType::cosine;
   s.schedule.min_lr = 0.001;
   Trainer trainer(parts(3, 0.009), s, 3);
   auto lrs = learning_rates(trainer.fit(train_, {}));
@@ -236,7 +236,7 @@ TEST_F(TrainerTest, CosineScheduleFollowsHalfACosineDownToMinLr) {
 TEST_F(TrainerTest, PlateauScheduleDropsAfterPatienceEpochsWithoutImprovement) {
   // Without a validation split val_loss is NaN, which never counts as an improvement.
   TrainSettings s = settings(6);
-  s.schedule.type = "plateau";
+  s.schedule.type = ScheduleType::plateau;
   s.schedule.patience = 2;
   s.schedule.factor = 0.5;
   s.schedule.min_lr = 0.0015;
@@ -331,7 +331,7 @@ TEST_F(TrainerTest, ACallbackOfItsOwnStopsTrainingAndItsStateSurvivesAResume) {
 
 TEST_F(TrainerTest, TheFlatStateOfEarlierCheckpointsStillResumes) {
   TrainSettings s = settings(3);
-  s.schedule.type = "plateau";
+  s.schedule.type = ScheduleType::plateau;
   s.schedule.patience = 1;
   s.schedule.monitor = "val_accuracy";
   s.early_stopping.patience = 5;
