@@ -96,7 +96,7 @@ void add_data_commands(CLI::App& app) {
   on_run(explore_command, [] {
     host::DataConfig config = resolve(explore_source);
     // Exploring is how bad files are found, so they are listed in the report, not fatal.
-    config.on_bad_image = "skip";
+    config.on_bad_image = host::BadImages::skip;
     explore.workers = config.workers;
     const host::Dataset dataset = host::discover_dataset(config);
     const host::ExploreSummary summary = host::explore_dataset(dataset, explore);

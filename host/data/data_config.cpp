@@ -100,8 +100,8 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
     data.fail("stain_reference", "is set but stain_normalize = \"none\"; set stain_normalize = \"macenko\" or "
                                  "\"reinhard\", or remove stain_reference");
   data.describe("stain_reference", "", "fit on the training photos of each split or fold");
-  out.normalize = data.get_string("normalize", out.normalize, {"unit", "standardize"});
-  out.on_bad_image = data.get_string("on_bad_image", out.on_bad_image, {"error", "skip"});
+  out.normalize = kInputScalings.read(data, "normalize", out.normalize);
+  out.on_bad_image = kBadImages.read(data, "on_bad_image", out.on_bad_image);
   if (std::string cache = data.get_path("cache_dir", ""); !cache.empty()) out.cache_dir = cache;
   data.describe("cache_dir", "", "$XDG_CACHE_HOME/bachlab, else ~/.cache/bachlab");
   out.workers = int(data.get_int("workers", out.workers, {0, 1024}));
@@ -115,13 +115,13 @@ DataConfig read_data_config(sdk::ParamTable& data, sdk::ParamTable& synthetic, s
 
   out.split.folds = int(split.get_int("folds", 0, {0, 1000}));
   if (out.split.folds == 1) split.fail("folds", "must be 0 (no k-fold) or at least 2 (was 1)");
-  out.split.group = split.get_string("group", out.split.group, {"none", "block", "csv"});
-  if (out.split.group == "csv" && out.layout != PhotoLayout::bach)
+  out.split.group = kFoldGroupings.read(split, "group", out.split.group);
+  if (out.split.group == FoldGrouping::csv && out.layout != PhotoLayout::bach)
     split.fail("group", fmt::format("= \"csv\" reads each photo's group from the third column of the BACH "
                                     "ground-truth CSV (Photos/microscopy_ground_truth.csv), but [data] layout is "
                                     "\"{}\"; use layout = \"bach\" or group = \"block\"",
                                     kPhotoLayouts.name(out.layout)));
-  if (out.split.group != "none" && out.split.folds < 2)
+  if (out.split.group != FoldGrouping::none && out.split.folds < 2)
     split.fail("group", fmt::format("only applies to k-fold cross-validation (folds is {}); set folds = 5, say, or "
                                     "remove group",
                                     out.split.folds));

@@ -29,6 +29,28 @@ struct SyntheticDataOptions {
   std::string variant = "default";
 };
 
+/// [data.split] group: how k-fold keeps related photos together.
+///   none   photos dealt to folds at random
+///   block  each class's photos in file-name order, cut into contiguous runs (block_kfold()
+///          in split.h; BACH numbers a slide's photos consecutively, so this keeps a slide's
+///          photos out of its own validation fold)
+///   csv    each photo's group (patient or slide id) from the third column of the BACH
+///          ground-truth CSV; a group lies wholly in one fold (group_kfold() in split.h)
+enum class FoldGrouping { none, block, csv };
+inline const Choice<FoldGrouping> kFoldGroupings{
+    {"none", FoldGrouping::none}, {"block", FoldGrouping::block}, {"csv", FoldGrouping::csv}};
+
+/// [data] normalize: the model's input as [0,1] pixels (as the study), or standardised with
+/// the per-channel mean and standard deviation of the training split.
+enum class InputScaling { unit, standardize };
+inline const Choice<InputScaling> kInputScalings{{"unit", InputScaling::unit},
+                                                 {"standardize", InputScaling::standardize}};
+
+/// [data] on_bad_image: stop at bad images, listing all of them, or leave them out and list
+/// them in the run summary.
+enum class BadImages { error, skip };
+inline const Choice<BadImages> kBadImages{{"error", BadImages::error}, {"skip", BadImages::skip}};
+
 /// [data.split]: how the photos are divided for training.
 struct SplitOptions {
   /// Fractions per part, each in 0..1, summing to 1. Default: 0.7 / 0.15 / 0.15.
@@ -40,13 +62,8 @@ struct SplitOptions {
   /// 0 = one train/val/test split; k >= 2 = stratified k-fold, each fold held out once as
   /// validation with no test part. Default: 0.
   int folds = 0;
-  /// How k-fold keeps related photos together: "none" (photos dealt to folds at random)
-  /// or "block" (each class's photos in file-name order, cut into contiguous runs:
-  /// block_kfold() in split.h; BACH numbers a slide's photos consecutively, so this keeps
-  /// a slide's photos out of its own validation fold) or "csv" (each photo's group - patient
-  /// or slide id - from the third column of the BACH ground-truth CSV; a group lies wholly
-  /// in one fold: group_kfold() in split.h). Default: "none".
-  std::string group = "none";
+  /// Default: none.
+  FoldGrouping group = FoldGrouping::none;
 };
 
 /// [data] source: photos on disk under `root`, or the built-in generated set.
@@ -85,12 +102,10 @@ struct DataConfig {
   /// A photo to fit the stain target on; empty = fit it on the training photos of each
   /// split or fold. Default: empty.
   std::filesystem::path stain_reference;
-  /// "unit" ([0,1], as the study) or "standardize" (per-channel mean/std of the training
-  /// split). Default: "unit".
-  std::string normalize = "unit";
-  /// "error" (stop at bad images, listing all of them) or "skip" (leave them out and list
-  /// them in the run summary). Default: "error".
-  std::string on_bad_image = "error";
+  /// Default: unit.
+  InputScaling normalize = InputScaling::unit;
+  /// Default: error.
+  BadImages on_bad_image = BadImages::error;
   /// Where prepared tensors and the synthetic set are kept. Default: default_cache_dir().
   std::filesystem::path cache_dir;
   /// Decoding threads; 0 = every core. Default: 0.

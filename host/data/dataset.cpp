@@ -149,7 +149,7 @@ Dataset discover_folder(const DataConfig& config, const fs::path& root) {
   std::map<std::string, std::string> groups;
   if (config.layout == PhotoLayout::bach) check_ground_truth(photos, dataset.classes, per_class, problems, groups);
 
-  const bool skip_bad = config.on_bad_image == "skip";
+  const bool skip_bad = config.on_bad_image == BadImages::skip;
   for (size_t c = 0; c < per_class.size(); ++c) {
     for (const auto& file : per_class[c]) {
       try {

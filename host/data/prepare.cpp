@@ -53,7 +53,7 @@ std::string resize_text(const DataConfig& config) {
 
 CacheKey make_key(const Dataset& dataset, const DataConfig& config, const std::optional<StainTarget>& stain) {
   std::string params = fmt::format("bachlab prepared images\nprepare {}\nopencv {}\n{}\non_bad_image {}\n",
-                                   kPrepareVersion, CV_VERSION, resize_text(config), config.on_bad_image);
+                                   kPrepareVersion, CV_VERSION, resize_text(config), kBadImages.name(config.on_bad_image));
   if (stain) params += "stain " + stain->key() + "\n";
   params += "classes";
   for (const auto& c : dataset.classes) params += " " + c;
@@ -378,7 +378,7 @@ CacheContent decode_all(const Dataset& dataset, const DataConfig& config) {
       bad.push_back(errors[i]);
     }
   }
-  if (!bad.empty() && config.on_bad_image != "skip") {
+  if (!bad.empty() && config.on_bad_image != BadImages::skip) {
     std::string message = fmt::format("{} of {} photos cannot be used:", bad.size(), n);
     for (size_t i = 0; i < bad.size() && i < kMaxListedPhotos; ++i) message += "\n- " + bad[i];
     if (bad.size() > kMaxListedPhotos) message += fmt::format("\n- ... and {} more", bad.size() - kMaxListedPhotos);
@@ -532,7 +532,7 @@ torch::Tensor preprocess_photo(const fs::path& file, const DataConfig& config,
 
 Normalization fit_normalization(const torch::Tensor& uint8_images, const DataConfig& config) {
   Normalization out;
-  if (config.normalize != "standardize") return out;
+  if (config.normalize != InputScaling::standardize) return out;
   if (uint8_images.dim() != 4 || uint8_images.size(1) != 3 || uint8_images.scalar_type() != torch::kUInt8)
     throw Error(fmt::format("fit_normalization: expected uint8 images of shape (N, 3, H, W) (was {} {})",
                             std::string(c10::toString(uint8_images.scalar_type())),

@@ -104,15 +104,15 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
     out.emplace_back("photo_prediction", "grid stride " + std::to_string(photo.stride) + ", " + kAggregates.name(photo.aggregate));
   }
   if (photo.tta != Tta::none) out.emplace_back("tta", kTtas.name(photo.tta));
-  if (train.precision != Precision::fp32) out.emplace_back("precision", precision_name(train.precision));
+  if (train.precision != Precision::fp32) out.emplace_back("precision", kPrecisions.name(train.precision));
   if (train.channels_last) out.emplace_back("channels_last", "true");
   if (train.refit) out.emplace_back("refit", "true");
   out.emplace_back("batch_size", std::to_string(train.batch_size));
   out.emplace_back("epochs", std::to_string(train.epochs));
   if (data.split.folds > 0)
     out.emplace_back("cross_validation", std::to_string(data.split.folds) + "-fold" +
-                                             (data.split.group == "block" ? ", block-grouped"
-                                              : data.split.group == "csv" ? ", grouped by the CSV's groups"
+                                             (data.split.group == FoldGrouping::block ? ", block-grouped"
+                                              : data.split.group == FoldGrouping::csv ? ", grouped by the CSV's groups"
                                                                           : ", random"));
   if (train.schedule.type != ScheduleType::none) out.emplace_back("schedule", kScheduleTypes.name(train.schedule.type));
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));

@@ -71,14 +71,6 @@ std::set<std::string> cpu_flags() {
 
 }  // namespace
 
-const char* precision_name(Precision precision) { return precision == Precision::bf16 ? "bf16" : "fp32"; }
-
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  throw Error(fmt::format("precision must be \"fp32\" or \"bf16\" (was \"{}\")", name));
-}
-
 bool native_bf16(const torch::Device& device) {
   if (device.is_cuda()) return true;
   static const bool cpu = [] {

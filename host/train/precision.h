@@ -13,6 +13,7 @@
 // A CPU without bf16 instructions would emulate it, slower than float32: there bf16 falls
 // back to fp32 with a warning (resolve_precision), never silently.
 
+#include "host/config/choice.h"
 #include "host/train/callback.h"
 
 #include <torch/torch.h>
@@ -26,12 +27,9 @@ class Network;
 
 namespace bachlab::host {
 
+/// [train] precision.
 enum class Precision { fp32, bf16 };
-
-/// "fp32" or "bf16".
-const char* precision_name(Precision precision);
-/// The inverse of precision_name(); throws Error for anything else.
-Precision parse_precision(const std::string& name);
+inline const Choice<Precision> kPrecisions{{"fp32", Precision::fp32}, {"bf16", Precision::bf16}};
 
 /// True when `device` computes bfloat16 natively: a CUDA device, or a CPU with AVX-512 BF16
 /// or AMX-BF16 instructions.

@@ -86,8 +86,8 @@ TensorSplit take(const PreparedData& data, const std::vector<int64_t>& indices) 
 
 // The k folds [data.split] group asks for.
 std::vector<Split> folds_of(const Dataset& dataset, const std::vector<int64_t>& labels, const SplitOptions& s) {
-  if (s.group == "block") return block_kfold(labels, s.folds);
-  if (s.group != "csv") return stratified_kfold(labels, s.folds, s.seed);
+  if (s.group == FoldGrouping::block) return block_kfold(labels, s.folds);
+  if (s.group != FoldGrouping::csv) return stratified_kfold(labels, s.folds, s.seed);
   const fs::path csv = dataset.root / kBachGroundTruth;
   std::vector<std::string> missing;
   for (size_t i = 0; i < dataset.files.size(); ++i)

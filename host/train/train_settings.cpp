@@ -45,7 +45,7 @@ TrainSettings read_train_settings(sdk::ParamTable& train, sdk::ParamTable& early
     train.fail("device", "must be \"cpu\": this LibTorch has no usable CUDA device (was \"cuda\"); set device = \"cpu\"");
     s.device = "cpu";
   }
-  s.precision = parse_precision(train.get_string("precision", precision_name(s.precision), {"fp32", "bf16"}));
+  s.precision = kPrecisions.read(train, "precision", s.precision);
   s.channels_last = train.get_bool("channels_last", s.channels_last);
   s.refit = train.get_bool("refit", s.refit);
   s.label_smoothing = train.get_float("label_smoothing", s.label_smoothing, {0.0, 0.999});

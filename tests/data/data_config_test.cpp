@@ -34,8 +34,8 @@ TEST(DataConfigTest, Defaults) {
   EXPECT_EQ(config.layout, PhotoLayout::bach);
   EXPECT_EQ(config.classes, (std::vector<std::string>{"Normal", "Benign", "InSitu", "Invasive"}));
   EXPECT_EQ(config.image_size, 224);
-  EXPECT_EQ(config.normalize, "unit");
-  EXPECT_EQ(config.on_bad_image, "error");
+  EXPECT_EQ(config.normalize, InputScaling::unit);
+  EXPECT_EQ(config.on_bad_image, BadImages::error);
   EXPECT_EQ(config.cache_dir, default_cache_dir());
   EXPECT_EQ(config.workers, 0);
   EXPECT_EQ(config.synthetic.per_class, 20);
@@ -75,8 +75,8 @@ TEST(DataConfigTest, EveryKeyIsReadAndPathsAreRelativeToTheConfig) {
   EXPECT_EQ(config.layout, PhotoLayout::folders);
   EXPECT_EQ(config.classes, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(config.image_size, 64);
-  EXPECT_EQ(config.normalize, "standardize");
-  EXPECT_EQ(config.on_bad_image, "skip");
+  EXPECT_EQ(config.normalize, InputScaling::standardize);
+  EXPECT_EQ(config.on_bad_image, BadImages::skip);
   EXPECT_EQ(config.cache_dir, "exp/cache");
   EXPECT_EQ(config.workers, 3);
   EXPECT_EQ(config.synthetic.per_class, 5);
@@ -150,7 +150,7 @@ TEST(DataConfigTest, GroupedFoldsRules) {
   tables.data.set("source", std::string("synthetic"));
   tables.split.set("folds", int64_t(5), {"c.toml", 40});
   tables.split.set("group", std::string("block"), {"c.toml", 41});
-  EXPECT_EQ(tables.read().split.group, "block");
+  EXPECT_EQ(tables.read().split.group, FoldGrouping::block);
   EXPECT_TRUE(tables.problems().empty());
 
   Tables without_folds;

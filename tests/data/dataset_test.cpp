@@ -241,7 +241,7 @@ TEST(DiscoverErrorTest, BadImagesStopTheRunOrAreSkippedAndListed) {
   EXPECT_EQ(error_of([&] { discover_dataset(config); }),
             "2 problems in dataset " + (dir / "Photos").string() + ":\n- " + empty_message + "\n- " + png_message);
 
-  config.on_bad_image = "skip";
+  config.on_bad_image = BadImages::skip;
   Dataset dataset = discover_dataset(config);
   EXPECT_EQ(dataset.files.size(), 6u);
   EXPECT_EQ(dataset.skipped, (std::vector<std::string>{empty_message, png_message}));

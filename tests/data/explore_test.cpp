@@ -19,7 +19,7 @@ TEST(ExploreTest, WritesPicturesAndBothReports) {
   test::make_bach_dataset(dir.path(), 3, 64, 48);
   DataConfig config;
   config.root = dir.path();
-  config.on_bad_image = "skip";
+  config.on_bad_image = BadImages::skip;
   // One photo that cannot be decoded: exploring lists it rather than stopping.
   const fs::path bad = dir / "Photos" / "Benign" / "b003.tif";
   const std::string bytes = test::read_bytes(bad);

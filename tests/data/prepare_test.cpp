@@ -100,9 +100,9 @@ TEST_F(PrepareTest, ChangedParameterUsesAnotherCacheFile) {
   EXPECT_FALSE(smaller.from_cache);
   EXPECT_NE(small.cache_file, smaller.cache_file);
   EXPECT_EQ(smaller.images.size(2), 8);
-  config_.on_bad_image = "skip";
+  config_.on_bad_image = BadImages::skip;
   EXPECT_FALSE(prepare_dataset(dataset_, config_).from_cache);
-  config_.on_bad_image = "error";
+  config_.on_bad_image = BadImages::error;
   config_.image_size = 16;
   EXPECT_TRUE(prepare_dataset(dataset_, config_).from_cache);
 }
@@ -155,7 +155,7 @@ TEST_F(PrepareTest, UndecodablePhotoIsSkippedAndListedAlsoFromTheCache) {
   const fs::path bad = dataset_.files[5];
   const std::string bytes = test::read_bytes(bad);
   test::write_bytes(bad, bytes.substr(0, bytes.size() / 2));
-  config_.on_bad_image = "skip";
+  config_.on_bad_image = BadImages::skip;
   for (bool cached : {false, true}) {
     PreparedData prepared = prepare_dataset(dataset_, config_);
     EXPECT_EQ(prepared.from_cache, cached);
@@ -212,7 +212,7 @@ TEST_F(PrepareTest, ScaleRefusesAPhotoOfAnotherSizeOrSkipsIt) {
                            "\n- " + odd.string() + ": is 40x30, which at [data] scale = 0.5 gives 20x15, but " +
                            dataset_.files[0].string() + " gives 24x18; all photos of a set must share one size at a "
                            "scale (resize or remove this photo, or use image_size instead of scale)"));
-  config_.on_bad_image = "skip";
+  config_.on_bad_image = BadImages::skip;
   PreparedData prepared = prepare_dataset(dataset_, config_);
   EXPECT_EQ(prepared.images.size(0), 11);
   ASSERT_EQ(prepared.dataset.skipped.size(), 1u);
@@ -308,7 +308,7 @@ TEST(NormalizationTest, UnitLeavesPixelsInZeroToOne) {
 
 TEST(NormalizationTest, StandardizeUsesExactPerChannelStatistics) {
   DataConfig config;
-  config.normalize = "standardize";
+  config.normalize = InputScaling::standardize;
   torch::manual_seed(3);
   torch::Tensor images = torch::randint(0, 256, {5, 3, 7, 9}, torch::kUInt8);
   images.select(1, 2).fill_(77);  // a constant channel must not divide by zero
@@ -328,7 +328,7 @@ TEST(NormalizationTest, StandardizeUsesExactPerChannelStatistics) {
 
 TEST(NormalizationTest, RejectsWrongTensors) {
   DataConfig config;
-  config.normalize = "standardize";
+  config.normalize = InputScaling::standardize;
   EXPECT_EQ(error_of([&] { fit_normalization(torch::zeros({2, 3, 4, 4}), config); }),
             "fit_normalization: expected uint8 images of shape (N, 3, H, W) (was Float [2, 3, 4, 4])");
   EXPECT_EQ(error_of([&] { to_float_batch(torch::zeros({3, 4, 4}, torch::kUInt8), Normalization{}); }),
