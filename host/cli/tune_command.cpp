@@ -138,6 +138,19 @@ int tune(const TuneArgs& args) {
   TrainingTrialOptions training;
   training.progress = log;
   auto write_outputs = [&] { write_study_outputs(folder, store.trials(), study.space, study.settings); };
+  // This process as a worker of the study: ask the tuner, train, tell, until it is done.
+  auto work = [&] {
+    auto tuner = registry.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),
+                                       study.tuner_params);
+    WorkerOptions options;
+    options.log = log;
+    options.after_trial = write_outputs;
+    options.owner = this_process_owner();
+    run_worker(store, *tuner, study.settings, artifacts,
+               with_heartbeat(training_trial_function(study, training), storage, options.owner,
+                              study.settings.heartbeat_s),
+               options);
+  };
 
   if (args.worker) {
     // A worker lives only as long as its coordinator: when that is killed (or stopped
@@ -150,16 +163,7 @@ int tune(const TuneArgs& args) {
                   "`bachlab tune " + args.config + " --resume`");
     training.threads = args.threads;
     if (args.threads > 0) torch::set_num_threads(args.threads);
-    auto tuner = registry.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),
-                                       study.tuner_params);
-    WorkerOptions options;
-    options.log = log;
-    options.after_trial = write_outputs;
-    options.owner = this_process_owner();
-    run_worker(store, *tuner, study.settings, artifacts,
-               with_heartbeat(training_trial_function(study, training), storage, options.owner,
-                              study.settings.heartbeat_s),
-               options);
+    work();
     return 0;
   }
 
@@ -185,17 +189,8 @@ int tune(const TuneArgs& args) {
                               folder.string(), failed, args.workers, args.config));
     }
   } else {
-    auto tuner = registry.create_tuner(study.settings.tuner, study.space, study_settings(study.settings),
-                                       study.tuner_params);
-    WorkerOptions options;
-    options.log = log;
-    options.after_trial = write_outputs;
-    options.owner = this_process_owner();
     try {
-      run_worker(store, *tuner, study.settings, artifacts,
-                 with_heartbeat(training_trial_function(study, training), storage, options.owner,
-                                study.settings.heartbeat_s),
-                 options);
+      work();
     } catch (const Error&) {
       write_outputs();
       throw;
