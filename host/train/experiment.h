@@ -33,14 +33,17 @@
 
 namespace bachlab::host {
 
+/// [experiment] seed when a config sets none; [tune] seed and the split's follow it.
+inline constexpr uint64_t kDefaultSeed = 42;
+
 struct ExperimentSettings {
   /// Names the run folder and the comparison row. Default: the config file's stem.
   std::string name;
   /// One line saying what the experiment tries. Default: "".
   std::string description;
   /// Seeds model initialisation, shuffling, augmentation, dropout and (unless
-  /// [data.split] seed says otherwise) the split. Default: 42.
-  uint64_t seed = 42;
+  /// [data.split] seed says otherwise) the split. Default: kDefaultSeed.
+  uint64_t seed = kDefaultSeed;
   /// Runs go to <output>/<name>/<timestamp>/; relative to the config file. Default: "runs".
   std::filesystem::path output = "runs";
   /// An MLflow file store (`mlruns/`, read by `mlflow ui --backend-store-uri DIR`) each run

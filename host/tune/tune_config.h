@@ -16,6 +16,7 @@
 // with the trial's values written over it.
 
 #include "host/config/config.h"
+#include "host/train/experiment.h"
 
 #include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/search_space.h>
@@ -45,7 +46,7 @@ struct TuneSettings {
   /// Trainings per trial with different seeds; the objective is their mean. Default: 1.
   int64_t executions_per_trial = 1;
   /// Seeds the tuner and the trials. Default: the experiment's seed.
-  uint64_t seed = 42;
+  uint64_t seed = kDefaultSeed;
   /// The study stops with an error after this many failed trials in a row. Default: 3.
   int64_t max_consecutive_failures = 3;
   /// Best trials retrained and evaluated on the test split at the end. Default: 2.
