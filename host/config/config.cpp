@@ -705,9 +705,9 @@ void flatten(const Table& table, const std::string& prefix, std::vector<Config::
 std::string Config::resolved_toml(Paths paths) const {
   toml::table out;
   to_toml(resolved_tree(impl_->root, impl_->tables, impl_->arrays, paths), out);
-  return "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
-         "`bachlab run`.\n" +
-         toml_text(out);
+  // A study config (one with [tune]) is run by `bachlab tune`, every other by `bachlab run`.
+  return std::string("# Fully resolved config (every `extends` and command-line override merged); runs as is with ") +
+         (out.contains("tune") ? "`bachlab tune`" : "`bachlab run`") + ".\n" + toml_text(out);
 }
 
 std::vector<Config::Setting> Config::settings(Paths paths) const {

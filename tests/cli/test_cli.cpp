@@ -290,8 +290,15 @@ TEST(Cli, ConfigPrintsTheResolvedConfigARunWouldSave) {
   Result typo = run("config " + child + " train.epohcs=3");
   Result index = run("config " + child + " augment.3.p=0.5");
   Result broken = run("config " + child + " optimizer.plugin=adamw");
+  Result study = run("config '" + (fs::path(BACHLAB_SOURCE_DIR) / "configs" / "tune" / "model4a_quick.toml").string() + "'");
   fs::remove_all(dir);
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(study.exit_code, 0) << study.output;
+  EXPECT_EQ(study.output.rfind("# Fully resolved config (every `extends` and command-line override merged); runs as "
+                               "is with `bachlab tune`.\n",
+                               0),
+            0u)
+      << study.output;
   // Exactly a run's config.toml: base.toml's cache_dir absolute, seed removed, epochs set,
   // rotate90 appended and the first table's p set.
   EXPECT_EQ(r.output, "# Fully resolved config (every `extends` and command-line override merged); runs as is with "
