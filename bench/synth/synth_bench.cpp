@@ -1,6 +1,6 @@
 // Drawing cost of one synthetic image per size: the 2048x1536 case must stay well under a
 // second so that the 400-image BACH-size set takes minutes, not hours.
-#include "host/data/synth.h"
+#include "host/data/synth_drawing.h"
 
 #include <benchmark/benchmark.h>
 #include <opencv2/core.hpp>

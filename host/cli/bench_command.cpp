@@ -1,10 +1,10 @@
 // `bachlab bench`: runs the plugin benchmark program (bench/bench_plugins), and
 // `bachlab bench compare A.json B.json` puts two of its result files side by side.
 #include "host/cli/commands.h"
+#include "host/util/process.h"
 
 #include <bachlab/sdk/error.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -27,7 +27,7 @@ namespace {
 
 fs::path find_bench_program() {
   std::error_code ec;
-  fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  fs::path exe_dir = host::program_file(ec).parent_path();
   for (const fs::path& candidate :
        {exe_dir / "bench" / "bench_plugins", exe_dir / ".." / "libexec" / "bachlab" / "bench_plugins"}) {
     if (fs::exists(candidate, ec)) return candidate;

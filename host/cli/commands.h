@@ -5,6 +5,7 @@
 
 #include "host/config/config.h"
 #include "host/data/data_config.h"
+#include "host/data/option_error.h"
 #include "host/train/memory_estimate.h"
 
 #include <bachlab/sdk/error.h>
@@ -13,6 +14,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +33,22 @@ using Action = std::function<int()>;
 void on_run(CLI::App* command, Action action);
 /// The action on_run() set for `command`; null if none.
 const Action* action_of(CLI::App* command);
+
+/// Runs `work`; an OptionError from the area it calls is thrown again as an Error that
+/// says the same with the command's flag in place of the area's name for the option
+/// (`flags` maps an option, e.g. "per_class", to its flag, "--per-class"). Wrap only the
+/// calls whose options are the command's own flags: an option of something the call
+/// reaches from a config (a synthetic set in the cache) has no flag.
+template <typename Work>
+auto naming_flags(const std::map<std::string, std::string>& flags, Work&& work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const host::OptionError& e) {
+    const auto flag = flags.find(e.option());
+    if (flag == flags.end()) throw;
+    throw Error(e.naming(flag->second));
+  }
+}
 
 /// The program's command-line arguments after its name, as main() received them (`run
 /// --nproc` starts its ranks with the same ones).

@@ -99,7 +99,10 @@ void add_data_commands(CLI::App& app) {
     config.on_bad_image = host::BadImages::skip;
     explore.workers = config.workers;
     const host::Dataset dataset = host::discover_dataset(config);
-    const host::ExploreSummary summary = host::explore_dataset(dataset, explore);
+    // Only the exploring itself: discovering may generate a synthetic set, whose options
+    // come from the config, not from explore's flags.
+    const host::ExploreSummary summary =
+        naming_flags({{"out", "--out"}}, [&] { return host::explore_dataset(dataset, explore); });
     int64_t photos = 0;
     for (int64_t count : summary.class_counts) photos += count;
     std::cout << fmt::format("explored {} photos in {} classes", photos, dataset.classes.size());

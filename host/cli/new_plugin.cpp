@@ -3,11 +3,11 @@
 #include "host/cli/new_plugin.h"
 
 #include "host/util/atomic_file.h"
+#include "host/util/process.h"
 
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/param_table.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -64,7 +64,7 @@ struct TempFolder {
 
 fs::path plugin_templates_dir() {
   std::error_code ec;
-  const fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  const fs::path exe_dir = host::program_file(ec).parent_path();
   // The plugin folder beside the program marks a build tree (as in default_plugin_dir()):
   // it reads the source tree's templates, so edits to them need no install. An installed
   // program reads only its own, so an install that lacks them fails here, not silently.

@@ -2,6 +2,9 @@
 #include "host/cli/commands.h"
 #include "host/data/synth.h"
 
+#include <map>
+#include <string>
+
 namespace bachlab::cli {
 
 void add_synth_commands(CLI::App& app) {
@@ -21,12 +24,18 @@ void add_synth_commands(CLI::App& app) {
   synth->add_option("--workers", options.workers, "Drawing threads, 0 = all cores (never changes the output)")
       ->capture_default_str();
   on_run(synth, [] {
-    const cv::Size parsed = host::parse_synth_size(size);
-    options.out = out;
-    options.width = parsed.width;
-    options.height = parsed.height;
-    host::generate_synthetic_dataset(options);
-    return 0;
+    // The data layer names SynthOptions' members; the user typed these flags.
+    static const std::map<std::string, std::string> flags{
+        {"out", "--out"}, {"per_class", "--per-class"}, {"size", "--size"}, {"workers", "--workers"},
+        {"variant", "--variant"}};
+    return naming_flags(flags, [] {
+      const cv::Size parsed = host::parse_synth_size(size);
+      options.out = out;
+      options.width = parsed.width;
+      options.height = parsed.height;
+      host::generate_synthetic_dataset(options);
+      return 0;
+    });
   });
 }
 

@@ -8,6 +8,7 @@
 // runs: each running trial's heartbeat tells the others whether its worker still lives.
 #include "host/cli/commands.h"
 #include "host/config/config.h"
+#include "host/util/process.h"
 #include "host/util/time_text.h"
 #include "host/plugins/registry.h"
 #include "host/report/compare.h"
@@ -21,7 +22,6 @@
 
 #include <bachlab/sdk/error.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -65,17 +65,10 @@ struct TuneArgs {
 
 std::string utc_now() { return now_text("%Y-%m-%d %H:%M:%S", TimeZone::utc); }
 
-fs::path executable() {
-  std::error_code ec;
-  fs::path self = boost::dll::program_location(ec);
-  if (ec) throw Error("cannot find this program's own file (" + ec.message() + ") to start workers");
-  return self;
-}
-
 int run_workers(const TuneArgs& args, const fs::path& folder, int workers) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const int threads = std::max(1, static_cast<int>(cores) / workers);
-  const std::string self = executable().string();
+  const std::string self = host::program_file().string();
   // Tells each worker whose it is, so one started after its coordinator already died stops.
   setenv("BACHLAB_TUNE_COORDINATOR", std::to_string(getpid()).c_str(), 1);
   std::vector<pid_t> children;

@@ -1,6 +1,7 @@
 #include "host/data/explore.h"
 
 #include "host/data/image_decode.h"
+#include "host/data/option_error.h"
 #include "host/data/parallel.h"
 #include "host/util/atomic_file.h"
 #include "host/util/ticks.h"
@@ -287,8 +288,10 @@ ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& opt
   std::error_code ec;
   fs::create_directories(options.out, ec);
   if (ec || !fs::is_directory(options.out))
-    throw Error(fmt::format("{}: cannot create the output folder ({}); choose another --out",
-                            options.out.string(), ec ? ec.message() : "a file is in the way"));
+    throw OptionError("out", "output folder",
+                      fmt::format("{}: cannot create the output folder ({}); choose another ", options.out.string(),
+                                  ec ? ec.message() : "a file is in the way"),
+                      "");
 
   const size_t n = dataset.files.size();
   const size_t classes = dataset.classes.size();

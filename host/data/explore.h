@@ -55,7 +55,8 @@ cv::Mat histogram_panel(const std::string& title, const std::array<std::array<ui
 /// Decodes every photo once (on every core, one full-size photo per worker in memory),
 /// writes the pictures and report.md / report.html to options.out. A photo that cannot be
 /// decoded is listed under "Problems" in the report, not fatal: finding those is part of
-/// exploring. Throws Error if the output folder cannot be written or no photo decodes.
+/// exploring. Throws OptionError ("out") if the output folder cannot be made, Error if no
+/// photo decodes.
 ExploreSummary explore_dataset(const Dataset& dataset, const ExploreOptions& options);
 
 

@@ -1,20 +1,22 @@
 #pragma once
-// The built-in synthetic H&E dataset. The real BACH photos cannot be fetched here, so every
-// test, benchmark and the quick start run on tissue drawn procedurally: stain densities are
-// painted first (haematoxylin for nuclei, eosin for stroma and cytoplasm) and only then
-// turned into RGB with per-image random stain vectors, so colour varies alike in every
-// class and only the drawn structure tells the classes apart. See docs/synthetic-data.md.
+// The built-in synthetic H&E dataset as a folder laid out as BACH. The real BACH photos
+// cannot be fetched here, so every test, benchmark and the quick start run on tissue drawn
+// procedurally (host/data/synth_drawing.h), published here: Photos/<Class>/*.tif, the
+// ground-truth CSV and a record of the options, made once per set of options however many
+// processes ask for it at once. See docs/synthetic-data.md.
+
+#include "host/data/synth_drawing.h"
 
 #include <opencv2/core.hpp>
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
-#include <vector>
 
 namespace bachlab::host {
 
 /// What `bachlab synth` makes; written to OUT/synth.json so a rerun can recognise it.
+/// Bad options throw OptionError naming the member (`size` for width and height).
 struct SynthOptions {
   /// Dataset root to create; it must be missing, empty, or this same synthetic dataset.
   std::filesystem::path out;
@@ -36,12 +38,6 @@ struct SynthOptions {
   double wait_s = 3600;
 };
 
-/// Bumped whenever the drawing changes, so an old dataset is never mistaken for a new one.
-inline constexpr int kSynthGeneratorVersion = 1;
-
-/// The four BACH classes in label order: {"Normal", "Benign", "InSitu", "Invasive"}.
-const std::vector<std::string>& bach_classes();
-
 /// BACH's file name for image `index` (1-based) of class `class_index`: "n001.tif",
 /// "b001.tif", "is001.tif", "iv001.tif" (at least three digits).
 std::string synthetic_file_name(int class_index, int index);
@@ -50,27 +46,9 @@ std::string synthetic_file_name(int class_index, int index);
 /// `index` (1-based) of class `class_index` in a dataset made with `dataset_seed`.
 uint64_t synthetic_image_seed(uint64_t dataset_seed, int class_index, int index);
 
-/// One drawn image (CV_8UC3, RGB order) of `variant` ("default" or "nuclear").
-/// Deterministic in its arguments. Throws Error for a class index outside 0..3, a size
-/// outside 8..16384 or another variant.
-cv::Mat draw_synthetic_image(int class_index, int width, int height, uint64_t seed,
-                             const std::string& variant = "default");
-
-/// An image with the ground truth of its structure, for tests and anyone measuring the
-/// generator: masks are CV_8UC1, 255 where a nucleus (of any cell) or a gland/duct lumen
-/// was drawn, at the image's size.
-struct SynthTissue {
-  cv::Mat image;
-  cv::Mat nuclei;
-  cv::Mat lumen;
-};
-
-/// draw_synthetic_image() with its masks; `image` is identical to that function's result.
-SynthTissue draw_synthetic_tissue(int class_index, int width, int height, uint64_t seed,
-                                  const std::string& variant = "default");
-
-/// Parses the `--size` text "WIDTHxHEIGHT" (e.g. "2048x1536"); throws Error naming
-/// --size and the text found otherwise. The range is checked by the functions above.
+/// Parses an image size written "WIDTHxHEIGHT" (e.g. "2048x1536", as `bachlab synth
+/// --size` takes it); throws OptionError ("size") naming the text found otherwise. The
+/// range is checked by the functions that draw.
 cv::Size parse_synth_size(const std::string& text);
 
 /// The lock file beside OUT, ".<OUT's name>.synth-lock", held by the process generating
@@ -78,12 +56,13 @@ cv::Size parse_synth_size(const std::string& text);
 std::filesystem::path synthetic_lock_file(const std::filesystem::path& out);
 
 /// Writes OUT/Photos/<Class>/<prefix><NNN>.tif, OUT/Photos/microscopy_ground_truth.csv and
-/// OUT/synth.json, all in a hidden sibling folder renamed into place at the end. If OUT
-/// already holds this same dataset, does nothing and says so on stderr. One process at a
-/// time generates OUT (it holds synthetic_lock_file(OUT)): another that asks for it
-/// meanwhile waits, up to `wait_s`, then uses its copy (or generates it itself if that one
-/// failed). Progress goes to stderr. Throws Error for bad options, a non-empty OUT, a
-/// failed write, or a wait that ran out.
+/// OUT/synth.json, each file atomically (host/util/atomic_file.h), all in a hidden sibling
+/// folder renamed into place at the end. If OUT already holds this same dataset, does
+/// nothing and says so on stderr. One process at a time generates OUT (it holds
+/// synthetic_lock_file(OUT)): another that asks for it meanwhile waits, up to `wait_s`,
+/// then uses its copy (or generates it itself if that one failed). Progress goes to
+/// stderr. Throws OptionError for bad options or an OUT that holds something else, Error
+/// for a failed write or a wait that ran out.
 void generate_synthetic_dataset(const SynthOptions& options);
 
 }  // namespace bachlab::host

@@ -1,7 +1,8 @@
 #include "host/plugins/registry.h"
 
+#include "host/util/process.h"
+
 #include <bachlab/sdk/param_table.h>
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <boost/dll/shared_library.hpp>
 #include <dlfcn.h>
@@ -31,7 +32,7 @@ std::string host_torch_version() { return TORCH_VERSION; }
 
 fs::path default_plugin_dir() {
   std::error_code ec;
-  fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  fs::path exe_dir = program_file(ec).parent_path();
   if (ec) return {};
   for (const fs::path& candidate : {exe_dir / "plugins", exe_dir / ".." / "lib" / "bachlab" / "plugins"}) {
     if (fs::is_directory(candidate, ec)) return fs::weakly_canonical(candidate, ec);

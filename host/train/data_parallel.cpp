@@ -1,9 +1,10 @@
 #include "host/train/data_parallel.h"
 
+#include "host/util/process.h"
+
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/model.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -318,9 +319,7 @@ int launch_ranks(const std::vector<std::string>& args, const LaunchSettings& set
 
   // Everything a child needs is built before fork(): after it, only exec.
   // The program's own file, so that process listings name the ranks as they name it.
-  std::error_code error;
-  const std::filesystem::path program = boost::dll::program_location(error);
-  if (error) throw Error("cannot find this program's file: " + error.message());
+  const std::filesystem::path program = program_file();
   std::vector<std::string> argv_text{program.string()};
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv;

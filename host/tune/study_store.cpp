@@ -1,5 +1,6 @@
 #include "host/tune/study_store.h"
 
+#include "host/util/process.h"
 #include "host/util/time_text.h"
 
 #include <bachlab/sdk/error.h>
@@ -12,7 +13,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -146,7 +146,7 @@ bool owner_alive(const std::string& owner) {
   } catch (const std::exception&) {
     return false;
   }
-  if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) return false;
+  if (!process_runs(pid)) return false;
   return process_start(pid) == owner.substr(second + 1);
 }
 

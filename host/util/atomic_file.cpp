@@ -1,9 +1,10 @@
 #include "host/util/atomic_file.h"
 
+#include "host/util/process.h"
+
 #include <bachlab/sdk/error.h>
 
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -120,8 +121,6 @@ long temp_file_pid(const std::string& name) {
   }
   return 0;
 }
-
-bool process_runs(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
 
 }  // namespace
 

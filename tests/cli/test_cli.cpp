@@ -1076,6 +1076,21 @@ TEST_F(CliFolder, AnUnknownPluginIsOneProblemAtItsKey) {
   EXPECT_EQ(r.output.find("unknown key"), std::string::npos) << r.output;
 }
 
+// The data layer calls ExploreOptions::out "the output folder"; `explore` names its flag.
+// Only explore's own option is renamed: the synthetic set it discovers first comes from
+// the config.
+TEST_F(CliFolder, ExploreNamesOutWhenItCannotWriteThere) {
+  const fs::path config = tiny_config("tiny");
+  std::ofstream(dir_ / "file") << "x";
+  const fs::path out = dir_ / "file" / "report";
+  Result r = run("explore " + q(config) + " --out " + q(out));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: " + out.string() +
+                          ": cannot create the output folder (Not a directory); choose another --out\n"),
+            std::string::npos)
+      << r.output;
+}
+
 // Issue #22 LOW: a key given twice on the command line is refused (not "the last wins"),
 // and an override whose key is malformed (here not UTF-8) is called an override, not a
 // config file that cannot be opened.

@@ -136,7 +136,7 @@ TEST(ExploreTest, UnwritableOutputNamesTheFolder) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), (dir / "taken").string() +
-                                         ": cannot create the output folder (Not a directory); choose another --out");
+                                         ": cannot create the output folder (Not a directory); choose another output folder");
   }
 }
 

@@ -4,7 +4,7 @@
 #include "host/data/image_tensor.h"
 #include "host/data/parallel.h"
 #include "host/data/prepare.h"
-#include "host/data/synth.h"
+#include "host/data/synth_drawing.h"
 #include "tests/data/fixtures.h"
 
 #include <bachlab/sdk/error.h>

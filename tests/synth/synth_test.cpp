@@ -1,6 +1,8 @@
-// The synthetic dataset: what every other test, benchmark and the quick start stand on.
+// The synthetic dataset folder: what every other test, benchmark and the quick start stand
+// on. The drawing's own tests are in synth_drawing_test.cpp.
 #include "host/data/synth.h"
 #include "host/util/folder_lock.h"
+#include "tests/synth/synth_checks.h"
 
 #include <bachlab/sdk/error.h>
 
@@ -28,6 +30,8 @@
 namespace fs = std::filesystem;
 using bachlab::Error;
 using namespace bachlab::host;
+using bachlab::test::error_of;
+using bachlab::test::same_pixels;
 
 namespace {
 
@@ -68,20 +72,6 @@ std::vector<std::string> listing(const fs::path& root) {
   for (const auto& entry : fs::recursive_directory_iterator(root)) names.push_back(fs::relative(entry.path(), root).string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
-  return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
 }
 
 // Reads an 8-bit RGB TIFF with libtiff alone, checking the tags the dataset promises.
@@ -133,18 +123,6 @@ TEST(SynthNames, ClassesAndFileNamesAreBachs) {
   EXPECT_EQ(synthetic_file_name(3, 1000), "iv1000.tif");
 }
 
-TEST(SynthDraw, SameSeedSamePixelsOtherSeedOtherPixels) {
-  const cv::Mat a = draw_synthetic_image(2, 64, 48, 11);
-  ASSERT_EQ(a.type(), CV_8UC3);
-  ASSERT_EQ(a.cols, 64);
-  ASSERT_EQ(a.rows, 48);
-  EXPECT_TRUE(same_pixels(a, draw_synthetic_image(2, 64, 48, 11)));
-  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 64, 48, 12)));
-  // One seed must not draw every class on the same stroma.
-  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(3, 64, 48, 11)));
-  EXPECT_TRUE(same_pixels(draw_synthetic_tissue(2, 64, 48, 11).image, a));
-}
-
 TEST(SynthDraw, ImageSeedsDifferPerClassAndIndex) {
   std::set<uint64_t> seeds;
   for (int k = 0; k < 4; ++k)
@@ -154,39 +132,16 @@ TEST(SynthDraw, ImageSeedsDifferPerClassAndIndex) {
   EXPECT_NE(synthetic_image_seed(9, 1, 3), synthetic_image_seed(10, 1, 3));
 }
 
-TEST(SynthDraw, EverySizeShowsTissue) {
-  for (const cv::Size size : {cv::Size(32, 32), cv::Size(224, 224), cv::Size(2048, 1536)}) {
-    const SynthTissue tissue = draw_synthetic_tissue(3, size.width, size.height, 4);
-    ASSERT_EQ(tissue.image.size(), size);
-    ASSERT_EQ(tissue.nuclei.size(), size);
-    cv::Scalar mean, sd;
-    cv::meanStdDev(tissue.image, mean, sd);
-    // Stained tissue: neither blank glass nor black, and with structure in it.
-    for (int c = 0; c < 3; ++c) {
-      EXPECT_GT(mean[c], 60) << size;
-      EXPECT_LT(mean[c], 245) << size;
-      EXPECT_GT(sd[c], 5) << size;
-    }
-    if (size.width >= 224) EXPECT_GT(cv::countNonZero(tissue.nuclei), 0) << size;
-  }
-}
-
-TEST(SynthDraw, BadArgumentsAreNamed) {
-  EXPECT_EQ(error_of([] { draw_synthetic_image(4, 32, 32, 0); }),
-            "synth: class index must be 0..3 (Normal, Benign, InSitu, Invasive) (was 4)");
-  EXPECT_EQ(error_of([] { draw_synthetic_image(0, 4, 32, 0); }),
-            "synth: --size must be between 8x8 and 16384x16384 (was 4x32); give WIDTHxHEIGHT such as 2048x1536");
-}
-
 TEST(SynthSize, ParsesWidthByHeight) {
   EXPECT_EQ(parse_synth_size("2048x1536"), cv::Size(2048, 1536));
   EXPECT_EQ(parse_synth_size("224X224"), cv::Size(224, 224));
   const std::string expected_tail = "; write the two numbers joined by an 'x'";
   EXPECT_EQ(error_of([] { parse_synth_size("2048*1536"); }),
-            "synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '2048*1536')" + expected_tail);
+            "synth: the image size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '2048*1536')" + expected_tail);
   for (const char* bad : {"", "x", "224", "224x", "x224", "-3x4", "22 x 33", "99999999999x2", "3x4x5"})
     EXPECT_EQ(error_of([&] { parse_synth_size(bad); }),
-              fmt::format("synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '{}')", bad) + expected_tail)
+              fmt::format("synth: the image size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '{}')", bad) +
+                  expected_tail)
         << bad;
 }
 
@@ -273,7 +228,7 @@ TEST_F(SynthTest, RefusesAFolderWithOtherFiles) {
   std::ofstream(options.out / "notes.txt") << "mine\n";
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
             fmt::format("synth: output folder '{}' already contains files (such as 'notes.txt') and is not a synthetic "
-                        "dataset; choose another --out or empty the folder",
+                        "dataset; choose another output folder or empty the folder",
                         options.out.string()));
   EXPECT_EQ(listing(options.out), (std::vector<std::string>{"notes.txt"}));
   EXPECT_EQ(listing(root_), (std::vector<std::string>{"set", "set/notes.txt"}));
@@ -284,7 +239,8 @@ TEST_F(SynthTest, RefusesADatasetMadeWithOtherOptions) {
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(small("set", 6)); }),
             fmt::format("synth: output folder '{}' holds a synthetic dataset made with other options (variant "
                         "default, per-class 3, size 32x24, seed 5, generator version {}; asked for variant default, "
-                        "per-class 3, size 32x24, seed 6, generator version {}); choose another --out or remove the folder",
+                        "per-class 3, size 32x24, seed 6, generator version {}); choose another output folder or remove the "
+                        "folder",
                         (root_ / "set").string(), kSynthGeneratorVersion, kSynthGeneratorVersion));
 }
 
@@ -302,7 +258,7 @@ TEST_F(SynthTest, RefusesAFileAsOutput) {
   const SynthOptions options = small("file.tif");
   std::ofstream(options.out) << "x";
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
-            fmt::format("synth: '{}' exists and is not a folder; choose another --out or remove the file",
+            fmt::format("synth: '{}' exists and is not a folder; choose another output folder or remove the file",
                         options.out.string()));
 }
 
@@ -310,19 +266,20 @@ TEST_F(SynthTest, BadOptionsAreNamed) {
   SynthOptions options = small("set");
   options.per_class = 0;
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
-            "synth: --per-class must be between 1 and 99999 (was 0); give the number of images to draw for each class");
+            "synth: per_class must be between 1 and 99999 (was 0); give the number of images to draw for each class");
   options = small("set");
   options.workers = -1;
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
-            "synth: --workers must be 0 (all cores) or a positive thread count (was -1)");
+            "synth: workers must be 0 (all cores) or a positive thread count (was -1)");
   options = small("set");
   options.height = 20000;
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
-            "synth: --size must be between 8x8 and 16384x16384 (was 32x20000); give WIDTHxHEIGHT such as 2048x1536");
+            "synth: the image size must be between 8x8 and 16384x16384 (was 32x20000); give WIDTHxHEIGHT such as "
+            "2048x1536");
   options = small("set");
   options.out.clear();
   EXPECT_EQ(error_of([&] { generate_synthetic_dataset(options); }),
-            "synth: --out is empty; give the dataset folder to create, e.g. --out data/bach-synth");
+            "synth: the output path is empty; give the dataset folder to create, e.g. data/bach-synth");
   EXPECT_TRUE(fs::is_empty(root_));
 }
 
@@ -333,110 +290,6 @@ TEST_F(SynthTest, StalePartialFolderOfAKilledRunIsRemoved) {
   generate_synthetic_dataset(small("set"));
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_EQ(listing(root_).front(), "set");
-}
-
-// Colour must not give the class away: per-image mean RGB, 40 images a class.
-TEST(SynthClasses, MeanColourDoesNotSeparateClasses) {
-  constexpr int kImages = 40;
-  std::array<std::array<double, 3>, 4> mean{}, sd{};
-  for (int k = 0; k < 4; ++k) {
-    std::array<std::vector<double>, 3> values;
-    for (int i = 1; i <= kImages; ++i) {
-      const cv::Scalar m = cv::mean(draw_synthetic_image(k, 32, 24, synthetic_image_seed(77, k, i)));
-      for (int c = 0; c < 3; ++c) values[c].push_back(m[c]);
-    }
-    for (int c = 0; c < 3; ++c) {
-      cv::Scalar mu, sigma;
-      cv::meanStdDev(values[c], mu, sigma);
-      mean[k][c] = mu[0];
-      sd[k][c] = sigma[0];
-      // Stain and exposure really vary from image to image.
-      EXPECT_GT(sd[k][c], 8) << bach_classes()[k] << " channel " << c;
-    }
-  }
-  for (int a = 0; a < 4; ++a)
-    for (int b = a + 1; b < 4; ++b)
-      for (int c = 0; c < 3; ++c)
-        EXPECT_LT(std::abs(mean[a][c] - mean[b][c]), 0.75 * std::min(sd[a][c], sd[b][c]))
-            << bach_classes()[a] << " vs " << bach_classes()[b] << " channel " << c << ": " << mean[a][c] << " vs "
-            << mean[b][c];
-}
-
-// Structure must: carcinoma is crowded with larger nuclei (thicker blobs of haematoxylin,
-// measured by the distance transform so that touching rings of small nuclei stay thin),
-// benign glands have the most lumen, invasive none at all; and the masks match the pixels.
-TEST(SynthClasses, EachClassIsDrawnWithItsOwnStructure) {
-  constexpr int kImages = 16;
-  struct Stats {
-    double nucleus_fraction = 0, lumen_fraction = 0, thickness = 0;
-    int images_with_lumen = 0;
-  };
-  std::array<Stats, 4> stats;
-  for (int k = 0; k < 4; ++k) {
-    for (int i = 1; i <= kImages; ++i) {
-      const SynthTissue t = draw_synthetic_tissue(k, 512, 384, synthetic_image_seed(31, k, i));
-      const double pixels = static_cast<double>(t.nuclei.total());
-      const int nucleus_pixels = cv::countNonZero(t.nuclei), lumen = cv::countNonZero(t.lumen);
-      ASSERT_GT(nucleus_pixels, 100) << bach_classes()[k] << " #" << i;
-      stats[k].nucleus_fraction += nucleus_pixels / pixels / kImages;
-      stats[k].lumen_fraction += lumen / pixels / kImages;
-      stats[k].images_with_lumen += lumen > 0;
-      cv::Mat distance;
-      cv::distanceTransform(t.nuclei, distance, cv::DIST_L2, 3);
-      stats[k].thickness += cv::mean(distance, t.nuclei)[0] / kImages;
-
-      // Nuclei are where the haematoxylin is: darker and bluer than the rest; lumens are
-      // the brightest.
-      cv::Mat gray;
-      cv::cvtColor(t.image, gray, cv::COLOR_RGB2GRAY);
-      const cv::Mat rest = (t.nuclei == 0) & (t.lumen == 0);
-      EXPECT_LT(cv::mean(gray, t.nuclei)[0] + 20, cv::mean(gray, rest)[0]) << bach_classes()[k] << " #" << i;
-      const cv::Scalar in = cv::mean(t.image, t.nuclei), out = cv::mean(t.image, rest);
-      EXPECT_GT(in[2] / in[0], out[2] / out[0]) << bach_classes()[k] << " #" << i;
-      if (lumen > 20) EXPECT_GT(cv::mean(gray, t.lumen)[0], cv::mean(gray, rest)[0]) << bach_classes()[k] << " #" << i;
-    }
-  }
-  const auto& [normal, benign, in_situ, invasive] = stats;
-  for (const Stats* carcinoma : {&in_situ, &invasive}) {
-    for (const Stats* benign_like : {&normal, &benign}) {
-      EXPECT_GT(carcinoma->nucleus_fraction, 1.3 * benign_like->nucleus_fraction);
-      EXPECT_GT(carcinoma->thickness, 1.2 * benign_like->thickness);
-    }
-  }
-  EXPECT_GT(benign.nucleus_fraction, normal.nucleus_fraction);
-  EXPECT_GT(benign.lumen_fraction, 3 * normal.lumen_fraction);
-  EXPECT_GT(benign.lumen_fraction, 3 * in_situ.lumen_fraction);
-  EXPECT_EQ(normal.images_with_lumen, kImages);
-  EXPECT_EQ(benign.images_with_lumen, kImages);
-  EXPECT_EQ(invasive.images_with_lumen, 0);
-}
-
-// ---- The nuclear variant -------------------------------------------------------------------
-
-// The default variant is pinned to the pixels it had before variants existed: FNV-1a of
-// the RGB bytes of image 1 of each class, seed 9, written by the build before the change
-// (`bachlab synth --per-class 1 --seed 9 --size 64x48` and `--size 512x384`, read back with PIL).
-TEST(SynthVariant, DefaultVariantDrawsTheSamePixelsAsBefore) {
-  auto fnv = [](const cv::Mat& m) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < m.total() * m.elemSize(); ++i) h = (h ^ m.data[i]) * 0x100000001b3ULL;
-    return h;
-  };
-  const uint64_t small[4] = {0x53be80ba65b2c03fULL, 0xd332484f343ad664ULL, 0x401518c2f0aad709ULL, 0x6220cd4b7e28d338ULL};
-  const uint64_t large[4] = {0xaed1e2b9f5f6cacdULL, 0x4954acee2ee2f45eULL, 0x7f28c1e5666c8a32ULL, 0x7f3d2ed58c5d93a9ULL};
-  for (int k = 0; k < 4; ++k) {
-    EXPECT_EQ(fnv(draw_synthetic_image(k, 64, 48, synthetic_image_seed(9, k, 1))), small[k]) << k;
-    EXPECT_EQ(fnv(draw_synthetic_image(k, 512, 384, synthetic_image_seed(9, k, 1), "default")), large[k]) << k;
-  }
-}
-
-TEST(SynthVariant, NuclearIsDeterministicAndItsOwnDrawing) {
-  const cv::Mat a = draw_synthetic_image(2, 256, 192, 11, "nuclear");
-  EXPECT_TRUE(same_pixels(a, draw_synthetic_image(2, 256, 192, 11, "nuclear")));
-  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 256, 192, 12, "nuclear")));
-  EXPECT_FALSE(same_pixels(a, draw_synthetic_image(2, 256, 192, 11)));
-  EXPECT_EQ(error_of([] { draw_synthetic_image(1, 32, 32, 0, "nuclei"); }),
-            "synth: --variant must be \"default\" or \"nuclear\" (was \"nuclei\")");
 }
 
 // The command line, through the real program. Its stderr is not a terminal, so it says
@@ -458,6 +311,67 @@ TEST_F(SynthTest, CommandWritesTheDatasetAndNamesBadSizes) {
             "error: synth: --size expects WIDTHxHEIGHT in pixels such as 2048x1536 (was '24by16'); write the two numbers "
             "joined by an 'x'\n");
   EXPECT_FALSE(fs::exists(root_ / "other"));
+}
+
+// The data layer names SynthOptions' members; the command names the flag the user typed,
+// with the same rule and the value found.
+TEST_F(SynthTest, CommandNamesTheFlagOfEveryBadOption) {
+  const fs::path out = root_ / "set";
+  const fs::path file = root_ / "file.tif";
+  std::ofstream(file) << "x";
+  const fs::path taken = root_ / "taken";
+  fs::create_directories(taken);
+  std::ofstream(taken / "notes.txt") << "mine\n";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {fmt::format("--out '{}' --per-class 0", out.string()),
+       "synth: --per-class must be between 1 and 99999 (was 0); give the number of images to draw for each class"},
+      {fmt::format("--out '{}' --size 5x5", out.string()),
+       "synth: --size must be between 8x8 and 16384x16384 (was 5x5); give WIDTHxHEIGHT such as 2048x1536"},
+      {fmt::format("--out '{}' --workers=-1", out.string()),
+       "synth: --workers must be 0 (all cores) or a positive thread count (was -1)"},
+      {"--out ''", "synth: --out is empty; give the dataset folder to create, e.g. data/bach-synth"},
+      {fmt::format("--out '{}' --size 16x16", file.string()),
+       fmt::format("synth: '{}' exists and is not a folder; choose another --out or remove the file", file.string())},
+      {fmt::format("--out '{}' --size 16x16", taken.string()),
+       fmt::format("synth: output folder '{}' already contains files (such as 'notes.txt') and is not a synthetic "
+                   "dataset; choose another --out or empty the folder",
+                   taken.string())}};
+  for (const auto& [arguments, message] : cases) {
+    std::string err;
+    EXPECT_EQ(run_bachlab("synth " + arguments, err, root_), 1) << arguments;
+    EXPECT_EQ(err, "error: " + message + "\n") << arguments;
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// Writing a TIFF through memory and atomically must not change a byte: FNV-1a of files of
+// `bachlab synth --per-class 3 --size 40x30 --seed 21` and `--per-class 2 --size 300x200
+// --seed 5 --variant nuclear` as the build before the change wrote them (libtiff straight
+// into the file).
+TEST_F(SynthTest, TiffFilesAreTheBytesTheyWereBefore) {
+  auto fnv = [](const std::string& bytes) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+    return h;
+  };
+  SynthOptions options = small("set", 21);
+  options.width = 40;
+  options.height = 30;
+  generate_synthetic_dataset(options);
+  const fs::path photos = options.out / "Photos";
+  EXPECT_EQ(fnv(read_bytes(photos / "Normal" / "n001.tif")), 0x8ed4a934b074faaaULL);
+  EXPECT_EQ(fnv(read_bytes(photos / "Benign" / "b002.tif")), 0x35bb82a5f76b76c9ULL);
+  EXPECT_EQ(fnv(read_bytes(photos / "InSitu" / "is003.tif")), 0xd71deb12277ba2aaULL);
+  EXPECT_EQ(fnv(read_bytes(photos / "Invasive" / "iv001.tif")), 0x2a3bd09dbd332426ULL);
+  SynthOptions nuclear = small("nuclear", 5);
+  nuclear.per_class = 2;
+  nuclear.width = 300;
+  nuclear.height = 200;
+  nuclear.variant = "nuclear";
+  generate_synthetic_dataset(nuclear);
+  const std::string is002 = read_bytes(nuclear.out / "Photos" / "InSitu" / "is002.tif");
+  EXPECT_EQ(is002.size(), 180266u);
+  EXPECT_EQ(fnv(is002), 0x38079869fc0814a3ULL);
 }
 
 // Two runs (or tuning workers) started together on an empty cache both generate the set;
