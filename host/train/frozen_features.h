@@ -1,6 +1,6 @@
 #pragma once
 // The frozen-feature cache as a training callback. A model with a frozen backbone
-// (sdk::Network::has_frozen_features()) gives every image the same features in every
+// (sdk::Network::frozen_features() is not null) gives every image the same features in every
 // epoch, so the backbone runs once per image (per augmented copy, see FeatureCache) and
 // the trainer trains and predicts with the head only. on_epoch_begin gets the epoch's
 // training features (computed, read from disk, or from memory); the trainer asks for

@@ -78,7 +78,7 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   add_callback(early_stopping_);
   add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, std::move(base_lrs)));
   if (settings_.precision != Precision::fp32) add_callback(std::make_shared<MixedPrecision>(settings_.precision));
-  if (parts_.model->has_frozen_features()) {
+  if (parts_.model->frozen_features() != nullptr) {
     FeatureInputs inputs;
     inputs.transform = normalize_;
     inputs.augmentations = parts_.augmentations;
@@ -131,7 +131,7 @@ EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {
 
 torch::Tensor Trainer::logits(const torch::Tensor& inputs, bool features) {
   auto& model = *parts_.model;
-  if (features) return model.head(inputs.to(device_)).to(torch::kFloat32);
+  if (features) return model.frozen_features()->head(inputs.to(device_)).to(torch::kFloat32);
   return model.forward(model_layout(normalize_(inputs).to(device_), settings_.channels_last)).to(torch::kFloat32);
 }
 
