@@ -31,7 +31,7 @@ def keras_same_padding(size, kernel, stride):
 
 
 def model4a(size, classes=4, filters=(32, 64, 128), kernel=5, stride=2, pool=2, hidden=(128, 128), dropout=0.5):
-    """Model 4A with the plugin's defaults, layer for layer as sdk/layers.h builds it."""
+    """Model 4A with the plugin's defaults, layer for layer as plugins/models/common (bachlab/plugins/layers.h) builds it."""
     layers, channels = [], 3
     for f in filters:
         before, after = keras_same_padding(size, kernel, stride)  # square: rows and columns alike

@@ -101,7 +101,8 @@ void head_epoch(bachlab::sdk::Network& network, torch::optim::Optimizer& optimiz
   for (int64_t start = 0; start < n; start += kBatch) {
     torch::Tensor index = order.slice(0, start, std::min(n, start + kBatch));
     torch::Tensor x = inputs.index_select(0, index);
-    torch::Tensor logits = cached ? network.head(x) : network.forward(x.to(torch::kFloat32).div_(255));
+    torch::Tensor logits =
+        cached ? network.frozen_features()->head(x) : network.forward(x.to(torch::kFloat32).div_(255));
     torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels.index_select(0, index));
     torch::Tensor extra = network.regularization();
     if (extra.defined()) loss = loss + extra;

@@ -6,7 +6,7 @@
 #include "host/plugins/registry.h"
 #include "host/train/experiment.h"
 #include "host/train/runner.h"
-#include "host/tune/trial_training.h"
+#include "host/tune/study_config.h"
 
 #include <fmt/format.h>
 

@@ -18,6 +18,7 @@
 #include "host/tune/study_open.h"
 #include "host/tune/study_report.h"
 #include "host/tune/study_store.h"
+#include "host/tune/best_trials.h"
 #include "host/tune/trial_training.h"
 
 #include <bachlab/sdk/error.h>

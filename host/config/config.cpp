@@ -575,15 +575,19 @@ bool Config::contains(const std::string& name) const {
   return parent && parent->arrays.count(dot == std::string::npos ? name : name.substr(dot + 1));
 }
 
-std::vector<std::string> Config::problems() const {
-  std::vector<std::string> out;
+std::vector<sdk::ParamProblem> Config::structured_problems() const {
+  std::vector<sdk::ParamProblem> out;
   std::vector<std::string> known(impl_->known.begin(), impl_->known.end());
+  // A problem of the file's layout (a key or table no reader takes) names no table.
+  auto add = [&](const Origin& origin, std::string message) {
+    out.push_back(sdk::ParamProblem{"", "", origin, std::move(message)});
+  };
 
   for (const auto& [key, entry] : impl_->root.values) {
     std::string hint = sdk::closest_match(key, known);
-    out.push_back(entry.origin.prefix() + "unknown top-level key \"" + key + "\"" +
-                  (hint.empty() ? "; settings belong in a table such as [train]"
-                                : "; did you mean the table [" + hint + "]?"));
+    add(entry.origin, "unknown top-level key \"" + key + "\"" +
+                          (hint.empty() ? "; settings belong in a table such as [train]"
+                                        : "; did you mean the table [" + hint + "]?"));
   }
   // Walks every table and array of tables, reporting those no reader asked for.
   std::function<void(const Table&, const std::string&)> walk = [&](const Table& table, const std::string& name) {
@@ -591,8 +595,7 @@ std::vector<std::string> Config::problems() const {
       std::string full = join(name, key);
       if (!impl_->known.count(full)) {
         std::string hint = sdk::closest_match(full, known);
-        out.push_back(child.origin.prefix() + "unknown table [" + full + "]" +
-                      (hint.empty() ? "" : "; did you mean [" + hint + "]?"));
+        add(child.origin, "unknown table [" + full + "]" + (hint.empty() ? "" : "; did you mean [" + hint + "]?"));
         continue;
       }
       walk(child, full);
@@ -601,45 +604,46 @@ std::vector<std::string> Config::problems() const {
       std::string full = join(name, key);
       if (!impl_->known.count(full)) {
         std::string hint = sdk::closest_match(full, known);
-        out.push_back(list.front().origin.prefix() + "unknown array of tables [[" + full + "]]" +
-                      (hint.empty() ? "" : "; did you mean [[" + hint + "]]?"));
+        add(list.front().origin,
+            "unknown array of tables [[" + full + "]]" + (hint.empty() ? "" : "; did you mean [[" + hint + "]]?"));
       }
     }
   };
   walk(impl_->root, "");
 
   for (const auto& [name, params] : impl_->tables)
-    for (auto& problem : params.problems()) out.push_back(problem);
+    for (auto& problem : params.structured_problems()) out.push_back(std::move(problem));
   for (const auto& [name, list] : impl_->arrays)
     for (const auto& params : list)
-      for (auto& problem : params.problems()) out.push_back(problem);
+      for (auto& problem : params.structured_problems()) out.push_back(std::move(problem));
   // In file and line order, as a user fixes them; problems without a line keep their place
   // after those of their file.
-  auto location = [](const std::string& problem) {
-    auto colon = problem.find(':');
-    auto next = colon == std::string::npos ? std::string::npos : problem.find(':', colon + 1);
-    int line = 0;
-    if (next != std::string::npos) {
-      const std::string digits = problem.substr(colon + 1, next - colon - 1);
-      // At most 9 digits: a folder named like "a:99999999999:b" is not a line number, and
-      // std::stoi would throw std::out_of_range for it.
-      if (!digits.empty() && digits.size() <= 9 && digits.find_first_not_of("0123456789") == std::string::npos)
-        line = std::stoi(digits);
-    }
-    return std::make_pair(line > 0 ? problem.substr(0, colon) : std::string("\xff"), line);
+  auto location = [](const sdk::ParamProblem& problem) {
+    const Origin& at = problem.origin;
+    return std::make_pair(at.line > 0 ? at.file : std::string("\xff"), at.line);
   };
-  std::stable_sort(out.begin(), out.end(),
-                   [&](const std::string& a, const std::string& b) { return location(a) < location(b); });
+  std::stable_sort(out.begin(), out.end(), [&](const sdk::ParamProblem& a, const sdk::ParamProblem& b) {
+    return location(a) < location(b);
+  });
+  return out;
+}
+
+std::vector<std::string> Config::problems() const {
+  std::vector<std::string> out;
+  for (const auto& problem : structured_problems()) out.push_back(problem.text());
   return out;
 }
 
 void Config::check() const {
-  auto all = problems();
-  if (all.empty()) return;
-  std::string message = std::to_string(all.size()) + (all.size() == 1 ? " problem" : " problems") + " in " +
-                        path_.string() + ":";
-  for (const auto& line : all) message += "\n  " + line;
-  throw Error(message);
+  auto all = structured_problems();
+  if (!all.empty()) throw problems_error(path_, std::move(all));
+}
+
+sdk::ParamsError problems_error(const std::filesystem::path& file, std::vector<sdk::ParamProblem> problems) {
+  std::string message = std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems") + " in " +
+                        file.string() + ":";
+  for (const auto& problem : problems) message += "\n  " + problem.text();
+  return sdk::ParamsError(message, std::move(problems));
 }
 
 namespace {

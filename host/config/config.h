@@ -77,11 +77,13 @@ class Config {
   bool contains(const std::string& name) const;
 
   /// Every problem: those recorded in the Params handed out, plus tables that no reader
-  /// asked for (with a "did you mean" against the tables that were asked for). Call after
-  /// every reader has run.
+  /// asked for (with a "did you mean" against the tables that were asked for), in file and
+  /// line order. Call after every reader has run.
+  std::vector<sdk::ParamProblem> structured_problems() const;
+  /// The text() of each of structured_problems(), as printed.
   std::vector<std::string> problems() const;
 
-  /// Throws one Error listing problems(), if there are any.
+  /// Throws problems_error(path(), structured_problems()), if there are any.
   void check() const;
 
   /// How resolved_toml() writes relative paths.
@@ -118,5 +120,9 @@ class Config {
   std::unique_ptr<Impl> impl_;
   std::filesystem::path path_;
 };
+
+/// The error of a config `file` with `problems`: "<n> problem(s) in <file>:" and each
+/// problem's text() on its own indented line, the problems kept for callers that act on them.
+sdk::ParamsError problems_error(const std::filesystem::path& file, std::vector<sdk::ParamProblem> problems);
 
 }  // namespace bachlab::host

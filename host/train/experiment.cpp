@@ -116,7 +116,7 @@ std::vector<std::pair<std::string, std::string>> ExperimentPlan::key_params() co
                                                                           : ", random"));
   if (train.schedule.type != ScheduleType::none) out.emplace_back("schedule", kScheduleTypes.name(train.schedule.type));
   if (train.label_smoothing > 0) out.emplace_back("label_smoothing", format_number(train.label_smoothing));
-  if (train.feature_cache.augmented_copies > 0 && model && model->has_frozen_features())
+  if (train.feature_cache.augmented_copies > 0 && model && model->frozen_features() != nullptr)
     out.emplace_back("augmented_copies", std::to_string(train.feature_cache.augmented_copies));
   if (train.early_stopping.patience > 0)
     out.emplace_back("early_stopping", train.early_stopping.monitor + "/" + std::to_string(train.early_stopping.patience));
@@ -186,12 +186,17 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   ExperimentPlan plan;
   // Plugin failures are collected rather than thrown, so that one run of `bachlab check`
   // shows the mistakes of every table.
-  std::vector<std::string> failures;
+  std::vector<sdk::ParamProblem> failures;
   auto attempt = [&](auto&& build) {
     try {
       build();
+    } catch (const sdk::ParamsError& e) {
+      failures.insert(failures.end(), e.problems().begin(), e.problems().end());
     } catch (const Error& e) {
-      failures.push_back(e.what());
+      // A plugin's own error names no table or key: each line stays a problem of its own.
+      std::istringstream lines(e.what());
+      for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) failures.push_back(sdk::ParamProblem{"", "", {}, line});
     }
   };
 
@@ -298,7 +303,7 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
   // A frozen backbone's features are cached, so augmentation needs cached augmented copies
   // (FeatureCache); say so now rather than after the data is loaded.
   sdk::ParamTable& feature_cache = config.table("train.feature_cache");
-  const bool frozen = plan.model && plan.model->has_frozen_features();
+  const bool frozen = plan.model && plan.model->frozen_features() != nullptr;
   const int64_t copies = plan.train.feature_cache.augmented_copies;
   if (frozen && !plan.augmentation_plugins.empty() && copies == 0)
     feature_cache.fail("augmented_copies", frozen_augmentation_problem(plan.augmentation_plugins.size()));
@@ -316,19 +321,13 @@ ExperimentPlan plan_experiment(Config& config, PluginRegistry& registry, const P
                                          "augmented afresh)") +
                            "; remove augmented_copies or set it to 0");
 
-  std::vector<std::string> problems = config.problems();
-  for (const auto& failure : failures) {
-    std::istringstream lines(failure);
-    for (std::string line; std::getline(lines, line);)
-      if (!line.empty() && std::find(problems.begin(), problems.end(), line) == problems.end())
-        problems.push_back(line);
-  }
-  if (!problems.empty()) {
-    std::string message = std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems") +
-                          " in " + config.path().string() + ":";
-    for (const auto& line : problems) message += "\n  " + line;
-    throw Error(message);
-  }
+  // A plugin's check() lists the problems of its table, which the config's list holds too.
+  std::vector<sdk::ParamProblem> problems = config.structured_problems();
+  for (auto& failure : failures)
+    if (std::none_of(problems.begin(), problems.end(),
+                     [&](const sdk::ParamProblem& p) { return p.text() == failure.text(); }))
+      problems.push_back(std::move(failure));
+  if (!problems.empty()) throw problems_error(config.path(), std::move(problems));
   return plan;
 }
 

@@ -6,7 +6,6 @@
 
 #include <bachlab/sdk/hash.h>
 #include <bachlab/sdk/error.h>
-#include <bachlab/sdk/transfer.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -66,7 +65,7 @@ uint64_t FeatureCache::content_hash(const torch::Tensor& images) {
 
 std::string FeatureCache::key_for(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
                                   int64_t copy) {
-  std::string extractor = network.features_cache_key();
+  std::string extractor = network.frozen_features()->features_cache_key();
   // A model that does not identify its weights can only be cached for this very object.
   if (extractor.empty()) extractor = fmt::format("unnamed network at {}", static_cast<const void*>(&network));
   std::string key = fmt::format("bachlab features {}\ntorch {}\nextractor {}\nimages {} {} {:016x}\ntransform {}\n",
@@ -102,7 +101,7 @@ torch::Tensor FeatureCache::compute(sdk::Network& network, const torch::Tensor& 
       if (copy > 0)
         for (const auto& augmentation : inputs.augmentations) x = augmentation->apply(x, generator);
       x = inputs.transform(x);
-      parts.push_back(network.extract_features(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous());
+      parts.push_back(network.frozen_features()->extract_features(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous());
     }
   } catch (...) {
     network.train(was_training);
@@ -116,8 +115,8 @@ torch::Tensor FeatureCache::compute(sdk::Network& network, const torch::Tensor& 
 
 torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor& images, const FeatureInputs& inputs,
                                      int64_t copy) {
-  if (!network.has_frozen_features())
-    throw Error("the feature cache needs a model with a frozen feature extractor (has_frozen_features() is false); "
+  if (network.frozen_features() == nullptr)
+    throw Error("the feature cache needs a model with a frozen feature extractor (frozen_features() is null); "
                 "with mode = \"finetune\" every batch must go through the whole network, so train without the cache");
   TORCH_CHECK(images.dim() == 4, "FeatureCache: images must be (N, C, H, W), got ", images.sizes());
   const std::string key = key_for(network, images, inputs, copy);
@@ -127,7 +126,7 @@ torch::Tensor FeatureCache::features(sdk::Network& network, const torch::Tensor&
     return it->second;
   }
 
-  const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.features_cache_key().empty() &&
+  const bool use_disk = settings_.disk && !settings_.folder.empty() && !network.frozen_features()->features_cache_key().empty() &&
                         (copy == 0 || !inputs.augmentations_key.empty());
   const fs::path file = settings_.folder / fmt::format("{:016x}.pt", sdk::hash_text(key));
   std::string why = "no cache yet";

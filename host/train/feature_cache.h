@@ -1,16 +1,16 @@
 #pragma once
 // Frozen-feature cache for transfer learning. When a model's backbone is frozen
-// (sdk::Network::has_frozen_features()), its pooled features depend only on the image, the
+// (sdk::Network::frozen_features() is not null), its pooled features depend only on the image, the
 // backbone's weights and the input transform; so they are computed once per image, kept in
 // memory and on disk, and every epoch after the first trains only the head on them: 50
 // head epochs of ResNet50 on 400 images take seconds instead of 50 backbone passes.
 //
-// The trainer uses it whenever the model has_frozen_features(): for training it asks for
+// The trainer uses it whenever the model has frozen_features(): for training it asks for
 // training_features() of the training split every epoch, for validation, test and predict
 // for features() of copy 0, and trains or evaluates only the head on them.
 //
 // Keys, like the preprocessing cache's, hold everything that shapes the result: a content
-// hash of the uint8 images, the model's features_cache_key() (its weights file's path,
+// hash of the uint8 images, the model's sdk::FrozenFeatures::features_cache_key() (its weights file's path,
 // size and content hash, pooling, normalisation), the input transform, LibTorch's version,
 // and for augmented copies the augmentation settings and seed. A disk file is trusted only
 // if the key stored in it matches in full; otherwise it is recomputed and rewritten

@@ -2,8 +2,8 @@
 // What the model is fed, and which part of it runs, chosen once per Trainer:
 //   PixelInputs     the images, made [0,1], augmented (training only), normalised and laid
 //                   out, through the whole network
-//   FrozenFeatures  a frozen backbone's cached features through the head only
-//                   (frozen_features.h; the backbone ran once per image and copy)
+//   CachedFeatures  a frozen backbone's cached features through the head only
+//                   (cached_features.h; the backbone ran once per image and copy)
 // The training step and Trainer::predict() call the same four functions whichever it is,
 // so neither has a branch for frozen features.
 

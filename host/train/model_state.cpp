@@ -12,7 +12,8 @@ NamedTensors named_state(torch::nn::Module& module) {
 }
 
 std::string frozen_weights_identity(sdk::Network& model) {
-  return model.has_frozen_features() ? model.features_cache_key() : std::string();
+  const sdk::FrozenFeatures* frozen = model.frozen_features();
+  return frozen ? frozen->features_cache_key() : std::string();
 }
 
 NamedTensors trained_state(sdk::Network& model) {

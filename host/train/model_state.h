@@ -17,7 +17,7 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 NamedTensors named_state(torch::nn::Module& module);
 
 /// For a model with a frozen backbone: what identifies the weights it was built from (its
-/// features_cache_key(), which holds the weights file's path, size and content hash).
+/// sdk::FrozenFeatures::features_cache_key(), which holds the weights file's path, size and content hash).
 /// "" for any other model.
 std::string frozen_weights_identity(sdk::Network& model);
 

@@ -79,16 +79,16 @@ Trainer::Trainer(TrainerParts parts, TrainSettings settings, uint64_t seed, Batc
   add_callback(early_stopping_);
   add_callback(std::make_shared<LearningRateSchedule>(settings_.schedule, settings_.epochs, std::move(base_lrs)));
   if (settings_.precision != Precision::fp32) add_callback(std::make_shared<MixedPrecision>(settings_.precision));
-  if (parts_.model->has_frozen_features()) {
+  if (parts_.model->frozen_features() != nullptr) {
     FeatureInputs inputs;
     inputs.transform = normalize_;
     inputs.augmentations = parts_.augmentations;
     inputs.augmentations_key = parts_.augmentations_key;
     inputs.seed = seed_;
     inputs.batch_size = settings_.batch_size;
-    frozen_features_ = std::make_shared<FrozenFeatures>(settings_.feature_cache, std::move(inputs), device_);
-    add_callback(frozen_features_);
-    inputs_ = frozen_features_;
+    cached_features_ = std::make_shared<CachedFeatures>(settings_.feature_cache, std::move(inputs), device_);
+    add_callback(cached_features_);
+    inputs_ = cached_features_;
   }
 }
 
@@ -117,13 +117,13 @@ void Trainer::set_data_parallel(std::shared_ptr<DataParallel> parallel) {
 void Trainer::set_progress(std::ostream* out, bool interactive) {
   if (!out) return;
   auto progress = std::make_shared<ProgressOutput>(*out, interactive);
-  if (frozen_features_) frozen_features_->set_progress(progress);
+  if (cached_features_) cached_features_->set_progress(progress);
   add_callback(progress);
 }
 
 const FeatureCacheStats& Trainer::feature_cache_stats() const {
   static const FeatureCacheStats none;
-  return frozen_features_ ? frozen_features_->stats() : none;
+  return cached_features_ ? cached_features_->stats() : none;
 }
 
 EpochMetrics Trainer::train_epoch(const TensorSplit& train, int64_t epoch) {

@@ -3,7 +3,7 @@
 // cross-entropy (+ the model's regularization term) and the optimizer plugin, with the
 // rest of training as callbacks (host/train/callback.h): early stopping and the best
 // epoch (early_stopping.h), the learning-rate schedule (lr_schedule.h), the frozen-feature
-// cache (frozen_features.h), progress output (progress.h) and history.csv (history_csv.h);
+// cache (cached_features.h), progress output (progress.h) and history.csv (history_csv.h);
 // after them each epoch, the checkpoints that make a killed run resumable to the very same
 // numbers (checkpoints.h).
 //
@@ -17,7 +17,7 @@
 #include "host/train/callback.h"
 #include "host/train/early_stopping.h"
 #include "host/train/feature_cache.h"
-#include "host/train/frozen_features.h"
+#include "host/train/cached_features.h"
 #include "host/train/model_inputs.h"
 #include "host/train/step_strategy.h"
 #include "host/eval/history.h"
@@ -176,8 +176,8 @@ class Trainer {
   /// model has a frozen backbone, and what export traces always.
   std::shared_ptr<PixelInputs> pixels_;
   /// Set when the model has a frozen backbone.
-  std::shared_ptr<FrozenFeatures> frozen_features_;
-  /// What training and predict() feed the model: pixels_ or frozen_features_.
+  std::shared_ptr<CachedFeatures> cached_features_;
+  /// What training and predict() feed the model: pixels_ or cached_features_.
   std::shared_ptr<ModelInputs> inputs_;
   std::shared_ptr<Checkpoints> checkpoints_;
   /// How a step is shared between processes: one process unless set_data_parallel().

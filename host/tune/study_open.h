@@ -8,7 +8,7 @@
 // below the trials the study already has is refused: a study keeps its trials.
 
 #include "host/tune/study_store.h"
-#include "host/tune/trial_training.h"
+#include "host/tune/study_config.h"
 
 #include <cstdint>
 #include <filesystem>

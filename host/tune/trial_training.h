@@ -10,53 +10,21 @@
 // copies its parent's run folders and trains them on to its own epochs.
 
 #include "host/config/config.h"
-#include "host/data/data_config.h"
-#include "host/plugins/registry.h"
 #include "host/report/run_report.h"
 #include "host/tune/study.h"
+#include "host/tune/study_config.h"
 #include "host/tune/tune_config.h"
 
-#include <bachlab/sdk/param_table.h>
 #include <bachlab/sdk/search_space.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace bachlab::host {
-
-/// A study config, read and checked.
-struct StudyConfig {
-  std::filesystem::path file;
-  TuneSettings settings;
-  sdk::SearchSpace space;
-  DimensionOrigins origins;
-  /// The [tune.options] settings, for creating the tuner.
-  sdk::ParamTable tuner_params;
-  /// The experiment's [data] (for `bachlab check`).
-  DataConfig data;
-  /// Command-line KEY=VALUE overrides, applied each time the study's file is read.
-  std::vector<std::string> overrides;
-};
-
-/// Reads [tune], [tune.space.*] and [tune.options] of `file`, checks that the experiment part
-/// builds and that every dimension addresses a setting the experiment takes (building the
-/// experiment with each extreme value of each dimension), and that the tuner accepts its
-/// settings. Throws one Error listing every problem with file, line and key.
-StudyConfig load_study_config(const std::filesystem::path& file, PluginRegistry& registry);
-/// The same for a config already loaded; its tables keep what the readers asked of them
-/// (for `bachlab config-keys`).
-StudyConfig load_study_config(Config& config, PluginRegistry& registry);
-
-/// Values written over the study config for one execution, besides the trial's own.
-using Overrides = std::vector<std::pair<std::string, sdk::Scalar>>;
-
-/// The experiment config of a trial as TOML: the study config (every `extends` merged)
-/// without its [tune] tables, with `params` and `extra` written over it ("table.key" =
-/// value). Relative paths are made absolute, so the file runs from any folder.
-std::string experiment_toml(Config& study_config, const sdk::Assignment& params, const Overrides& extra = {});
 
 /// The objective of a run: the best value of `settings.objective` over its epochs (the
 /// largest or smallest as the direction says); NaN if no epoch has a finite value.
@@ -75,16 +43,27 @@ struct TrainingTrialOptions {
 /// mean objective.
 TrialFunction training_trial_function(const StudyConfig& study, const TrainingTrialOptions& options = {});
 
-/// Writes `folder`/best_trial.toml: the best trial's experiment, runnable with `bachlab run`.
-/// Returns false (writing nothing) if no trial completed.
-bool write_best_trial_config(const StudyConfig& study, const std::vector<StoredTrial>& trials,
-                             const std::filesystem::path& folder);
+// What a trial's executions and the retrained best trials (best_trials.h) share: how a
+// run folder is recognised as finished and as trained with the very settings asked for.
 
-/// Retrains the `settings.top_k` best trials with the study's epochs and seed and evaluates
-/// them on the test split, as the study did with its two best models: each gets
-/// <study>/top/<rank>-trial-<id>.toml and a run folder beside it. Returns their summaries,
-/// best first.
-std::vector<RunSummary> retrain_top_trials(const StudyConfig& study, const std::vector<StoredTrial>& trials,
-                                           const TrainingTrialOptions& options = {});
+/// The summary of the run in `run_dir` if it trained `epochs` epochs (or stopped early);
+/// nullopt for no folder or an unfinished run. `epochs` 0 accepts any finished run.
+std::optional<RunSummary> finished_run(const std::filesystem::path& run_dir, int64_t epochs);
+
+/// The split must not move between trials and executions: the override that pins it to
+/// the experiment's seed, or none when the config pins it itself.
+Overrides pinned_split(Config& config);
+
+/// <folder>/trial-key.txt: what the folder's runs were trained with (the trial's experiment,
+/// every study setting and the seed). A folder whose key differs belongs to another trial
+/// that had the same id (study.db removed and the study begun again with another space):
+/// nothing in it may be reused.
+inline constexpr const char* kTrialKeyFile = "trial-key.txt";
+
+/// The key of a trial's experiment (`params` and `extra` written over `config`) run with `seed`.
+std::string trial_key(Config& config, const sdk::Assignment& params, const Overrides& extra, uint64_t seed);
+
+/// True if `folder`'s kTrialKeyFile holds `key`.
+bool trial_key_matches(const std::filesystem::path& folder, const std::string& key);
 
 }  // namespace bachlab::host

@@ -10,6 +10,10 @@ std::string Origin::prefix() const {
   return line > 0 ? file + ":" + std::to_string(line) + ": " : file + ": ";
 }
 
+std::string ParamProblem::description() const { return table.empty() ? message : table + " " + message; }
+
+std::string ParamProblem::text() const { return origin.prefix() + description(); }
+
 bool KeySpec::operator==(const KeySpec& other) const {
   return type == other.type && fallback == other.fallback && rule == other.rule && reader == other.reader;
 }
@@ -90,7 +94,7 @@ struct ParamTable::State {
   std::set<std::string> asked;
   std::map<std::string, KeySpec> specs;
   std::string reader;
-  std::vector<std::string> errors;
+  std::vector<ParamProblem> errors;
 
   // Marks `key` as read and keeps what was asked of it; the last ask of a key wins.
   void ask(const std::string& key, std::string type, std::string fallback, std::string rule) {
@@ -103,21 +107,20 @@ struct ParamTable::State {
     return it == entries.end() ? nullptr : &it->second;
   }
 
-  std::string label() const { return table.empty() ? "" : table + " "; }
-
-  void add_error(const Origin& where, const std::string& message) {
-    errors.push_back(where.prefix() + label() + message);
+  // `message` starts with the key, as it is printed.
+  void add_error(const Origin& where, const std::string& key, const std::string& message) {
+    errors.push_back(ParamProblem{table, key, where, message});
   }
 
   void wrong_type(const std::string& key, const Entry& entry, const std::string& expected) {
-    add_error(entry.origin, key + " must be " + expected + " (was " + type_name(entry.value) + " " +
-                                to_string(entry.value) + ")");
+    add_error(entry.origin, key, key + " must be " + expected + " (was " + type_name(entry.value) + " " +
+                                     to_string(entry.value) + ")");
   }
 
   template <typename T>
   void out_of_range(const std::string& key, const Entry& entry, const Range<T>& range) {
     const std::string rule = (range.min && range.max ? "in " : "") + range_text(range);
-    add_error(entry.origin, key + " must be " + rule + " (was " + to_string(entry.value) + ")");
+    add_error(entry.origin, key, key + " must be " + rule + " (was " + to_string(entry.value) + ")");
   }
 };
 
@@ -200,8 +203,9 @@ std::string ParamTable::get_string(const std::string& key, const std::string& fa
   if (!value) return state_->wrong_type(key, *entry, "a string"), fallback;
   if (!choices.empty() && std::find(choices.begin(), choices.end(), *value) == choices.end()) {
     std::string hint = closest_match(*value, choices);
-    state_->add_error(entry->origin, key + " must be one of " + choices_text(choices) + " (was \"" + *value + "\")" +
-                                         (hint.empty() ? "" : "; did you mean \"" + hint + "\"?"));
+    state_->add_error(entry->origin, key,
+                      key + " must be one of " + choices_text(choices) + " (was \"" + *value + "\")" +
+                          (hint.empty() ? "" : "; did you mean \"" + hint + "\"?"));
     return fallback;
   }
   return *value;
@@ -276,7 +280,7 @@ void ParamTable::describe(const std::string& key, const std::string& type, const
 void ParamTable::fail(const std::string& key, const std::string& message) {
   state_->asked.insert(key);
   const Entry* entry = state_->find(key);
-  state_->add_error(entry ? entry->origin : state_->origin, key + " " + message);
+  state_->add_error(entry ? entry->origin : state_->origin, key, key + " " + message);
 }
 
 const std::map<std::string, KeySpec>& ParamTable::specs() const { return state_->specs; }
@@ -290,12 +294,12 @@ std::vector<std::string> ParamTable::unknown_keys() const {
   return out;
 }
 
-std::vector<std::string> ParamTable::problems() const {
-  std::vector<std::string> out = state_->errors;
+std::vector<ParamProblem> ParamTable::structured_problems() const {
+  std::vector<ParamProblem> out = state_->errors;
   std::vector<std::string> known(state_->asked.begin(), state_->asked.end());
   for (const auto& key : unknown_keys()) {
     std::string hint = closest_match(key, known);
-    std::string message = state_->entries.at(key).origin.prefix() + state_->label() + "unknown key \"" + key + "\"";
+    std::string message = "unknown key \"" + key + "\"";
     if (!hint.empty()) {
       message += "; did you mean \"" + hint + "\"?";
     } else if (!known.empty()) {
@@ -305,17 +309,23 @@ std::vector<std::string> ParamTable::problems() const {
     } else {
       message += "; this plugin takes no settings";
     }
-    out.push_back(message);
+    out.push_back(ParamProblem{state_->table, key, state_->entries.at(key).origin, std::move(message), true});
   }
   return out;
 }
 
+std::vector<std::string> ParamTable::problems() const {
+  std::vector<std::string> out;
+  for (const auto& problem : structured_problems()) out.push_back(problem.text());
+  return out;
+}
+
 void ParamTable::check() const {
-  auto all = problems();
+  auto all = structured_problems();
   if (all.empty()) return;
   std::string message;
-  for (const auto& line : all) message += (message.empty() ? "" : "\n") + line;
-  throw Error(message);
+  for (const auto& problem : all) message += (message.empty() ? "" : "\n") + problem.text();
+  throw ParamsError(message, std::move(all));
 }
 
 }  // namespace bachlab::sdk

@@ -47,6 +47,7 @@ TEST_F(PluginRegistryTest, RejectsEachBrokenFileWithItsReason) {
   const std::string abi = host_abi_version();
   const std::string next_major = std::to_string(BACHLAB_ABI_MAJOR + 1) + "." + std::to_string(BACHLAB_ABI_MINOR);
   const std::string next_minor = std::to_string(BACHLAB_ABI_MAJOR) + "." + std::to_string(BACHLAB_ABI_MINOR + 1);
+  const std::string old_major = std::to_string(BACHLAB_ABI_MAJOR - 1) + "." + std::to_string(BACHLAB_ABI_MINOR);
   std::vector<std::string> expected = {
       fixture("bachlab-empty.so") + ": empty file (0 bytes); expected a shared library built with BACHLAB_PLUGIN",
       fixture("bachlab-not-a-library.so") + ": not a loadable shared library: invalid ELF header",
@@ -58,6 +59,9 @@ TEST_F(PluginRegistryTest, RejectsEachBrokenFileWithItsReason) {
           std::to_string(BACHLAB_ABI_MAJOR) + ".x",
       fixture("bachlab-optimizer-fixture_abi_minor.so") + ": plugin ABI " + next_minor + " is newer than host ABI " +
           abi + "; rebuild the plugin against bachlab SDK " + abi + " or update bachlab",
+      fixture("bachlab-optimizer-fixture_abi_old_major.so") + ": plugin ABI " + old_major +
+          " does not match host ABI " + abi + " (major versions differ); rebuild the plugin against bachlab SDK " +
+          std::to_string(BACHLAB_ABI_MAJOR) + ".x",
       fixture("bachlab-optimizer-fixture_cxx_abi.so") + ": plugin built with libc++ ABI 1 (Clang 99.0.0), host uses " +
           BACHLAB_CXX_ABI + " (" + BACHLAB_COMPILER + "); every std::string crossing between them would be misread, "
           "so rebuild the plugin with the host's standard library and ABI setting",
@@ -81,7 +85,7 @@ TEST_F(PluginRegistryTest, ListingShowsPluginsThenRejectionsThenFolders) {
   std::string expected =
       "KIND       NAME          VERSION  DESCRIPTION   FILE\n"
       "optimizer  fixture_good  0.0.1    test fixture  " +
-      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (11):\n";
+      fixture("bachlab-optimizer-fixture_good.so") + "\n\nRejected (12):\n";
   for (const auto& r : registry.rejections()) expected += "  " + r.reason + "\n";
   expected += "\nSearched: " + fixture_dir.string() + "\n";
   EXPECT_EQ(listing, expected);

@@ -76,6 +76,42 @@ TEST(Params, CheckThrowsEveryProblemAtOnce) {
   }
 }
 
+// What check() throws carries each problem as recorded, so a caller acts on the table and
+// key (the study check finds its dimension by them) and prints text(), the line above.
+TEST(Params, CheckThrowsTheProblemsWithTheirTableKeyAndOrigin) {
+  ParamTable params("[t]", {"t.toml", 1});
+  params.set("b", int64_t{-1}, {"t.toml", 2});
+  params.set("colour", std::string("red"), {"t.toml", 3});
+  params.get_int("b", 0, {0, {}});
+  params.get_int("color", 0);
+  params.fail("c", "needs b");
+  try {
+    params.check();
+    FAIL() << "check() must throw";
+  } catch (const ParamsError& e) {
+    ASSERT_EQ(e.problems().size(), 3u);
+    const ParamProblem& range = e.problems()[0];
+    EXPECT_EQ(range.table, "[t]");
+    EXPECT_EQ(range.key, "b");
+    EXPECT_EQ(range.origin.prefix(), "t.toml:2: ");
+    EXPECT_EQ(range.message, "b must be >= 0 (was -1)");
+    EXPECT_FALSE(range.unknown_key);
+    EXPECT_EQ(range.description(), "[t] b must be >= 0 (was -1)");
+    // A key the config did not give is located at its table.
+    EXPECT_EQ(e.problems()[1].key, "c");
+    EXPECT_EQ(e.problems()[1].text(), "t.toml:1: [t] c needs b");
+    const ParamProblem& unknown = e.problems()[2];
+    EXPECT_EQ(unknown.key, "colour");
+    EXPECT_TRUE(unknown.unknown_key);
+    EXPECT_EQ(unknown.text(), "t.toml:3: [t] unknown key \"colour\"; did you mean \"color\"?");
+    std::vector<std::string> texts;
+    for (const auto& problem : e.problems()) texts.push_back(problem.text());
+    EXPECT_EQ(texts, params.problems());
+    EXPECT_EQ(std::string(e.what()), texts[0] + "\n" + texts[1] + "\n" + texts[2]);
+  }
+  EXPECT_EQ((ParamProblem{"", "", {}, "a plugin's own error"}.text()), "a plugin's own error");
+}
+
 TEST(Params, FailRecordsAPluginRuleAtTheKey) {
   ParamTable params("[model]");
   params.set("kernel_size", int64_t{11}, {"m.toml", 9});

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 namespace bachlab::host {
 namespace {
@@ -25,7 +26,7 @@ namespace fs = std::filesystem;
 class NuclearRecipeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    folder_ = fs::temp_directory_path() / "bachlab_nuclear_recipe_test";
+    folder_ = fs::temp_directory_path() / ("bachlab_nuclear_recipe_test_" + std::to_string(::getpid()));
     fs::remove_all(folder_);
     // 512x384 photos at the variant's magnification (BACH at scale 0.5): each shows a
     // quarter of a BACH photo's field, at the detail the recipe trains on.

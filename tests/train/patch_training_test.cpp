@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <unistd.h>
 
 namespace bachlab::host {
 namespace {
@@ -161,7 +162,7 @@ TEST_F(PatchTrainerTest, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
     return p;
   };
   auto run = [&](Trainer& trainer, PatchSampler& sampler) { return trainer.fit(sampler, val); };
-  const fs::path dir = fs::temp_directory_path() / "bachlab_patch_resume_test";
+  const fs::path dir = fs::temp_directory_path() / ("bachlab_patch_resume_test_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   Trainer reference(photo_parts(), s, 5);
   PatchSampler reference_patches(train, patch_settings(8, 4));

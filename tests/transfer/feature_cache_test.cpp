@@ -48,7 +48,7 @@ TEST_F(FeatureCacheTest, SecondEpochIsServedFromMemory) {
 
   network->eval();
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose(first, network->extract_features(images.to(torch::kFloat32) / 255), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(first, network->frozen_features()->extract_features(images.to(torch::kFloat32) / 255), 1e-5, 1e-5));
 }
 
 TEST_F(FeatureCacheTest, NextRunReadsTheDiskFileAndADamagedFileIsRecomputed) {
@@ -111,7 +111,7 @@ TEST_F(FeatureCacheTest, ChangedWeightsFileInvalidatesTheFeatures) {
     if (name == "layer4.2.conv3.weight") tensor = tensor * 0.5;
   write_dict(weights, entries);
   auto changed = resnet(weights);
-  EXPECT_NE(original->features_cache_key(), changed->features_cache_key());
+  EXPECT_NE(original->frozen_features()->features_cache_key(), changed->frozen_features()->features_cache_key());
   FeatureCache cache(settings);
   torch::Tensor after = cache.features(*changed, images, {});
   EXPECT_EQ(cache.last_note(), "computed (no cache yet)");
@@ -173,7 +173,7 @@ TEST_F(FeatureCacheTest, FinetuneModelsAreNotCached) {
     FAIL() << "a finetune model was cached";
   } catch (const bachlab::Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              "the feature cache needs a model with a frozen feature extractor (has_frozen_features() is false); "
+              "the feature cache needs a model with a frozen feature extractor (frozen_features() is null); "
               "with mode = \"finetune\" every batch must go through the whole network, so train without the cache");
   }
 }

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <unistd.h>
 
 namespace {
 
@@ -30,20 +31,20 @@ using bachlab::host::TrainSettings;
 
 // Passes everything to a plugin's network and counts what reaches it, so a test sees
 // whether the backbone ran (extract_features, or forward, which runs it too).
-class Counting : public bachlab::sdk::Network {
+class Counting : public bachlab::sdk::Network, public bachlab::sdk::FrozenFeatures {
  public:
   explicit Counting(std::shared_ptr<bachlab::sdk::Network> inner) : inner_(register_module("inner", std::move(inner))) {}
   torch::Tensor forward(torch::Tensor images) override {
     forward_images += images.size(0);
     return inner_->forward(images);
   }
+  bachlab::sdk::FrozenFeatures* frozen_features() override { return inner_->frozen_features() ? this : nullptr; }
   torch::Tensor extract_features(torch::Tensor images) override {
     extracted_images += images.size(0);
-    return inner_->extract_features(images);
+    return inner_->frozen_features()->extract_features(images);
   }
-  torch::Tensor head(torch::Tensor features) override { return inner_->head(features); }
-  bool has_frozen_features() const override { return inner_->has_frozen_features(); }
-  std::string features_cache_key() const override { return inner_->features_cache_key(); }
+  torch::Tensor head(torch::Tensor features) override { return inner_->frozen_features()->head(features); }
+  std::string features_cache_key() const override { return inner_->frozen_features()->features_cache_key(); }
   std::vector<bachlab::sdk::ParameterGroup> parameter_groups() override { return inner_->parameter_groups(); }
   torch::Tensor regularization() override { return inner_->regularization(); }
 
@@ -123,7 +124,8 @@ class OtherWeights : public Counting {
 // uninterrupted one, and a model whose frozen part came from another file is refused.
 TEST_F(TrainerCacheTest, FrozenBackboneCheckpointsHoldTheHeadAndTheWeightsIdentity) {
   REQUIRE_TORCHVISION();
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "bachlab_frozen_checkpoint_test";
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("bachlab_frozen_checkpoint_test_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   const TensorSplit train = split(8, 1), val = split(4, 2), test = split(6, 3);
   auto network = [] {

@@ -30,7 +30,7 @@ TEST_F(TransferTest, Resnet50GivesTorchvisionLogitsAndFeatures) {
   network->eval();
   torch::NoGradGuard no_grad;
   EXPECT_LT(max_difference(network->forward(check["input"]), check["logits"]), 1e-4);
-  EXPECT_LT(max_difference(network->extract_features(check["input"]), check["features"]), 1e-4);
+  EXPECT_LT(max_difference(network->frozen_features()->extract_features(check["input"]), check["features"]), 1e-4);
 }
 
 TEST_F(TransferTest, Vgg16GivesTorchvisionLogitsAndFeatures) {
@@ -40,17 +40,17 @@ TEST_F(TransferTest, Vgg16GivesTorchvisionLogitsAndFeatures) {
   network->eval();
   torch::NoGradGuard no_grad;
   EXPECT_LT(max_difference(network->forward(check["input"]), check["logits"]), 1e-4);
-  EXPECT_LT(max_difference(network->extract_features(check["input"]), check["features"]), 1e-4);
+  EXPECT_LT(max_difference(network->frozen_features()->extract_features(check["input"]), check["features"]), 1e-4);
 }
 
 TEST_F(TransferTest, TorchScriptModuleGivesTorchvisionFeatures) {
   REQUIRE_TORCHVISION();
   auto check = read_map(fixture("resnet50_seed7_check.pt"));
   auto network = create("torchscript", 224, 4, {{"module", fixture("resnet50_seed7.ts")}, {"hidden_units", int64_t{32}}});
-  ASSERT_TRUE(network->has_frozen_features());
+  ASSERT_NE(network->frozen_features(), nullptr);
   network->eval();
   torch::NoGradGuard no_grad;
-  torch::Tensor features = network->extract_features(check["input"]);
+  torch::Tensor features = network->frozen_features()->extract_features(check["input"]);
   EXPECT_LT(max_difference(features, check["features"]), 1e-4);
   EXPECT_EQ(network->forward(check["input"]).sizes(), (std::vector<int64_t>{2, 4}));
   // Only the head is the network's: the module is never trained.
@@ -198,7 +198,7 @@ TEST_F(TransferTest, SettingsThatClashAreAllReportedAtOnce) {
 TEST_F(TransferTest, FrozenTrainingLeavesTheBackboneBitIdentical) {
   REQUIRE_TORCHVISION();
   auto network = create("resnet50", 32, 4, {{"weights", fixture("resnet50_seed7.pt")}, {"hidden_units", int64_t{16}}});
-  ASSERT_TRUE(network->has_frozen_features());
+  ASSERT_NE(network->frozen_features(), nullptr);
   auto groups = network->parameter_groups();
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].name, "backbone");
@@ -234,7 +234,7 @@ TEST_F(TransferTest, FinetuneTrainsOnlyTheLastBlocksWithTheirOwnRate) {
                           {{"weights", fixture("resnet50_seed7.pt")}, {"mode", "finetune"},
                            {"trainable_blocks", int64_t{3}}, {"backbone_lr_scale", 0.25},
                            {"train_batch_norm", train_batch_norm}});
-    EXPECT_FALSE(network->has_frozen_features());
+    EXPECT_EQ(network->frozen_features(), nullptr);
     auto groups = network->parameter_groups();
     ASSERT_EQ(groups.size(), 3u);
     EXPECT_EQ(groups[1].name, "finetune");
@@ -277,7 +277,7 @@ TEST_F(TransferTest, FromScratchTrainsEveryBlockAtTheFullRate) {
   EXPECT_EQ(groups[0].lr_scale, 1.0);
   EXPECT_EQ(groups[0].parameters.size(), 26u);  // 13 convolutions, weight and bias each
   for (const auto& p : network->parameters()) EXPECT_TRUE(p.requires_grad());
-  EXPECT_EQ(network->features_cache_key(), "");
+  EXPECT_EQ(network->frozen_features(), nullptr);
 }
 
 TEST_F(TransferTest, Vgg16HeadCarriesTheStudysL2Penalty) {
@@ -299,9 +299,10 @@ TEST_F(TransferTest, ForwardIsTheHeadOfTheExtractedFeatures) {
     network->eval();
     torch::NoGradGuard no_grad;
     torch::Tensor x = random_images(3, 32, 5).to(torch::kFloat32) / 255;
-    EXPECT_TRUE(torch::allclose(network->forward(x), network->head(network->extract_features(x)), 1e-6, 1e-6))
+    EXPECT_TRUE(torch::allclose(network->forward(x), network->frozen_features()->head(network->frozen_features()->extract_features(x)), 1e-6, 1e-6))
         << model;
-    EXPECT_NE(network->features_cache_key().find(" bytes "), std::string::npos) << network->features_cache_key();
+    const std::string key = network->frozen_features()->features_cache_key();
+    EXPECT_NE(key.find(" bytes "), std::string::npos) << key;
   }
 }
 

@@ -7,6 +7,7 @@
 #include "host/train/experiment.h"
 #include "host/tune/study.h"
 #include "host/tune/study_report.h"
+#include "host/tune/best_trials.h"
 #include "host/tune/trial_training.h"
 #include "host/report/run_report.h"
 #include "host/util/atomic_file.h"
@@ -190,6 +191,29 @@ TEST_F(TuneEndToEndTest, AMisspeltDimensionIsReportedAtItsTableInTheStudyConfig)
               "1 problem in " + file.string() + ":\n  " + file.string() +
                   ":3: [tune.space.model.filter] names a setting the experiment does not take: [model] unknown key "
                   "\"filter\"; did you mean \"filters\"?");
+  }
+}
+
+// A value a plugin refuses is reported at the dimension whose [table] key the plugin's
+// problem names (from the problem's table and key, not its text), with the value: once for
+// the dimension's first value, which every other assignment starts from, and once for its
+// other end.
+TEST_F(TuneEndToEndTest, AValueThePluginRefusesIsReportedAtItsDimensionWithTheValue) {
+  const fs::path file = folder_ / "study.toml";
+  std::ofstream(file) << "extends = \"" << kQuickConfig.string() << "\"\n"
+                      << "[tune.space.model.dropout]\ntype = \"float\"\nmin = 1.5\nmax = 2.5\n";
+  try {
+    load_study_config(file, registry_);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string where = file.string() + ":3: [tune.space.model.dropout] value ";
+    EXPECT_EQ(std::string(e.what()),
+              "2 problems in " + file.string() + ":\n  " + where +
+                  "1.5 does not work in the experiment: [model] dropout must be in 0.0..0.99 (was 1.5); narrow the "
+                  "range or drop the value\n  " +
+                  where +
+                  "2.5 does not work in the experiment: [model] dropout must be in 0.0..0.99 (was 2.5); narrow the "
+                  "range or drop the value");
   }
 }
 

@@ -11,7 +11,7 @@
 // parameters are in it, which is the study's architecture, not an accident.
 // Weights start as Keras' do (Glorot-uniform kernels, zero biases) so that results are
 // comparable with the study's.
-#include <bachlab/sdk/layers.h>
+#include <bachlab/plugins/layers.h>
 #include <bachlab/sdk/model.h>
 
 #include <memory>
@@ -19,6 +19,7 @@
 namespace {
 
 namespace sdk = bachlab::sdk;
+namespace plugins = bachlab::plugins;
 
 /// The baseline's settings, as read from its [model] table.
 struct BaselineOptions {
@@ -29,15 +30,15 @@ struct BaselineOptions {
   /// Stride of the convolution. Default: 1
   TORCH_ARG(int64_t, strides) = 1;
   /// Convolution padding, "same" or "valid" (as Keras). Default: "valid"
-  TORCH_ARG(sdk::Padding, padding) = sdk::Padding::valid;
+  TORCH_ARG(plugins::Padding, padding) = plugins::Padding::valid;
   /// Side and stride of the max-pooling window. Default: 2
   TORCH_ARG(int64_t, pool_size) = 2;
   /// Pooling padding, "same" or "valid". Default: "same"
-  TORCH_ARG(sdk::Padding, pool_padding) = sdk::Padding::same;
+  TORCH_ARG(plugins::Padding, pool_padding) = plugins::Padding::same;
   /// Units of the dense hidden layer. Default: 64
   TORCH_ARG(int64_t, hidden_units) = 64;
   /// Activation after the convolution and the hidden layer. Default: "relu"
-  TORCH_ARG(sdk::Activation, activation) = sdk::Activation::relu;
+  TORCH_ARG(plugins::Activation, activation) = plugins::Activation::relu;
 };
 
 BaselineOptions read_options(sdk::Params& params) {
@@ -45,17 +46,17 @@ BaselineOptions read_options(sdk::Params& params) {
   o.filters(params.get_int("filters", o.filters(), {1, 4096}));
   o.kernel_size(params.get_int("kernel_size", o.kernel_size(), {1, 64}));
   o.strides(params.get_int("strides", o.strides(), {1, 64}));
-  o.padding(sdk::read_padding(params, "padding", o.padding()));
+  o.padding(plugins::read_padding(params, "padding", o.padding()));
   o.pool_size(params.get_int("pool_size", o.pool_size(), {1, 64}));
-  o.pool_padding(sdk::read_padding(params, "pool_padding", o.pool_padding()));
+  o.pool_padding(plugins::read_padding(params, "pool_padding", o.pool_padding()));
   o.hidden_units(params.get_int("hidden_units", o.hidden_units(), {1, 65536}));
-  o.activation(sdk::read_activation(params, "activation", o.activation()));
+  o.activation(plugins::read_activation(params, "activation", o.activation()));
   return o;
 }
 
-sdk::ConvNetArchitecture architecture(const BaselineOptions& o) {
-  sdk::ConvNetArchitecture arch;
-  arch.blocks = sdk::single_conv_blocks({o.filters()}, o.kernel_size(), o.strides(), o.padding(), o.pool_size(),
+plugins::ConvNetArchitecture architecture(const BaselineOptions& o) {
+  plugins::ConvNetArchitecture arch;
+  arch.blocks = plugins::single_conv_blocks({o.filters()}, o.kernel_size(), o.strides(), o.padding(), o.pool_size(),
                                         o.pool_padding());
   arch.hidden_units = {o.hidden_units()};
   arch.activation = o.activation();
@@ -65,7 +66,7 @@ sdk::ConvNetArchitecture architecture(const BaselineOptions& o) {
 class BaselinePlugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
-    return sdk::build_conv_net(architecture(read_options(params)), spec, params, "baseline");
+    return plugins::build_conv_net(architecture(read_options(params)), spec, params, "baseline");
   }
 };
 

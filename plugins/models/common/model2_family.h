@@ -13,7 +13,7 @@
 // - activation "relu" after every convolution and dense layer.
 // Weights start as Keras' do (Glorot-uniform kernels, zero biases) so that results are
 // comparable with the study's.
-#include <bachlab/sdk/layers.h>
+#include <bachlab/plugins/layers.h>
 
 #include <cstdint>
 #include <vector>
@@ -29,15 +29,15 @@ struct Model2Options {
   /// Stride of the convolutions. Default: 2
   TORCH_ARG(int64_t, strides) = 2;
   /// Convolution padding, "same" or "valid" (as Keras). Default: "same"
-  TORCH_ARG(sdk::Padding, padding) = sdk::Padding::same;
+  TORCH_ARG(plugins::Padding, padding) = plugins::Padding::same;
   /// Side and stride of the max-pooling windows. Default: 2
   TORCH_ARG(int64_t, pool_size) = 2;
   /// Pooling padding, "same" or "valid". Default: "same"
-  TORCH_ARG(sdk::Padding, pool_padding) = sdk::Padding::same;
+  TORCH_ARG(plugins::Padding, pool_padding) = plugins::Padding::same;
   /// Units of each of the two dense hidden layers; one integer sets both. Default: 128, 128
   TORCH_ARG(std::vector<int64_t>, hidden_units) = {128, 128};
   /// Activation after every convolution and hidden layer. Default: "relu"
-  TORCH_ARG(sdk::Activation, activation) = sdk::Activation::relu;
+  TORCH_ARG(plugins::Activation, activation) = plugins::Activation::relu;
 };
 
 /// Reads Model 2's keys with `defaults` as their defaults, recording every problem in
@@ -45,6 +45,6 @@ struct Model2Options {
 Model2Options read_model2_options(sdk::Params& params, const Model2Options& defaults = {});
 
 /// Model 2's layers, without dropout.
-sdk::ConvNetArchitecture model2_architecture(const Model2Options& o);
+plugins::ConvNetArchitecture model2_architecture(const Model2Options& o);
 
 }  // namespace bachlab::plugins

@@ -16,7 +16,7 @@ namespace plugins = bachlab::plugins;
 class Model2Plugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
-    return sdk::build_conv_net(plugins::model2_architecture(plugins::read_model2_options(params)), spec, params,
+    return plugins::build_conv_net(plugins::model2_architecture(plugins::read_model2_options(params)), spec, params,
                                "model2");
   }
 };

@@ -22,14 +22,14 @@ class Model3aPlugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
     const plugins::Model2Options o = plugins::read_model2_options(params);
-    sdk::ConvNetArchitecture arch = plugins::model2_architecture(o);
+    plugins::ConvNetArchitecture arch = plugins::model2_architecture(o);
     const int64_t extra = params.get_int("extra_convolutions", 2, {0, 16});
     const int64_t filters = params.get_int("extra_filters", o.filters().back(), {1, 4096});
     params.describe("extra_filters", "", "the last filters value");
     const int64_t strides = params.get_int("extra_strides", 1, {1, 64});
     for (int64_t i = 0; i < extra; ++i)
       arch.blocks.back().convs.push_back({filters, o.kernel_size(), strides, o.padding(), "extra_strides"});
-    return sdk::build_conv_net(arch, spec, params, "model3a");
+    return plugins::build_conv_net(arch, spec, params, "model3a");
   }
 };
 

@@ -16,7 +16,7 @@ class Model3bPlugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
     const plugins::Model2Options o = plugins::read_model2_options(params, plugins::Model2Options().filters({64, 128, 256}));
-    return sdk::build_conv_net(plugins::model2_architecture(o), spec, params, "model3b");
+    return plugins::build_conv_net(plugins::model2_architecture(o), spec, params, "model3b");
   }
 };
 

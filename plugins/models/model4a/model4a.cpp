@@ -18,10 +18,10 @@ namespace plugins = bachlab::plugins;
 class Model4aPlugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
-    sdk::ConvNetArchitecture arch = plugins::model2_architecture(plugins::read_model2_options(params));
+    plugins::ConvNetArchitecture arch = plugins::model2_architecture(plugins::read_model2_options(params));
     // Dropout rate after the second dense layer (0 removes it).
     arch.dropout = {0.0, params.get_float("dropout", 0.5, {0.0, 0.99})};
-    return sdk::build_conv_net(arch, spec, params, "model4a");
+    return plugins::build_conv_net(arch, spec, params, "model4a");
   }
 };
 

@@ -16,10 +16,10 @@ namespace plugins = bachlab::plugins;
 class Model4bPlugin : public sdk::ModelPlugin {
  public:
   std::shared_ptr<sdk::Network> create(const sdk::ModelSpec& spec, sdk::Params& params) const override {
-    sdk::ConvNetArchitecture arch = plugins::model2_architecture(plugins::read_model2_options(params));
+    plugins::ConvNetArchitecture arch = plugins::model2_architecture(plugins::read_model2_options(params));
     // Dropout rate after each of the two dense layers; one number sets both (0 removes one).
-    arch.dropout = sdk::read_per_layer(params, "dropout", std::vector<double>{0.5, 0.5}, {0.0, 0.99}, "dense hidden layer");
-    return sdk::build_conv_net(arch, spec, params, "model4b");
+    arch.dropout = plugins::read_per_layer(params, "dropout", std::vector<double>{0.5, 0.5}, {0.0, 0.99}, "dense hidden layer");
+    return plugins::build_conv_net(arch, spec, params, "model4b");
   }
 };
 

@@ -9,13 +9,13 @@
 // Blocks for mode = "finetune" (trainable_blocks counts from the output end): the 16
 // bottleneck blocks layer4.2 ... layer1.0, then the stem (conv1, bn1): 17 in all. The
 // default 3 unfreezes layer4, the last stage.
-#include <bachlab/sdk/transfer.h>
+#include <bachlab/plugins/transfer.h>
 
 namespace {
 
 using bachlab::sdk::ModelSpec;
 using bachlab::sdk::Params;
-using namespace bachlab::sdk::transfer;
+using namespace bachlab::plugins::transfer;
 
 /// torchvision.models.resnet.Bottleneck.
 class BottleneckImpl : public torch::nn::Module {

@@ -9,7 +9,7 @@
 // or an (N, C, h, w) map that `pooling` reduces. It is never trained (it is not a
 // torch::nn::Module, so its tensors are not even among the network's parameters), which
 // is exactly what lets the host cache its features once per image.
-#include <bachlab/sdk/transfer.h>
+#include <bachlab/plugins/transfer.h>
 
 #include <torch/script.h>
 
@@ -21,11 +21,13 @@ using bachlab::Error;
 using bachlab::sdk::ModelSpec;
 using bachlab::sdk::ParameterGroup;
 using bachlab::sdk::Params;
-using namespace bachlab::sdk::transfer;
+using namespace bachlab::plugins::transfer;
 
 const std::vector<std::string> kMapPoolings = {"avg", "max"};
 
-class TorchScriptNetwork : public bachlab::sdk::Network {
+// Always frozen: the module is a feature extractor this plugin never trains, so the
+// network is its own FrozenFeatures.
+class TorchScriptNetwork : public bachlab::sdk::Network, public bachlab::sdk::FrozenFeatures {
  public:
   TorchScriptNetwork(torch::jit::Module module, std::string file, std::string identity, std::string pooling,
                      bool normalize)
@@ -51,7 +53,7 @@ class TorchScriptNetwork : public bachlab::sdk::Network {
     return head(features);
   }
 
-  bool has_frozen_features() const override { return true; }
+  bachlab::sdk::FrozenFeatures* frozen_features() override { return this; }
 
   torch::Tensor extract_features(torch::Tensor images) override {
     c10::IValue output = run(images);

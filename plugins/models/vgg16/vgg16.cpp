@@ -11,13 +11,13 @@
 //
 // Blocks for mode = "finetune": the five convolution blocks between max-poolings
 // (Keras' block1 ... block5); the default 1 unfreezes block5, the classic VGG16 fine-tune.
-#include <bachlab/sdk/transfer.h>
+#include <bachlab/plugins/transfer.h>
 
 namespace {
 
 using bachlab::sdk::ModelSpec;
 using bachlab::sdk::Params;
-using namespace bachlab::sdk::transfer;
+using namespace bachlab::plugins::transfer;
 
 constexpr int64_t kBlocks = 5;
 constexpr int64_t kDefaultTrainableBlocks = 1;

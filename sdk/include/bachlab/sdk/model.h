@@ -37,6 +37,22 @@ struct ParameterGroup {
   double lr_scale = 1.0;
 };
 
+/// Transfer learning: a network that is a frozen feature extractor followed by a trainable
+/// head, so that the host may compute each image's features once, cache them, and train
+/// only the head. A network offers it through Network::frozen_features(); one interface
+/// for the three calls that only such a network has, so a network that trains end to end
+/// implements none of them.
+class FrozenFeatures {
+ public:
+  virtual ~FrozenFeatures() = default;
+  /// The frozen extractor's output for a batch; called in eval mode, without gradients.
+  virtual torch::Tensor extract_features(torch::Tensor images) = 0;
+  /// The trainable head applied to features from extract_features(); forward(x) == head(extract_features(x)).
+  virtual torch::Tensor head(torch::Tensor features) = 0;
+  /// Identifies the extractor's weights so cached features are invalidated when they change.
+  virtual std::string features_cache_key() const = 0;
+};
+
 /// The network a model plugin builds.
 class Network : public torch::nn::Module {
  public:
@@ -52,24 +68,8 @@ class Network : public torch::nn::Module {
   /// returned as an undefined tensor.
   virtual torch::Tensor regularization() { return {}; }
 
-  /// Transfer learning: true if this network is a frozen feature extractor followed by a
-  /// trainable head, so that the host may compute each image's features once, cache them,
-  /// and train only the head. Then forward(x) must equal head(extract_features(x)).
-  virtual bool has_frozen_features() const { return false; }
-
-  /// The frozen extractor's output for a batch; called in eval mode, without gradients.
-  virtual torch::Tensor extract_features(torch::Tensor images) {
-    throw Error("this model has no frozen feature extractor (extract_features called)");
-  }
-
-  /// The trainable head applied to features from extract_features().
-  virtual torch::Tensor head(torch::Tensor features) {
-    throw Error("this model has no frozen feature extractor (head called)");
-  }
-
-  /// Identifies the extractor's weights (e.g. the weights file's path, size and mtime) so
-  /// that cached features are invalidated when the weights change.
-  virtual std::string features_cache_key() const { return ""; }
+  /// The frozen feature extractor this network is, or nullptr (the default) if it trains end to end.
+  virtual FrozenFeatures* frozen_features() { return nullptr; }
 };
 
 /// What a model needs of its input, beyond at least 2 classes.

@@ -9,7 +9,7 @@
 ///   bachlab::sdk::ParamTable params("[model]");
 ///   params.set("dropout", 0.2);
 ///   auto net = plugin.create(spec, params);
-///   params.check();  // throws one Error listing every problem
+///   params.check();  // throws one ParamsError listing every problem
 /// \endcode
 
 #include <bachlab/sdk/params.h>
@@ -63,7 +63,10 @@ class ParamTable final : public Params {
   void set_reader(std::string reader);
   /// Keys the config gave that no reader asked for.
   std::vector<std::string> unknown_keys() const;
-  /// Every problem so far, including unknown keys (with a suggestion when one is close).
+  /// Every problem so far, including unknown keys (with a suggestion when one is close),
+  /// as recorded.
+  std::vector<ParamProblem> structured_problems() const;
+  /// The text() of each of structured_problems(), as printed.
   std::vector<std::string> problems() const;
   void check() const override;
 

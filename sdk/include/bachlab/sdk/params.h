@@ -18,6 +18,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bachlab::sdk {
@@ -31,6 +32,43 @@ struct Origin {
 
   /// "file:line: " or "file: " or "" - the prefix of every error message.
   std::string prefix() const;
+};
+
+/// One problem with a table's settings, as a ParamTable records it: which table and key
+/// it is about, where that was written, and what is wrong. A caller that must act on a
+/// problem (the study check finds the [tune.space] dimension it is about) reads the
+/// fields; a user reads text().
+struct ParamProblem {
+  /// The table as messages name it, e.g. "[model]" or "[data.split]"; "" for none.
+  std::string table;
+  /// The key the problem is about; "" when it is about no single key.
+  std::string key;
+  /// Where the value was written; the table's own origin for a key the config did not give.
+  Origin origin;
+  /// What is wrong, starting with the key: "dropout must be in 0..0.99 (was 2)".
+  std::string message;
+  /// True when `key` is one the config gave but no reader asked for (a misspelt or
+  /// unsupported setting).
+  bool unknown_key = false;
+
+  /// "[table] message" ("message" when there is no table): the problem without its origin.
+  std::string description() const;
+  /// The problem as printed: "file:line: [table] message".
+  std::string text() const;
+};
+
+/// The Error that Params::check() throws: its message lists every problem's text(), one a
+/// line, and problems() gives them as recorded. Header-only with default visibility, as
+/// Error, so the host catches it by type when it crosses from a plugin.
+class __attribute__((visibility("default"))) ParamsError : public Error {
+ public:
+  ParamsError(const std::string& message, std::vector<ParamProblem> problems)
+      : Error(message), problems_(std::move(problems)) {}
+  /// Every problem the message lists, in its order.
+  const std::vector<ParamProblem>& problems() const { return problems_; }
+
+ private:
+  std::vector<ParamProblem> problems_;
 };
 
 /// Levenshtein distance, for "did you mean" suggestions.
@@ -114,8 +152,8 @@ class Params {
                         const std::string& rule = "") = 0;
   /// Records a plugin-specific rule violation for `key` (e.g. two settings that clash).
   virtual void fail(const std::string& key, const std::string& message) = 0;
-  /// Throws one Error listing every problem recorded so far (and every key no reader asked
-  /// for), if there is any: a plugin calls it before work that the problems would spoil.
+  /// Throws one ParamsError listing every problem recorded so far (and every key no reader
+  /// asked for), if there is any: a plugin calls it before work that the problems would spoil.
   virtual void check() const = 0;
 
  protected:

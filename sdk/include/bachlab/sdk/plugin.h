@@ -16,11 +16,16 @@
 
 #include <torch/version.h>
 
-/// The ABI major version: the host rejects a plugin whose major differs. 3: Params is an
+/// The ABI major version: the host rejects a plugin whose major differs. 4: Network's four
+/// feature-cache virtuals (has_frozen_features, extract_features, head,
+/// features_cache_key) became one optional interface, FrozenFeatures, returned by
+/// Network::frozen_features(); ParamTable records structured problems (ParamProblem) and
+/// its check() throws ParamsError; the layer builders and transfer-learning blocks left
+/// the SDK for the in-tree plugins' own library (plugins/models/common). 3: Params is an
 /// interface whose object lives in libbachlab_sdk.so, the SDK's code is compiled into that
 /// library, and the descriptor records the C++ standard library and compiler (2: Params
 /// was a class of the headers, its layout compiled into every plugin).
-#define BACHLAB_ABI_MAJOR 3
+#define BACHLAB_ABI_MAJOR 4
 /// The ABI minor version: the host rejects a plugin built for a newer minor than its own
 /// (it may use interfaces the host does not have) and accepts older ones.
 #define BACHLAB_ABI_MINOR 0

@@ -1,17 +1,17 @@
 #pragma once
 /// \file transfer.h
-/// Building blocks for transfer-learning model plugins: a torchvision backbone
+/// Building blocks for the in-tree transfer-learning model plugins: a torchvision backbone
 /// (resnet50, vgg16) or any frozen extractor, with a dense head on top. It reads a
 /// torchvision state_dict with every key and shape checked (one message listing what is
 /// missing, unexpected and mis-shaped), applies ImageNet normalisation, builds the study's
 /// dense head, holds the frozen / finetune machinery (parameter groups, batch norms kept in
 /// eval mode) and gives the weights file's identity for the host's feature cache
-/// (Network::features_cache_key). The resnet50, vgg16 and torchscript plugins in
-/// plugins/models/ are built on it; docs/transfer.md describes the settings it reads.
+/// (sdk::FrozenFeatures::features_cache_key). The resnet50, vgg16 and torchscript plugins
+/// in plugins/models/ are built on it; docs/transfer.md describes the settings it reads.
 ///
 /// Typical use in a plugin's create() (the whole of it: plugins/models/resnet50/resnet50.cpp):
 ///
-///   using namespace bachlab::sdk::transfer;
+///   using namespace bachlab::plugins::transfer;
 ///   // MyNet derives from TorchvisionNetwork: backbone(), pool(), imagenet_top(),
 ///   // head_parameters(), and calls finish_setup(identity) once its weights are in.
 ///   BackboneOptions o = read_backbone_options(params, spec, "mynet", blocks, default_blocks,
@@ -22,8 +22,11 @@
 ///   if (o.pretrained())
 ///     identity = load_backbone_weights(params, o, "mynet", network->expected_tensors(), "fc.", false);
 ///
-/// Declarations only: the code is compiled into libbachlab_sdk.so, so a fix reaches every
-/// plugin without rebuilding it.
+/// Not part of the SDK: it names this repository's export script
+/// (scripts/export_torchvision.py) and its weight-file naming ("..._seed7.pt",
+/// "..._notop.pt"), and its option structs grow with the plugins. It is the static library
+/// bachlab_model_common (plugins/models/common/), linked into each plugin that uses it, so
+/// none of that is part of the plugin ABI.
 #include <bachlab/sdk/error.h>
 #include <bachlab/sdk/model.h>
 #include <bachlab/sdk/params.h>
@@ -43,7 +46,13 @@
 #include <utility>
 #include <vector>
 
-namespace bachlab::sdk::transfer {
+namespace bachlab::plugins::transfer {
+
+using sdk::InputNeeds;
+using sdk::ModelSpec;
+using sdk::Network;
+using sdk::ParameterGroup;
+using sdk::Params;
 
 /// What trains: the head on a fixed backbone (whose features can be cached), or the head
 /// and the backbone's last blocks.
@@ -208,11 +217,13 @@ void set_trainable(torch::nn::Module& module, bool trainable);
 void hold_batch_norm_in_eval(torch::nn::Module& module);
 
 /// The torchvision backbones: registered children named as torchvision names them,
-/// split into blocks (input end first) that freeze and unfreeze as units.
-class TorchvisionNetwork : public Network {
+/// split into blocks (input end first) that freeze and unfreeze as units. In mode
+/// "frozen" the network is its own sdk::FrozenFeatures, so the host can cache the pooled
+/// backbone features and train the head alone.
+class TorchvisionNetwork : public Network, public sdk::FrozenFeatures {
  public:
   torch::Tensor forward(torch::Tensor images) override;
-  bool has_frozen_features() const override { return frozen(); }
+  sdk::FrozenFeatures* frozen_features() override { return frozen() ? this : nullptr; }
   torch::Tensor extract_features(torch::Tensor images) override { return features_of(images); }
   torch::Tensor head(torch::Tensor features) override;
   torch::Tensor regularization() override;
@@ -261,4 +272,4 @@ std::string load_backbone_weights(Params& params, const BackboneOptions& options
                                   const std::vector<ExpectedTensor>& expected, const std::string& top_prefix,
                                   bool top_required);
 
-}  // namespace bachlab::sdk::transfer
+}  // namespace bachlab::plugins::transfer

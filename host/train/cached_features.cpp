@@ -1,4 +1,4 @@
-#include "host/train/frozen_features.h"
+#include "host/train/cached_features.h"
 
 #include "host/train/batch_source.h"
 #include "host/train/progress.h"
@@ -12,14 +12,14 @@
 
 namespace bachlab::host {
 
-FrozenFeatures::FrozenFeatures(FeatureCacheSettings settings, FeatureInputs inputs, torch::Device device)
+CachedFeatures::CachedFeatures(FeatureCacheSettings settings, FeatureInputs inputs, torch::Device device)
     : cache_(std::move(settings)), inputs_(std::move(inputs)), device_(device) {}
 
-void FrozenFeatures::on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) {
+void CachedFeatures::on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) {
   training_features(trainer.model(), train, epoch);
 }
 
-torch::Tensor FrozenFeatures::training_features(sdk::Network& model, BatchSource& train, int64_t epoch) {
+torch::Tensor CachedFeatures::training_features(sdk::Network& model, BatchSource& train, int64_t epoch) {
   if (!train.whole_images())
     throw Error("a model with a frozen backbone trains on whole images only (its features are cached per image); "
                 "set [data.patches] size = 0 or fine-tune the backbone");
@@ -32,20 +32,20 @@ torch::Tensor FrozenFeatures::training_features(sdk::Network& model, BatchSource
   return prepared_;
 }
 
-BatchSource& FrozenFeatures::epoch_batches(sdk::Network& model, BatchSource& train, int64_t epoch) {
+BatchSource& CachedFeatures::epoch_batches(sdk::Network& model, BatchSource& train, int64_t epoch) {
   batches_.emplace(train, training_features(model, train, epoch));
   return *batches_;
 }
 
-torch::Tensor FrozenFeatures::prediction_inputs(sdk::Network& model, const torch::Tensor& images) {
+torch::Tensor CachedFeatures::prediction_inputs(sdk::Network& model, const torch::Tensor& images) {
   return timed(model, images, 0);
 }
 
-torch::Tensor FrozenFeatures::logits(sdk::Network& model, const torch::Tensor& features) {
-  return model.head(features.to(device_)).to(torch::kFloat32);
+torch::Tensor CachedFeatures::logits(sdk::Network& model, const torch::Tensor& features) {
+  return model.frozen_features()->head(features.to(device_)).to(torch::kFloat32);
 }
 
-torch::Tensor FrozenFeatures::timed(sdk::Network& model, const torch::Tensor& images, int64_t epoch) {
+torch::Tensor CachedFeatures::timed(sdk::Network& model, const torch::Tensor& images, int64_t epoch) {
   const auto start = std::chrono::steady_clock::now();
   torch::Tensor features = epoch == 0 ? cache_.features(model, images, inputs_, 0)
                                       : cache_.training_features(model, images, inputs_, epoch);

@@ -1,6 +1,6 @@
 #pragma once
 // A frozen backbone's inputs (model_inputs.h): a model with a frozen backbone
-// (sdk::Network::has_frozen_features()) gives every image the same features in every
+// (sdk::Network::frozen_features() is not null) gives every image the same features in every
 // epoch, so the backbone runs once per image (per augmented copy, see FeatureCache) and
 // the trainer trains and predicts with the head only. As a callback, on_epoch_begin gets
 // the epoch's training features (computed, read from disk, or from memory) before the
@@ -22,10 +22,10 @@ namespace bachlab::host {
 
 class ProgressOutput;
 
-class FrozenFeatures : public TrainingCallback, public ModelInputs {
+class CachedFeatures : public TrainingCallback, public ModelInputs {
  public:
   /// The head runs on `device`.
-  FrozenFeatures(FeatureCacheSettings settings, FeatureInputs inputs, torch::Device device);
+  CachedFeatures(FeatureCacheSettings settings, FeatureInputs inputs, torch::Device device);
 
   void on_epoch_begin(Trainer& trainer, int64_t epoch, BatchSource& train) override;
 

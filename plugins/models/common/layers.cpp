@@ -1,6 +1,6 @@
-#include <bachlab/sdk/layers.h>
+#include <bachlab/plugins/layers.h>
 
-namespace bachlab::sdk {
+namespace bachlab::plugins {
 
 namespace {
 
@@ -160,11 +160,11 @@ torch::nn::Sequential build_conv_layers(const ConvNetArchitecture& arch, const M
 
 std::shared_ptr<Network> build_conv_net(const ConvNetArchitecture& arch, const ModelSpec& spec,
                                                Params& params, const std::string& model) {
-  check_spec(spec, model);
+  sdk::check_spec(spec, model);
   params.check();
   if (!check_shapes(arch, spec, params)) params.check();
   auto network = std::make_shared<SequentialNetwork>(build_conv_layers(arch, spec));
   init_like_keras(*network);
   return network;
 }
-}  // namespace bachlab::sdk
+}  // namespace bachlab::plugins

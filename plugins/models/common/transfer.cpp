@@ -1,4 +1,4 @@
-#include <bachlab/sdk/transfer.h>
+#include <bachlab/plugins/transfer.h>
 
 #include <bachlab/sdk/hash.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace bachlab::sdk::transfer {
+namespace bachlab::plugins::transfer {
 
 std::string shape_text(c10::IntArrayRef sizes) {
   std::string out = "[";
@@ -26,7 +26,7 @@ std::string content_identity(const std::string& path, const std::vector<char>& b
   std::error_code ec;
   const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_bytes(bytes.data(), bytes.size())));
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(sdk::hash_bytes(bytes.data(), bytes.size())));
   return absolute.string() + " " + std::to_string(bytes.size()) + " bytes " + hex;
 }
 
@@ -291,7 +291,6 @@ std::vector<ParameterGroup> TorchvisionNetwork::parameter_groups() {
 }
 
 std::string TorchvisionNetwork::features_cache_key() const {
-  if (!frozen()) return "";
   return model_ + " weights " + weights_identity_ + " pooling " + options_.pooling() + " normalize " +
          (options_.imagenet_normalize() ? "imagenet" : "none");
 }
@@ -320,4 +319,4 @@ void TorchvisionNetwork::finish_setup(const std::string& weights_identity) {
   for (size_t b = 0; b < blocks_.size(); ++b)
     for (auto* module : blocks_[b]) set_trainable(*module, b >= first_trained);
 }
-}  // namespace bachlab::sdk::transfer
+}  // namespace bachlab::plugins::transfer

@@ -3,10 +3,13 @@
 /// Building blocks for Keras-style convolutional networks: Keras/TensorFlow output sizes
 /// and "same" padding, per-layer settings read from a [model] table, activations by name,
 /// Keras' initialisation, and a builder that turns a list of conv blocks and dense layers
-/// into a Network after checking that no layer shrinks the input to nothing (compiled
-/// into libbachlab_sdk.so). Models that
+/// into a Network after checking that no layer shrinks the input to nothing. Models that
 /// reproduce Keras experiments need all of these to match the original shapes, parameter
 /// counts and starting weights; the handcrafted models in plugins/models/ use them.
+///
+/// Not part of the SDK: this is in-tree plugin code (the static library
+/// bachlab_model_common, plugins/models/common/), linked into each plugin that uses it, so
+/// a field added to its structs changes no plugin ABI.
 ///
 /// Typical use in a plugin's create():
 ///
@@ -33,7 +36,15 @@
 #include <variant>
 #include <vector>
 
-namespace bachlab::sdk {
+namespace bachlab::plugins {
+
+using sdk::ModelSpec;
+using sdk::Network;
+using sdk::Params;
+using sdk::Range;
+using sdk::Scalar;
+using sdk::Value;
+using sdk::to_string;
 
 // ---------------------------------------------------------------------------------------
 // Sizes and padding
@@ -223,4 +234,4 @@ class SequentialNetwork : public Network {
 std::shared_ptr<Network> build_conv_net(const ConvNetArchitecture& arch, const ModelSpec& spec,
                                                Params& params, const std::string& model);
 
-}  // namespace bachlab::sdk
+}  // namespace bachlab::plugins
