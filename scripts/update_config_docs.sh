@@ -6,7 +6,7 @@
 # The keys come from running every reader (`bachlab config-keys`, the code path of
 # `bachlab check`) over the shipped configs and tests/config/schema/, which together build
 # every plugin and turn on every conditional setting. base.toml is only ever extended and
-# the transfer configs need exported weights, so those two are left out (as in test_cli);
+# the transfer configs need exported weights, so those two are left out (as in cli_test);
 # tests/config/schema/ builds the transfer models without weights instead.
 set -eu
 

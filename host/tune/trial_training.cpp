@@ -42,7 +42,7 @@ Overrides pinned_split(Config& config) {
   sdk::ParamTable split = config.table("data.split");
   if (split.has("seed")) return {};
   sdk::ParamTable experiment = config.table("experiment");
-  int64_t seed = 42;
+  int64_t seed = static_cast<int64_t>(kDefaultSeed);
   if (experiment.has("seed"))
     if (const auto* s = std::get_if<int64_t>(&experiment.raw("seed"))) seed = *s;
   return {{"data.split.seed", seed}};

@@ -48,7 +48,7 @@ class RunTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(folder_); }
 
   // Each test its own: tests run at once (ctest -j) must not race to publish the same
-  // synthetic set; that race is tested on purpose in tests/synth.
+  // synthetic set; that race is tested on purpose in tests/data/synth_test.cpp.
   fs::path cache_dir() const { return folder_ / "cache"; }
 
   // `split`: the [data.split] table's settings.

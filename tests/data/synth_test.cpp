@@ -2,7 +2,7 @@
 // on. The drawing's own tests are in synth_drawing_test.cpp.
 #include "host/data/synth.h"
 #include "host/util/folder_lock.h"
-#include "tests/synth/synth_checks.h"
+#include "tests/data/synth_checks.h"
 
 #include <bachlab/sdk/error.h>
 

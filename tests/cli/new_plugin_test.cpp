@@ -1,6 +1,6 @@
 // `bachlab new-plugin`'s folder writer: names it accepts, what it writes, and that it never
 // overwrites or leaves a half-written folder. Building what it writes is the install test's
-// job (tests/install/test_new_plugin.sh).
+// job (tests/install/new_plugin_test.sh).
 #include "host/cli/new_plugin.h"
 
 #include <bachlab/sdk/error.h>

@@ -3,7 +3,7 @@
 #include "host/data/option_error.h"
 #include "host/data/synth.h"
 #include "host/data/synth_drawing.h"
-#include "tests/synth/synth_checks.h"
+#include "tests/data/synth_checks.h"
 
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>

@@ -4,7 +4,7 @@
 # listed by the installed bachlab, then all four used at once: a run trains the generated
 # model with the generated optimizer and augmentation, and a study asks the generated tuner.
 # This is what docs/writing-plugins.md walks through.
-# Usage: test_new_plugin.sh BUILD_DIR SOURCE_DIR
+# Usage: new_plugin_test.sh BUILD_DIR SOURCE_DIR
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh" "$@"
 bachlab="$work/prefix/bin/bachlab"
