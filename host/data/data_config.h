@@ -3,7 +3,7 @@
 // become tensors, and how they are split. Read once, validated once (see docs/data.md).
 
 #include "host/config/config.h"
-#include "host/data/stain.h"
+#include "host/data/stain_method.h"
 
 #include <bachlab/sdk/param_table.h>
 

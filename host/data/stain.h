@@ -12,7 +12,7 @@
 // than kMinTissueFraction of its pixels, a single stain, a degenerate fit) is left exactly
 // as it is - a blank photo stays blank, never NaN - and the caller is told.
 
-#include "host/config/choice.h"
+#include "host/data/stain_method.h"
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -34,11 +34,6 @@ inline constexpr double kStainAlpha = 1.0;
 inline constexpr double kStainMaxPercentile = 99.0;
 inline constexpr size_t kMinTissuePixels = 8;
 inline constexpr double kMinTissueFraction = 0.01;
-
-/// [data] stain_normalize: none, or the method photos are normalised with.
-enum class StainMethod { none, macenko, reinhard };
-inline const Choice<StainMethod> kStainMethods{
-    {"none", StainMethod::none}, {"macenko", StainMethod::macenko}, {"reinhard", StainMethod::reinhard}};
 
 /// What photos are normalised to.
 struct StainTarget {
