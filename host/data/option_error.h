@@ -3,7 +3,7 @@
 // ExploreOptions::out, ...). The data layer is called from configs, tests and the command
 // line alike, so it names the option in its own words ("per_class", "the output folder");
 // the command line, where the same option is a flag, says the same message with the flag
-// in its place (cli's rethrow_naming_flags), so a user reads the name they typed.
+// in its place (cli::naming_flags in host/cli/commands.h), so a user reads the name they typed.
 
 #include <bachlab/sdk/error.h>
 

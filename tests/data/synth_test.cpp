@@ -397,11 +397,14 @@ TEST_F(SynthTest, AProcessWaitsForAnotherGeneratingTheSameSetAndUsesItsCopy) {
   const fs::path out = root_ / "shared";
   auto lock = std::make_unique<FileLock>(synthetic_lock_file(out));
   ASSERT_TRUE(lock->try_lock());
+  // Each exit code is written beside its file and renamed into place: the test waits for
+  // rcN to exist, and a shell's `>` would create it empty before echo writes the code.
   std::string script;
   for (int i = 1; i <= 2; ++i)
     script += fmt::format("('{}/bachlab' synth --out '{}' --per-class 2 --size 64x48 --seed 9 --workers 1 >/dev/null "
-                          "2>'{}/err{}'; echo $? >'{}/rc{}') & ",
-                          BACHLAB_BINARY_DIR, out.string(), root_.string(), i, root_.string(), i);
+                          "2>'{}/err{}'; echo $? >'{}/rc{}.part'; mv '{}/rc{}.part' '{}/rc{}') & ",
+                          BACHLAB_BINARY_DIR, out.string(), root_.string(), i, root_.string(), i, root_.string(), i,
+                          root_.string(), i);
   ASSERT_EQ(std::system((script + "true").c_str()), 0);
   const std::string waiting = fmt::format("synth: process {} is generating '{}'; waiting for it (at most 3600 s)\n",
                                           ::getpid(), out.string());
